@@ -1,0 +1,36 @@
+namespace PR2.Client;
+
+/// <summary>
+/// The typed entry point for frontends: sends messages to actors and reads their records through an
+/// Orleans cluster client. Actor ids are checked here first so that a bad id fails without a round trip;
+/// the silo checks everything again.
+/// </summary>
+public sealed class Pr2Client(IClusterClient cluster)
+{
+    /// <summary>
+    /// Sends a message and returns its acknowledgement once the journal entry committed. Pass the same
+    /// <paramref name="messageId"/> to retry safely: the first acknowledgement comes back again.
+    /// Refusals throw <see cref="Pr2Exception"/>.
+    /// </summary>
+    public Task<WriteAck> SendAsync(
+        int shard,
+        string actorId,
+        MessageKind kind,
+        string? body,
+        Guid? messageId = null,
+        long? expectedVersion = null,
+        string sender = "client")
+    {
+        var receiver = ActorRef.Create(shard, actorId);
+        var message = new Message(messageId ?? Guid.NewGuid(), sender, receiver, kind, body ?? "", expectedVersion);
+        return SendAsync(message);
+    }
+
+    /// <summary>Sends a fully built message.</summary>
+    public Task<WriteAck> SendAsync(Message message) => Actor(message.Receiver).Send(message);
+
+    /// <summary>The actor's current record (status, version, state).</summary>
+    public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => Actor(ActorRef.Create(shard, actorId)).GetRecord();
+
+    private IActorGrain Actor(ActorRef actor) => cluster.GetGrain<IActorGrain>(actor.Shard, actor.ActorId, null);
+}

@@ -1,0 +1,47 @@
+namespace PR2;
+
+/// <summary>
+/// Machine-readable reason a request was refused. The numeric values are part of the wire and HTTP
+/// contract: add new codes at the end, never renumber.
+/// </summary>
+public enum ErrorCode
+{
+    /// <summary>The shard code is not in the configured topology.</summary>
+    UnknownShard = 1,
+
+    /// <summary>The actor id is not of the form <c>type/key</c> or uses characters outside the allowed set.</summary>
+    BadActorId = 2,
+
+    /// <summary>The body is not valid JSON or not a JSON object.</summary>
+    BadBody = 3,
+
+    /// <summary>The body is larger than the configured limit.</summary>
+    BodyTooLarge = 4,
+
+    /// <summary><c>insert</c> sent to an actor whose record is live.</summary>
+    RecordExists = 5,
+
+    /// <summary><c>modify</c> or <c>cancel</c> sent to an actor that has no record.</summary>
+    RecordMissing = 6,
+
+    /// <summary>Any message sent to an actor whose record was canceled: canceled records stay canceled.</summary>
+    RecordCanceled = 7,
+
+    /// <summary>The message's expected version differs from the record's current version.</summary>
+    VersionMismatch = 8,
+
+    /// <summary>The MessageId was already used for a message with different content.</summary>
+    IdempotencyConflict = 9,
+
+    /// <summary>The message itself is malformed (empty id, unknown kind, receiver not the addressed actor).</summary>
+    BadMessage = 10,
+
+    /// <summary>The shard's journal cannot be written right now; the message was not acknowledged. Safe to retry with the same MessageId.</summary>
+    ShardUnavailable = 11,
+
+    /// <summary>Another journal writer took over the shard; this one stopped. Safe to retry with the same MessageId.</summary>
+    WriterFenced = 12,
+
+    /// <summary>The actor's cached state was behind the journal (a duplicate activation wrote first). Safe to retry.</summary>
+    StaleActor = 13,
+}

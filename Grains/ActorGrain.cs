@@ -1,0 +1,184 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PR2.Grains.Configuration;
+using PR2.Grains.Json;
+using PR2.Grains.Records;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// One actor (shard code + <c>type/key</c>). Not reentrant: messages are handled one at a time, which is
+/// what makes it the actor's queue and gives versions 1, 2, 3 in acceptance order. It keeps its record
+/// in memory, folded from the journal on first use, and validates every message against it before
+/// anything reaches the shard's journal writer.
+/// </summary>
+public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
+    : Grain, IActorGrain
+{
+    private const int MaxSenderLength = 200;
+
+    private ActorRef? _self;
+    private Pr2Exception? _invalidAddress;
+    private RecordState _record = RecordState.Missing;
+    private bool _loaded;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var shard = this.GetPrimaryKeyLong(out var actorId);
+        if (shard is < 0 or > int.MaxValue || !shards.Contains((int)shard))
+        {
+            _invalidAddress = new Pr2Exception(ErrorCode.UnknownShard,
+                $"shard {shard} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
+        }
+        else if (!ActorRef.TryValidate((int)shard, actorId, out var problem))
+        {
+            _invalidAddress = new Pr2Exception(ErrorCode.BadActorId, problem);
+        }
+        else
+        {
+            _self = new ActorRef((int)shard, actorId!);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task<WriteAck> Send(Message message)
+    {
+        var self = Self();
+        CheckEnvelope(message, self);
+        var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);
+        var hash = MessageBody.ContentHash(self, message.Kind, body.Canonical);
+
+        for (var attempt = 0; ; attempt++)
+        {
+            await EnsureLoadedAsync(self);
+            if (RefusalFor(message) is { } refusal)
+            {
+                // A retry of a message accepted earlier is not refused: it gets its first acknowledgement.
+                return await FindEarlierAckAsync(self, message.MessageId, hash) ?? throw refusal;
+            }
+
+            var request = new AppendRequest(message, body.Canonical, hash, _record.Version + 1);
+            try
+            {
+                var ack = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).Append(request);
+                if (ack.Duplicate)
+                {
+                    // Accepted before, possibly after this activation loaded: read the journal again next time.
+                    _loaded = false;
+                }
+                else
+                {
+                    _record = _record.Apply(message.Kind, body.Value, ack.Stamp, ack.Position);
+                }
+
+                return ack;
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt == 0)
+            {
+                Log.ActorStale(logger, self);
+                _loaded = false;
+            }
+            catch (Pr2Exception e) when (e.IsRetriable)
+            {
+                // The outcome is unknown (it may have committed): fold from the journal before the next message.
+                _loaded = false;
+                throw;
+            }
+        }
+    }
+
+    public async Task<ActorRecord> GetRecord()
+    {
+        var self = Self();
+        await EnsureLoadedAsync(self);
+        return _record.ToRecord(self);
+    }
+
+    private ActorRef Self() => _self ?? throw _invalidAddress!;
+
+    private static void CheckEnvelope(Message message, ActorRef self)
+    {
+        if (message.MessageId == Guid.Empty)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "MessageId must not be empty: it is the idempotency key");
+        }
+
+        if (message.Receiver != self)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"message is addressed to {message.Receiver} but was sent to actor {self}");
+        }
+
+        if (!Enum.IsDefined(message.Kind))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"kind {(int)message.Kind} is not insert, modify or cancel");
+        }
+
+        if (message.Sender is null || message.Sender.Length > MaxSenderLength)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"sender must be given and at most {MaxSenderLength} characters");
+        }
+    }
+
+    private Pr2Exception? RefusalFor(Message message)
+    {
+        var self = _self!;
+        return (_record.Status, message.Kind) switch
+        {
+            (RecordStatus.Canceled, _) => new Pr2Exception(ErrorCode.RecordCanceled,
+                $"{self} was canceled at version {_record.Version}; a canceled record stays canceled"),
+            (RecordStatus.Live, MessageKind.Insert) => new Pr2Exception(ErrorCode.RecordExists,
+                $"{self} already exists (version {_record.Version}); use modify"),
+            (RecordStatus.Missing, MessageKind.Modify or MessageKind.Cancel) => new Pr2Exception(ErrorCode.RecordMissing,
+                $"{self} does not exist; {message.Kind.ToString().ToLowerInvariant()} needs an insert first"),
+            _ when message.ExpectedVersion is { } expected && expected != _record.Version => new Pr2Exception(ErrorCode.VersionMismatch,
+                $"{self} is at version {_record.Version}, the message expected version {expected}"),
+            _ => null,
+        };
+    }
+
+    private async Task EnsureLoadedAsync(ActorRef self)
+    {
+        if (_loaded)
+        {
+            return;
+        }
+
+        try
+        {
+            var entries = await JournalStore.ReadActorAsync(shards.Get(self.Shard).Primary, self);
+            _record = RecordState.Fold(entries);
+            _loaded = true;
+            Log.ActorLoaded(logger, self, _record.Version);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({e.Message})");
+        }
+    }
+
+    private async Task<WriteAck?> FindEarlierAckAsync(ActorRef self, Guid messageId, byte[] hash)
+    {
+        (JournalEntry Entry, byte[] ContentHash)? found;
+        try
+        {
+            found = await JournalStore.FindAsync(shards.Get(self.Shard).Primary, self.Shard, messageId);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({e.Message})");
+        }
+
+        if (found is not { } earlier)
+        {
+            return null;
+        }
+
+        return earlier.ContentHash.AsSpan().SequenceEqual(hash)
+            ? JournalStore.ToAck(earlier.Entry, duplicate: true)
+            : throw new Pr2Exception(ErrorCode.IdempotencyConflict,
+                $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
+    }
+}

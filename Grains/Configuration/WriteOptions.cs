@@ -1,0 +1,16 @@
+namespace PR2.Grains.Configuration;
+
+/// <summary>Limits and timeouts of the write path. Bound from <c>Pr2:Write</c>.</summary>
+public sealed class WriteOptions
+{
+    public const string SectionName = "Pr2:Write";
+
+    /// <summary>Largest accepted body in UTF-8 bytes (default 256 KiB).</summary>
+    public int MaxBodyBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Most entries one group commit writes in one transaction.</summary>
+    public int MaxBatchSize { get; set; } = 1000;
+
+    /// <summary>Database command timeout for the write path, in seconds: fail fast rather than hang.</summary>
+    public int CommandTimeoutSeconds { get; set; } = 5;
+}

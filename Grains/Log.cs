@@ -1,0 +1,25 @@
+using Microsoft.Extensions.Logging;
+
+namespace PR2.Grains;
+
+/// <summary>Every log message of the grains, with its event id, in one place.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Applied schema script {Script} to shard {Shard} replica {Replica}")]
+    public static partial void SchemaScriptApplied(ILogger logger, string script, int shard, int replica);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Journal writer for shard {Shard} took over at epoch {Epoch}: position {Position}, clock {Clock}")]
+    public static partial void WriterOpened(ILogger logger, int shard, long epoch, long position, long clock);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Journal writer for shard {Shard} at epoch {Epoch} was fenced by epoch {CurrentEpoch}; it stops")]
+    public static partial void WriterFenced(ILogger logger, int shard, long epoch, long currentEpoch);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Group commit of {Count} entries on shard {Shard} failed; nothing was acknowledged")]
+    public static partial void GroupCommitFailed(ILogger logger, Exception exception, int shard, int count);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Actor {Actor} loaded at version {Version}")]
+    public static partial void ActorLoaded(ILogger logger, ActorRef actor, long version);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Actor {Actor} was behind the journal; reloading and retrying once")]
+    public static partial void ActorStale(ILogger logger, ActorRef actor);
+}

@@ -1,0 +1,23 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PR2.Grains.Configuration;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>Registers what the PR2 grains need inside a silo.</summary>
+public static class Pr2ServiceCollectionExtensions
+{
+    public static IServiceCollection AddPr2Grains(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<TopologyOptions>().Bind(configuration.GetSection(TopologyOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TopologyOptions>, TopologyOptionsValidator>();
+        services.AddOptions<WriteOptions>().Bind(configuration.GetSection(WriteOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WriteOptions>, WriteOptionsValidator>();
+        services.AddSingleton<ShardRegistry>();
+        services.AddSingleton<SchemaMigrator>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();
+        return services;
+    }
+}

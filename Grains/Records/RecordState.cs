@@ -1,0 +1,42 @@
+using System.Text.Json.Nodes;
+using PR2.Grains.Json;
+
+namespace PR2.Grains.Records;
+
+/// <summary>
+/// A record as a fold of journal entries in Lamport order. Immutable: <see cref="Apply"/> returns the next state.
+/// The fold is total and deterministic so that any replica folding the same entries gets the same record:
+/// insert makes a missing record live (a later insert replaces the state), modify merges into a live
+/// record, cancel is final, and nothing after a cancel changes the state. Every entry counts as a version.
+/// </summary>
+public sealed record RecordState(
+    RecordStatus Status,
+    long Version,
+    JsonObject? State,
+    LamportStamp? FirstStamp,
+    LamportStamp? LastStamp,
+    long LastPosition)
+{
+    public static RecordState Missing { get; } = new(RecordStatus.Missing, 0, null, null, null, 0);
+
+    public RecordState Apply(MessageKind kind, JsonObject body, LamportStamp stamp, long position)
+    {
+        var (status, state) = (Status, kind) switch
+        {
+            (RecordStatus.Canceled, _) => (RecordStatus.Canceled, State),
+            (_, MessageKind.Cancel) => (RecordStatus.Canceled, State),
+            (_, MessageKind.Insert) => (RecordStatus.Live, (JsonObject)body.DeepClone()),
+            (RecordStatus.Live, MessageKind.Modify) => (RecordStatus.Live, JsonMergePatch.Apply(State!, body)),
+            _ => (Status, State),
+        };
+        return new RecordState(status, Version + 1, state, FirstStamp ?? stamp, stamp, position);
+    }
+
+    /// <summary>Folds entries (in the order given) onto a missing record.</summary>
+    public static RecordState Fold(IEnumerable<JournalEntry> entries) =>
+        entries.Aggregate(Missing, (record, entry) =>
+            record.Apply(entry.Kind, JsonNode.Parse(entry.Body)!.AsObject(), entry.Stamp, entry.Position));
+
+    public ActorRecord ToRecord(ActorRef actor) =>
+        new(actor, Status, Version, State?.ToJsonString(), FirstStamp, LastStamp, LastPosition);
+}

@@ -1,0 +1,84 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Orleans.Concurrency;
+using PR2.Grains.Configuration;
+using PR2.Grains.Storage;
+using PR2.Grains.Writing;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Hosts the <see cref="JournalWriter"/> of one shard. Reentrant so that appends from many actors queue
+/// up while a group commit is in flight. If another activation takes the shard over, this one is fenced
+/// and deactivates; it never reopens, so two activations cannot take turns.
+/// </summary>
+[Reentrant]
+public sealed class ShardWriterGrain(ShardRegistry shards, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
+    : Grain, IShardWriterGrain
+{
+    private Task<JournalWriter>? _opening;
+
+    private int ShardCode => (int)this.GetPrimaryKeyLong();
+
+    public async Task<WriteAck> Append(AppendRequest request)
+    {
+        var writer = await GetWriterAsync();
+        try
+        {
+            return await writer.AppendAsync(request);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
+        {
+            DeactivateOnIdle();
+            throw;
+        }
+    }
+
+    public async Task<ShardHead> GetHead()
+    {
+        try
+        {
+            return await JournalStore.ReadHeadAsync(shards.Get(ShardCode).Primary, ShardCode);
+        }
+        catch (NpgsqlException e)
+        {
+            throw Unavailable(e);
+        }
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_opening is { IsCompletedSuccessfully: true })
+        {
+            // Commits whatever is still queued before the activation goes away.
+            await _opening.Result.DisposeAsync();
+        }
+    }
+
+    private Task<JournalWriter> GetWriterAsync()
+    {
+        if (_opening is null || _opening.IsFaulted)
+        {
+            _opening = OpenAsync();
+        }
+
+        return _opening;
+    }
+
+    private async Task<JournalWriter> OpenAsync()
+    {
+        var primary = shards.Get(ShardCode).Primary;
+        try
+        {
+            return await JournalWriter.OpenAsync(ShardCode, primary, options.Value.MaxBatchSize, logger);
+        }
+        catch (NpgsqlException e)
+        {
+            throw Unavailable(e);
+        }
+    }
+
+    private Pr2Exception Unavailable(NpgsqlException e) =>
+        new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({e.Message}); retry with the same MessageId");
+}

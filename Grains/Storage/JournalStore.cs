@@ -1,0 +1,84 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace PR2.Grains.Storage;
+
+/// <summary>
+/// Reads of one replica's journal. Writes go only through <see cref="Writing.JournalWriter"/>.
+/// </summary>
+public static class JournalStore
+{
+    private const string EntryColumns = """
+        position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
+        actor_id, kind, actor_version, body::text, sender, caused_by_counter, caused_by_shard, recorded_at, content_hash
+        """;
+
+    /// <summary>Entries with position greater than <paramref name="afterPosition"/>, in position order.</summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlDataSource source, int shard, long afterPosition, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand($"select {EntryColumns} from pr2_journal where position > $1 order by position limit $2");
+        command.Parameters.Add(new() { Value = afterPosition });
+        command.Parameters.Add(new() { Value = limit });
+        return await ReadEntriesAsync(command, shard, cancellationToken);
+    }
+
+    /// <summary>All entries of one actor in Lamport order: what its record folds.</summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand(
+            $"select {EntryColumns} from pr2_journal where actor_id = $1 order by lamport_counter, lamport_shard, message_id");
+        command.Parameters.Add(new() { Value = actor.ActorId });
+        return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
+    }
+
+    /// <summary>The entry and content hash stored for a MessageId, or null.</summary>
+    public static async Task<(JournalEntry Entry, byte[] ContentHash)?> FindAsync(NpgsqlDataSource source, int shard, Guid messageId, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand($"select {EntryColumns} from pr2_journal where message_id = $1");
+        command.Parameters.Add(new() { Value = messageId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (ReadEntry(reader, shard), reader.GetFieldValue<byte[]>(14)) : null;
+    }
+
+    /// <summary>The committed head of this replica's journal.</summary>
+    public static async Task<ShardHead> ReadHeadAsync(NpgsqlDataSource source, int shard, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand("select position, clock from pr2_writer_head");
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new ShardHead(shard, reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    /// <summary>The acknowledgement an entry got when it was accepted.</summary>
+    public static WriteAck ToAck(JournalEntry entry, bool duplicate) =>
+        new(entry.MessageId, entry.Actor, entry.Stamp, entry.Position, entry.Version, duplicate);
+
+    private static async Task<IReadOnlyList<JournalEntry>> ReadEntriesAsync(NpgsqlCommand command, int shard, CancellationToken cancellationToken)
+    {
+        var entries = new List<JournalEntry>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            entries.Add(ReadEntry(reader, shard));
+        }
+
+        return entries;
+    }
+
+    private static JournalEntry ReadEntry(NpgsqlDataReader reader, int shard) => new(
+        Position: reader.GetInt64(0),
+        MessageId: reader.GetGuid(1),
+        Stamp: new LamportStamp(reader.GetInt64(2), reader.GetInt32(3)),
+        OriginReplica: reader.GetGuid(4),
+        OriginPosition: reader.GetInt64(5),
+        Actor: new ActorRef(shard, reader.GetString(6)),
+        Kind: (MessageKind)reader.GetInt16(7),
+        Version: reader.GetInt64(8),
+        Body: reader.GetString(9),
+        Sender: reader.GetString(10),
+        CausedBy: reader.IsDBNull(11) ? null : new LamportStamp(reader.GetInt64(11), reader.GetInt32(12)),
+        RecordedAt: reader.GetFieldValue<DateTimeOffset>(13));
+
+    internal static NpgsqlParameter Array<T>(T[] values, NpgsqlDbType elementType) =>
+        new() { Value = values, NpgsqlDbType = NpgsqlDbType.Array | elementType };
+}

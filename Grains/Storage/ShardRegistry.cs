@@ -1,0 +1,65 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PR2.Grains.Configuration;
+
+namespace PR2.Grains.Storage;
+
+/// <summary>
+/// The configured shards and a pooled data source per replica database. One per silo.
+/// </summary>
+public sealed class ShardRegistry : IAsyncDisposable
+{
+    private readonly Dictionary<int, ShardReplicaSet> _shards = [];
+
+    public ShardRegistry(IOptions<TopologyOptions> topology, IOptions<WriteOptions> write)
+    {
+        foreach (var (key, shard) in topology.Value.Shards)
+        {
+            var code = int.Parse(key, NumberStyles.None, CultureInfo.InvariantCulture);
+            var sources = shard.Replicas
+                .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds))
+                .ToList();
+            _shards.Add(code, new ShardReplicaSet(code, sources));
+        }
+    }
+
+    /// <summary>The configured shard codes, ascending.</summary>
+    public IReadOnlyList<int> ShardCodes => [.. _shards.Keys.Order()];
+
+    public bool Contains(int shard) => _shards.ContainsKey(shard);
+
+    /// <summary>The replicas of <paramref name="shard"/>; an unknown shard is a <see cref="ErrorCode.UnknownShard"/> error.</summary>
+    public ShardReplicaSet Get(int shard) =>
+        _shards.TryGetValue(shard, out var set)
+            ? set
+            : throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not configured; known shards: {string.Join(", ", ShardCodes)}");
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var source in _shards.Values.SelectMany(s => s.Replicas))
+        {
+            await source.DisposeAsync();
+        }
+    }
+
+    private static NpgsqlDataSource CreateDataSource(string connectionString, int commandTimeoutSeconds)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        // Fail fast: a replica that does not answer within seconds is treated as unavailable,
+        // unless the operator set explicit timeouts in the connection string.
+        if (!connectionString.Contains("Command Timeout", StringComparison.OrdinalIgnoreCase)
+            && !connectionString.Contains("CommandTimeout", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.CommandTimeout = commandTimeoutSeconds;
+        }
+
+        if (!connectionString.Contains("Timeout", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Timeout = commandTimeoutSeconds;
+        }
+
+        builder.ApplicationName ??= "pr2";
+        return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+    }
+}

@@ -1,0 +1,72 @@
+namespace PR2.Grains.Writing;
+
+/// <summary>
+/// Decides, inside one group commit, what each queued append becomes: a new entry at the next position,
+/// the first acknowledgement of a MessageId already written, or a refusal. Pure bookkeeping, no I/O.
+/// </summary>
+internal sealed class CommitPlan(
+    int shard,
+    long position,
+    long clock,
+    Dictionary<Guid, (WriteAck Ack, byte[] Hash)> known,
+    Dictionary<string, long> latestVersions)
+{
+    private readonly List<(PendingAppend Pending, WriteAck? Ack, Exception? Refusal)> _outcomes = [];
+    private readonly Dictionary<Guid, (WriteAck Ack, byte[] Hash)> _planned = [];
+
+    /// <summary>The entries to insert, in position order.</summary>
+    public List<(AppendRequest Request, WriteAck Ack)> NewEntries { get; } = [];
+
+    /// <summary>The head position after the planned entries.</summary>
+    public long Position { get; private set; } = position;
+
+    /// <summary>The Lamport clock after the planned entries.</summary>
+    public long Clock { get; private set; } = clock;
+
+    public void Add(PendingAppend pending)
+    {
+        var request = pending.Request;
+        var message = request.Message;
+        if (known.TryGetValue(message.MessageId, out var earlier) || _planned.TryGetValue(message.MessageId, out earlier))
+        {
+            _outcomes.Add(earlier.Hash.AsSpan().SequenceEqual(request.ContentHash)
+                ? (pending, earlier.Ack with { Duplicate = true }, null)
+                : (pending, null, new Pr2Exception(ErrorCode.IdempotencyConflict,
+                    $"MessageId {message.MessageId} was already used for a different message (to {earlier.Ack.Actor}); use a new MessageId")));
+            return;
+        }
+
+        var actorId = message.Receiver.ActorId;
+        var latest = latestVersions.GetValueOrDefault(actorId);
+        if (request.Version != latest + 1)
+        {
+            _outcomes.Add((pending, null, new Pr2Exception(ErrorCode.StaleActor,
+                $"actor {message.Receiver} asked for version {request.Version} but the journal is at version {latest}")));
+            return;
+        }
+
+        latestVersions[actorId] = request.Version;
+        Position++;
+        Clock = Math.Max(Clock, message.CausedBy?.Counter ?? 0) + 1;
+        var ack = new WriteAck(message.MessageId, message.Receiver, new LamportStamp(Clock, shard), Position, request.Version);
+        _planned[message.MessageId] = (ack, request.ContentHash);
+        NewEntries.Add((request, ack));
+        _outcomes.Add((pending, ack, null));
+    }
+
+    /// <summary>Releases every outcome; call only after the transaction committed.</summary>
+    public void Complete()
+    {
+        foreach (var (pending, ack, refusal) in _outcomes)
+        {
+            if (ack is not null)
+            {
+                pending.Succeed(ack);
+            }
+            else
+            {
+                pending.Fail(refusal!);
+            }
+        }
+    }
+}

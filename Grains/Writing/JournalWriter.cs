@@ -1,0 +1,246 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains.Writing;
+
+/// <summary>
+/// The single writer of one shard's journal on its primary replica, with group commit: appends that
+/// arrive while a transaction is in flight are queued and written together by the next one, so
+/// throughput comes from batching rather than from more connections.
+/// <para>
+/// Each group commit is one transaction that (1) locks the writer head row and checks this writer's
+/// epoch, (2) drops MessageIds already in the journal (answering them with their first ack) and checks
+/// each actor's version, (3) inserts the new entries at head+1, head+2 ... with Lamport stamps from the
+/// head's clock, and advances the head. Acks are released only after COMMIT returned (synchronous_commit
+/// on). Because positions come from the locked head row, a failed transaction leaves no gap, and a
+/// writer that opened later (higher epoch) fences this one out at its next commit.
+/// </para>
+/// </summary>
+public sealed class JournalWriter : IAsyncDisposable
+{
+    private const string InsertEntries = """
+        insert into pr2_journal (position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
+                                 actor_id, kind, actor_version, body, content_hash, sender, caused_by_counter, caused_by_shard)
+        select e.position, e.message_id, e.counter, $1, $2, e.position,
+               e.actor_id, e.kind, e.version, e.body::jsonb, e.hash, e.sender, e.caused_counter, e.caused_shard
+        from unnest($3::bigint[], $4::uuid[], $5::bigint[], $6::text[], $7::smallint[], $8::bigint[],
+                    $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::integer[])
+             as e(position, message_id, counter, actor_id, kind, version, body, hash, sender, caused_counter, caused_shard)
+        """;
+
+    private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(
+        new UnboundedChannelOptions { SingleReader = true });
+
+    private readonly NpgsqlDataSource _source;
+    private readonly Guid _replicaId;
+    private readonly int _maxBatchSize;
+    private readonly ILogger _logger;
+    private readonly Task _loop;
+    private volatile Pr2Exception? _fenced;
+
+    private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger)
+    {
+        Shard = shard;
+        Epoch = epoch;
+        _replicaId = replicaId;
+        _source = source;
+        _maxBatchSize = maxBatchSize;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    public int Shard { get; }
+
+    /// <summary>This writer's fencing epoch; a writer opened later has a higher one and wins.</summary>
+    public long Epoch { get; }
+
+    /// <summary>True once a newer writer took over: every further append fails with <see cref="ErrorCode.WriterFenced"/>.</summary>
+    public bool IsFenced => _fenced is not null;
+
+    /// <summary>Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.</summary>
+    public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand("""
+            update pr2_writer_head set epoch = epoch + 1, updated_at = now()
+            returning epoch, position, clock, (select replica_id from pr2_replica)
+            """);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var (epoch, position, clock, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetGuid(3));
+        Log.WriterOpened(logger, shard, epoch, position, clock);
+        return new JournalWriter(shard, epoch, replicaId, source, maxBatchSize, logger);
+    }
+
+    /// <summary>Queues one append; the task completes after its group commit.</summary>
+    public Task<WriteAck> AppendAsync(AppendRequest request)
+    {
+        var pending = new PendingAppend(request);
+        return _queue.Writer.TryWrite(pending)
+            ? pending.Task
+            : Task.FromException<WriteAck>(_fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable, $"the journal writer of shard {Shard} is closed; retry with the same MessageId"));
+    }
+
+    /// <summary>Stops taking appends, commits what is queued, and returns when the last commit finished.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _loop;
+    }
+
+    private async Task RunAsync()
+    {
+        var batch = new List<PendingAppend>(_maxBatchSize);
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            while (batch.Count < _maxBatchSize && _queue.Reader.TryRead(out var next))
+            {
+                batch.Add(next);
+            }
+
+            try
+            {
+                await CommitAsync(batch);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
+                var reason = new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {Shard} journal could not be written ({e.GetType().Name}: {e.Message}); the outcome is unknown, retry with the same MessageId");
+                batch.ForEach(p => p.Fail(reason));
+            }
+
+            batch.Clear();
+        }
+    }
+
+    private async Task CommitAsync(List<PendingAppend> batch)
+    {
+        await using var connection = await _source.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+
+        var (epoch, position, clock, known, latestVersions) = await LockHeadAndCheckAsync(connection, transaction, batch);
+        if (epoch != Epoch)
+        {
+            Fence(epoch, batch);
+            return;
+        }
+
+        var plan = new CommitPlan(Shard, position, clock, known, latestVersions);
+        foreach (var pending in batch)
+        {
+            plan.Add(pending);
+        }
+
+        if (plan.NewEntries.Count > 0)
+        {
+            await InsertAndAdvanceAsync(connection, transaction, plan);
+        }
+
+        await transaction.CommitAsync();
+        plan.Complete();
+    }
+
+    private async Task<(long Epoch, long Position, long Clock, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions)>
+        LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingAppend> batch)
+    {
+        var messageIds = batch.Select(p => p.Request.Message.MessageId).Distinct().ToArray();
+        var actorIds = batch.Select(p => p.Request.Message.Receiver.ActorId).Distinct().ToArray();
+        await using var check = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                new("set local synchronous_commit = on"),
+                new("select epoch, position, clock from pr2_writer_head for update"),
+                new("""
+                    select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash
+                    from pr2_journal where message_id = any($1)
+                    """) { Parameters = { JournalStore.Array(messageIds, NpgsqlDbType.Uuid) } },
+                // Latest version per actor: one backward index probe each, on (actor_id, actor_version).
+                new("""
+                    select a.actor_id,
+                           coalesce((select j.actor_version from pr2_journal j where j.actor_id = a.actor_id
+                                     order by j.actor_version desc limit 1), 0)
+                    from unnest($1::text[]) as a(actor_id)
+                    """) { Parameters = { JournalStore.Array(actorIds, NpgsqlDbType.Text) } },
+            },
+        };
+
+        await using var reader = await check.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        var (epoch, position, clock) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+
+        await reader.NextResultAsync();
+        var known = new Dictionary<Guid, (WriteAck, byte[])>();
+        while (await reader.ReadAsync())
+        {
+            var ack = new WriteAck(
+                reader.GetGuid(0),
+                new ActorRef(Shard, reader.GetString(1)),
+                new LamportStamp(reader.GetInt64(3), reader.GetInt32(4)),
+                reader.GetInt64(2),
+                reader.GetInt64(5),
+                Duplicate: true);
+            known[ack.MessageId] = (ack, reader.GetFieldValue<byte[]>(6));
+        }
+
+        await reader.NextResultAsync();
+        var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        while (await reader.ReadAsync())
+        {
+            latest[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return (epoch, position, clock, known, latest);
+    }
+
+    private async Task InsertAndAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan)
+    {
+        var entries = plan.NewEntries;
+        await using var write = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                new(InsertEntries)
+                {
+                    Parameters =
+                    {
+                        new() { Value = Shard },
+                        new() { Value = _replicaId },
+                        JournalStore.Array(entries.Select(e => e.Ack.Position).ToArray(), NpgsqlDbType.Bigint),
+                        JournalStore.Array(entries.Select(e => e.Ack.MessageId).ToArray(), NpgsqlDbType.Uuid),
+                        JournalStore.Array(entries.Select(e => e.Ack.Stamp.Counter).ToArray(), NpgsqlDbType.Bigint),
+                        JournalStore.Array(entries.Select(e => e.Ack.Actor.ActorId).ToArray(), NpgsqlDbType.Text),
+                        JournalStore.Array(entries.Select(e => (short)e.Request.Message.Kind).ToArray(), NpgsqlDbType.Smallint),
+                        JournalStore.Array(entries.Select(e => e.Ack.Version).ToArray(), NpgsqlDbType.Bigint),
+                        JournalStore.Array(entries.Select(e => e.Request.CanonicalBody).ToArray(), NpgsqlDbType.Text),
+                        JournalStore.Array(entries.Select(e => e.Request.ContentHash).ToArray(), NpgsqlDbType.Bytea),
+                        JournalStore.Array(entries.Select(e => e.Request.Message.Sender).ToArray(), NpgsqlDbType.Text),
+                        JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Counter).ToArray(), NpgsqlDbType.Bigint),
+                        JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Shard).ToArray(), NpgsqlDbType.Integer),
+                    },
+                },
+                new("update pr2_writer_head set position = $1, clock = $2, updated_at = now() where epoch = $3")
+                {
+                    Parameters = { new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = Epoch } },
+                },
+            },
+        };
+        await write.ExecuteNonQueryAsync();
+    }
+
+    private void Fence(long currentEpoch, List<PendingAppend> batch)
+    {
+        Log.WriterFenced(_logger, Shard, Epoch, currentEpoch);
+        _fenced = new Pr2Exception(ErrorCode.WriterFenced,
+            $"the journal writer of shard {Shard} (epoch {Epoch}) was replaced by epoch {currentEpoch}; retry with the same MessageId");
+        _queue.Writer.TryComplete();
+        batch.ForEach(p => p.Fail(_fenced));
+        while (_queue.Reader.TryRead(out var queued))
+        {
+            queued.Fail(_fenced);
+        }
+    }
+}

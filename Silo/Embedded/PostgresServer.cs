@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace PR2.Silo.Embedded;
+
+/// <summary>
+/// A PostgreSQL server run from the installed binaries in a data directory of its own, listening on
+/// loopback only. Used by the embedded default and by the tests. PostgreSQL refuses to run as root, so
+/// when this process is root the server runs as the <c>postgres</c> user (through <c>runuser</c>).
+/// </summary>
+public sealed class PostgresServer : IAsyncDisposable
+{
+    private const string ServiceUser = "postgres";
+    private const string PortFileName = "pr2.port";
+
+    private readonly PostgresBinaries _binaries;
+    private readonly bool _stopOnDispose;
+
+    private PostgresServer(PostgresBinaries binaries, string dataDirectory, int port, bool stopOnDispose)
+    {
+        _binaries = binaries;
+        DataDirectory = dataDirectory;
+        Port = port;
+        _stopOnDispose = stopOnDispose;
+    }
+
+    public string DataDirectory { get; }
+
+    public int Port { get; }
+
+    private static bool IsRoot => Environment.UserName == "root";
+
+    /// <summary>
+    /// Initializes <paramref name="dataDirectory"/> if it is empty and starts the server on a free loopback
+    /// port (the port used last time when it is still free), waiting until it accepts connections.
+    /// </summary>
+    public static async Task<PostgresServer> StartAsync(string dataDirectory, PostgresBinaries binaries, bool stopOnDispose = true, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        if (IsRoot)
+        {
+            await RunAsync("chown", ["-R", $"{ServiceUser}:{ServiceUser}", dataDirectory], asServiceUser: false, cancellationToken);
+        }
+
+        if (!File.Exists(Path.Combine(dataDirectory, "PG_VERSION")))
+        {
+            await RunAsync(binaries.InitDb, ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"], IsRoot, cancellationToken);
+        }
+
+        var port = ChoosePort(dataDirectory);
+        var server = new PostgresServer(binaries, dataDirectory, port, stopOnDispose);
+        await server.StartAgainAsync(cancellationToken);
+        return server;
+    }
+
+    /// <summary>Connection string for <paramref name="database"/> on this server.</summary>
+    public string ConnectionString(string database) =>
+        new NpgsqlConnectionStringBuilder
+        {
+            Host = "127.0.0.1",
+            Port = Port,
+            Username = "postgres",
+            Database = database,
+        }.ConnectionString;
+
+    /// <summary>Starts the server (again) on its port; returns when it accepts connections.</summary>
+    public async Task StartAgainAsync(CancellationToken cancellationToken = default)
+    {
+        var options = string.Join(' ',
+            $"-p {Port}",
+            "-c listen_addresses=127.0.0.1",
+            $"-c unix_socket_directories={DataDirectory}",
+            "-c max_connections=400",
+            "-c fsync=on",
+            "-c synchronous_commit=on");
+        await RunAsync(_binaries.PgCtl,
+            ["start", "-D", DataDirectory, "-l", Path.Combine(DataDirectory, "server.log"), "-w", "-t", "60", "-o", options],
+            IsRoot, cancellationToken);
+        File.WriteAllText(Path.Combine(DataDirectory, PortFileName), Port.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Stops the server: <c>fast</c> (clean) or <c>immediate</c> (as if the machine lost power: no checkpoint).</summary>
+    public Task StopAsync(string mode = "fast", CancellationToken cancellationToken = default) =>
+        RunAsync(_binaries.PgCtl, ["stop", "-D", DataDirectory, "-m", mode, "-w", "-t", "60"], IsRoot, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopOnDispose && File.Exists(Path.Combine(DataDirectory, "postmaster.pid")))
+        {
+            await StopAsync("fast");
+        }
+    }
+
+    private static int ChoosePort(string dataDirectory)
+    {
+        var portFile = Path.Combine(dataDirectory, PortFileName);
+        if (File.Exists(portFile) && int.TryParse(File.ReadAllText(portFile), CultureInfo.InvariantCulture, out var previous) && IsFree(previous))
+        {
+            return previous;
+        }
+
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task RunAsync(string program, IReadOnlyList<string> arguments, bool asServiceUser, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(asServiceUser ? "runuser" : program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (asServiceUser)
+        {
+            foreach (var argument in (string[])["-u", ServiceUser, "--", program])
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {program}");
+        // pg_ctl start leaves the server holding our pipes; read to end only what the command itself wrote.
+        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var error = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"{Path.GetFileName(program)} {string.Join(' ', arguments)} failed with exit code {process.ExitCode}: {await error}{await output}");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. The tests start their own throwaway PostgreSQL servers from the installed
+# binaries (initdb, pg_ctl: on PATH or in /usr/lib/postgresql/*/bin), as the postgres user when run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test PR2.Orleans.sln -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
+
+# One plain closing line for CI: "N passed, N failed".
+summary=$(grep -E '^(Passed|Failed)!' "$log" | tail -n 1 || true)
+passed=$(sed -nE 's/.*Passed: +([0-9]+).*/\1/p' <<<"$summary")
+failed=$(sed -nE 's/.*Failed: +([0-9]+).*/\1/p' <<<"$summary")
+if [ -z "$passed" ]; then
+  echo "no test summary found: the test run did not complete" >&2
+  exit 1
+fi
+echo "${passed} passed, ${failed:-0} failed"
+exit "$status"

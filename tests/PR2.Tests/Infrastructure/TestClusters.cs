@@ -1,0 +1,57 @@
+using Microsoft.Extensions.Configuration;
+using Orleans.TestingHost;
+using PR2.Silo;
+
+namespace PR2.Tests.Infrastructure;
+
+/// <summary>Real Orleans clusters (in-process silos, real networking) configured exactly as the Silo host configures itself.</summary>
+public static class TestClusters
+{
+    /// <summary>A cluster with the test framework's own membership.</summary>
+    public static async Task<InProcessTestCluster> StartAsync(IReadOnlyDictionary<string, string?> settings, short silos = 1)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        var builder = new InProcessTestClusterBuilder(silos);
+        builder.Options.ConfigureFileLogging = false;
+        builder.ConfigureSilo((_, silo) => silo.AddPr2Silo(configuration));
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return cluster;
+    }
+
+    /// <summary>A cluster whose membership lives in the control shard's database (ADO.NET clustering, our SQL).</summary>
+    public static async Task<TestCluster> StartWithAdoNetClusteringAsync(IReadOnlyDictionary<string, string?> settings, short silos)
+    {
+        var builder = new TestClusterBuilder(silos);
+        builder.Options.UseTestClusterMembership = false;
+        foreach (var (key, value) in settings)
+        {
+            builder.Properties[key] = value!;
+        }
+
+        builder.AddSiloBuilderConfigurator<AdoNetSiloConfigurator>();
+        builder.AddClientBuilderConfigurator<AdoNetClientConfigurator>();
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return cluster;
+    }
+
+    private sealed class AdoNetSiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder)
+        {
+            var configuration = siloBuilder.Configuration;
+            siloBuilder.AddPr2Silo(configuration).UsePr2AdoNetClustering(configuration);
+        }
+    }
+
+    private sealed class AdoNetClientConfigurator : IClientBuilderConfigurator
+    {
+        public void Configure(IConfiguration configuration, IClientBuilder clientBuilder) =>
+            clientBuilder.UseAdoNetClustering(options =>
+            {
+                options.Invariant = "Npgsql";
+                options.ConnectionString = configuration["Pr2:Topology:Shards:0:Replicas:0"];
+            });
+    }
+}
