@@ -9,13 +9,12 @@ trap 'rm -f "$log"' EXIT
 status=0
 dotnet test PR2.Orleans.sln -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
 
-# One plain closing line for CI: "N passed, N failed".
-summary=$(grep -E '^(Passed|Failed)!' "$log" | tail -n 1 || true)
-passed=$(sed -nE 's/.*Passed: +([0-9]+).*/\1/p' <<<"$summary")
-failed=$(sed -nE 's/.*Failed: +([0-9]+).*/\1/p' <<<"$summary")
-if [ -z "$passed" ]; then
+# One plain closing line for CI: "N passed, N failed" (from the runner's "Total tests" block).
+passed=$(sed -nE 's/^ +Passed: +([0-9]+)$/\1/p' "$log" | tail -n 1)
+failed=$(sed -nE 's/^ +Failed: +([0-9]+)$/\1/p' "$log" | tail -n 1)
+if [ -z "$passed" ] && [ -z "$failed" ]; then
   echo "no test summary found: the test run did not complete" >&2
   exit 1
 fi
-echo "${passed} passed, ${failed:-0} failed"
+echo "${passed:-0} passed, ${failed:-0} failed"
 exit "$status"
