@@ -32,5 +32,15 @@ public sealed class Pr2Client(IClusterClient cluster)
     /// <summary>The actor's current record (status, version, state).</summary>
     public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => Actor(ActorRef.Create(shard, actorId)).GetRecord();
 
+    /// <summary>Journal entries of <paramref name="shard"/> from <paramref name="fromPosition"/> (inclusive), at most <paramref name="limit"/> (1..1000).</summary>
+    public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100) =>
+        cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit);
+
+    /// <summary>Shards, replicas, journal heads, and each agent's mark and lag per shard.</summary>
+    public Task<ClusterStatus> GetStatusAsync() => cluster.GetGrain<IStatusGrain>(0).GetStatus();
+
+    /// <summary>Makes <paramref name="agent"/> catch up with <paramref name="shard"/>'s journal now; returns its mark.</summary>
+    public Task<long> CatchUpAsync(string agent, int shard) => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}").CatchUp();
+
     private IActorGrain Actor(ActorRef actor) => cluster.GetGrain<IActorGrain>(actor.Shard, actor.ActorId, null);
 }

@@ -22,4 +22,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Actor {Actor} was behind the journal; reloading and retrying once")]
     public static partial void ActorStale(ILogger logger, ActorRef actor);
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Agent {Agent} on shard {Shard} failed; its mark did not move and it will retry")]
+    public static partial void AgentFailed(ILogger logger, Exception exception, string agent, int shard);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Debug, Message = "Could not wake agent {Agent}")]
+    public static partial void AgentWakeFailed(ILogger logger, Exception exception, string agent);
 }

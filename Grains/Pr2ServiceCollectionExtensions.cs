@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
 using PR2.Grains.Storage;
 
@@ -18,6 +20,11 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<ShardRegistry>();
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();
+        services.AddSingleton<IJournalAgent, RecordsProjector>();
+        services.AddSingleton<IJournalAgent, ObjectDirectoryProjector>();
+        services.AddSingleton<AgentCatalog>();
+        services.TryAddSingleton<IAgentFaultInjector, NoAgentFaults>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, AgentSupervisor>();
         return services;
     }
 }

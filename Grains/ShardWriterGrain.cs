@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Orleans.Concurrency;
+using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
 using PR2.Grains.Storage;
 using PR2.Grains.Writing;
@@ -14,7 +15,7 @@ namespace PR2.Grains;
 /// and deactivates; it never reopens, so two activations cannot take turns.
 /// </summary>
 [Reentrant]
-public sealed class ShardWriterGrain(ShardRegistry shards, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
+public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
     : Grain, IShardWriterGrain
 {
     private Task<JournalWriter>? _opening;
@@ -71,7 +72,9 @@ public sealed class ShardWriterGrain(ShardRegistry shards, IOptions<WriteOptions
         var primary = shards.Get(ShardCode).Primary;
         try
         {
-            return await JournalWriter.OpenAsync(ShardCode, primary, options.Value.MaxBatchSize, logger);
+            // Followers of this shard are woken after every commit (one-way calls), so they see new entries promptly.
+            var followers = agents.KeysFollowing(ShardCode).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
+            return await JournalWriter.OpenAsync(ShardCode, primary, options.Value.MaxBatchSize, logger, _ => followers.ForEach(f => f.Wake()));
         }
         catch (NpgsqlException e)
         {

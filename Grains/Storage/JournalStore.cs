@@ -22,6 +22,25 @@ public static class JournalStore
         return await ReadEntriesAsync(command, shard, cancellationToken);
     }
 
+    /// <summary>Entries after <paramref name="afterPosition"/>, read on an open connection (inside its transaction).</summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlConnection connection, int shard, long afterPosition, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand($"select {EntryColumns} from pr2_journal where position > $1 order by position limit $2", connection);
+        command.Parameters.Add(new() { Value = afterPosition });
+        command.Parameters.Add(new() { Value = limit });
+        return await ReadEntriesAsync(command, shard, cancellationToken);
+    }
+
+    /// <summary>One actor's entries up to <paramref name="upToPosition"/>, in Lamport order, on an open connection.</summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlConnection connection, ActorRef actor, long upToPosition, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand(
+            $"select {EntryColumns} from pr2_journal where actor_id = $1 and position <= $2 order by lamport_counter, lamport_shard, message_id", connection);
+        command.Parameters.Add(new() { Value = actor.ActorId });
+        command.Parameters.Add(new() { Value = upToPosition });
+        return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
+    }
+
     /// <summary>All entries of one actor in Lamport order: what its record folds.</summary>
     public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
     {

@@ -38,11 +38,13 @@ public sealed class JournalWriter : IAsyncDisposable
     private readonly Guid _replicaId;
     private readonly int _maxBatchSize;
     private readonly ILogger _logger;
+    private readonly Action<long> _committed;
     private readonly Task _loop;
     private volatile Pr2Exception? _fenced;
 
-    private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger)
+    private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed)
     {
+        _committed = committed;
         Shard = shard;
         Epoch = epoch;
         _replicaId = replicaId;
@@ -60,8 +62,11 @@ public sealed class JournalWriter : IAsyncDisposable
     /// <summary>True once a newer writer took over: every further append fails with <see cref="ErrorCode.WriterFenced"/>.</summary>
     public bool IsFenced => _fenced is not null;
 
-    /// <summary>Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.</summary>
-    public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.
+    /// <paramref name="committed"/> is called with the new head position after each commit that wrote entries.
+    /// </summary>
+    public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long>? committed = null, CancellationToken cancellationToken = default)
     {
         await using var command = source.CreateCommand("""
             update pr2_writer_head set epoch = epoch + 1, updated_at = now()
@@ -71,7 +76,7 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.ReadAsync(cancellationToken);
         var (epoch, position, clock, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetGuid(3));
         Log.WriterOpened(logger, shard, epoch, position, clock);
-        return new JournalWriter(shard, epoch, replicaId, source, maxBatchSize, logger);
+        return new JournalWriter(shard, epoch, replicaId, source, maxBatchSize, logger, committed ?? (_ => { }));
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -104,8 +109,10 @@ public sealed class JournalWriter : IAsyncDisposable
             {
                 await CommitAsync(batch);
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            catch (Exception e)
             {
+                // Whatever went wrong, the loop must live on: fail this batch (nothing was acknowledged)
+                // and serve the next one. The next transaction re-reads the head, so nothing is skipped.
                 Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
                 var reason = new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {Shard} journal could not be written ({e.GetType().Name}: {e.Message}); the outcome is unknown, retry with the same MessageId");
@@ -141,6 +148,10 @@ public sealed class JournalWriter : IAsyncDisposable
 
         await transaction.CommitAsync();
         plan.Complete();
+        if (plan.NewEntries.Count > 0)
+        {
+            _committed(plan.Position);
+        }
     }
 
     private async Task<(long Epoch, long Position, long Clock, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions)>

@@ -7,13 +7,17 @@ namespace PR2.Tests.Infrastructure;
 /// <summary>Real Orleans clusters (in-process silos, real networking) configured exactly as the Silo host configures itself.</summary>
 public static class TestClusters
 {
-    /// <summary>A cluster with the test framework's own membership.</summary>
-    public static async Task<InProcessTestCluster> StartAsync(IReadOnlyDictionary<string, string?> settings, short silos = 1)
+    /// <summary>A cluster with the test framework's own membership; <paramref name="configureSilo"/> adds test-only services.</summary>
+    public static async Task<InProcessTestCluster> StartAsync(IReadOnlyDictionary<string, string?> settings, short silos = 1, Action<ISiloBuilder>? configureSilo = null)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var builder = new InProcessTestClusterBuilder(silos);
         builder.Options.ConfigureFileLogging = false;
-        builder.ConfigureSilo((_, silo) => silo.AddPr2Silo(configuration));
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddPr2Silo(configuration);
+            configureSilo?.Invoke(silo);
+        });
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return cluster;

@@ -1,0 +1,17 @@
+namespace PR2;
+
+/// <summary>One replica database of a shard as seen now.</summary>
+/// <param name="Index">Its index in the topology (0 = primary).</param>
+/// <param name="Endpoint">host:port/database (never credentials).</param>
+/// <param name="Primary">Whether new writes land here first.</param>
+/// <param name="Reachable">Whether it answered.</param>
+/// <param name="Head">Its last journal position (-1 when unreachable).</param>
+/// <param name="Error">Why it did not answer.</param>
+[GenerateSerializer, Immutable, Alias("pr2.replica-status.v1")]
+public sealed record ReplicaStatus(
+    [property: Id(0)] int Index,
+    [property: Id(1)] string Endpoint,
+    [property: Id(2)] bool Primary,
+    [property: Id(3)] bool Reachable,
+    [property: Id(4)] long Head,
+    [property: Id(5)] string? Error);

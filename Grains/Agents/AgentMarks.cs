@@ -1,0 +1,16 @@
+using Npgsql;
+
+namespace PR2.Grains.Agents;
+
+/// <summary>Reads agent high-water marks.</summary>
+public static class AgentMarks
+{
+    /// <summary>The mark of (agent, shard) in its home database; 0 before the agent first ran.</summary>
+    public static async Task<long> ReadAsync(NpgsqlDataSource home, string agent, int shard, CancellationToken cancellationToken = default)
+    {
+        await using var command = home.CreateCommand("select position from pr2_agent_mark where agent = $1 and shard = $2");
+        command.Parameters.Add(new() { Value = agent });
+        command.Parameters.Add(new() { Value = shard });
+        return await command.ExecuteScalarAsync(cancellationToken) is long position ? position : 0;
+    }
+}

@@ -1,0 +1,87 @@
+using Npgsql;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains.Agents;
+
+/// <summary>
+/// Moves one agent along one shard's journal, batch by batch. Each batch is one transaction on the
+/// agent's home database: lock the mark row, read the entries after it, apply them, then advance the
+/// mark with a compare-and-set on the value read. A crash at any point rolls effects and mark back
+/// together; a second runner for the same (agent, shard) waits on the mark lock and then finds the mark
+/// moved, so it cannot apply a batch twice.
+/// </summary>
+public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = 500)
+{
+    public string Agent => agent.Name;
+
+    public int SourceShard => sourceShard;
+
+    /// <summary>Applies at most one batch; returns how many entries it applied (0 when caught up).</summary>
+    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
+    {
+        var source = shards.Get(sourceShard).Primary;
+        var home = shards.Get(agent.HomeShard(sourceShard)).Primary;
+        await using var connection = await home.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        var mark = await LockMarkAsync(connection, transaction, cancellationToken);
+        var entries = ReferenceEquals(source, home)
+            ? await JournalStore.ReadAsync(connection, sourceShard, mark, batchSize, cancellationToken)
+            : await JournalStore.ReadAsync(source, sourceShard, mark, batchSize, cancellationToken);
+        if (entries.Count == 0)
+        {
+            return 0;
+        }
+
+        if (entries[0].Position != mark + 1 || entries[^1].Position != mark + entries.Count)
+        {
+            // Never skip: positions are contiguous in every journal, so a hole means something is badly wrong.
+            throw new InvalidOperationException(
+                $"agent {agent.Name} on shard {sourceShard}: journal positions after {mark} are not contiguous ({entries[0].Position}..{entries[^1].Position} for {entries.Count} entries)");
+        }
+
+        await agent.ApplyAsync(sourceShard, entries, connection, transaction, cancellationToken);
+        faults.AfterEffects(agent.Name, sourceShard, entries);
+
+        await using var advance = new NpgsqlCommand(
+            "update pr2_agent_mark set position = $1, updated_at = now() where agent = $2 and shard = $3 and position = $4",
+            connection, transaction);
+        advance.Parameters.Add(new() { Value = entries[^1].Position });
+        advance.Parameters.Add(new() { Value = agent.Name });
+        advance.Parameters.Add(new() { Value = sourceShard });
+        advance.Parameters.Add(new() { Value = mark });
+        if (await advance.ExecuteNonQueryAsync(cancellationToken) != 1)
+        {
+            return 0;
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return entries.Count;
+    }
+
+    /// <summary>Applies batches until the journal has nothing more after the mark; returns the total applied.</summary>
+    public async Task<int> CatchUpAsync(CancellationToken cancellationToken = default)
+    {
+        var total = 0;
+        int applied;
+        while ((applied = await RunOnceAsync(cancellationToken)) > 0)
+        {
+            total += applied;
+        }
+
+        return total;
+    }
+
+    private async Task<long> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        // Creates the mark on first use and locks it either way (the no-op update takes the row lock).
+        await using var command = new NpgsqlCommand("""
+            insert into pr2_agent_mark (agent, shard) values ($1, $2)
+            on conflict (agent, shard) do update set agent = excluded.agent
+            returning position
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = agent.Name });
+        command.Parameters.Add(new() { Value = sourceShard });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+}

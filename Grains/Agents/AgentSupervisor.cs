@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Logging;
+
+namespace PR2.Grains.Agents;
+
+/// <summary>
+/// Keeps every agent running: once the silo is active, and then every few seconds, it wakes each
+/// (agent, shard) grain. Every silo does this, so agents come back wherever the cluster places them
+/// after a silo stops; a wake-up of a running agent costs one one-way call.
+/// </summary>
+public sealed class AgentSupervisor(AgentCatalog catalog, IGrainFactory grains, ILogger<AgentSupervisor> logger)
+    : ILifecycleParticipant<ISiloLifecycle>
+{
+    private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
+
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _loop;
+
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(AgentSupervisor), ServiceLifecycleStage.Active, OnStartAsync, OnStopAsync);
+
+    private Task OnStartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(RunAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task OnStopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop.WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        using var timer = new PeriodicTimer(Period);
+        do
+        {
+            foreach (var key in catalog.AllKeys())
+            {
+                try
+                {
+                    await grains.GetGrain<IAgentGrain>(key).Wake();
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    Log.AgentWakeFailed(logger, e, key);
+                }
+            }
+        }
+        while (await WaitAsync(timer));
+    }
+
+    private async Task<bool> WaitAsync(PeriodicTimer timer)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(_stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}

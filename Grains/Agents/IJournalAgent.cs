@@ -1,0 +1,23 @@
+using Npgsql;
+
+namespace PR2.Grains.Agents;
+
+/// <summary>
+/// A named follower of shard journals. The runner reads entries after the agent's mark and calls
+/// <see cref="ApplyAsync"/> inside a transaction on the agent's home database; the mark advances in that
+/// same transaction, so effects happen exactly once. Effects must go through the given connection.
+/// </summary>
+public interface IJournalAgent
+{
+    /// <summary>Stable name: the key of its marks. Lowercase, no '/'.</summary>
+    string Name { get; }
+
+    /// <summary>Whether the agent follows <paramref name="shard"/>'s journal.</summary>
+    bool Follows(int shard);
+
+    /// <summary>The shard whose primary database holds the agent's effects and marks while it follows <paramref name="sourceShard"/>.</summary>
+    int HomeShard(int sourceShard);
+
+    /// <summary>Applies a contiguous batch of entries (position order) from <paramref name="sourceShard"/>.</summary>
+    Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken);
+}

@@ -1,0 +1,46 @@
+using Npgsql;
+using NpgsqlTypes;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains.Agents;
+
+/// <summary>
+/// The "object-directory" agent: follows every shard and records in the control shard which actor ids
+/// exist where (and whether they were canceled). Its marks, one per followed shard, live in the control
+/// shard's database next to the rows they produced.
+/// </summary>
+public sealed class ObjectDirectoryProjector : IJournalAgent
+{
+    public const string AgentName = "object-directory";
+
+    public string Name => AgentName;
+
+    public bool Follows(int shard) => true;
+
+    public int HomeShard(int sourceShard) => 0;
+
+    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        // One row per actor in the batch: first and last position seen, canceled if any entry canceled it.
+        var actors = entries
+            .GroupBy(e => e.Actor.ActorId, StringComparer.Ordinal)
+            .Select(g => (ActorId: g.Key, First: g.Min(e => e.Position), Last: g.Max(e => e.Position),
+                Canceled: g.Any(e => e.Kind == MessageKind.Cancel)))
+            .ToList();
+        await using var command = new NpgsqlCommand("""
+            insert into pr2_object_directory (shard, actor_id, actor_type, status, first_position, last_position)
+            select $1, a.actor_id, split_part(a.actor_id, '/', 1), case when a.canceled then 2 else 1 end, a.first, a.last
+            from unnest($2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) as a(actor_id, first, last, canceled)
+            on conflict (shard, actor_id) do update set
+                status = greatest(pr2_object_directory.status, excluded.status),
+                last_position = greatest(pr2_object_directory.last_position, excluded.last_position),
+                updated_at = now()
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = sourceShard });
+        command.Parameters.Add(JournalStore.Array(actors.Select(a => a.ActorId).ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(JournalStore.Array(actors.Select(a => a.First).ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(JournalStore.Array(actors.Select(a => a.Last).ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(JournalStore.Array(actors.Select(a => a.Canceled).ToArray(), NpgsqlDbType.Boolean));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

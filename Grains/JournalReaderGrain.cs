@@ -1,0 +1,32 @@
+using Npgsql;
+using Orleans.Concurrency;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>Pages through a shard's journal.</summary>
+[StatelessWorker]
+public sealed class JournalReaderGrain(ShardRegistry shards) : Grain, IJournalReaderGrain
+{
+    /// <summary>The largest page one call returns.</summary>
+    public const int MaxPage = 1000;
+
+    public async Task<IReadOnlyList<JournalEntry>> Read(long fromPosition, int limit)
+    {
+        var shard = (int)this.GetPrimaryKeyLong();
+        if (limit is < 1 or > MaxPage)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and {MaxPage}, got {limit}");
+        }
+
+        var primary = shards.Get(shard).Primary;
+        try
+        {
+            return await JournalStore.ReadAsync(primary, shard, Math.Max(0, fromPosition - 1), limit);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} primary is unavailable ({e.Message})");
+        }
+    }
+}

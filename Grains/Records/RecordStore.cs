@@ -1,0 +1,79 @@
+using System.Text.Json.Nodes;
+using Npgsql;
+using NpgsqlTypes;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains.Records;
+
+/// <summary>Reads and writes the <c>pr2_record</c> view of one replica database.</summary>
+public static class RecordStore
+{
+    private const string Columns = "actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard, last_position";
+
+    /// <summary>The stored records of the given actors (missing ones are absent from the result).</summary>
+    public static async Task<Dictionary<string, RecordState>> ReadAsync(NpgsqlConnection connection, IReadOnlyCollection<string> actorIds, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand($"select {Columns} from pr2_record where actor_id = any($1)", connection);
+        command.Parameters.Add(JournalStore.Array(actorIds.ToArray(), NpgsqlDbType.Text));
+        var records = new Dictionary<string, RecordState>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            records[reader.GetString(0)] = ReadState(reader);
+        }
+
+        return records;
+    }
+
+    /// <summary>One actor's stored record, or a missing one.</summary>
+    public static async Task<RecordState> ReadAsync(NpgsqlDataSource source, string actorId, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand($"select {Columns} from pr2_record where actor_id = $1");
+        command.Parameters.Add(new() { Value = actorId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? ReadState(reader) : RecordState.Missing;
+    }
+
+    /// <summary>Inserts or replaces the given records (none of them may be missing).</summary>
+    public static async Task UpsertAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, RecordState> records, CancellationToken cancellationToken = default)
+    {
+        if (records.Count == 0)
+        {
+            return;
+        }
+
+        var rows = records.ToList();
+        await using var command = new NpgsqlCommand("""
+            insert into pr2_record (actor_id, actor_type, status, version, state, first_counter, first_shard,
+                                    last_counter, last_shard, last_position)
+            select r.actor_id, split_part(r.actor_id, '/', 1), r.status, r.version, r.state::jsonb, r.first_counter, r.first_shard,
+                   r.last_counter, r.last_shard, r.last_position
+            from unnest($1::text[], $2::smallint[], $3::bigint[], $4::text[], $5::bigint[], $6::integer[],
+                        $7::bigint[], $8::integer[], $9::bigint[])
+                 as r(actor_id, status, version, state, first_counter, first_shard, last_counter, last_shard, last_position)
+            on conflict (actor_id) do update set
+                status = excluded.status, version = excluded.version, state = excluded.state,
+                first_counter = excluded.first_counter, first_shard = excluded.first_shard,
+                last_counter = excluded.last_counter, last_shard = excluded.last_shard,
+                last_position = excluded.last_position, updated_at = now()
+            """, connection);
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => (short)r.Value.Status).ToArray(), NpgsqlDbType.Smallint));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.Version).ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.State?.ToJsonString()).ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer));
+        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.LastPosition).ToArray(), NpgsqlDbType.Bigint));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static RecordState ReadState(NpgsqlDataReader reader) => new(
+        Status: (RecordStatus)reader.GetInt16(1),
+        Version: reader.GetInt64(2),
+        State: reader.IsDBNull(3) ? null : JsonNode.Parse(reader.GetString(3))!.AsObject(),
+        FirstStamp: new LamportStamp(reader.GetInt64(4), reader.GetInt32(5)),
+        LastStamp: new LamportStamp(reader.GetInt64(6), reader.GetInt32(7)),
+        LastPosition: reader.GetInt64(8));
+}
