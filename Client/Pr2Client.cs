@@ -42,5 +42,20 @@ public sealed class Pr2Client(IClusterClient cluster)
     /// <summary>Makes <paramref name="agent"/> catch up with <paramref name="shard"/>'s journal now; returns its mark.</summary>
     public Task<long> CatchUpAsync(string agent, int shard) => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}").CatchUp();
 
+    /// <summary>The shard map recorded in the directory (shard 0).</summary>
+    public Task<IReadOnlyList<ShardEntry>> GetShardsAsync() => Directory.GetShards();
+
+    /// <summary>Registered agents and the shards each follows.</summary>
+    public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync() => Directory.GetAgents();
+
+    /// <summary>Actor types seen in any shard, with live and canceled counts.</summary>
+    public Task<IReadOnlyList<ActorTypeCount>> GetActorTypesAsync() => Directory.GetActorTypes();
+
+    /// <summary>Object directory lookup: actors of a type (or all) whose id starts with a prefix, and their shards.</summary>
+    public Task<IReadOnlyList<ObjectLocation>> FindObjectsAsync(string? type = null, string? prefix = null, int limit = 100) =>
+        Directory.FindObjects(type, prefix, limit);
+
+    private IDirectoryGrain Directory => cluster.GetGrain<IDirectoryGrain>(0);
+
     private IActorGrain Actor(ActorRef actor) => cluster.GetGrain<IActorGrain>(actor.Shard, actor.ActorId, null);
 }

@@ -28,4 +28,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Debug, Message = "Could not wake agent {Agent}")]
     public static partial void AgentWakeFailed(ILogger logger, Exception exception, string agent);
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Could not record the topology in the directory (shard 0)")]
+    public static partial void DirectorySyncFailed(ILogger logger, Exception exception);
 }

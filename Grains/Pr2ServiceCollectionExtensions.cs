@@ -25,6 +25,7 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<AgentCatalog>();
         services.TryAddSingleton<IAgentFaultInjector, NoAgentFaults>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, AgentSupervisor>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DirectorySync>();
         return services;
     }
 }

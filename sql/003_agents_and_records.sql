@@ -19,7 +19,7 @@ create table pr2_agent_mark (
 create table pr2_record (
     actor_id       text primary key,
     actor_type     text not null,
-    status         smallint not null check (status in (1, 2)),
+    status         smallint not null check (status in (0, 1, 2)),  -- 0: entries but no insert yet (see RecordState)
     version        bigint not null check (version > 0),
     state          jsonb,
     first_counter  bigint not null,

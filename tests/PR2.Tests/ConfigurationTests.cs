@@ -73,13 +73,5 @@ public sealed class ConfigurationTests(PostgresFixture postgres)
         Assert.Equal(1, await topology.ScalarAsync(0, "select count(*) from information_schema.tables where table_name = 'orleansquery'"));
     }
 
-    private static async Task MigrateAsync(IReadOnlyDictionary<string, string?> settings)
-    {
-        var topology = new TopologyOptions
-        {
-            Shards = settings.ToDictionary(kv => kv.Key.Split(':')[3], kv => new ShardTopology { Replicas = [kv.Value!] }),
-        };
-        await using var registry = new ShardRegistry(Options.Create(topology), Options.Create(new WriteOptions()));
-        await new SchemaMigrator(registry, NullLogger<SchemaMigrator>.Instance).MigrateAllAsync(CancellationToken.None);
-    }
+    private static Task MigrateAsync(IReadOnlyDictionary<string, string?> settings) => Migrations.MigrateAsync(settings);
 }

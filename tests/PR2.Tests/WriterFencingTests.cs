@@ -97,21 +97,7 @@ public sealed class WriterFencingTests(PostgresFixture postgres)
         Assert.Equal(2, await topology.JournalCountAsync(Shard));
     }
 
-    private static async Task MigrateAsync(TestTopology topology)
-    {
-        var registry = new ShardRegistry(
-            Microsoft.Extensions.Options.Options.Create(new Grains.Configuration.TopologyOptions
-            {
-                Shards = topology.Settings.ToDictionary(
-                    kv => kv.Key.Split(':')[3],
-                    kv => new Grains.Configuration.ShardTopology { Replicas = [kv.Value!] }),
-            }),
-            Microsoft.Extensions.Options.Options.Create(new Grains.Configuration.WriteOptions()));
-        await using (registry)
-        {
-            await new SchemaMigrator(registry, NullLogger<SchemaMigrator>.Instance).MigrateAllAsync(CancellationToken.None);
-        }
-    }
+    private static Task MigrateAsync(TestTopology topology) => Migrations.MigrateAsync(topology.Settings);
 
     // A first message to a fresh actor: version 1, so appends from either writer never conflict on versions.
     private static AppendRequest NewRequest()

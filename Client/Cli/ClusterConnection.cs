@@ -1,0 +1,101 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+
+namespace PR2.Client.Cli;
+
+/// <summary>An Orleans client connected to one gateway, for the lifetime of one command.</summary>
+public sealed class ClusterConnection : IAsyncDisposable
+{
+    /// <summary>Environment variable naming the gateway, <c>host:port</c>.</summary>
+    public const string GatewayVariable = "PR2_GATEWAY";
+
+    /// <summary>Environment variable naming the cluster id (must match the silos' <c>Pr2:Silo:ClusterId</c>).</summary>
+    public const string ClusterIdVariable = "PR2_CLUSTER_ID";
+
+    /// <summary>The embedded default's gateway.</summary>
+    public const string DefaultGateway = "127.0.0.1:30000";
+
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly IHost _host;
+
+    private ClusterConnection(IHost host, string gateway)
+    {
+        _host = host;
+        Gateway = gateway;
+        Client = new Pr2Client(host.Services.GetRequiredService<IClusterClient>());
+    }
+
+    public Pr2Client Client { get; }
+
+    public string Gateway { get; }
+
+    /// <summary>Connects to <paramref name="gateway"/> (or <c>PR2_GATEWAY</c>, or the embedded default).</summary>
+    public static async Task<ClusterConnection> OpenAsync(string? gateway, CancellationToken cancellationToken)
+    {
+        gateway ??= Environment.GetEnvironmentVariable(GatewayVariable) ?? DefaultGateway;
+        var endpoint = await ResolveAsync(gateway, cancellationToken);
+        var clusterId = Environment.GetEnvironmentVariable(ClusterIdVariable) ?? "pr2";
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        builder.UseOrleansClient(client => client
+            .UseStaticClustering(endpoint)
+            .Configure<ClusterOptions>(options =>
+            {
+                options.ClusterId = clusterId;
+                options.ServiceId = clusterId;
+            }));
+        var host = builder.Build();
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(ConnectTimeout);
+            await host.StartAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            host.Dispose();
+            var reason = e is OperationCanceledException ? $"no answer within {ConnectTimeout.TotalSeconds:0} s" : e.GetBaseException().Message;
+            throw new ClusterUnreachableException(
+                $"cannot reach a PR2 silo at {gateway} ({reason}); start one with 'dotnet run --project Silo' or give --gateway / {GatewayVariable}", e);
+        }
+
+        return new ClusterConnection(host, gateway);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _host.StopAsync(TimeSpan.FromSeconds(5));
+        }
+        finally
+        {
+            _host.Dispose();
+        }
+    }
+
+    private static async Task<IPEndPoint> ResolveAsync(string gateway, CancellationToken cancellationToken)
+    {
+        var colon = gateway.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(gateway[(colon + 1)..], out var port) || port is < 1 or > 65535)
+        {
+            throw new ClusterUnreachableException($"gateway '{gateway}' is not of the form host:port", null);
+        }
+
+        var host = gateway[..colon];
+        if (IPAddress.TryParse(host, out var address))
+        {
+            return new IPEndPoint(address, port);
+        }
+
+        var addresses = await Dns.GetHostAddressesAsync(host, cancellationToken);
+        return addresses.Length > 0
+            ? new IPEndPoint(addresses[0], port)
+            : throw new ClusterUnreachableException($"gateway host '{host}' does not resolve", null);
+    }
+}

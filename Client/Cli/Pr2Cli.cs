@@ -1,0 +1,239 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace PR2.Client.Cli;
+
+/// <summary>
+/// The <c>pr2</c> command line: send messages, read records and journals, show status and the directory.
+/// Every command takes <c>--json</c> (machine-readable output) and <c>--gateway host:port</c>.
+/// Errors are one line on stderr; exit codes: 0 done, 1 refused by PR2, 2 bad usage, 3 cluster unreachable.
+/// </summary>
+public static class Pr2Cli
+{
+    public const int Refused = 1;
+    public const int BadUsage = 2;
+    public const int Unreachable = 3;
+
+    private static readonly Option<bool> JsonOption = new("--json") { Description = "Write JSON instead of text", Recursive = true };
+
+    private static readonly Option<string?> GatewayOption = new("--gateway")
+    {
+        Description = $"Silo gateway host:port (default: ${ClusterConnection.GatewayVariable} or {ClusterConnection.DefaultGateway})",
+        Recursive = true,
+    };
+
+    public static RootCommand Build(TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("pr2: send messages to PR2 actors and read records, journals, status and the directory")
+        {
+            Send(output, error),
+            Get(output, error),
+            Journal(output, error),
+            Status(output, error),
+            Directory(output, error),
+        };
+        root.Options.Add(JsonOption);
+        root.Options.Add(GatewayOption);
+        return root;
+    }
+
+    private static Command Send(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code" };
+        var actor = new Argument<string>("actor") { Description = "Actor id, type/key (e.g. order/42)" };
+        var kind = new Argument<string>("kind") { Description = "insert, modify or cancel" };
+        kind.AcceptOnlyFromAmong("insert", "modify", "cancel");
+        var body = new Argument<string?>("json") { Description = "Body: a JSON object ('-' reads stdin; may be omitted for cancel)", Arity = ArgumentArity.ZeroOrOne };
+        var id = new Option<Guid?>("--id") { Description = "MessageId (idempotency key); sending the same id again returns the first acknowledgement" };
+        var expect = new Option<long?>("--expect-version") { Description = "Refuse unless the record is at this version (0 = no record yet)" };
+        var sender = new Option<string>("--sender") { Description = "Sender recorded in the journal", DefaultValueFactory = _ => Environment.UserName };
+        var command = new Command("send", "Send insert, modify or cancel to an actor") { shard, actor, kind, body, id, expect, sender };
+        command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var text = result.GetValue(body);
+            if (text == "-")
+            {
+                text = await Console.In.ReadToEndAsync(cancellationToken);
+            }
+
+            var messageKind = Enum.Parse<MessageKind>(result.GetValue(kind)!, ignoreCase: true);
+            var ack = await client.SendAsync(result.GetValue(shard), result.GetValue(actor)!, messageKind, text,
+                result.GetValue(id) ?? Guid.NewGuid(), result.GetValue(expect), result.GetValue(sender)!);
+            if (result.GetValue(JsonOption))
+            {
+                Output.WriteJson(output, ack);
+                return;
+            }
+
+            output.WriteLine($"{(ack.Duplicate ? "already accepted" : "accepted")}: {ack.Actor} version {ack.Version}, position {ack.Position}, stamp {ack.Stamp}, message {ack.MessageId}");
+        }));
+        return command;
+    }
+
+    private static Command Get(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code" };
+        var actor = new Argument<string>("actor") { Description = "Actor id, type/key" };
+        var command = new Command("get", "Show an actor's record") { shard, actor };
+        command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var record = await client.GetRecordAsync(result.GetValue(shard), result.GetValue(actor)!);
+            if (result.GetValue(JsonOption))
+            {
+                Output.WriteJson(output, Output.ToJson(record));
+                return;
+            }
+
+            output.WriteLine($"actor    {record.Actor}");
+            output.WriteLine($"status   {Output.Status(record.Status)}");
+            output.WriteLine($"version  {record.Version}");
+            output.WriteLine($"first    {Output.Stamp(record.FirstStamp)}");
+            output.WriteLine($"last     {Output.Stamp(record.LastStamp)}{(record.LastPosition > 0 ? $" (position {record.LastPosition})" : "")}");
+            output.WriteLine($"state    {Output.Pretty(record.State)}");
+        }));
+        return command;
+    }
+
+    private static Command Journal(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code" };
+        var from = new Option<long>("--from") { Description = "First position to show", DefaultValueFactory = _ => 1 };
+        var limit = new Option<int>("--limit") { Description = "Most entries to show (1..1000)", DefaultValueFactory = _ => 50 };
+        var command = new Command("journal", "Show a shard's journal entries in position order") { shard, from, limit };
+        command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var entries = await client.ReadJournalAsync(result.GetValue(shard), result.GetValue(from), result.GetValue(limit));
+            if (result.GetValue(JsonOption))
+            {
+                Output.WriteJson(output, entries.Select(Output.ToJson));
+                return;
+            }
+
+            var table = new TextTable("POSITION", "STAMP", "ACTOR", "KIND", "VERSION", "RECORDED", "BODY");
+            foreach (var e in entries)
+            {
+                table.Add(e.Position, e.Stamp, e.Actor.ActorId, Output.Kind(e.Kind), e.Version,
+                    e.RecordedAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), Output.Shorten(e.Body, 60));
+            }
+
+            output.Write(table);
+        }));
+        return command;
+    }
+
+    private static Command Status(TextWriter output, TextWriter error)
+    {
+        var command = new Command("status", "Show shards, replicas, journal heads, and agent marks and lag per shard");
+        command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var status = await client.GetStatusAsync();
+            if (result.GetValue(JsonOption))
+            {
+                Output.WriteJson(output, status);
+                return;
+            }
+
+            var table = new TextTable("SHARD", "HEAD", "CLOCK", "REPLICAS", "AGENTS (mark, lag)");
+            foreach (var s in status.Shards)
+            {
+                var replicas = string.Join(", ", s.Replicas.Select(r => $"{r.Endpoint} ({(r.Primary ? "primary, " : "")}{(r.Reachable ? "up" : "DOWN")})"));
+                var agents = string.Join(", ", s.Agents.Select(a => $"{a.Agent} {a.Mark} (lag {a.Lag})"));
+                table.Add(s.Shard, s.Head, s.Clock, replicas, agents);
+            }
+
+            output.Write(table);
+        }));
+        return command;
+    }
+
+    private static Command Directory(TextWriter output, TextWriter error)
+    {
+        var type = new Option<string?>("--type") { Description = "List the actors of this type and where they are" };
+        var prefix = new Option<string?>("--prefix") { Description = "Only actor ids starting with this (with --type or alone)" };
+        var limit = new Option<int>("--limit") { Description = "Most actors to list (1..1000)", DefaultValueFactory = _ => 100 };
+        var command = new Command("directory", "Show the directory: shards, agents and actor types, or the actors of one type") { type, prefix, limit };
+        command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var json = result.GetValue(JsonOption);
+            if (result.GetValue(type) is not null || result.GetValue(prefix) is not null)
+            {
+                var objects = await client.FindObjectsAsync(result.GetValue(type), result.GetValue(prefix), result.GetValue(limit));
+                if (json)
+                {
+                    Output.WriteJson(output, objects);
+                    return;
+                }
+
+                var found = new TextTable("SHARD", "ACTOR", "STATUS", "FIRST", "LAST");
+                foreach (var o in objects)
+                {
+                    found.Add(o.Shard, o.ActorId, Output.Status(o.Status), o.FirstPosition, o.LastPosition);
+                }
+
+                output.Write(found);
+                return;
+            }
+
+            var shards = await client.GetShardsAsync();
+            var agents = await client.GetAgentsAsync();
+            var types = await client.GetActorTypesAsync();
+            if (json)
+            {
+                Output.WriteJson(output, new { shards, agents, types });
+                return;
+            }
+
+            var shardTable = new TextTable("SHARD", "STATUS", "PRIMARY", "REPLICAS", "CHANGES");
+            foreach (var s in shards)
+            {
+                shardTable.Add(s.Shard, s.Status, s.Primary, string.Join(", ", s.Replicas), s.Version);
+            }
+
+            var agentTable = new TextTable("AGENT", "FOLLOWS");
+            foreach (var (name, follows) in agents)
+            {
+                agentTable.Add(name, string.Join(", ", follows));
+            }
+
+            var typeTable = new TextTable("TYPE", "LIVE", "CANCELED");
+            foreach (var t in types)
+            {
+                typeTable.Add(t.Type, t.Live, t.Canceled);
+            }
+
+            output.Write(shardTable);
+            output.WriteLine();
+            output.Write(agentTable);
+            output.WriteLine();
+            output.Write(typeTable);
+        }));
+        return command;
+    }
+
+    // Connects, runs the command, and turns failures into one line on stderr and an exit code.
+    private static async Task<int> RunAsync(ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken, Func<Pr2Client, Task> action)
+    {
+        try
+        {
+            await using var connection = await ClusterConnection.OpenAsync(result.GetValue(GatewayOption), cancellationToken);
+            await action(connection.Client);
+            await output.FlushAsync(cancellationToken);
+            return 0;
+        }
+        catch (Pr2Exception e)
+        {
+            await error.WriteLineAsync($"error: {e.Code}: {e.Message}");
+            return e.Code is ErrorCode.BadActorId or ErrorCode.BadBody or ErrorCode.BadMessage ? BadUsage : Refused;
+        }
+        catch (ClusterUnreachableException e)
+        {
+            await error.WriteLineAsync($"error: {e.Message}");
+            return Unreachable;
+        }
+        catch (Exception e) when (e is TimeoutException or Orleans.Runtime.OrleansException)
+        {
+            await error.WriteLineAsync($"error: the cluster did not answer: {e.Message}");
+            return Unreachable;
+        }
+    }
+}

@@ -1,0 +1,24 @@
+namespace PR2;
+
+/// <summary>
+/// The cluster directory, kept in the control shard (key 0). Its shard map and agent registrations are
+/// records of actors in shard 0 (<c>shard/{code}</c>, <c>agent/{name}</c>), so every change to them is a
+/// journaled message with an audit trail; the object directory is kept by the object-directory agent.
+/// </summary>
+public interface IDirectoryGrain : IGrainWithIntegerKey
+{
+    /// <summary>Records the configured topology and agents in shard 0 where they differ from what is recorded. Idempotent.</summary>
+    Task Sync();
+
+    /// <summary>The shard map as recorded in shard 0.</summary>
+    Task<IReadOnlyList<ShardEntry>> GetShards();
+
+    /// <summary>Registered agents and the shards they follow, as recorded in shard 0.</summary>
+    Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents();
+
+    /// <summary>Actor types seen in any shard, with live and canceled counts.</summary>
+    Task<IReadOnlyList<ActorTypeCount>> GetActorTypes();
+
+    /// <summary>Actors of <paramref name="type"/> (all types when null) whose id starts with <paramref name="prefix"/>, by id, at most <paramref name="limit"/> (1..1000).</summary>
+    Task<IReadOnlyList<ObjectLocation>> FindObjects(string? type, string? prefix, int limit);
+}

@@ -1,0 +1,15 @@
+namespace PR2;
+
+/// <summary>A shard as the directory (shard 0) records it.</summary>
+/// <param name="Shard">The shard code.</param>
+/// <param name="Replicas">Replica endpoints (host:port/database), in topology order.</param>
+/// <param name="Primary">Index of the primary replica.</param>
+/// <param name="Status">The shard's recorded status (<c>up</c> while it is configured).</param>
+/// <param name="Version">Version of the <c>shard/{code}</c> record in shard 0: how often it changed.</param>
+[GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
+public sealed record ShardEntry(
+    [property: Id(0)] int Shard,
+    [property: Id(1)] IReadOnlyList<string> Replicas,
+    [property: Id(2)] int Primary,
+    [property: Id(3)] string Status,
+    [property: Id(4)] long Version);

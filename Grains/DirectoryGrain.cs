@@ -1,0 +1,164 @@
+using System.Text.Json.Nodes;
+using Npgsql;
+using PR2.Grains.Agents;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// The directory (key 0). It holds no state of its own: the shard map and agent registrations are the
+/// records of <c>shard/{code}</c> and <c>agent/{name}</c> in shard 0, written as ordinary messages, and the
+/// object directory is a table in shard 0 kept by an agent. So it survives any restart, and its history
+/// is in shard 0's journal.
+/// </summary>
+public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : Grain, IDirectoryGrain
+{
+    private const int ControlShard = 0;
+    private const string Sender = "directory";
+
+    public async Task Sync()
+    {
+        foreach (var shard in shards.ShardCodes)
+        {
+            var desired = new JsonObject
+            {
+                ["replicas"] = new JsonArray([.. shards.Get(shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
+                ["primary"] = 0,
+                ["status"] = "up",
+            };
+            await RecordAsync($"shard/{shard}", desired);
+        }
+
+        foreach (var agent in agents.Agents)
+        {
+            var follows = new JsonArray([.. shards.ShardCodes.Where(agent.Follows).Select(s => (JsonNode)s)]);
+            await RecordAsync($"agent/{agent.Name}", new JsonObject { ["follows"] = follows });
+        }
+    }
+
+    public async Task<IReadOnlyList<ShardEntry>> GetShards()
+    {
+        var entries = new List<ShardEntry>();
+        foreach (var record in await ReadRecordsAsync("shard", shards.ShardCodes.Select(s => $"shard/{s}")))
+        {
+            var state = JsonNode.Parse(record.State!)!;
+            entries.Add(new ShardEntry(
+                int.Parse(record.Actor.Key, System.Globalization.CultureInfo.InvariantCulture),
+                [.. state["replicas"]!.AsArray().Select(r => r!.GetValue<string>())],
+                state["primary"]!.GetValue<int>(),
+                state["status"]!.GetValue<string>(),
+                record.Version));
+        }
+
+        return [.. entries.OrderBy(e => e.Shard)];
+    }
+
+    public async Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents()
+    {
+        var result = new SortedDictionary<string, IReadOnlyList<int>>(StringComparer.Ordinal);
+        foreach (var record in await ReadRecordsAsync("agent", agents.Agents.Select(a => $"agent/{a.Name}")))
+        {
+            result[record.Actor.Key] = [.. JsonNode.Parse(record.State!)!["follows"]!.AsArray().Select(s => s!.GetValue<int>())];
+        }
+
+        return result;
+    }
+
+    public async Task<IReadOnlyList<ActorTypeCount>> GetActorTypes()
+    {
+        await using var command = Control.CreateCommand("""
+            select actor_type, count(*) filter (where status = 1), count(*) filter (where status = 2)
+            from pr2_object_directory group by actor_type order by actor_type
+            """);
+        var types = new List<ActorTypeCount>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            types.Add(new ActorTypeCount(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
+        }
+
+        return types;
+    }
+
+    public async Task<IReadOnlyList<ObjectLocation>> FindObjects(string? type, string? prefix, int limit)
+    {
+        if (limit is < 1 or > 1000)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and 1000, got {limit}");
+        }
+
+        // The prefix is matched literally: LIKE wildcards in it are escaped.
+        var pattern = (prefix ?? "").Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        await using var command = Control.CreateCommand("""
+            select shard, actor_id, status, first_position, last_position from pr2_object_directory
+            where ($1::text is null or actor_type = $1) and actor_id like $2
+            order by actor_id, shard limit $3
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)type ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = pattern });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        var found = new List<ObjectLocation>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            found.Add(new ObjectLocation(reader.GetInt32(0), reader.GetString(1), (RecordStatus)reader.GetInt16(2), reader.GetInt64(3), reader.GetInt64(4)));
+        }
+
+        return found;
+    }
+
+    private NpgsqlDataSource Control => shards.Get(ControlShard).Primary;
+
+    // Sends an insert or a modify (expecting the version read) only when the recorded state differs.
+    private async Task RecordAsync(string actorId, JsonObject desired)
+    {
+        var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
+        var current = await actor.GetRecord();
+        if (current.State is { } state && JsonNode.DeepEquals(JsonNode.Parse(state), desired))
+        {
+            return;
+        }
+
+        var kind = current.Status == RecordStatus.Missing ? MessageKind.Insert : MessageKind.Modify;
+        var body = kind == MessageKind.Insert ? desired.ToJsonString() : ReplacementPatch(JsonNode.Parse(current.State!)!.AsObject(), desired).ToJsonString();
+        try
+        {
+            await actor.Send(new Message(Guid.NewGuid(), Sender, new ActorRef(ControlShard, actorId), kind, body, current.Version));
+        }
+        catch (Pr2Exception e) when (e.Code is ErrorCode.VersionMismatch or ErrorCode.RecordExists)
+        {
+            // Another silo synced at the same moment; what it wrote is the same configuration.
+        }
+    }
+
+    // A merge patch that turns current into desired: members missing from desired are removed with null.
+    private static JsonObject ReplacementPatch(JsonObject current, JsonObject desired)
+    {
+        var patch = (JsonObject)desired.DeepClone();
+        foreach (var (name, _) in current)
+        {
+            if (!desired.ContainsKey(name))
+            {
+                patch[name] = null;
+            }
+        }
+
+        return patch;
+    }
+
+    private async Task<IReadOnlyList<ActorRecord>> ReadRecordsAsync(string type, IEnumerable<string> configured)
+    {
+        // The configured ones plus any others the object directory knows in shard 0 (it may lag a little);
+        // each record comes from its actor, which folds the journal.
+        var known = (await FindObjects(type, null, 1000)).Where(o => o.Shard == ControlShard).Select(o => o.ActorId);
+        var ids = configured.Union(known, StringComparer.Ordinal);
+        var records = await Task.WhenAll(ids.Select(id => GrainFactory.GetGrain<IActorGrain>(ControlShard, id, null).GetRecord()));
+        return [.. records.Where(r => r.Status == RecordStatus.Live)];
+    }
+
+    private static string Endpoint(NpgsqlDataSource source)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
+        return $"{builder.Host}:{builder.Port}/{builder.Database}";
+    }
+}

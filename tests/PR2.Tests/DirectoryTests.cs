@@ -1,0 +1,96 @@
+using PR2.Client;
+using PR2.Grains.Agents;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// The directory lives in shard 0 as journaled records: it survives a full cluster restart, records a
+/// topology change as a new message (and an unchanged topology as nothing), and the object directory
+/// finds actors of every shard by type and prefix.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class DirectoryTests(PostgresFixture postgres)
+{
+    [Fact]
+    public async Task The_directory_survives_a_full_restart_and_journals_each_topology_change_once()
+    {
+        var topology = postgres.CreateTopology("directory", 0, 1, 2);
+        IReadOnlyList<ShardEntry> before;
+        await using (var cluster = await TestClusters.StartAsync(topology.Settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            before = await client.GetShardsAsync();
+            Assert.Equal([0, 1, 2], before.Select(s => s.Shard));
+            Assert.All(before, s => Assert.Equal((1, "up", 0, 1L), (s.Replicas.Count, s.Status, s.Primary, s.Version)));
+            Assert.EndsWith("_s1", before[1].Replicas[0], StringComparison.Ordinal);
+
+            var agents = await client.GetAgentsAsync();
+            Assert.Equal([ObjectDirectoryProjector.AgentName, RecordsProjector.AgentName], agents.Keys);
+            Assert.Equal([0, 1, 2], agents[RecordsProjector.AgentName]);
+        }
+
+        var journalBefore = await topology.JournalCountAsync(0);
+        await using (var cluster = await TestClusters.StartAsync(topology.Settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            Assert.Equal(before, await client.GetShardsAsync(), ShardEntryComparer.Instance);
+        }
+
+        // Unchanged topology: the restart wrote nothing to shard 0.
+        Assert.Equal(journalBefore, await topology.JournalCountAsync(0));
+
+        // A new shard: one insert for shard/3 and one modify per agent (it now follows shard 3 too).
+        var grown = postgres.CreateTopology("directory_grown", 3);
+        var settings = new Dictionary<string, string?>(topology.Settings) { ["Pr2:Topology:Shards:3:Replicas:0"] = grown.Settings["Pr2:Topology:Shards:3:Replicas:0"] };
+        await using (var cluster = await TestClusters.StartAsync(settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            Assert.Equal([0, 1, 2, 3], (await client.GetShardsAsync()).Select(s => s.Shard));
+            Assert.Equal([0, 1, 2, 3], (await client.GetAgentsAsync())[RecordsProjector.AgentName]);
+        }
+
+        Assert.Equal(journalBefore + 3, await topology.JournalCountAsync(0));
+    }
+
+    [Fact]
+    public async Task The_object_directory_finds_actors_of_every_shard_by_type_and_prefix()
+    {
+        var topology = postgres.CreateTopology("objects", 0, 1, 2);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        await client.SendAsync(1, "invoice/2026-001", MessageKind.Insert, "{}");
+        await client.SendAsync(2, "invoice/2026-002", MessageKind.Insert, "{}");
+        await client.SendAsync(2, "invoice/2025-900", MessageKind.Insert, "{}");
+        await client.SendAsync(1, "invoice_line/2026-001", MessageKind.Insert, "{}");
+        await client.SendAsync(0, "invoice/2026-000", MessageKind.Insert, "{}");
+        await client.SendAsync(2, "invoice/2026-002", MessageKind.Cancel, "{}");
+        foreach (var shard in new[] { 0, 1, 2 })
+        {
+            await client.CatchUpAsync(ObjectDirectoryProjector.AgentName, shard);
+        }
+
+        var found = await client.FindObjectsAsync("invoice", "invoice/2026-");
+        Assert.Equal(
+            [(0, "invoice/2026-000", RecordStatus.Live), (1, "invoice/2026-001", RecordStatus.Live), (2, "invoice/2026-002", RecordStatus.Canceled)],
+            found.Select(o => (o.Shard, o.ActorId, o.Status)));
+
+        // A prefix is literal: '_' is not a wildcard.
+        Assert.Empty(await client.FindObjectsAsync(null, "invoice_2026"));
+        Assert.Single(await client.FindObjectsAsync(null, "invoice_line/"));
+
+        var types = await client.GetActorTypesAsync();
+        Assert.Contains(new ActorTypeCount("invoice", 3, 1), types);
+        Assert.Contains(new ActorTypeCount("invoice_line", 1, 0), types);
+    }
+
+    private sealed class ShardEntryComparer : IEqualityComparer<ShardEntry>
+    {
+        public static readonly ShardEntryComparer Instance = new();
+
+        public bool Equals(ShardEntry? x, ShardEntry? y) =>
+            x is not null && y is not null && (x.Shard, x.Primary, x.Status, x.Version) == (y.Shard, y.Primary, y.Status, y.Version) && x.Replicas.SequenceEqual(y.Replicas);
+
+        public int GetHashCode(ShardEntry obj) => obj.Shard;
+    }
+}

@@ -1,0 +1,122 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// As a user would: start the silo on the embedded default as a child process, drive the pr2 tool,
+/// stop the silo with Ctrl-C, start it again, and find the data still there.
+/// </summary>
+public sealed class EndToEndTests : IDisposable
+{
+    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "pr2-tests", "e2e-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly int _siloPort = FreePort();
+    private readonly int _gatewayPort = FreePort();
+    private ChildProcess? _silo;
+
+    private string Gateway => $"127.0.0.1:{_gatewayPort}";
+
+    [Fact]
+    public async Task The_cli_walkthrough_works_against_the_embedded_default_and_data_survives_a_restart()
+    {
+        await StartSiloAsync();
+
+        var insert = await Pr2Async("send", "1", "order/42", "insert", """{"total": 10, "customer": "c-7"}""");
+        Assert.Contains("accepted: 1:order/42 version 1", insert.Output, StringComparison.Ordinal);
+        await Pr2Async("send", "1", "order/42", "modify", """{"total": 12}""", "--expect-version", "1");
+        var get = await Pr2Async("get", "1", "order/42");
+        Assert.Contains("status   live", get.Output, StringComparison.Ordinal);
+        Assert.Contains("version  2", get.Output, StringComparison.Ordinal);
+        Assert.Contains("\"total\": 12", get.Output, StringComparison.Ordinal);
+        await Pr2Async("send", "1", "order/42", "cancel");
+
+        // A refusal: one line on stderr, a non-zero exit code, nothing on stdout.
+        var refused = await ChildProcess.RunPr2Async(Gateway, "send", "1", "order/42", "modify", """{"total": 1}""");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Equal("error: RecordCanceled: 1:order/42 was canceled at version 3; a canceled record stays canceled", refused.Error.Trim());
+        Assert.Equal("", refused.Output.Trim());
+
+        var journal = await Pr2Async("journal", "1");
+        Assert.Equal(4, journal.Output.Trim().Split('\n').Length); // header + 3 entries
+        Assert.Contains("cancel", journal.Output, StringComparison.Ordinal);
+
+        await Eventually.TrueAsync(async () =>
+        {
+            var status = JsonDocument.Parse((await Pr2Async("status", "--json")).Output).RootElement;
+            var shard1 = status.GetProperty("shards").EnumerateArray().Single(s => s.GetProperty("shard").GetInt32() == 1);
+            return shard1.GetProperty("head").GetInt64() == 3
+                && shard1.GetProperty("agents").EnumerateArray().All(a => a.GetProperty("lag").GetInt64() == 0);
+        }, TimeSpan.FromSeconds(30), "status shows shard 1 at head 3 with its agents caught up");
+
+        var directory = await Pr2Async("directory", "--type", "order");
+        Assert.Contains("order/42", directory.Output, StringComparison.Ordinal);
+        Assert.Contains("canceled", directory.Output, StringComparison.Ordinal);
+
+        // Ctrl-C: the silo and its embedded PostgreSQL stop cleanly.
+        _silo!.Interrupt();
+        await _silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, _silo.ExitCode);
+        Assert.False(File.Exists(Path.Combine(_dataDirectory, "postmaster.pid")), "embedded PostgreSQL still running");
+
+        await StartSiloAsync();
+        var again = JsonDocument.Parse((await Pr2Async("get", "1", "order/42", "--json")).Output).RootElement;
+        Assert.Equal("canceled", again.GetProperty("status").GetString());
+        Assert.Equal(3, again.GetProperty("version").GetInt64());
+        Assert.Equal(12, again.GetProperty("state").GetProperty("total").GetInt32());
+    }
+
+    public void Dispose()
+    {
+        if (_silo is { HasExited: false })
+        {
+            _silo.Interrupt();
+            _silo.WaitForExitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        }
+
+        _silo?.Dispose();
+        try
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A leftover temp directory is harmless.
+        }
+    }
+
+    private async Task StartSiloAsync()
+    {
+        _silo?.Dispose();
+        var environment = new Dictionary<string, string>
+        {
+            ["Pr2__Embedded__DataDirectory"] = _dataDirectory,
+            ["Pr2__Silo__SiloPort"] = _siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pr2__Silo__GatewayPort"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        if (Environment.GetEnvironmentVariable("PR2_PG_BIN") is { } bin)
+        {
+            environment["Pr2__Embedded__PostgresBin"] = bin;
+        }
+
+        _silo = ChildProcess.StartDotnet("PR2.Silo.dll", [], environment);
+        await _silo.WaitForOutputAsync("PR2 silo is running", TimeSpan.FromSeconds(90));
+        Assert.False(_silo.HasExited, $"silo exited: {_silo.Output}\n{_silo.Error}");
+    }
+
+    // Runs pr2 and requires success.
+    private async Task<(int ExitCode, string Output, string Error)> Pr2Async(params string[] arguments)
+    {
+        var result = await ChildProcess.RunPr2Async(Gateway, arguments);
+        Assert.True(result.ExitCode == 0, $"pr2 {string.Join(' ', arguments)} exited {result.ExitCode}: {result.Error}");
+        return result;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,24 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using PR2.Grains.Configuration;
+using PR2.Grains.Storage;
+
+namespace PR2.Tests.Infrastructure;
+
+/// <summary>Builds a <see cref="ShardRegistry"/> from test settings and migrates its databases, without a silo.</summary>
+public static class Migrations
+{
+    public static ShardRegistry Registry(IReadOnlyDictionary<string, string?> settings) =>
+        new(Options.Create(new TopologyOptions
+        {
+            Shards = settings
+                .Where(kv => kv.Key.StartsWith("Pr2:Topology:Shards:", StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key.Split(':')[3], kv => new ShardTopology { Replicas = [kv.Value!] }),
+        }), Options.Create(new WriteOptions()));
+
+    public static async Task MigrateAsync(IReadOnlyDictionary<string, string?> settings)
+    {
+        await using var registry = Registry(settings);
+        await new SchemaMigrator(registry, NullLogger<SchemaMigrator>.Instance).MigrateAllAsync(CancellationToken.None);
+    }
+}
