@@ -1,8 +1,7 @@
-using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Orleans.Configuration;
+using Microsoft.Extensions.Configuration;
 
 namespace PR2.Client.Cli;
 
@@ -26,7 +25,7 @@ public sealed class ClusterConnection : IAsyncDisposable
     {
         _host = host;
         Gateway = gateway;
-        Client = new Pr2Client(host.Services.GetRequiredService<IClusterClient>());
+        Client = host.Services.GetRequiredService<Pr2Client>();
     }
 
     public Pr2Client Client { get; }
@@ -37,18 +36,25 @@ public sealed class ClusterConnection : IAsyncDisposable
     public static async Task<ClusterConnection> OpenAsync(string? gateway, CancellationToken cancellationToken)
     {
         gateway ??= Environment.GetEnvironmentVariable(GatewayVariable) ?? DefaultGateway;
-        var endpoint = await ResolveAsync(gateway, cancellationToken);
         var clusterId = Environment.GetEnvironmentVariable(ClusterIdVariable) ?? "pr2";
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
-        builder.UseOrleansClient(client => client
-            .UseStaticClustering(endpoint)
-            .Configure<ClusterOptions>(options =>
-            {
-                options.ClusterId = clusterId;
-                options.ServiceId = clusterId;
-            }));
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [$"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.Gateways)}:0"] = gateway,
+            [$"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.ClusterId)}"] = clusterId,
+            [$"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.ServiceId)}"] = clusterId,
+        });
+        try
+        {
+            builder.AddPr2Client();
+        }
+        catch (Exception e) when (e is FormatException or System.Net.Sockets.SocketException)
+        {
+            throw new ClusterUnreachableException($"gateway '{gateway}': {e.Message}", e);
+        }
+
         var host = builder.Build();
         try
         {
@@ -77,25 +83,5 @@ public sealed class ClusterConnection : IAsyncDisposable
         {
             _host.Dispose();
         }
-    }
-
-    private static async Task<IPEndPoint> ResolveAsync(string gateway, CancellationToken cancellationToken)
-    {
-        var colon = gateway.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(gateway[(colon + 1)..], out var port) || port is < 1 or > 65535)
-        {
-            throw new ClusterUnreachableException($"gateway '{gateway}' is not of the form host:port", null);
-        }
-
-        var host = gateway[..colon];
-        if (IPAddress.TryParse(host, out var address))
-        {
-            return new IPEndPoint(address, port);
-        }
-
-        var addresses = await Dns.GetHostAddressesAsync(host, cancellationToken);
-        return addresses.Length > 0
-            ? new IPEndPoint(addresses[0], port)
-            : throw new ClusterUnreachableException($"gateway host '{host}' does not resolve", null);
     }
 }

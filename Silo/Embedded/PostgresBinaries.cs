@@ -34,6 +34,13 @@ public sealed record PostgresBinaries(string InitDb, string PgCtl)
             }
         }
 
+        if (!string.IsNullOrWhiteSpace(binDirectory))
+        {
+            throw new InvalidOperationException(
+                $"PostgreSQL server binaries (initdb, pg_ctl) were not found in '{binDirectory}' (Pr2:Embedded:PostgresBin). " +
+                "Point it at the directory that holds them, or remove it to search PATH and /usr/lib/postgresql/*/bin.");
+        }
+
         throw new InvalidOperationException(
             "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in /usr/lib/postgresql/*/bin. " +
             "Install them (Debian/Ubuntu: apt-get install -y postgresql), set Pr2:Embedded:PostgresBin to their directory, " +

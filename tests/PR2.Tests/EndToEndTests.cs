@@ -67,6 +67,39 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(12, again.GetProperty("state").GetProperty("total").GetInt32());
     }
 
+    [Fact]
+    public async Task Missing_postgres_binaries_stop_the_silo_with_one_line_saying_what_to_do()
+    {
+        using var silo = ChildProcess.StartDotnet("PR2.Silo.dll", [], new Dictionary<string, string>
+        {
+            ["Pr2__Embedded__DataDirectory"] = _dataDirectory,
+            ["Pr2__Embedded__PostgresBin"] = "/nonexistent/bin",
+        });
+        await silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, silo.ExitCode);
+        Assert.Equal(
+            "pr2 silo cannot start: PostgreSQL server binaries (initdb, pg_ctl) were not found in '/nonexistent/bin' (Pr2:Embedded:PostgresBin). " +
+            "Point it at the directory that holds them, or remove it to search PATH and /usr/lib/postgresql/*/bin.",
+            silo.Error.Trim());
+    }
+
+    [Fact]
+    public async Task A_bad_topology_stops_the_silo_with_the_keys_at_fault()
+    {
+        using var silo = ChildProcess.StartDotnet("PR2.Silo.dll", [], new Dictionary<string, string>
+        {
+            ["Pr2__Topology__Shards__0__Replicas__0"] = "Database=control",
+            ["Pr2__Topology__Shards__x__Replicas__0"] = "Host=127.0.0.1;Database=x",
+            ["Pr2__Silo__SiloPort"] = _siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pr2__Silo__GatewayPort"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        await silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, silo.ExitCode);
+        Assert.Equal(
+            "pr2 silo cannot start: Pr2:Topology:Shards:0:Replicas:0: connection string has no Host; Pr2:Topology:Shards:x: a shard code must be an integer >= 0",
+            silo.Error.Trim());
+    }
+
     public void Dispose()
     {
         if (_silo is { HasExited: false })
