@@ -90,7 +90,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         // The prefix is matched literally: LIKE wildcards in it are escaped.
         var pattern = (prefix ?? "").Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
         await using var command = Control.CreateCommand("""
-            select shard, actor_id, status, first_position, last_position from pr2_object_directory
+            select shard, actor_id, status, first_position from pr2_object_directory
             where ($1::text is null or actor_type = $1) and actor_id like $2
             order by actor_id, shard limit $3
             """);
@@ -101,7 +101,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
-            found.Add(new ObjectLocation(reader.GetInt32(0), reader.GetString(1), (RecordStatus)reader.GetInt16(2), reader.GetInt64(3), reader.GetInt64(4)));
+            found.Add(new ObjectLocation(reader.GetInt32(0), reader.GetString(1), (RecordStatus)reader.GetInt16(2), reader.GetInt64(3)));
         }
 
         return found;

@@ -8,7 +8,6 @@ create table pr2_object_directory (
     actor_type      text not null,
     status          smallint not null check (status in (1, 2)),
     first_position  bigint not null,
-    last_position   bigint not null,
     updated_at      timestamptz not null default now(),
     primary key (shard, actor_id)
 );

@@ -164,10 +164,10 @@ public static class Pr2Cli
                     return;
                 }
 
-                var found = new TextTable("SHARD", "ACTOR", "STATUS", "FIRST", "LAST");
+                var found = new TextTable("SHARD", "ACTOR", "STATUS", "FIRST POSITION");
                 foreach (var o in objects)
                 {
-                    found.Add(o.Shard, o.ActorId, Output.Status(o.Status), o.FirstPosition, o.LastPosition);
+                    found.Add(o.Shard, o.ActorId, Output.Status(o.Status), o.FirstPosition);
                 }
 
                 output.Write(found);

@@ -21,25 +21,27 @@ public sealed class ObjectDirectoryProjector : IJournalAgent
 
     public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        // One row per actor in the batch: first and last position seen, canceled if any entry canceled it.
+        // Only inserts (an actor appears) and cancels (it ends) matter here; modifies change nothing.
         var actors = entries
+            .Where(e => e.Kind != MessageKind.Modify)
             .GroupBy(e => e.Actor.ActorId, StringComparer.Ordinal)
-            .Select(g => (ActorId: g.Key, First: g.Min(e => e.Position), Last: g.Max(e => e.Position),
-                Canceled: g.Any(e => e.Kind == MessageKind.Cancel)))
+            .Select(g => (ActorId: g.Key, First: g.Min(e => e.Position), Canceled: g.Any(e => e.Kind == MessageKind.Cancel)))
             .ToList();
+        if (actors.Count == 0)
+        {
+            return;
+        }
+
         await using var command = new NpgsqlCommand("""
-            insert into pr2_object_directory (shard, actor_id, actor_type, status, first_position, last_position)
-            select $1, a.actor_id, split_part(a.actor_id, '/', 1), case when a.canceled then 2 else 1 end, a.first, a.last
-            from unnest($2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) as a(actor_id, first, last, canceled)
-            on conflict (shard, actor_id) do update set
-                status = greatest(pr2_object_directory.status, excluded.status),
-                last_position = greatest(pr2_object_directory.last_position, excluded.last_position),
-                updated_at = now()
+            insert into pr2_object_directory (shard, actor_id, actor_type, status, first_position)
+            select $1, a.actor_id, split_part(a.actor_id, '/', 1), case when a.canceled then 2 else 1 end, a.first
+            from unnest($2::text[], $3::bigint[], $4::boolean[]) as a(actor_id, first, canceled)
+            on conflict (shard, actor_id) do update set status = 2, updated_at = now()
+                where excluded.status = 2 and pr2_object_directory.status <> 2
             """, connection, transaction);
         command.Parameters.Add(new() { Value = sourceShard });
         command.Parameters.Add(JournalStore.Array(actors.Select(a => a.ActorId).ToArray(), NpgsqlDbType.Text));
         command.Parameters.Add(JournalStore.Array(actors.Select(a => a.First).ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(JournalStore.Array(actors.Select(a => a.Last).ToArray(), NpgsqlDbType.Bigint));
         command.Parameters.Add(JournalStore.Array(actors.Select(a => a.Canceled).ToArray(), NpgsqlDbType.Boolean));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }

@@ -22,7 +22,7 @@ public static class EmbeddedDefault
     public static async Task<PostgresServer> StartAsync(IConfigurationManager configuration, CancellationToken cancellationToken = default)
     {
         var dataDirectory = configuration[DataDirectoryKey] ?? DefaultDataDirectory();
-        var server = await PostgresServer.StartAsync(dataDirectory, PostgresBinaries.Locate(configuration[PostgresBinKey]), stopOnDispose: true, cancellationToken);
+        var server = await PostgresServer.StartAsync(dataDirectory, PostgresBinaries.Locate(configuration[PostgresBinKey]), stopOnDispose: true, cancellationToken: cancellationToken);
         configuration.AddInMemoryCollection(Shards.Select(shard => KeyValuePair.Create<string, string?>(
             $"{TopologyOptions.SectionName}:{nameof(TopologyOptions.Shards)}:{shard}:{nameof(ShardTopology.Replicas)}:0",
             server.ConnectionString($"pr2_shard{shard}"))));

@@ -18,10 +18,12 @@ public sealed class PostgresServer : IAsyncDisposable
 
     private readonly PostgresBinaries _binaries;
     private readonly bool _stopOnDispose;
+    private readonly IReadOnlyDictionary<string, string> _settings;
 
-    private PostgresServer(PostgresBinaries binaries, string dataDirectory, int port, bool stopOnDispose)
+    private PostgresServer(PostgresBinaries binaries, string dataDirectory, int port, bool stopOnDispose, IReadOnlyDictionary<string, string> settings)
     {
         _binaries = binaries;
+        _settings = settings;
         DataDirectory = dataDirectory;
         Port = port;
         _stopOnDispose = stopOnDispose;
@@ -36,8 +38,10 @@ public sealed class PostgresServer : IAsyncDisposable
     /// <summary>
     /// Initializes <paramref name="dataDirectory"/> if it is empty and starts the server on a free loopback
     /// port (the port used last time when it is still free), waiting until it accepts connections.
+    /// <paramref name="settings"/> are extra server settings (<c>-c name=value</c>), e.g. shared_buffers.
     /// </summary>
-    public static async Task<PostgresServer> StartAsync(string dataDirectory, PostgresBinaries binaries, bool stopOnDispose = true, CancellationToken cancellationToken = default)
+    public static async Task<PostgresServer> StartAsync(string dataDirectory, PostgresBinaries binaries, bool stopOnDispose = true,
+        IReadOnlyDictionary<string, string>? settings = null, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(dataDirectory);
         if (IsRoot)
@@ -51,7 +55,7 @@ public sealed class PostgresServer : IAsyncDisposable
         }
 
         var port = ChoosePort(dataDirectory);
-        var server = new PostgresServer(binaries, dataDirectory, port, stopOnDispose);
+        var server = new PostgresServer(binaries, dataDirectory, port, stopOnDispose, settings ?? new Dictionary<string, string>());
         await server.StartAgainAsync(cancellationToken);
         return server;
     }
@@ -75,7 +79,8 @@ public sealed class PostgresServer : IAsyncDisposable
             $"-c unix_socket_directories={DataDirectory}",
             "-c max_connections=400",
             "-c fsync=on",
-            "-c synchronous_commit=on");
+            "-c synchronous_commit=on",
+            string.Join(' ', _settings.Select(setting => $"-c {setting.Key}={setting.Value}")));
         await RunAsync(_binaries.PgCtl,
             ["start", "-D", DataDirectory, "-l", Path.Combine(DataDirectory, "server.log"), "-w", "-t", "60", "-o", options],
             IsRoot, cancellationToken);

@@ -1,0 +1,62 @@
+namespace PR2.Bench;
+
+/// <summary>What one benchmark run measures, from the command line.</summary>
+internal sealed record BenchSettings(
+    bool Short,
+    IReadOnlyList<int> Writers,
+    TimeSpan Duration,
+    TimeSpan Warmup,
+    int OfferedRate,
+    TimeSpan OpenLoopDuration,
+    TimeSpan Soak,
+    IReadOnlyList<string> Paths,
+    string OutputPath,
+    string? PostgresConnectionString)
+{
+    public const string Usage = """
+        PR2 benchmark: raw PostgreSQL, Marten and PR2 side by side on one PostgreSQL server.
+          --short              under a minute: 64 writers, 3 s per row (also the CI smoke check)
+          --full               minutes: 1, 16, 64, 256 writers, 10 s per row (the default)
+          --writers 1,16,64    writer counts to run
+          --seconds <n>        seconds per measured row
+          --rate <n>           offered load for the open-loop latency run (default 5000/s)
+          --soak <seconds>     also run the open-loop load this long and report silo memory growth
+          --paths raw,marten,pr2  which paths to run (default all three)
+          --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
+          --out <path>         JSON results (default bench/results/latest.json)
+        """;
+
+    public static BenchSettings Parse(string[] args)
+    {
+        var isShort = args.Contains("--short");
+        var settings = new BenchSettings(
+            isShort,
+            isShort ? [64] : [1, 16, 64, 256],
+            TimeSpan.FromSeconds(isShort ? 3 : 10),
+            TimeSpan.FromSeconds(isShort ? 0.5 : 2),
+            5000,
+            TimeSpan.FromSeconds(isShort ? 3 : 30),
+            TimeSpan.Zero,
+            ["raw", "marten", "pr2"],
+            Path.Combine("bench", "results", "latest.json"),
+            null);
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            settings = args[i] switch
+            {
+                "--short" or "--full" => settings,
+                "--writers" => settings with { Writers = [.. Next().Split(',').Select(int.Parse)] },
+                "--seconds" => settings with { Duration = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
+                "--rate" => settings with { OfferedRate = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
+                "--soak" => settings with { Soak = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
+                "--paths" => settings with { Paths = Next().Split(',') },
+                "--postgres" => settings with { PostgresConnectionString = Next() },
+                "--out" => settings with { OutputPath = Next() },
+                _ => throw new ArgumentException($"unknown option {args[i]}\n{Usage}"),
+            };
+        }
+
+        return settings;
+    }
+}

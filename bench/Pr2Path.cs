@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using PR2.Client;
+
+namespace PR2.Bench;
+
+/// <summary>
+/// PR2 through the Orleans client: N writers each sending to its own actor (insert, then modifies), each
+/// call awaited for its acknowledgement; then an open-loop run at a fixed offered rate for ack latency
+/// and projection lag (ack until the records agent's mark covers the entry).
+/// </summary>
+internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlDataSource> shards) : IAsyncDisposable
+{
+    private IHost? _client;
+
+    public Pr2Client Client => _client!.Services.GetRequiredService<Pr2Client>();
+
+    public async Task ConnectAsync()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Pr2:Client:Gateways:0"] = $"127.0.0.1:{silo.GatewayPort}" });
+        builder.AddPr2Client();
+        _client = builder.Build();
+        await _client.StartAsync();
+    }
+
+    public async Task RunClosedLoopAsync(Runner runner, IReadOnlyList<int> writerCounts)
+    {
+        foreach (var shardCount in new[] { 1, 3 })
+        {
+            foreach (var writers in writerCounts)
+            {
+                var run = Guid.NewGuid().ToString("N")[..6];
+                await runner.MeasureAsync("pr2", shardCount, writers, 1, async (w, n) =>
+                    await Client.SendAsync(1 + (w % shardCount), $"bench/{run}-{w}", n == 0 ? MessageKind.Insert : MessageKind.Modify, Payload.Json(w, n)));
+            }
+        }
+    }
+
+    /// <summary>Offered load at <paramref name="rate"/> messages/s on shard 1 for <paramref name="duration"/>: latency from the scheduled send time.</summary>
+    public async Task<ResultRow> RunOpenLoopAsync(ResourceMeter meter, int rate, TimeSpan duration, string path = "pr2-open-loop", Action<double>? memorySample = null)
+    {
+        const int Actors = 1000;
+        var run = Guid.NewGuid().ToString("N")[..6];
+        await Parallel.ForEachAsync(Enumerable.Range(0, Actors), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (a, _) =>
+            await Client.SendAsync(1, $"open/{run}-{a}", MessageKind.Insert, Payload.Json(a, 0)));
+
+        Console.Write($"  {path,-13} offered {rate}/s for {duration.TotalSeconds:0} s ");
+        var marks = new List<(long Ticks, long Mark)>();
+        using var stopMonitor = new CancellationTokenSource();
+        var monitor = MonitorMarkAsync(shards[1], marks, stopMonitor.Token);
+        var before = meter.CpuSeconds();
+        var acks = new List<(long ScheduledTicks, long AckTicks, long Position)>();
+        var pending = new List<Task>();
+        long errors = 0;
+        var peak = 0.0;
+        var clock = Stopwatch.StartNew();
+        var total = (long)(rate * duration.TotalSeconds);
+        var nextSecond = 1;
+        for (long k = 0; k < total; k++)
+        {
+            var due = TimeSpan.FromSeconds((double)k / rate);
+            if (clock.Elapsed < due)
+            {
+                await Task.Delay(due - clock.Elapsed);
+            }
+
+            if (clock.Elapsed.TotalSeconds >= nextSecond)
+            {
+                nextSecond++;
+                var memory = meter.SiloMemoryMiB();
+                peak = Math.Max(peak, memory);
+                memorySample?.Invoke(memory);
+                Console.Write('.');
+            }
+
+            var scheduled = Stopwatch.GetTimestamp() - (clock.Elapsed - due).Ticks * Stopwatch.Frequency / TimeSpan.TicksPerSecond;
+            pending.Add(SendOneAsync($"open/{run}-{k % Actors}", k, scheduled));
+        }
+
+        await Task.WhenAll(pending);
+        var elapsed = clock.Elapsed;
+        await Task.Delay(500);
+        await stopMonitor.CancelAsync();
+        await monitor;
+        var after = meter.CpuSeconds();
+
+        var latencies = acks.Select(a => Stopwatch.GetElapsedTime(a.ScheduledTicks, a.AckTicks).TotalMilliseconds).Order().ToArray();
+        var markTicks = marks.Select(m => m.Ticks).ToArray();
+        var markValues = marks.Select(m => m.Mark).ToArray();
+        var lags = acks.Select(a => ProjectionLagMs(markTicks, markValues, a.AckTicks, a.Position)).Where(l => l >= 0).Order().ToArray();
+        double At(double[] sorted, double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+        var perThousand = 1000.0 / Math.Max(1, acks.Count);
+        var row = new ResultRow(path, 1, Actors, acks.Count, elapsed.TotalSeconds, acks.Count / elapsed.TotalSeconds,
+            At(latencies, 0.5), At(latencies, 0.95), At(latencies, 0.99), errors,
+            (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand,
+            peak, rate, At(lags, 0.5), At(lags, 0.99));
+        Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {row.P50Ms,6:N2} ms  p99 {row.P99Ms,7:N2} ms  lag p99 {row.ProjectionLagP99Ms,6:N1} ms{(errors > 0 ? $"  errors {errors}" : "")}");
+        return row;
+
+        async Task SendOneAsync(string actor, long k, long scheduledTicks)
+        {
+            try
+            {
+                var ack = await Client.SendAsync(1, actor, MessageKind.Modify, Payload.Json((int)(k % Actors), k));
+                var now = Stopwatch.GetTimestamp();
+                lock (acks)
+                {
+                    acks.Add((scheduledTicks, now, ack.Position));
+                }
+            }
+            catch (Exception)
+            {
+                Interlocked.Increment(ref errors);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_client is not null)
+        {
+            await _client.StopAsync();
+            _client.Dispose();
+        }
+    }
+
+    // Polls the records agent's mark on shard 1 every couple of milliseconds.
+    private static async Task MonitorMarkAsync(NpgsqlDataSource shard1, List<(long, long)> marks, CancellationToken stop)
+    {
+        await using var command = shard1.CreateCommand("select coalesce((select position from pr2_agent_mark where agent = 'records' and shard = 1), 0)");
+        while (!stop.IsCancellationRequested)
+        {
+            var mark = (long)(await command.ExecuteScalarAsync(CancellationToken.None))!;
+            marks.Add((Stopwatch.GetTimestamp(), mark));
+            try
+            {
+                await Task.Delay(2, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    // Time from the acknowledgement until the first sample whose mark covers the position (0 if it already did).
+    // Marks never go backwards, so the first covering sample is found by binary search.
+    private static double ProjectionLagMs(long[] ticks, long[] marks, long ackTicks, long position)
+    {
+        int low = 0, high = marks.Length;
+        while (low < high)
+        {
+            var middle = (low + high) / 2;
+            if (marks[middle] >= position)
+            {
+                high = middle;
+            }
+            else
+            {
+                low = middle + 1;
+            }
+        }
+
+        return low == marks.Length ? -1 : Math.Max(0, Stopwatch.GetElapsedTime(ackTicks, ticks[low]).TotalMilliseconds);
+    }
+}

@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Npgsql;
+using PR2.Bench;
+using PR2.Grains.Storage;
+using PR2.Silo.Embedded;
+
+// PR2 against Marten and raw PostgreSQL, one server, one run. See BenchSettings.Usage.
+BenchSettings settings;
+try
+{
+    settings = BenchSettings.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+
+var serverSettings = new Dictionary<string, string> { ["shared_buffers"] = "128MB", ["synchronous_commit"] = "on", ["fsync"] = "on" };
+var dataDirectory = Path.Combine(Path.GetTempPath(), "pr2-bench", Guid.NewGuid().ToString("N")[..8]);
+await using var server = settings.PostgresConnectionString is null
+    ? await PostgresServer.StartAsync(dataDirectory, PostgresBinaries.Locate(Environment.GetEnvironmentVariable("PR2_PG_BIN")), settings: serverSettings)
+    : null;
+string Database(string name) => server?.ConnectionString(name) ?? new NpgsqlConnectionStringBuilder(settings.PostgresConnectionString) { Database = name }.ConnectionString;
+string Pooled(string name) => new NpgsqlConnectionStringBuilder(Database(name)) { MaxPoolSize = 300 }.ConnectionString;
+
+var run = Guid.NewGuid().ToString("N")[..6];
+var pr2Shards = new[] { 0, 1, 2, 3 }.ToDictionary(s => s, s => Pooled($"pr2b_{run}_s{s}"));
+foreach (var name in new[] { "bench_raw", "bench_marten" })
+{
+    await DatabaseCreator.EnsureExistsAsync(Database(name), CancellationToken.None);
+}
+
+Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): writers {string.Join(", ", settings.Writers)}, {settings.Duration.TotalSeconds:0} s per row, " +
+    $"{Environment.ProcessorCount} cores, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
+await using var silo = await SiloProcess.StartAsync(pr2Shards);
+var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
+var meter = new ResourceMeter(silo.Pid, postmaster);
+var runner = new Runner(settings, meter);
+var serverFacts = await ReadServerFactsAsync(Database("bench_raw"));
+
+if (settings.Paths.Contains("raw"))
+{
+    await using var raw = NpgsqlDataSource.Create(Pooled("bench_raw"));
+    await RawPaths.RunAsync(runner, raw, settings.Writers);
+}
+
+if (settings.Paths.Contains("marten"))
+{
+    await MartenPaths.RunAsync(runner, Pooled("bench_marten"), settings.Writers);
+}
+
+var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
+if (settings.Paths.Contains("pr2"))
+{
+    await using var pr2 = new Pr2Path(silo, shardSources);
+    await pr2.ConnectAsync();
+    await pr2.RunClosedLoopAsync(runner, settings.Writers);
+    runner.Rows.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
+    if (settings.Soak > TimeSpan.Zero)
+    {
+        var samples = new List<double>();
+        var soak = await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.Soak, "pr2-soak", samples.Add);
+        runner.Rows.Add(soak);
+        var warm = samples.Skip(samples.Count / 5).FirstOrDefault();
+        var end = samples.LastOrDefault();
+        Console.WriteLine($"  soak: silo memory {warm:N0} MiB after warm-up, {end:N0} MiB at the end ({(end - warm) / Math.Max(1, warm):P1}), errors {soak.Errors}");
+    }
+}
+
+foreach (var source in shardSources.Values)
+{
+    await source.DisposeAsync();
+}
+
+Report.Print(runner.Rows, settings.Writers);
+var output = new
+{
+    machine = new
+    {
+        cores = Environment.ProcessorCount,
+        memory_gib = Math.Round(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024.0 * 1024 * 1024), 1),
+        os = RuntimeInformation.OSDescription,
+        dotnet = RuntimeInformation.FrameworkDescription,
+        postgres = serverFacts.Version,
+    },
+    settings = new
+    {
+        mode = settings.Short ? "short" : "full",
+        seconds_per_row = settings.Duration.TotalSeconds,
+        warmup_seconds = settings.Warmup.TotalSeconds,
+        offered_rate = settings.OfferedRate,
+        shared_buffers = serverFacts.SharedBuffers,
+        synchronous_commit = serverFacts.SynchronousCommit,
+        fsync = serverFacts.Fsync,
+        taken_at = DateTimeOffset.UtcNow,
+    },
+    rows = runner.Rows,
+};
+Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.OutputPath))!);
+await File.WriteAllTextAsync(settings.OutputPath, JsonSerializer.Serialize(output, new JsonSerializerOptions { WriteIndented = true }));
+Console.WriteLine($"results written to {settings.OutputPath}");
+var failed = runner.Rows.Where(r => r.Messages == 0 || r.Errors > 0).Select(r => $"{r.Path}/{r.Writers}").ToList();
+if (failed.Count > 0)
+{
+    Console.Error.WriteLine($"paths with errors or no messages: {string.Join(", ", failed)}");
+    return 1;
+}
+
+return 0;
+
+static async Task<(string Version, string SharedBuffers, string SynchronousCommit, string Fsync)> ReadServerFactsAsync(string connectionString)
+{
+    await using var source = NpgsqlDataSource.Create(connectionString);
+    async Task<string> Show(string sql)
+    {
+        await using var command = source.CreateCommand(sql);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    return (await Show("show server_version"), await Show("show shared_buffers"), await Show("show synchronous_commit"), await Show("show fsync"));
+}

@@ -1,0 +1,29 @@
+namespace PR2.Bench;
+
+/// <summary>The side-by-side table and the ratios the targets are stated in.</summary>
+internal static class Report
+{
+    public static void Print(IReadOnlyList<ResultRow> rows, IReadOnlyList<int> writerCounts)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{"path",-14}{"shards",6}{"writers",8}{"msg/s",11}{"p50 ms",9}{"p95 ms",9}{"p99 ms",9}{"cpu s/1k: client",18}{"silo",7}{"pg",7}{"silo MiB",10}{"lag p99",9}");
+        foreach (var r in rows)
+        {
+            Console.WriteLine($"{r.Path,-14}{r.Shards,6}{r.Writers,8}{r.MessagesPerSecond,11:N0}{r.P50Ms,9:N2}{r.P95Ms,9:N2}{r.P99Ms,9:N2}" +
+                $"{r.CpuClientPer1K,18:N3}{r.CpuSiloPer1K,7:N3}{r.CpuPostgresPer1K,7:N3}{r.SiloPeakMiB,10:N0}{(r.ProjectionLagP99Ms is { } lag ? $"{lag,9:N1}" : ""),9}");
+        }
+
+        Console.WriteLine();
+        foreach (var writers in writerCounts)
+        {
+            double? Rate(string path, int shards = 1) => rows.FirstOrDefault(r => r.Path == path && r.Writers == writers && r.Shards == shards)?.MessagesPerSecond;
+            var pr2 = Rate("pr2");
+            var pr2Three = Rate("pr2", 3);
+            var batch = Rate("raw-batch");
+            var marten = Rate("marten");
+            Console.WriteLine($"writers {writers,3}: PR2/raw-batch {Ratio(pr2, batch)}  PR2/Marten {Ratio(pr2, marten)}  PR2(3 shards)/Marten {Ratio(pr2Three, marten)}");
+        }
+    }
+
+    private static string Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? $"{x / y,6:N2}x" : "     -";
+}

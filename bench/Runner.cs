@@ -1,0 +1,34 @@
+namespace PR2.Bench;
+
+/// <summary>Measures one row: a closed-loop run with CPU and memory read before and after.</summary>
+internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
+{
+    public List<ResultRow> Rows { get; } = [];
+
+    /// <param name="path">Row name, e.g. <c>raw-batch</c>.</param>
+    /// <param name="shards">Shards written (1 for the non-PR2 paths).</param>
+    /// <param name="writers">Concurrent writers.</param>
+    /// <param name="messagesPerSend">Messages one send writes (a batch counts its rows).</param>
+    /// <param name="send">Sends one message (or batch) for writer w, its n-th.</param>
+    public async Task<ResultRow> MeasureAsync(string path, int shards, int writers, int messagesPerSend, Func<int, long, Task> send)
+    {
+        Console.Write($"  {path,-13} shards={shards} writers={writers,-4} ");
+        var before = meter.CpuSeconds();
+        var peak = meter.SiloMemoryMiB();
+        var (sends, elapsed, latencies, errors) = await ClosedLoop.RunAsync(writers, settings.Warmup, settings.Duration, send, count =>
+        {
+            peak = Math.Max(peak, meter.SiloMemoryMiB());
+            Console.Write('.');
+        });
+        var after = meter.CpuSeconds();
+        var (_, p50, p95, p99) = latencies.Summarize();
+        var messages = sends * messagesPerSend;
+        // CPU includes the warm-up and wind-down, so it is divided by all messages sent, measured or not.
+        var perThousand = 1000.0 / Math.Max(1, messages * (settings.Duration + settings.Warmup) / settings.Duration);
+        var row = new ResultRow(path, shards, writers, messages, elapsed.TotalSeconds, messages / elapsed.TotalSeconds, p50, p95, p99, errors,
+            (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand, peak);
+        Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {p50,6:N2} ms  p99 {p99,7:N2} ms{(errors > 0 ? $"  errors {errors}" : "")}");
+        Rows.Add(row);
+        return row;
+    }
+}
