@@ -39,8 +39,8 @@ public sealed class Pr2Client(IClusterClient cluster)
     /// <summary>Shards, replicas, journal heads, and each agent's mark and lag per shard.</summary>
     public Task<ClusterStatus> GetStatusAsync() => cluster.GetGrain<IStatusGrain>(0).GetStatus();
 
-    /// <summary>Makes <paramref name="agent"/> catch up with <paramref name="shard"/>'s journal now; returns its mark.</summary>
-    public Task<long> CatchUpAsync(string agent, int shard) => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}").CatchUp();
+    /// <summary>Makes <paramref name="agent"/> catch up with <paramref name="shard"/>'s journal (on a replica, default the primary) now; returns its mark.</summary>
+    public Task<long> CatchUpAsync(string agent, int shard, int replica = 0) => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}@{replica}").CatchUp();
 
     /// <summary>The shard map recorded in the directory (shard 0).</summary>
     public Task<IReadOnlyList<ShardEntry>> GetShardsAsync() => Directory.GetShards();

@@ -3,7 +3,7 @@ using Orleans.Concurrency;
 namespace PR2;
 
 /// <summary>
-/// Runs one agent over one shard's journal; key <c>"{agent}/{shard}"</c>, e.g. <c>records/1</c>.
+/// Runs one agent over one shard's journal on one replica; key <c>"{agent}/{shard}@{replica}"</c>, e.g. <c>records/1@0</c>.
 /// Woken by the shard's writer after each commit, by a timer as a fallback, and by every silo's agent
 /// supervisor, so it runs wherever the cluster places it and survives silo restarts.
 /// </summary>

@@ -7,6 +7,9 @@ namespace PR2;
 /// <param name="Reachable">Whether it answered.</param>
 /// <param name="Head">Its last journal position (-1 when unreachable).</param>
 /// <param name="Error">Why it did not answer.</param>
+/// <param name="ReplicaId">Its own origin id (empty when unreachable).</param>
+/// <param name="Behind">Entries it lacks compared with the union of the reachable replicas' version vectors (-1 when unreachable).</param>
+/// <param name="Vector">Its version vector: origin replica id to the highest origin position held contiguously.</param>
 [GenerateSerializer, Immutable, Alias("pr2.replica-status.v1")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Index,
@@ -14,4 +17,7 @@ public sealed record ReplicaStatus(
     [property: Id(2)] bool Primary,
     [property: Id(3)] bool Reachable,
     [property: Id(4)] long Head,
-    [property: Id(5)] string? Error);
+    [property: Id(5)] string? Error,
+    [property: Id(6)] Guid ReplicaId = default,
+    [property: Id(7)] long Behind = 0,
+    [property: Id(8)] IReadOnlyDictionary<Guid, long>? Vector = null);

@@ -26,8 +26,8 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        var (agent, shard) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
-        _runner = new AgentRunner(catalog.Get(agent), shard, shards, faults);
+        var (agent, shard, replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
+        _runner = new AgentRunner(catalog.Get(agent), shard, shards, faults, replica: replica);
         this.RegisterGrainTimer(_ => { Wake(); return Task.CompletedTask; },
             new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
         return Task.CompletedTask;
@@ -73,6 +73,5 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
         }
     }
 
-    private Task<long> ReadMarkAsync() =>
-        AgentMarks.ReadAsync(shards.Get(catalog.Get(_runner.Agent).HomeShard(_runner.SourceShard)).Primary, _runner.Agent, _runner.SourceShard);
+    private Task<long> ReadMarkAsync() => AgentMarks.ReadAsync(_runner.Home, _runner.Agent, _runner.SourceShard);
 }

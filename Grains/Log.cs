@@ -31,4 +31,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Could not record the topology in the directory (shard 0)")]
     public static partial void DirectorySyncFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Anti-entropy on shard {Shard} from replica {From} to replica {To} failed; it retries")]
+    public static partial void AntiEntropyFailed(ILogger logger, Exception exception, int shard, int from, int to);
 }

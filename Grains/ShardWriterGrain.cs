@@ -74,7 +74,12 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
         {
             // Followers of this shard are woken after every commit (one-way calls), so they see new entries promptly.
             var followers = agents.KeysFollowing(ShardCode).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
-            return await JournalWriter.OpenAsync(ShardCode, primary, options.Value.MaxBatchSize, logger, _ => followers.ForEach(f => f.Wake()));
+            var antiEntropy = shards.Get(ShardCode).Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
+            return await JournalWriter.OpenAsync(ShardCode, primary, options.Value.MaxBatchSize, logger, _ =>
+            {
+                followers.ForEach(f => f.Wake());
+                antiEntropy?.Wake();
+            });
         }
         catch (NpgsqlException e)
         {

@@ -1,6 +1,7 @@
 using Npgsql;
 using Orleans.Concurrency;
 using PR2.Grains.Agents;
+using PR2.Grains.Replication;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -19,6 +20,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
     {
         var set = shards.Get(shard);
         var replicas = await Task.WhenAll(set.Replicas.Select((source, index) => ReadReplicaAsync(shard, index, source)));
+        replicas = WithBehind(replicas);
         var head = replicas[0].Head;
         var clock = replicas[0].Reachable ? (await JournalStore.ReadHeadAsync(set.Primary, shard)).Clock : -1;
         var progress = new List<AgentProgress>();
@@ -26,7 +28,8 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         {
             try
             {
-                var mark = await AgentMarks.ReadAsync(shards.Get(agent.HomeShard(shard)).Primary, agent.Name, shard);
+                var home = agent.PerReplica ? set.Primary : shards.Get(agent.HomeShard(shard)).Primary;
+                var mark = await AgentMarks.ReadAsync(home, agent.Name, shard);
                 progress.Add(new AgentProgress(agent.Name, mark, head < 0 ? -1 : Math.Max(0, head - mark)));
             }
             catch (NpgsqlException)
@@ -38,6 +41,16 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         return new ShardStatus(shard, head, clock, replicas, progress);
     }
 
+    // How far each reachable replica is behind the union of what the reachable replicas hold.
+    private static ReplicaStatus[] WithBehind(ReplicaStatus[] replicas)
+    {
+        var union = replicas.Where(r => r.Vector is not null).SelectMany(r => r.Vector!)
+            .GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Max(p => p.Value));
+        return [.. replicas.Select(r => r.Vector is null
+            ? r with { Behind = -1 }
+            : r with { Behind = union.Sum(p => Math.Max(0, p.Value - r.Vector.GetValueOrDefault(p.Key))) })];
+    }
+
     private static async Task<ReplicaStatus> ReadReplicaAsync(int shard, int index, NpgsqlDataSource source)
     {
         var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
@@ -45,7 +58,8 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         try
         {
             var head = await JournalStore.ReadHeadAsync(source, shard);
-            return new ReplicaStatus(index, endpoint, index == 0, true, head.Position, null);
+            var vector = await VersionVector.ReadAsync(source);
+            return new ReplicaStatus(index, endpoint, index == 0, true, head.Position, null, vector.ReplicaId, 0, vector.Positions);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {

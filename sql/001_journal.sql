@@ -16,12 +16,15 @@ create table pr2_replica (
 -- the same transaction as the entries, so positions and the Lamport clock can only move together.
 -- epoch fences writers: a writer that opens bumps it, and a writer whose epoch is no longer the
 -- current one finds out at its next commit and stops, so two writers can never interleave.
+-- origin_position counts the entries first written here (this replica's own origin sequence): with
+-- entries imported from other replicas interleaved, local positions and origin positions differ.
 create table pr2_writer_head (
-    singleton   boolean primary key default true check (singleton),
-    epoch       bigint not null default 0,
-    position    bigint not null default 0 check (position >= 0),
-    clock       bigint not null default 0 check (clock >= 0),
-    updated_at  timestamptz not null default now()
+    singleton        boolean primary key default true check (singleton),
+    epoch            bigint not null default 0,
+    position         bigint not null default 0 check (position >= 0),
+    clock            bigint not null default 0 check (clock >= 0),
+    origin_position  bigint not null default 0 check (origin_position >= 0),
+    updated_at       timestamptz not null default now()
 );
 insert into pr2_writer_head default values;
 
@@ -48,7 +51,9 @@ create table pr2_journal (
 );
 
 -- An actor's entries in version order: loading an actor and checking its latest version are index scans.
-create unique index pr2_journal_actor_version on pr2_journal (actor_id, actor_version);
+-- Not unique: after a fail-over two primaries may both have given an actor the same version, and
+-- anti-entropy must still carry both entries (the fold orders them by Lamport stamp).
+create index pr2_journal_actor_version on pr2_journal (actor_id, actor_version);
 
 -- Nothing is updated in place: refuse update, delete and truncate of journal rows outright.
 create function pr2_journal_is_append_only() returns trigger

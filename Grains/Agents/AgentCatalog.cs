@@ -12,22 +12,26 @@ public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, ShardRegistr
     public IJournalAgent Get(string name) =>
         _agents.TryGetValue(name, out var agent) ? agent : throw new InvalidOperationException($"no agent named '{name}' is registered");
 
-    /// <summary>Grain keys of every agent on every shard it follows.</summary>
+    /// <summary>Grain keys of every agent on every shard (and, for per-replica agents, every replica) it follows.</summary>
     public IEnumerable<string> AllKeys() =>
-        from agent in _agents.Values
         from shard in shards.ShardCodes
-        where agent.Follows(shard)
-        select Key(agent.Name, shard);
+        from replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count)
+        from key in KeysFollowing(shard, replica)
+        select key;
 
-    /// <summary>Grain keys of the agents that follow <paramref name="shard"/>.</summary>
-    public IEnumerable<string> KeysFollowing(int shard) =>
-        _agents.Values.Where(a => a.Follows(shard)).Select(a => Key(a.Name, shard));
+    /// <summary>Grain keys of the agents that read <paramref name="shard"/>'s journal on replica <paramref name="replica"/>.</summary>
+    public IEnumerable<string> KeysFollowing(int shard, int replica = 0) =>
+        _agents.Values.Where(a => a.Follows(shard) && (a.PerReplica || replica == 0)).Select(a => Key(a.Name, shard, replica));
 
-    public static string Key(string agent, int shard) => $"{agent}/{shard}";
+    /// <summary><c>agent/shard@replica</c>, e.g. <c>records/1@0</c>.</summary>
+    public static string Key(string agent, int shard, int replica = 0) => $"{agent}/{shard}@{replica}";
 
-    public static (string Agent, int Shard) ParseKey(string key)
+    public static (string Agent, int Shard, int Replica) ParseKey(string key)
     {
         var slash = key.LastIndexOf('/');
-        return (key[..slash], int.Parse(key[(slash + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        var at = key.LastIndexOf('@');
+        return (key[..slash],
+            int.Parse(key[(slash + 1)..at], System.Globalization.CultureInfo.InvariantCulture),
+            int.Parse(key[(at + 1)..], System.Globalization.CultureInfo.InvariantCulture));
     }
 }

@@ -10,17 +10,22 @@ namespace PR2.Grains.Agents;
 /// together; a second runner for the same (agent, shard) waits on the mark lock and then finds the mark
 /// moved, so it cannot apply a batch twice.
 /// </summary>
-public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = 500)
+public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = 500, int replica = 0)
 {
     public string Agent => agent.Name;
 
     public int SourceShard => sourceShard;
 
+    public int Replica => replica;
+
+    /// <summary>The database holding this runner's effects and mark.</summary>
+    public NpgsqlDataSource Home => agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(agent.HomeShard(sourceShard)).Primary;
+
     /// <summary>Applies at most one batch; returns how many entries it applied (0 when caught up).</summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
     {
-        var source = shards.Get(sourceShard).Primary;
-        var home = shards.Get(agent.HomeShard(sourceShard)).Primary;
+        var source = shards.Get(sourceShard).Replicas[replica];
+        var home = Home;
         await using var connection = await home.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 

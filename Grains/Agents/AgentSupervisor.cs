@@ -1,13 +1,14 @@
 using Microsoft.Extensions.Logging;
+using PR2.Grains.Storage;
 
 namespace PR2.Grains.Agents;
 
 /// <summary>
-/// Keeps every agent running: once the silo is active, and then every few seconds, it wakes each
-/// (agent, shard) grain. Every silo does this, so agents come back wherever the cluster places them
+/// Keeps every agent (and each shard's anti-entropy) running: once the silo is active, and then every
+/// few seconds, it wakes each (agent, shard, replica) grain. Every silo does this, so agents come back wherever the cluster places them
 /// after a silo stops; a wake-up of a running agent costs one one-way call.
 /// </summary>
-public sealed class AgentSupervisor(AgentCatalog catalog, IGrainFactory grains, ILogger<AgentSupervisor> logger)
+public sealed class AgentSupervisor(AgentCatalog catalog, ShardRegistry shards, IGrainFactory grains, ILogger<AgentSupervisor> logger)
     : ILifecycleParticipant<ISiloLifecycle>
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
@@ -38,6 +39,19 @@ public sealed class AgentSupervisor(AgentCatalog catalog, IGrainFactory grains, 
         using var timer = new PeriodicTimer(Period);
         do
         {
+            // Anti-entropy runs for every shard with more than one replica.
+            foreach (var shard in shards.ShardCodes.Where(s => shards.Get(s).Replicas.Count > 1))
+            {
+                try
+                {
+                    await grains.GetGrain<IAntiEntropyGrain>(shard).Wake();
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    Log.AgentWakeFailed(logger, e, $"anti-entropy/{shard}");
+                }
+            }
+
             foreach (var key in catalog.AllKeys())
             {
                 try

@@ -15,7 +15,14 @@ public interface IJournalAgent
     /// <summary>Whether the agent follows <paramref name="shard"/>'s journal.</summary>
     bool Follows(int shard);
 
-    /// <summary>The shard whose primary database holds the agent's effects and marks while it follows <paramref name="sourceShard"/>.</summary>
+    /// <summary>
+    /// True: one instance per replica of each followed shard, reading that replica's journal and writing its
+    /// effects and marks into the same replica (each replica keeps its own view). False: one instance per
+    /// followed shard, reading the primary, writing into <see cref="HomeShard"/>'s primary.
+    /// </summary>
+    bool PerReplica { get; }
+
+    /// <summary>The shard whose primary database holds the agent's effects and marks while it follows <paramref name="sourceShard"/> (not per replica).</summary>
     int HomeShard(int sourceShard);
 
     /// <summary>Applies a contiguous batch of entries (position order) from <paramref name="sourceShard"/>.</summary>

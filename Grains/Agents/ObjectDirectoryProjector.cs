@@ -17,6 +17,8 @@ public sealed class ObjectDirectoryProjector : IJournalAgent
 
     public bool Follows(int shard) => true;
 
+    public bool PerReplica => false;
+
     public int HomeShard(int sourceShard) => 0;
 
     public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)

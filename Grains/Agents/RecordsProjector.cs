@@ -19,6 +19,8 @@ public sealed class RecordsProjector : IJournalAgent
 
     public bool Follows(int shard) => true;
 
+    public bool PerReplica => true;
+
     public int HomeShard(int sourceShard) => sourceShard;
 
     public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)

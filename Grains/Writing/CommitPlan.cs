@@ -8,20 +8,24 @@ internal sealed class CommitPlan(
     int shard,
     long position,
     long clock,
+    long originPosition,
     Dictionary<Guid, (WriteAck Ack, byte[] Hash)> known,
     Dictionary<string, long> latestVersions)
 {
     private readonly List<(PendingAppend Pending, WriteAck? Ack, Exception? Refusal)> _outcomes = [];
     private readonly Dictionary<Guid, (WriteAck Ack, byte[] Hash)> _planned = [];
 
-    /// <summary>The entries to insert, in position order.</summary>
-    public List<(AppendRequest Request, WriteAck Ack)> NewEntries { get; } = [];
+    /// <summary>The entries to insert, in position order, with the origin position each gets on this replica.</summary>
+    public List<(AppendRequest Request, WriteAck Ack, long OriginPosition)> NewEntries { get; } = [];
 
     /// <summary>The head position after the planned entries.</summary>
     public long Position { get; private set; } = position;
 
     /// <summary>The Lamport clock after the planned entries.</summary>
     public long Clock { get; private set; } = clock;
+
+    /// <summary>This replica's own origin sequence after the planned entries.</summary>
+    public long OriginPosition { get; private set; } = originPosition;
 
     public void Add(PendingAppend pending)
     {
@@ -47,10 +51,11 @@ internal sealed class CommitPlan(
 
         latestVersions[actorId] = request.Version;
         Position++;
+        OriginPosition++;
         Clock = Math.Max(Clock, message.CausedBy?.Counter ?? 0) + 1;
         var ack = new WriteAck(message.MessageId, message.Receiver, new LamportStamp(Clock, shard), Position, request.Version);
         _planned[message.MessageId] = (ack, request.ContentHash);
-        NewEntries.Add((request, ack));
+        NewEntries.Add((request, ack, OriginPosition));
         _outcomes.Add((pending, ack, null));
     }
 

@@ -24,11 +24,11 @@ public sealed class JournalWriter : IAsyncDisposable
     private const string InsertEntries = """
         insert into pr2_journal (position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
                                  actor_id, kind, actor_version, body, content_hash, sender, caused_by_counter, caused_by_shard)
-        select e.position, e.message_id, e.counter, $1, $2, e.position,
+        select e.position, e.message_id, e.counter, $1, $2, e.origin_position,
                e.actor_id, e.kind, e.version, e.body::jsonb, e.hash, e.sender, e.caused_counter, e.caused_shard
         from unnest($3::bigint[], $4::uuid[], $5::bigint[], $6::text[], $7::smallint[], $8::bigint[],
-                    $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::integer[])
-             as e(position, message_id, counter, actor_id, kind, version, body, hash, sender, caused_counter, caused_shard)
+                    $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::integer[], $14::bigint[])
+             as e(position, message_id, counter, actor_id, kind, version, body, hash, sender, caused_counter, caused_shard, origin_position)
         """;
 
     private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(
@@ -128,14 +128,14 @@ public sealed class JournalWriter : IAsyncDisposable
         await using var connection = await _source.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
 
-        var (epoch, position, clock, known, latestVersions) = await LockHeadAndCheckAsync(connection, transaction, batch);
+        var (epoch, head, known, latestVersions) = await LockHeadAndCheckAsync(connection, transaction, batch);
         if (epoch != Epoch)
         {
             Fence(epoch, batch);
             return;
         }
 
-        var plan = new CommitPlan(Shard, position, clock, known, latestVersions);
+        var plan = new CommitPlan(Shard, head.Position, head.Clock, head.OriginPosition, known, latestVersions);
         foreach (var pending in batch)
         {
             plan.Add(pending);
@@ -154,7 +154,7 @@ public sealed class JournalWriter : IAsyncDisposable
         }
     }
 
-    private async Task<(long Epoch, long Position, long Clock, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions)>
+    private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions)>
         LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingAppend> batch)
     {
         var messageIds = batch.Select(p => p.Request.Message.MessageId).Distinct().ToArray();
@@ -164,7 +164,7 @@ public sealed class JournalWriter : IAsyncDisposable
             BatchCommands =
             {
                 new("set local synchronous_commit = on"),
-                new("select epoch, position, clock from pr2_writer_head for update"),
+                new("select epoch, position, clock, origin_position from pr2_writer_head for update"),
                 new("""
                     select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash
                     from pr2_journal where message_id = any($1)
@@ -181,7 +181,7 @@ public sealed class JournalWriter : IAsyncDisposable
 
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();
-        var (epoch, position, clock) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+        var (epoch, head) = (reader.GetInt64(0), (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
 
         await reader.NextResultAsync();
         var known = new Dictionary<Guid, (WriteAck, byte[])>();
@@ -204,7 +204,7 @@ public sealed class JournalWriter : IAsyncDisposable
             latest[reader.GetString(0)] = reader.GetInt64(1);
         }
 
-        return (epoch, position, clock, known, latest);
+        return (epoch, head, known, latest);
     }
 
     private async Task InsertAndAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan)
@@ -231,11 +231,12 @@ public sealed class JournalWriter : IAsyncDisposable
                         JournalStore.Array(entries.Select(e => e.Request.Message.Sender).ToArray(), NpgsqlDbType.Text),
                         JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Counter).ToArray(), NpgsqlDbType.Bigint),
                         JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Shard).ToArray(), NpgsqlDbType.Integer),
+                        JournalStore.Array(entries.Select(e => e.OriginPosition).ToArray(), NpgsqlDbType.Bigint),
                     },
                 },
-                new("update pr2_writer_head set position = $1, clock = $2, updated_at = now() where epoch = $3")
+                new("update pr2_writer_head set position = $1, clock = $2, origin_position = $3, updated_at = now() where epoch = $4")
                 {
-                    Parameters = { new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = Epoch } },
+                    Parameters = { new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = plan.OriginPosition }, new() { Value = Epoch } },
                 },
             },
         };

@@ -142,6 +142,8 @@ public sealed class ExactlyOnceProjectionTests(PostgresFixture postgres)
 
         public bool Follows(int shard) => shard != 0;
 
+        public bool PerReplica => false;
+
         public int HomeShard(int sourceShard) => sourceShard;
 
         public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction, CancellationToken cancellationToken)

@@ -11,9 +11,14 @@ public static class Migrations
     public static ShardRegistry Registry(IReadOnlyDictionary<string, string?> settings) =>
         new(Options.Create(new TopologyOptions
         {
+            // Keys are Pr2:Topology:Shards:{shard}:Replicas:{index}.
             Shards = settings
                 .Where(kv => kv.Key.StartsWith("Pr2:Topology:Shards:", StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key.Split(':')[3], kv => new ShardTopology { Replicas = [kv.Value!] }),
+                .GroupBy(kv => kv.Key.Split(':')[3])
+                .ToDictionary(g => g.Key, g => new ShardTopology
+                {
+                    Replicas = [.. g.OrderBy(kv => int.Parse(kv.Key.Split(':')[5], System.Globalization.CultureInfo.InvariantCulture)).Select(kv => kv.Value!)],
+                }),
         }), Options.Create(new WriteOptions()));
 
     public static async Task MigrateAsync(IReadOnlyDictionary<string, string?> settings)

@@ -1,0 +1,128 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using PR2.Grains.Agents;
+using PR2.Grains.Replication;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Runs <see cref="ReplicaSync"/> between all replicas of one shard. Reentrant with one pass at a time,
+/// like the agents; after entries land on a replica, that replica's per-replica agents are woken.
+/// </summary>
+[Reentrant]
+public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, ILogger<AntiEntropyGrain> logger)
+    : Grain, IAntiEntropyGrain
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+
+    private Task<long>? _pass;
+    private bool _wanted;
+    private TimeSpan _backoff = Tick;
+    private DateTime _nextRun = DateTime.MinValue;
+
+    private int ShardCode => (int)this.GetPrimaryKeyLong();
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        this.RegisterGrainTimer(_ =>
+        {
+            if (DateTime.UtcNow >= _nextRun)
+            {
+                Wake();
+            }
+
+            return Task.CompletedTask;
+        }, new GrainTimerCreationOptions(Tick, Tick) { KeepAlive = true, Interleave = true });
+        return Task.CompletedTask;
+    }
+
+    public Task Wake()
+    {
+        _wanted = true;
+        if (_pass is null)
+        {
+            _pass = DrainAsync();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task<long> SyncNow()
+    {
+        long total = 0;
+        long moved;
+        do
+        {
+            while (_pass is { } running)
+            {
+                total += await running;
+            }
+
+            moved = await PassAsync();
+            total += moved;
+        }
+        while (moved > 0);
+        return total;
+    }
+
+    private async Task<long> DrainAsync()
+    {
+        await Task.Yield();
+        long total = 0;
+        try
+        {
+            while (_wanted)
+            {
+                _wanted = false;
+                var moved = await PassAsync();
+                total += moved;
+                _backoff = moved > 0 ? Tick : TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, _backoff.Ticks * 2));
+                _nextRun = DateTime.UtcNow + _backoff;
+            }
+        }
+        finally
+        {
+            _pass = null;
+        }
+
+        return total;
+    }
+
+    // One push for every ordered pair of replicas (each until in sync); unreachable peers are skipped.
+    private async Task<long> PassAsync()
+    {
+        var replicas = shards.Get(ShardCode).Replicas;
+        long total = 0;
+        for (var from = 0; from < replicas.Count; from++)
+        {
+            for (var to = 0; to < replicas.Count; to++)
+            {
+                if (from == to)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var moved = await ReplicaSync.PushAllAsync(replicas[from], replicas[to]);
+                    if (moved > 0)
+                    {
+                        total += moved;
+                        foreach (var key in agents.KeysFollowing(ShardCode, to))
+                        {
+                            await GrainFactory.GetGrain<IAgentGrain>(key).Wake();
+                        }
+                    }
+                }
+                catch (Exception e)
+                {
+                    Log.AntiEntropyFailed(logger, e, ShardCode, from, to);
+                }
+            }
+        }
+
+        return total;
+    }
+}
