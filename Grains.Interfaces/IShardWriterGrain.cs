@@ -12,4 +12,7 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
 
     /// <summary>The shard's committed head: last position and Lamport clock.</summary>
     Task<ShardHead> GetHead();
+
+    /// <summary>Index of the replica the writer appends to (the primary), choosing one first if needed.</summary>
+    Task<int> GetPrimary();
 }

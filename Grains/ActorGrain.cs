@@ -146,31 +146,38 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
             return;
         }
 
+        var entries = await OnPrimaryAsync(self, primary => JournalStore.ReadActorAsync(primary, self));
+        _record = RecordState.Fold(entries);
+        _loaded = true;
+        Log.ActorLoaded(logger, self, _record.Version);
+    }
+
+    // Reads from the shard's primary; if it does not answer, asks the shard's writer which replica is the
+    // primary now (it may have failed over) and reads there once more.
+    private async Task<T> OnPrimaryAsync<T>(ActorRef self, Func<NpgsqlDataSource, Task<T>> read)
+    {
+        var set = shards.Get(self.Shard);
         try
         {
-            var entries = await JournalStore.ReadActorAsync(shards.Get(self.Shard).Primary, self);
-            _record = RecordState.Fold(entries);
-            _loaded = true;
-            Log.ActorLoaded(logger, self, _record.Version);
+            return await read(set.Primary);
         }
-        catch (NpgsqlException e)
+        catch (NpgsqlException)
         {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({e.Message})");
+            try
+            {
+                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).GetPrimary());
+                return await read(set.Primary);
+            }
+            catch (NpgsqlException e)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({e.Message}); retry with the same MessageId");
+            }
         }
     }
 
     private async Task<WriteAck?> FindEarlierAckAsync(ActorRef self, Guid messageId, byte[] hash)
     {
-        (JournalEntry Entry, byte[] ContentHash)? found;
-        try
-        {
-            found = await JournalStore.FindAsync(shards.Get(self.Shard).Primary, self.Shard, messageId);
-        }
-        catch (NpgsqlException e)
-        {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({e.Message})");
-        }
-
+        var found = await OnPrimaryAsync(self, primary => JournalStore.FindAsync(primary, self.Shard, messageId));
         if (found is not { } earlier)
         {
             return null;

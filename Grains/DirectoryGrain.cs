@@ -20,13 +20,13 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
     {
         foreach (var shard in shards.ShardCodes)
         {
+            // The primary is the journal writer's to decide (it records fail-overs here); configuration sets the rest.
             var desired = new JsonObject
             {
                 ["replicas"] = new JsonArray([.. shards.Get(shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
-                ["primary"] = 0,
                 ["status"] = "up",
             };
-            await RecordAsync($"shard/{shard}", desired);
+            await RecordAsync($"shard/{shard}", desired, new JsonObject { ["primary"] = 0 });
         }
 
         foreach (var agent in agents.Agents)
@@ -109,18 +109,27 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
 
     private NpgsqlDataSource Control => shards.Get(ControlShard).Primary;
 
-    // Sends an insert or a modify (expecting the version read) only when the recorded state differs.
-    private async Task RecordAsync(string actorId, JsonObject desired)
+    // Sends an insert or a modify (expecting the version read) only when the configured members differ from
+    // the record's; members the record has beyond them (and beyond <paramref name="initial"/>) are removed.
+    private async Task RecordAsync(string actorId, JsonObject desired, JsonObject? initial = null)
     {
         var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
         var current = await actor.GetRecord();
-        if (current.State is { } state && JsonNode.DeepEquals(JsonNode.Parse(state), desired))
+        var state = current.State is { } text ? JsonNode.Parse(text)!.AsObject() : null;
+        if (state is not null && desired.All(member => JsonNode.DeepEquals(state[member.Key], member.Value))
+            && state.All(member => desired.ContainsKey(member.Key) || initial?.ContainsKey(member.Key) == true))
         {
             return;
         }
 
         var kind = current.Status == RecordStatus.Missing ? MessageKind.Insert : MessageKind.Modify;
-        var body = kind == MessageKind.Insert ? desired.ToJsonString() : ReplacementPatch(JsonNode.Parse(current.State!)!.AsObject(), desired).ToJsonString();
+        var full = (JsonObject)desired.DeepClone();
+        foreach (var (name, value) in initial ?? [])
+        {
+            full[name] = state?[name]?.DeepClone() ?? value?.DeepClone();
+        }
+
+        var body = kind == MessageKind.Insert ? full.ToJsonString() : ReplacementPatch(state!, full).ToJsonString();
         try
         {
             await actor.Send(new Message(Guid.NewGuid(), Sender, new ActorRef(ControlShard, actorId), kind, body, current.Version));

@@ -34,4 +34,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Anti-entropy on shard {Shard} from replica {From} to replica {To} failed; it retries")]
     public static partial void AntiEntropyFailed(ILogger logger, Exception exception, int shard, int from, int to);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Shard {Shard}: primary is now replica {Primary} (was {Previous})")]
+    public static partial void PrimaryChosen(ILogger logger, int shard, int previous, int primary);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Shard {Shard}: could not record primary {Primary} in the directory")]
+    public static partial void PrimaryNotRecorded(ILogger logger, Exception exception, int shard, int primary);
 }

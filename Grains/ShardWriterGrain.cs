@@ -4,35 +4,62 @@ using Npgsql;
 using Orleans.Concurrency;
 using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
+using PR2.Grains.Replication;
 using PR2.Grains.Storage;
 using PR2.Grains.Writing;
 
 namespace PR2.Grains;
 
 /// <summary>
-/// Hosts the <see cref="JournalWriter"/> of one shard. Reentrant so that appends from many actors queue
-/// up while a group commit is in flight. If another activation takes the shard over, this one is fenced
-/// and deactivates; it never reopens, so two activations cannot take turns.
+/// Hosts the <see cref="JournalWriter"/> of one shard and decides the shard's primary. Reentrant so that
+/// appends from many actors queue up while a group commit is in flight.
+/// <para>
+/// Primary: on activation, the reachable replica with the highest version vector (ties: the lowest index).
+/// Fail over: when a commit fails because the primary cannot be reached, the writer stops taking work for
+/// this shard, picks the reachable replica with the highest vector, fences the others (epoch bump), opens
+/// there, and the appends that were refused are retried there (safe: MessageIds are unique), all within
+/// <see cref="FailOverBudget"/>; past it the caller gets a retriable error. If another activation takes a
+/// replica over, this one is fenced and deactivates; it never reopens, so two activations cannot take turns.
+/// </para>
 /// </summary>
 [Reentrant]
 public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
     : Grain, IShardWriterGrain
 {
+    /// <summary>How long an append may spend waiting for a fail-over before it is refused (retriable).</summary>
+    public static readonly TimeSpan FailOverBudget = TimeSpan.FromSeconds(5);
+
     private Task<JournalWriter>? _opening;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
+    private ShardReplicaSet Set => shards.Get(ShardCode);
+
     public async Task<WriteAck> Append(AppendRequest request)
     {
-        var writer = await GetWriterAsync();
-        try
+        var deadline = DateTime.UtcNow + FailOverBudget;
+        while (true)
         {
-            return await writer.AppendAsync(request);
-        }
-        catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
-        {
-            DeactivateOnIdle();
-            throw;
+            var writer = await GetWriterAsync();
+            try
+            {
+                return await writer.AppendAsync(request);
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
+            {
+                DeactivateOnIdle();
+                throw;
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken && DateTime.UtcNow < deadline)
+            {
+                // The primary is gone: the next GetWriterAsync chooses again (once for all waiting appends).
+                if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
+                {
+                    _opening = null;
+                }
+
+                await Task.Delay(50);
+            }
         }
     }
 
@@ -40,12 +67,18 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
     {
         try
         {
-            return await JournalStore.ReadHeadAsync(shards.Get(ShardCode).Primary, ShardCode);
+            return await JournalStore.ReadHeadAsync((await GetWriterAsync()).Source, ShardCode);
         }
         catch (NpgsqlException e)
         {
             throw Unavailable(e);
         }
+    }
+
+    public async Task<int> GetPrimary()
+    {
+        await GetWriterAsync();
+        return Set.PrimaryIndex;
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -69,21 +102,94 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
 
     private async Task<JournalWriter> OpenAsync()
     {
-        var primary = shards.Get(ShardCode).Primary;
+        var previous = Set.PrimaryIndex;
+        var primary = await ChoosePrimaryAsync();
         try
         {
             // Followers of this shard are woken after every commit (one-way calls), so they see new entries promptly.
-            var followers = agents.KeysFollowing(ShardCode).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
-            var antiEntropy = shards.Get(ShardCode).Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
-            return await JournalWriter.OpenAsync(ShardCode, primary, options.Value.MaxBatchSize, logger, _ =>
+            var followers = agents.KeysFollowing(ShardCode, primary).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
+            var antiEntropy = Set.Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
+            var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, _ =>
             {
                 followers.ForEach(f => f.Wake());
                 antiEntropy?.Wake();
             });
+            await FenceOthersAsync(primary);
+            Set.Promote(primary);
+            if (primary != previous)
+            {
+                Log.PrimaryChosen(logger, ShardCode, previous, primary);
+                _ = RecordPrimaryAsync(primary);
+            }
+
+            return writer;
         }
         catch (NpgsqlException e)
         {
             throw Unavailable(e);
+        }
+    }
+
+    // The reachable replica holding the most (highest version vector); ties go to the lowest index.
+    private async Task<int> ChoosePrimaryAsync()
+    {
+        var candidates = await Task.WhenAll(Set.Replicas.Select(async (replica, index) =>
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                var vector = await VersionVector.ReadAsync(replica, timeout.Token);
+                return (Index: index, Held: vector.Positions.Values.Sum(), Reachable: true);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                return (Index: index, Held: -1L, Reachable: false);
+            }
+        }));
+        var best = candidates.Where(c => c.Reachable).OrderByDescending(c => c.Held).ThenBy(c => c.Index).FirstOrDefault();
+        return best.Reachable
+            ? best.Index
+            : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"no replica of shard {ShardCode} is reachable; retry with the same MessageId");
+    }
+
+    private async Task FenceOthersAsync(int primary)
+    {
+        for (var i = 0; i < Set.Replicas.Count; i++)
+        {
+            if (i == primary)
+            {
+                continue;
+            }
+
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await JournalWriter.FenceAsync(Set.Replicas[i], timeout.Token);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                // Unreachable: nobody writes there either. When it returns, its writer head is simply not ours.
+            }
+        }
+    }
+
+    // Records the new primary in the directory (shard 0), as a journaled message: auditable.
+    private async Task RecordPrimaryAsync(int primary)
+    {
+        try
+        {
+            var actorId = $"shard/{ShardCode}";
+            var actor = GrainFactory.GetGrain<IActorGrain>(0, actorId, null);
+            var current = await actor.GetRecord();
+            if (current.Status == RecordStatus.Live)
+            {
+                await actor.Send(new Message(Guid.NewGuid(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify,
+                    $$"""{"primary": {{primary}}}""", current.Version));
+            }
+        }
+        catch (Exception e)
+        {
+            Log.PrimaryNotRecorded(logger, e, ShardCode, primary);
         }
     }
 

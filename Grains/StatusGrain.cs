@@ -19,10 +19,11 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
     private async Task<ShardStatus> ReadShardAsync(int shard)
     {
         var set = shards.Get(shard);
-        var replicas = await Task.WhenAll(set.Replicas.Select((source, index) => ReadReplicaAsync(shard, index, source)));
+        var primary = set.PrimaryIndex;
+        var replicas = await Task.WhenAll(set.Replicas.Select((source, index) => ReadReplicaAsync(shard, index, index == primary, source)));
         replicas = WithBehind(replicas);
-        var head = replicas[0].Head;
-        var clock = replicas[0].Reachable ? (await JournalStore.ReadHeadAsync(set.Primary, shard)).Clock : -1;
+        var head = replicas[primary].Head;
+        var clock = replicas[primary].Reachable ? (await JournalStore.ReadHeadAsync(set.Primary, shard)).Clock : -1;
         var progress = new List<AgentProgress>();
         foreach (var agent in agents.Agents.Where(a => a.Follows(shard)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {
@@ -51,7 +52,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
             : r with { Behind = union.Sum(p => Math.Max(0, p.Value - r.Vector.GetValueOrDefault(p.Key))) })];
     }
 
-    private static async Task<ReplicaStatus> ReadReplicaAsync(int shard, int index, NpgsqlDataSource source)
+    private static async Task<ReplicaStatus> ReadReplicaAsync(int shard, int index, bool primary, NpgsqlDataSource source)
     {
         var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
         var endpoint = $"{builder.Host}:{builder.Port}/{builder.Database}";
@@ -59,11 +60,11 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         {
             var head = await JournalStore.ReadHeadAsync(source, shard);
             var vector = await VersionVector.ReadAsync(source);
-            return new ReplicaStatus(index, endpoint, index == 0, true, head.Position, null, vector.ReplicaId, 0, vector.Positions);
+            return new ReplicaStatus(index, endpoint, primary, true, head.Position, null, vector.ReplicaId, 0, vector.Positions);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            return new ReplicaStatus(index, endpoint, index == 0, false, -1, e.Message);
+            return new ReplicaStatus(index, endpoint, primary, false, -1, e.Message);
         }
     }
 }

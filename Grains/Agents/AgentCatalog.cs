@@ -12,16 +12,22 @@ public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, ShardRegistr
     public IJournalAgent Get(string name) =>
         _agents.TryGetValue(name, out var agent) ? agent : throw new InvalidOperationException($"no agent named '{name}' is registered");
 
-    /// <summary>Grain keys of every agent on every shard (and, for per-replica agents, every replica) it follows.</summary>
+    /// <summary>Grain keys of every agent on every shard it follows: per-replica agents once per replica, the others once.</summary>
     public IEnumerable<string> AllKeys() =>
         from shard in shards.ShardCodes
-        from replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count)
-        from key in KeysFollowing(shard, replica)
-        select key;
+        from agent in _agents.Values
+        where agent.Follows(shard)
+        from replica in agent.PerReplica ? Enumerable.Range(0, shards.Get(shard).Replicas.Count) : [0]
+        select Key(agent.Name, shard, replica);
 
-    /// <summary>Grain keys of the agents that read <paramref name="shard"/>'s journal on replica <paramref name="replica"/>.</summary>
-    public IEnumerable<string> KeysFollowing(int shard, int replica = 0) =>
-        _agents.Values.Where(a => a.Follows(shard) && (a.PerReplica || replica == 0)).Select(a => Key(a.Name, shard, replica));
+    /// <summary>
+    /// Grain keys of the agents to wake when <paramref name="shard"/>'s journal grew on replica <paramref name="replica"/>:
+    /// its per-replica agents, and the others when that replica is the primary.
+    /// </summary>
+    public IEnumerable<string> KeysFollowing(int shard, int replica) =>
+        _agents.Values
+            .Where(a => a.Follows(shard) && (a.PerReplica || replica == shards.Get(shard).PrimaryIndex))
+            .Select(a => Key(a.Name, shard, a.PerReplica ? replica : 0));
 
     /// <summary><c>agent/shard@replica</c>, e.g. <c>records/1@0</c>.</summary>
     public static string Key(string agent, int shard, int replica = 0) => $"{agent}/{shard}@{replica}";

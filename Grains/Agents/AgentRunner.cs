@@ -24,7 +24,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
     /// <summary>Applies at most one batch; returns how many entries it applied (0 when caught up).</summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
     {
-        var source = shards.Get(sourceShard).Replicas[replica];
+        var source = agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(sourceShard).Primary;
         var home = Home;
         await using var connection = await home.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);

@@ -2,12 +2,27 @@ using Npgsql;
 
 namespace PR2.Grains.Storage;
 
-/// <summary>The replica databases of one shard. The first is the primary: new entries land there first.</summary>
+/// <summary>
+/// The replica databases of one shard and which of them is the primary (where new entries land first).
+/// The shard's journal writer decides the primary (see ShardWriterGrain); other grains in this silo learn
+/// it through <see cref="Promote"/>.
+/// </summary>
 public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas)
 {
+    private int _primary;
+
     public int Shard { get; } = shard;
 
     public IReadOnlyList<NpgsqlDataSource> Replicas { get; } = replicas;
 
-    public NpgsqlDataSource Primary => Replicas[0];
+    public int PrimaryIndex => Volatile.Read(ref _primary);
+
+    public NpgsqlDataSource Primary => Replicas[PrimaryIndex];
+
+    public void Promote(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Replicas.Count);
+        Volatile.Write(ref _primary, index);
+    }
 }

@@ -56,11 +56,20 @@ public sealed class JournalWriter : IAsyncDisposable
 
     public int Shard { get; }
 
+    /// <summary>The replica database this writer appends to.</summary>
+    public NpgsqlDataSource Source => _source;
+
     /// <summary>This writer's fencing epoch; a writer opened later has a higher one and wins.</summary>
     public long Epoch { get; }
 
     /// <summary>True once a newer writer took over: every further append fails with <see cref="ErrorCode.WriterFenced"/>.</summary>
     public bool IsFenced => _fenced is not null;
+
+    /// <summary>
+    /// True once a commit failed because the database could not be reached (not because of what was in the
+    /// batch): the writer stopped and failed everything queued with <see cref="ErrorCode.ShardUnavailable"/>.
+    /// </summary>
+    public bool IsBroken { get; private set; }
 
     /// <summary>
     /// Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.
@@ -117,6 +126,17 @@ public sealed class JournalWriter : IAsyncDisposable
                 var reason = new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {Shard} journal could not be written ({e.GetType().Name}: {e.Message}); the outcome is unknown, retry with the same MessageId");
                 batch.ForEach(p => p.Fail(reason));
+                if (IsConnectionFailure(e))
+                {
+                    // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
+                    // it is refused and retried elsewhere with the same MessageIds.
+                    IsBroken = true;
+                    _queue.Writer.TryComplete();
+                    while (_queue.Reader.TryRead(out var queued))
+                    {
+                        queued.Fail(reason);
+                    }
+                }
             }
 
             batch.Clear();
@@ -242,6 +262,22 @@ public sealed class JournalWriter : IAsyncDisposable
         };
         await write.ExecuteNonQueryAsync();
     }
+
+    /// <summary>Moves the epoch of another replica on, so that any writer still holding it is fenced out (best effort).</summary>
+    public static async Task FenceAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
+    {
+        await using var command = replica.CreateCommand("update pr2_writer_head set epoch = epoch + 1, updated_at = now()");
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    // Connection lost, server shutting down or refusing connections, or a timeout: the replica, not the batch.
+    private static bool IsConnectionFailure(Exception e) => e switch
+    {
+        PostgresException p => p.SqlState.StartsWith("08", StringComparison.Ordinal) || p.SqlState.StartsWith("57P", StringComparison.Ordinal),
+        NpgsqlException => true,
+        TimeoutException or System.Net.Sockets.SocketException or IOException => true,
+        _ => e.InnerException is { } inner && IsConnectionFailure(inner),
+    };
 
     private void Fence(long currentEpoch, List<PendingAppend> batch)
     {

@@ -1,0 +1,134 @@
+using Npgsql;
+using PR2.Client;
+using PR2.Grains.Agents;
+using PR2.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// Fail fast, fail over: the primary replica's PostgreSQL server is killed (pg_ctl stop -m immediate) in
+/// the middle of a workload; writes go on at the other replica, every call gets an answer within the
+/// bound, and after the server comes back anti-entropy brings both replicas to the same entries and records.
+/// </summary>
+public sealed class FailoverTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int Shard = 1;
+    private readonly PostgresFixture _serverA = new();
+    private readonly PostgresFixture _serverB = new();
+
+    public async Task InitializeAsync() => await Task.WhenAll(_serverA.InitializeAsync(), _serverB.InitializeAsync());
+
+    public async Task DisposeAsync() => await Task.WhenAll(_serverA.DisposeAsync(), _serverB.DisposeAsync());
+
+    [Fact]
+    public async Task Killing_the_primary_fails_over_and_after_it_returns_nothing_acknowledged_is_lost_or_doubled()
+    {
+        var control = _serverB.CreateTopology("failover", 0);
+        var onA = _serverA.CreateTopology("failover_a", Shard);
+        var onB = _serverB.CreateTopology("failover_b", Shard);
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+        };
+        var (a, b) = (onA.Database(Shard), onB.Database(Shard));
+
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        var actors = Enumerable.Range(0, 30).Select(i => $"account/{i}").ToList();
+        var acked = new List<WriteAck>();
+        var errors = 0;
+        var slowest = TimeSpan.Zero;
+
+        for (var round = 0; round < 8; round++)
+        {
+            if (round == 3)
+            {
+                NpgsqlConnection.ClearAllPools();
+                await _serverA.Server.StopAsync("immediate");
+                output.WriteLine("nemesis: stopped replica 0's server (immediate)");
+            }
+
+            var results = await Task.WhenAll(actors.Select(async actor =>
+            {
+                var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), round == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"round": {{round}}}""");
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+                var failures = 0;
+                while (true)
+                {
+                    var started = DateTime.UtcNow;
+                    try
+                    {
+                        var ack = await client.SendAsync(message);
+                        return (Ack: ack, Failures: failures, Slowest: DateTime.UtcNow - started);
+                    }
+                    catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
+                    {
+                        // Every call answers (an ack or a clear, retriable error) within the bound; then retry the same MessageId.
+                        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10), $"a call took {DateTime.UtcNow - started}");
+                        failures++;
+                        await Task.Delay(100);
+                    }
+                }
+            }));
+            acked.AddRange(results.Select(r => r.Ack));
+            errors += results.Sum(r => r.Failures);
+            slowest = results.Max(r => r.Slowest) > slowest ? results.Max(r => r.Slowest) : slowest;
+        }
+
+        var shard = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
+        Assert.True(shard.Replicas[1].Primary, "replica 1 became the primary");
+        Assert.False(shard.Replicas[0].Reachable);
+
+        await _serverA.Server.StartAgainAsync();
+        output.WriteLine("nemesis: restarted replica 0's server");
+        var healed = DateTime.UtcNow;
+        await Eventually.TrueAsync(async () =>
+        {
+            var status = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
+            return status.Replicas.All(r => r.Reachable && r.Behind == 0);
+        }, TimeSpan.FromSeconds(60), "both replicas hold the same entries");
+        var converged = DateTime.UtcNow - healed;
+        await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
+        await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 1);
+
+        var idsA = await MessageIdsAsync(a);
+        var idsB = await MessageIdsAsync(b);
+        var lost = acked.Count(ack => !idsA.Contains(ack.MessageId) || !idsB.Contains(ack.MessageId));
+        output.WriteLine($"acked {acked.Count}, retriable errors {errors}, slowest answer {slowest.TotalSeconds:0.0} s, lost {lost}, " +
+            $"journal A {idsA.Count} / B {idsB.Count}, converged in {converged.TotalSeconds:0.0} s");
+        Assert.Equal(0, lost);
+        Assert.Equal(idsA.Order(), idsB.Order());
+        Assert.Equal(idsA.Count, idsA.Distinct().Count());
+        Assert.Equal(await RecordsAsync(a), await RecordsAsync(b));
+        Assert.Equal(1, (await client.GetShardsAsync()).Single(s => s.Shard == Shard).Primary);
+    }
+
+    private static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource database)
+    {
+        var ids = new List<Guid>();
+        await using var command = database.CreateCommand("select message_id from pr2_journal");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+
+    private static async Task<List<string>> RecordsAsync(NpgsqlDataSource database)
+    {
+        var rows = new List<string>();
+        await using var command = database.CreateCommand(
+            "select concat_ws('|', actor_id, status, version, state::text, first_counter, last_counter, last_shard) from pr2_record order by actor_id");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0));
+        }
+
+        return rows;
+    }
+}
