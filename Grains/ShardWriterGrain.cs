@@ -109,11 +109,14 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             // Followers of this shard are woken after every commit (one-way calls), so they see new entries promptly.
             var followers = agents.KeysFollowing(ShardCode, primary).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
             var antiEntropy = Set.Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
+            var others = Set.Replicas.Where((_, index) => index != primary).ToList();
+            var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies,
+                TimeSpan.FromSeconds(options.Value.CommandTimeoutSeconds));
             var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, _ =>
             {
                 followers.ForEach(f => f.Wake());
                 antiEntropy?.Wake();
-            });
+            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null);
             await FenceOthersAsync(primary);
             Set.Promote(primary);
             if (primary != previous)

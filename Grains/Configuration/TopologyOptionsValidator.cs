@@ -33,6 +33,11 @@ public sealed class TopologyOptionsValidator : IValidateOptions<TopologyOptions>
                 failures.Add($"{replicasKey}: shard {key} has no replicas; give at least one connection string");
             }
 
+            if (!Enum.IsDefined(shard.AckPolicy))
+            {
+                failures.Add($"{prefix}:{key}:{nameof(ShardTopology.AckPolicy)}: must be Primary, Quorum or All");
+            }
+
             for (var i = 0; i < shard.Replicas.Count; i++)
             {
                 if (DescribeConnectionStringProblem(shard.Replicas[i]) is { } problem)

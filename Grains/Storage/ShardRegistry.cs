@@ -20,7 +20,7 @@ public sealed class ShardRegistry : IAsyncDisposable
             var sources = shard.Replicas
                 .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds))
                 .ToList();
-            _shards.Add(code, new ShardReplicaSet(code, sources));
+            _shards.Add(code, new ShardReplicaSet(code, sources, shard.RequiredCopies));
         }
     }
 

@@ -7,9 +7,12 @@ namespace PR2.Grains.Storage;
 /// The shard's journal writer decides the primary (see ShardWriterGrain); other grains in this silo learn
 /// it through <see cref="Promote"/>.
 /// </summary>
-public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas)
+public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, int requiredCopies = 1)
 {
     private int _primary;
+
+    /// <summary>How many replicas (the primary included) must hold an entry before it is acknowledged.</summary>
+    public int RequiredCopies { get; } = requiredCopies;
 
     public int Shard { get; } = shard;
 

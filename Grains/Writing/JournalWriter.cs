@@ -39,12 +39,14 @@ public sealed class JournalWriter : IAsyncDisposable
     private readonly int _maxBatchSize;
     private readonly ILogger _logger;
     private readonly Action<long> _committed;
+    private readonly Func<Task>? _beforeAck;
     private readonly Task _loop;
     private volatile Pr2Exception? _fenced;
 
-    private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed)
+    private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed, Func<Task>? beforeAck)
     {
         _committed = committed;
+        _beforeAck = beforeAck;
         Shard = shard;
         Epoch = epoch;
         _replicaId = replicaId;
@@ -73,9 +75,12 @@ public sealed class JournalWriter : IAsyncDisposable
 
     /// <summary>
     /// Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.
-    /// <paramref name="committed"/> is called with the new head position after each commit that wrote entries.
+    /// <paramref name="committed"/> is called with the new head position after each commit that wrote entries;
+    /// <paramref name="beforeAck"/>, when given, runs after each commit and must succeed before the batch is
+    /// acknowledged (the ack policy's replication); if it throws, the batch gets that error instead.
     /// </summary>
-    public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long>? committed = null, CancellationToken cancellationToken = default)
+    public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
+        Action<long>? committed = null, Func<Task>? beforeAck = null, CancellationToken cancellationToken = default)
     {
         await using var command = source.CreateCommand("""
             update pr2_writer_head set epoch = epoch + 1, updated_at = now()
@@ -85,7 +90,7 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.ReadAsync(cancellationToken);
         var (epoch, position, clock, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetGuid(3));
         Log.WriterOpened(logger, shard, epoch, position, clock);
-        return new JournalWriter(shard, epoch, replicaId, source, maxBatchSize, logger, committed ?? (_ => { }));
+        return new JournalWriter(shard, epoch, replicaId, source, maxBatchSize, logger, committed ?? (_ => { }), beforeAck);
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -167,6 +172,19 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         await transaction.CommitAsync();
+        if (_beforeAck is not null)
+        {
+            try
+            {
+                await _beforeAck();
+            }
+            catch (Pr2Exception refused)
+            {
+                batch.ForEach(p => p.Fail(refused));
+                return;
+            }
+        }
+
         plan.Complete();
         if (plan.NewEntries.Count > 0)
         {

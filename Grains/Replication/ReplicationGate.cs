@@ -1,0 +1,54 @@
+using Npgsql;
+
+namespace PR2.Grains.Replication;
+
+/// <summary>
+/// Holds acknowledgements back until enough replicas hold what the primary holds: after a group commit it
+/// pushes the primary's entries to the other replicas (the anti-entropy step, synchronously) and counts
+/// the replicas whose version vector covers the primary's. Fails when too few can be reached in time.
+/// </summary>
+public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOnlyList<NpgsqlDataSource> others, int requiredCopies, TimeSpan timeout)
+{
+    public async Task EnsureAsync()
+    {
+        var needed = requiredCopies - 1;
+        if (needed <= 0)
+        {
+            return;
+        }
+
+        var target = await VersionVector.ReadAsync(primary);
+        using var deadline = new CancellationTokenSource(timeout);
+        var copies = await Task.WhenAll(others.Select(replica => CopyAsync(replica, target, deadline.Token)));
+        var held = copies.Count(ok => ok);
+        if (held < needed)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {shard}: committed on the primary but only {held + 1} of the {requiredCopies} replicas the ack policy needs hold it; " +
+                "the outcome is not acknowledged, retry with the same MessageId");
+        }
+    }
+
+    private async Task<bool> CopyAsync(NpgsqlDataSource replica, VersionVector target, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // A concurrent anti-entropy step can make one push give way; a few rounds settle it.
+            for (var round = 0; round < 5; round++)
+            {
+                await ReplicaSync.PushAllAsync(primary, replica, cancellationToken: cancellationToken);
+                var held = await VersionVector.ReadAsync(replica, cancellationToken);
+                if (target.Positions.All(p => held[p.Key] >= p.Value))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}
