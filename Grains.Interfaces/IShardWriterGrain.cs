@@ -15,4 +15,10 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
 
     /// <summary>Index of the replica the writer appends to (the primary), choosing one first if needed.</summary>
     Task<int> GetPrimary();
+
+    /// <summary>
+    /// A reader could not reach replica <paramref name="primary"/> as the primary: if it is still the primary
+    /// and does not answer a short probe either, the writer fails over. Returns the primary's index afterwards.
+    /// </summary>
+    Task<int> ReportUnreachable(int primary);
 }

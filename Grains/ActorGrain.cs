@@ -157,20 +157,21 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
     private async Task<T> OnPrimaryAsync<T>(ActorRef self, Func<NpgsqlDataSource, Task<T>> read)
     {
         var set = shards.Get(self.Shard);
+        var primary = set.PrimaryIndex;
         try
         {
-            return await read(set.Primary);
+            return await read(set.Replicas[primary]);
         }
-        catch (NpgsqlException)
+        catch (Exception first) when (first is NpgsqlException or TimeoutException)
         {
             try
             {
-                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).GetPrimary());
+                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary));
                 return await read(set.Primary);
             }
-            catch (NpgsqlException e)
+            catch (Exception again) when (again is NpgsqlException or TimeoutException)
             {
-                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({e.Message}); retry with the same MessageId");
+                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({again.Message}); retry with the same MessageId");
             }
         }
     }

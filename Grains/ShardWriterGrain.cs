@@ -43,7 +43,19 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             var writer = await GetWriterAsync();
             try
             {
-                return await writer.AppendAsync(request);
+                var pending = writer.AppendAsync(request);
+                var remaining = deadline - DateTime.UtcNow;
+                if (remaining > TimeSpan.Zero && await Task.WhenAny(pending, Task.Delay(remaining)) != pending
+                    && !await AnswersAsync(writer.Source))
+                {
+                    // The primary stalled (a paused or partitioned server): stop waiting for it and fail over.
+                    // If the stalled commit completes later, its entries reach the others by anti-entropy and
+                    // the retry below is absorbed by MessageId.
+                    Abandon(writer);
+                    continue;
+                }
+
+                return await pending;
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
             {
@@ -78,6 +90,18 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
     public async Task<int> GetPrimary()
     {
         await GetWriterAsync();
+        return Set.PrimaryIndex;
+    }
+
+    public async Task<int> ReportUnreachable(int primary)
+    {
+        var writer = await GetWriterAsync();
+        if (primary == Set.PrimaryIndex && !await AnswersAsync(Set.Replicas[primary]))
+        {
+            Abandon(writer);
+            await GetWriterAsync();
+        }
+
         return Set.PrimaryIndex;
     }
 
@@ -117,7 +141,8 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
                 followers.ForEach(f => f.Wake());
                 antiEntropy?.Wake();
             }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null);
-            await FenceOthersAsync(primary);
+            // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).
+            _ = FenceOthersAsync(primary);
             Set.Promote(primary);
             if (primary != previous)
             {
@@ -136,6 +161,7 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
     // The reachable replica holding the most (highest version vector); ties go to the lowest index.
     private async Task<int> ChoosePrimaryAsync()
     {
+        // A writer that failed over excludes nothing: a replica that answers again may be chosen again.
         var candidates = await Task.WhenAll(Set.Replicas.Select(async (replica, index) =>
         {
             try
@@ -153,6 +179,32 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
         return best.Reachable
             ? best.Index
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"no replica of shard {ShardCode} is reachable; retry with the same MessageId");
+    }
+
+    // Leaves the writer to finish or fail on its own; new appends go to the next primary chosen.
+    private void Abandon(JournalWriter writer)
+    {
+        if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
+        {
+            _opening = null;
+            _ = writer.DisposeAsync().AsTask();
+        }
+    }
+
+    private static async Task<bool> AnswersAsync(NpgsqlDataSource replica)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await using var connection = await replica.OpenConnectionAsync(timeout.Token);
+            await using var probe = new NpgsqlCommand("select 1", connection);
+            await probe.ExecuteScalarAsync(timeout.Token);
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     private async Task FenceOthersAsync(int primary)

@@ -133,15 +133,23 @@ public static class Pr2Cli
                 return;
             }
 
-            var table = new TextTable("SHARD", "HEAD", "CLOCK", "REPLICAS", "AGENTS (mark, lag)");
+            var table = new TextTable("SHARD", "HEAD", "CLOCK", "AGENTS (mark, lag)");
+            var replicas = new TextTable("SHARD", "REPLICA", "ENDPOINT", "ROLE", "STATE", "HEAD", "BEHIND", "VECTOR");
             foreach (var s in status.Shards)
             {
-                var replicas = string.Join(", ", s.Replicas.Select(r => $"{r.Endpoint} ({(r.Primary ? "primary, " : "")}{(r.Reachable ? "up" : "DOWN")})"));
-                var agents = string.Join(", ", s.Agents.Select(a => $"{a.Agent} {a.Mark} (lag {a.Lag})"));
-                table.Add(s.Shard, s.Head, s.Clock, replicas, agents);
+                table.Add(s.Shard, s.Head, s.Clock, string.Join(", ", s.Agents.Select(a => $"{a.Agent} {a.Mark} (lag {a.Lag})")));
+                foreach (var r in s.Replicas)
+                {
+                    var vector = r.Vector is null ? "-" : string.Join(" ", r.Vector.Where(p => p.Value > 0).OrderBy(p => p.Key).Select(p => $"{p.Key.ToString()[..8]}:{p.Value}"));
+                    var state = !r.Reachable ? "down" : r.Behind > 0 ? "catching up" : "up";
+                    replicas.Add(s.Shard, r.Index, r.Endpoint, r.Primary ? "primary" : "replica", state, r.Reachable ? r.Head : "-",
+                        r.Reachable ? r.Behind : "-", vector);
+                }
             }
 
             output.Write(table);
+            output.WriteLine();
+            output.Write(replicas);
         }));
         return command;
     }

@@ -29,14 +29,6 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         await using var connection = await home.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        // Agent transactions need not wait for their own fsync: effects and mark commit atomically either
-        // way, and a commit lost in a crash is lost whole, so the agent simply applies that batch again from
-        // the (durable) journal. Only journal appends must be durable before they are acknowledged.
-        await using (var relaxed = new NpgsqlCommand("set local synchronous_commit = off", connection, transaction))
-        {
-            await relaxed.ExecuteNonQueryAsync(cancellationToken);
-        }
-
         var mark = await LockMarkAsync(connection, transaction, cancellationToken);
         var entries = ReferenceEquals(source, home)
             ? await JournalStore.ReadAsync(connection, sourceShard, mark, batchSize, cancellationToken)

@@ -9,6 +9,12 @@ namespace PR2.Grains.Replication;
 /// </summary>
 public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOnlyList<NpgsqlDataSource> others, int requiredCopies, TimeSpan timeout)
 {
+    // A replica that just failed to take a copy is not waited for again until this much later, so that
+    // batches queued behind a failing one fail fast instead of each waiting out the timeout.
+    private static readonly TimeSpan Recheck = TimeSpan.FromSeconds(2);
+
+    private readonly DateTime[] _skipUntil = new DateTime[others.Count];
+
     public async Task EnsureAsync()
     {
         var needed = requiredCopies - 1;
@@ -17,9 +23,20 @@ public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOn
             return;
         }
 
-        var target = await VersionVector.ReadAsync(primary);
         using var deadline = new CancellationTokenSource(timeout);
-        var copies = await Task.WhenAll(others.Select(replica => CopyAsync(replica, target, deadline.Token)));
+        var target = await VersionVector.ReadAsync(primary, deadline.Token);
+        var now = DateTime.UtcNow;
+        var copies = await Task.WhenAll(others.Select(async (replica, i) =>
+        {
+            if (_skipUntil[i] > now)
+            {
+                return false;
+            }
+
+            var ok = await CopyAsync(replica, target, deadline.Token);
+            _skipUntil[i] = ok ? DateTime.MinValue : DateTime.UtcNow + Recheck;
+            return ok;
+        }));
         var held = copies.Count(ok => ok);
         if (held < needed)
         {

@@ -59,6 +59,12 @@ public sealed class ShardRegistry : IAsyncDisposable
             builder.Timeout = commandTimeoutSeconds;
         }
 
+        // A cancel request to a stalled server must not wait long either before the connection is dropped.
+        if (!connectionString.Contains("Cancellation Timeout", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.CancellationTimeout = 1000;
+        }
+
         builder.ApplicationName ??= "pr2";
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
     }

@@ -91,11 +91,52 @@ public sealed class PostgresServer : IAsyncDisposable
     public Task StopAsync(string mode = "fast", CancellationToken cancellationToken = default) =>
         RunAsync(_binaries.PgCtl, ["stop", "-D", DataDirectory, "-m", mode, "-w", "-t", "60"], IsRoot, cancellationToken);
 
+    /// <summary>Freezes the server and all its processes (SIGSTOP), as a stalled machine would; <see cref="ResumeAsync"/> thaws it.</summary>
+    public Task PauseAsync() => SignalAllAsync("-STOP");
+
+    /// <summary>Thaws a paused server (SIGCONT).</summary>
+    public Task ResumeAsync() => SignalAllAsync("-CONT");
+
     public async ValueTask DisposeAsync()
     {
         if (_stopOnDispose && File.Exists(Path.Combine(DataDirectory, "postmaster.pid")))
         {
             await StopAsync("fast");
+        }
+    }
+
+    private async Task SignalAllAsync(string signal)
+    {
+        var postmaster = File.ReadLines(Path.Combine(DataDirectory, "postmaster.pid")).First().Trim();
+        var pids = new List<string> { postmaster };
+        foreach (var dir in Directory.EnumerateDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                if (stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1] == postmaster)
+                {
+                    pids.Add(Path.GetFileName(dir));
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The process ended meanwhile.
+            }
+        }
+
+        // Children may exit between listing and signalling: only the postmaster's signal must succeed.
+        await RunAsync("kill", [signal, postmaster], asServiceUser: false, CancellationToken.None);
+        foreach (var pid in pids.Skip(1))
+        {
+            try
+            {
+                await RunAsync("kill", [signal, pid], asServiceUser: false, CancellationToken.None);
+            }
+            catch (InvalidOperationException)
+            {
+                // Gone already.
+            }
         }
     }
 

@@ -1,0 +1,361 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Npgsql;
+using Orleans.TestingHost;
+using PR2.Client;
+using PR2.Grains.Agents;
+using PR2.Grains.Replication;
+using PR2.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// Jepsen-style: a seeded workload of writes over three business shards with replicas on two PostgreSQL
+/// servers (shard 3 has three replicas and a quorum ack policy; shard 0 has two) and a two-silo cluster,
+/// while a nemesis kills a server (pg_ctl stop -m immediate) and restarts it, pauses one (SIGSTOP/SIGCONT),
+/// and stops a silo. Then heal, wait for quiet, and check: every acknowledged MessageId on every replica
+/// (lost = 0), no MessageId twice in a journal, records byte-equal across replicas, version vectors equal,
+/// marks never went backwards, canceled records canceled everywhere. Seed, faults and a summary are printed;
+/// PR2_FAULT_SEED replays a run, PR2_FAULT_SECONDS makes it a soak (scripts/soak.sh).
+/// </summary>
+public sealed class FaultSuiteTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly PostgresFixture _serverA = new();
+    private readonly PostgresFixture _serverB = new();
+    private readonly List<string> _faults = [];
+
+    public async Task InitializeAsync() => await Task.WhenAll(_serverA.InitializeAsync(), _serverB.InitializeAsync());
+
+    public async Task DisposeAsync()
+    {
+        // Whatever the nemesis left behind: thaw and start both servers so they stop cleanly.
+        foreach (var server in new[] { _serverA, _serverB })
+        {
+            try
+            {
+                await server.Server.ResumeAsync();
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException)
+            {
+                // Not running.
+            }
+        }
+
+        await Task.WhenAll(_serverA.DisposeAsync(), _serverB.DisposeAsync());
+    }
+
+    [Fact]
+    public async Task Under_server_kills_pauses_and_a_silo_stop_nothing_acknowledged_is_lost_or_doubled_and_replicas_converge()
+    {
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SEED"), CultureInfo.InvariantCulture, out var given) ? given : Random.Shared.Next();
+        var soak = TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SECONDS"), CultureInfo.InvariantCulture, out var s) ? s : 0);
+        var random = new Random(seed);
+        output.WriteLine($"seed {seed} (replay: PR2_FAULT_SEED={seed})");
+
+        var (settings, replicas) = Topology();
+        await using var cluster = await TestClusters.StartAsync(settings, silos: 2);
+        var client = new Pr2Client(cluster.Client);
+        var actors = Enumerable.Range(0, 48).Select(i => new ActorRef(1 + (i % 3), $"item/{i}")).ToList();
+        var versions = actors.ToDictionary(a => a, _ => 0);
+        var canceled = new HashSet<ActorRef>();
+        var acked = new ConcurrentBag<WriteAck>();
+        long errors = 0;
+        var slowest = TimeSpan.Zero;
+        var marks = new MarkSampler(replicas);
+        var sampling = marks.RunAsync();
+
+        var clock = Stopwatch.StartNew();
+        for (var round = 0; round < 14 || clock.Elapsed < soak; round++)
+        {
+            await NemesisAsync(round, random, cluster);
+            var batch = actors.OrderBy(_ => random.Next()).Take(16).Where(a => !canceled.Contains(a)).ToList();
+            var results = await Task.WhenAll(batch.Select(actor =>
+            {
+                var kind = versions[actor] == 0 ? MessageKind.Insert : random.Next(12) == 0 ? MessageKind.Cancel : MessageKind.Modify;
+                var message = new Message(Guid.NewGuid(), "fault-suite", actor, kind, $$"""{"round": {{round}}, "v{{random.Next(4)}}": {{random.Next(100)}}}""");
+                return SendAsync(client, message);
+            }));
+            foreach (var (actor, result) in batch.Zip(results))
+            {
+                errors += result.Errors;
+                slowest = result.Slowest > slowest ? result.Slowest : slowest;
+                if (result.Ack is { } ack)
+                {
+                    acked.Add(ack);
+                    versions[actor]++;
+                    if (result.Kind == MessageKind.Cancel)
+                    {
+                        canceled.Add(actor);
+                    }
+                }
+            }
+        }
+
+        // Heal everything, then wait for quiet.
+        await HealAsync();
+        var healed = Stopwatch.StartNew();
+        await Eventually.TrueAsync(async () =>
+        {
+            var status = await client.GetStatusAsync();
+            return status.Shards.All(shard => shard.Replicas.All(r => r.Reachable && r.Behind == 0));
+        }, TimeSpan.FromSeconds(120), "every replica of every shard reachable and holding everything");
+        foreach (var (shard, databases) in replicas)
+        {
+            for (var r = 0; r < databases.Length; r++)
+            {
+                await client.CatchUpAsync(RecordsProjector.AgentName, shard, r);
+            }
+        }
+
+        var convergeTime = healed.Elapsed;
+        marks.Stop();
+        await sampling;
+
+        // Checks.
+        long lost = 0, duplicated = 0;
+        foreach (var (shard, databases) in replicas)
+        {
+            var shardAcks = acked.Where(a => a.Actor.Shard == shard).Select(a => a.MessageId).ToList();
+            List<string>? firstRecords = null;
+            VersionVector? firstVector = null;
+            foreach (var database in databases)
+            {
+                var ids = await ReadIdsAsync(database);
+                lost += shardAcks.Count(id => !ids.Contains(id));
+                duplicated += await ScalarAsync(database, "select count(*) - count(distinct message_id) from pr2_journal");
+                var records = await ReadRecordsAsync(database);
+                var vector = await VersionVector.ReadAsync(database);
+                Assert.True(firstRecords is null || firstRecords.SequenceEqual(records), $"shard {shard}: records differ between replicas");
+                Assert.True(firstVector is null || firstVector.SameAs(vector), $"shard {shard}: version vectors differ ({firstVector} / {vector})");
+                (firstRecords, firstVector) = (records, vector);
+                foreach (var actor in canceled.Where(a => a.Shard == shard))
+                {
+                    Assert.Equal(2, await ScalarAsync(database, "select status from pr2_record where actor_id = $1", actor.ActorId));
+                }
+            }
+        }
+
+        output.WriteLine("faults: " + string.Join("; ", _faults));
+        foreach (var slow in SlowCalls)
+        {
+            output.WriteLine("slow call: " + slow);
+        }
+
+        output.WriteLine($"{"acked",8}{"errors",8}{"lost",6}{"duplicated",12}{"slowest answer s",18}{"converge s",12}{"mark samples",14}");
+        output.WriteLine($"{acked.Count,8}{errors,8}{lost,6}{duplicated,12}{slowest.TotalSeconds,18:0.0}{convergeTime.TotalSeconds,12:0.0}{marks.Samples,14}");
+        Assert.Equal(0, lost);
+        Assert.Equal(0, duplicated);
+        Assert.Empty(marks.Regressions);
+        Assert.True(slowest < TimeSpan.FromSeconds(30), $"a call took {slowest.TotalSeconds:0.0} s");
+        Assert.True(acked.Count > 100, $"only {acked.Count} writes acknowledged");
+    }
+
+    private static readonly ConcurrentBag<string> SlowCalls = [];
+
+    // Between rounds, per the seed: kill or pause a server for a couple of rounds, or stop a silo and start another.
+    private readonly Dictionary<int, Func<Task>> _healAtRound = [];
+
+    private async Task NemesisAsync(int round, Random random, InProcessTestCluster cluster)
+    {
+        var before = _faults.Count;
+        await ApplyNemesisAsync(round, random, cluster);
+        foreach (var fault in _faults.Skip(before))
+        {
+            output.WriteLine($"nemesis: {fault} (at {DateTime.UtcNow:HH:mm:ss.fff})");
+        }
+    }
+
+    private async Task ApplyNemesisAsync(int round, Random random, InProcessTestCluster cluster)
+    {
+        if (_healAtRound.Remove(round, out var heal))
+        {
+            await heal();
+        }
+
+        if (_healAtRound.Count > 0 || round == 0 || random.Next(3) != 0)
+        {
+            return;
+        }
+
+        var (name, server) = random.Next(2) == 0 ? ("A", _serverA) : ("B", _serverB);
+        switch (random.Next(3))
+        {
+            case 0:
+                _faults.Add($"round {round}: kill server {name}");
+                NpgsqlConnection.ClearAllPools();
+                await server.Server.StopAsync("immediate");
+                _healAtRound[round + 2] = async () => { _faults.Add($"round {round + 2}: restart server {name}"); await server.Server.StartAgainAsync(); };
+                break;
+            case 1:
+                _faults.Add($"round {round}: pause server {name}");
+                await server.Server.PauseAsync();
+                _healAtRound[round + 1] = async () => { _faults.Add($"round {round + 1}: resume server {name}"); await server.Server.ResumeAsync(); };
+                break;
+            default:
+                _faults.Add($"round {round}: stop silo {cluster.Silos[^1].Name}, start another");
+                await cluster.StopSiloAsync(cluster.Silos[^1]);
+                await cluster.StartAdditionalSiloAsync();
+                break;
+        }
+    }
+
+    private async Task HealAsync()
+    {
+        foreach (var heal in _healAtRound.Values)
+        {
+            await heal();
+        }
+
+        _healAtRound.Clear();
+    }
+
+    // Sends with retries of the same MessageId on retriable errors, up to a deadline. A write still refused then
+    // (e.g. a quorum shard with its majority down) is not acknowledged: it counts as an error, never as lost.
+    private static async Task<(WriteAck? Ack, MessageKind Kind, long Errors, TimeSpan Slowest)> SendAsync(Pr2Client client, Message message)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        long errors = 0;
+        var slowest = TimeSpan.Zero;
+        while (true)
+        {
+            var started = Stopwatch.StartNew();
+            try
+            {
+                var ack = await client.SendAsync(message);
+                return (ack, message.Kind, errors, started.Elapsed > slowest ? started.Elapsed : slowest);
+            }
+            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException)
+            {
+                errors++;
+                slowest = started.Elapsed > slowest ? started.Elapsed : slowest;
+                if (started.Elapsed > TimeSpan.FromSeconds(15))
+                {
+                    SlowCalls.Add($"{message.Receiver} {started.Elapsed.TotalSeconds:0.0} s: {e.GetType().Name}: {e.Message[..Math.Min(200, e.Message.Length)]}");
+                }
+
+                if (DateTime.UtcNow > deadline)
+                {
+                    return (null, message.Kind, errors, slowest);
+                }
+
+                await Task.Delay(200);
+            }
+            catch (Pr2Exception e) when (e.Code is ErrorCode.VersionMismatch or ErrorCode.RecordCanceled or ErrorCode.RecordExists or ErrorCode.RecordMissing)
+            {
+                // A retry after an unknown outcome may meet the state its own first attempt made: not an ack.
+                return (null, message.Kind, errors + 1, slowest);
+            }
+        }
+    }
+
+    // Shard 0: [A, B]; shard 1: [A, B]; shard 2: [B, A]; shard 3: [A, B, B'] with a quorum ack policy.
+    private (Dictionary<string, string?> Settings, Dictionary<int, NpgsqlDataSource[]> Replicas) Topology()
+    {
+        var settings = new Dictionary<string, string?>();
+        var replicas = new Dictionary<int, NpgsqlDataSource[]>();
+        var layout = new Dictionary<int, PostgresFixture[]>
+        {
+            [0] = [_serverA, _serverB],
+            [1] = [_serverA, _serverB],
+            [2] = [_serverB, _serverA],
+            [3] = [_serverA, _serverB, _serverB],
+        };
+        foreach (var (shard, servers) in layout)
+        {
+            var topologies = servers.Select((server, i) => server.CreateTopology($"fault_r{i}", shard)).ToList();
+            for (var i = 0; i < topologies.Count; i++)
+            {
+                settings[$"Pr2:Topology:Shards:{shard}:Replicas:{i}"] = topologies[i].Settings[$"Pr2:Topology:Shards:{shard}:Replicas:0"];
+            }
+
+            replicas[shard] = [.. topologies.Select(t => t.Database(shard))];
+        }
+
+        settings["Pr2:Topology:Shards:3:AckPolicy"] = "Quorum";
+        return (settings, replicas);
+    }
+
+    private static async Task<HashSet<Guid>> ReadIdsAsync(NpgsqlDataSource database)
+    {
+        var ids = new HashSet<Guid>();
+        await using var command = database.CreateCommand("select message_id from pr2_journal");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+
+    private static async Task<List<string>> ReadRecordsAsync(NpgsqlDataSource database)
+    {
+        var rows = new List<string>();
+        await using var command = database.CreateCommand(
+            "select concat_ws('|', actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard) from pr2_record order by actor_id");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0));
+        }
+
+        return rows;
+    }
+
+    private static async Task<long> ScalarAsync(NpgsqlDataSource database, string sql, params object[] parameters)
+    {
+        await using var command = database.CreateCommand(sql);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Samples the records agent's mark on every replica; a smaller value than the last seen is a regression.</summary>
+    private sealed class MarkSampler(Dictionary<int, NpgsqlDataSource[]> replicas)
+    {
+        private readonly Dictionary<(int, int), long> _last = [];
+        private volatile bool _stop;
+
+        public List<string> Regressions { get; } = [];
+
+        public int Samples { get; private set; }
+
+        public void Stop() => _stop = true;
+
+        public async Task RunAsync()
+        {
+            while (!_stop)
+            {
+                foreach (var (shard, databases) in replicas)
+                {
+                    for (var r = 0; r < databases.Length; r++)
+                    {
+                        try
+                        {
+                            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                            var mark = await AgentMarks.ReadAsync(databases[r], RecordsProjector.AgentName, shard, timeout.Token);
+                            if (_last.TryGetValue((shard, r), out var previous) && mark < previous)
+                            {
+                                Regressions.Add($"shard {shard} replica {r}: {previous} -> {mark}");
+                            }
+
+                            _last[(shard, r)] = Math.Max(mark, previous);
+                            Samples++;
+                        }
+                        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
+                        {
+                            // Down or paused: nothing to sample.
+                        }
+                    }
+                }
+
+                await Task.Delay(100);
+            }
+        }
+    }
+}
