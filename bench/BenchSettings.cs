@@ -21,7 +21,7 @@ internal sealed record BenchSettings(
           --seconds <n>        seconds per measured row
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
-          --paths raw,marten,pr2  which paths to run (default all three)
+          --paths raw,marten,pr2,anti-entropy  which paths to run (default all)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --out <path>         JSON results (default bench/results/latest.json)
         """;
@@ -37,7 +37,7 @@ internal sealed record BenchSettings(
             5000,
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
-            ["raw", "marten", "pr2"],
+            ["raw", "marten", "pr2", "anti-entropy"],
             Path.Combine("bench", "results", "latest.json"),
             null);
         for (var i = 0; i < args.Length; i++)

@@ -99,42 +99,15 @@ public sealed class FailoverTests(ITestOutputHelper output) : IAsyncLifetime
         await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
         await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 1);
 
-        var idsA = await MessageIdsAsync(a);
-        var idsB = await MessageIdsAsync(b);
+        var idsA = await ReplicaContents.MessageIdsAsync(a);
+        var idsB = await ReplicaContents.MessageIdsAsync(b);
         var lost = acked.Count(ack => !idsA.Contains(ack.MessageId) || !idsB.Contains(ack.MessageId));
         output.WriteLine($"acked {acked.Count}, retriable errors {errors}, slowest answer {slowest.TotalSeconds:0.0} s, lost {lost}, " +
             $"journal A {idsA.Count} / B {idsB.Count}, converged in {converged.TotalSeconds:0.0} s");
         Assert.Equal(0, lost);
         Assert.Equal(idsA.Order(), idsB.Order());
         Assert.Equal(idsA.Count, idsA.Distinct().Count());
-        Assert.Equal(await RecordsAsync(a), await RecordsAsync(b));
+        Assert.Equal(await ReplicaContents.RecordsAsync(a), await ReplicaContents.RecordsAsync(b));
         Assert.Equal(1, (await client.GetShardsAsync()).Single(s => s.Shard == Shard).Primary);
-    }
-
-    private static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource database)
-    {
-        var ids = new List<Guid>();
-        await using var command = database.CreateCommand("select message_id from pr2_journal");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
-    }
-
-    private static async Task<List<string>> RecordsAsync(NpgsqlDataSource database)
-    {
-        var rows = new List<string>();
-        await using var command = database.CreateCommand(
-            "select concat_ws('|', actor_id, status, version, state::text, first_counter, last_counter, last_shard) from pr2_record order by actor_id");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.GetString(0));
-        }
-
-        return rows;
     }
 }

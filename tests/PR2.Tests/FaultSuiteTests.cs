@@ -122,10 +122,10 @@ public sealed class FaultSuiteTests(ITestOutputHelper output) : IAsyncLifetime
             VersionVector? firstVector = null;
             foreach (var database in databases)
             {
-                var ids = await ReadIdsAsync(database);
+                var ids = (await ReplicaContents.MessageIdsAsync(database)).ToHashSet();
                 lost += shardAcks.Count(id => !ids.Contains(id));
                 duplicated += await ScalarAsync(database, "select count(*) - count(distinct message_id) from pr2_journal");
-                var records = await ReadRecordsAsync(database);
+                var records = await ReplicaContents.RecordsAsync(database);
                 var vector = await VersionVector.ReadAsync(database);
                 Assert.True(firstRecords is null || firstRecords.SequenceEqual(records), $"shard {shard}: records differ between replicas");
                 Assert.True(firstVector is null || firstVector.SameAs(vector), $"shard {shard}: version vectors differ ({firstVector} / {vector})");
@@ -275,33 +275,6 @@ public sealed class FaultSuiteTests(ITestOutputHelper output) : IAsyncLifetime
 
         settings["Pr2:Topology:Shards:3:AckPolicy"] = "Quorum";
         return (settings, replicas);
-    }
-
-    private static async Task<HashSet<Guid>> ReadIdsAsync(NpgsqlDataSource database)
-    {
-        var ids = new HashSet<Guid>();
-        await using var command = database.CreateCommand("select message_id from pr2_journal");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
-    }
-
-    private static async Task<List<string>> ReadRecordsAsync(NpgsqlDataSource database)
-    {
-        var rows = new List<string>();
-        await using var command = database.CreateCommand(
-            "select concat_ws('|', actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard) from pr2_record order by actor_id");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.GetString(0));
-        }
-
-        return rows;
     }
 
     private static async Task<long> ScalarAsync(NpgsqlDataSource database, string sql, params object[] parameters)

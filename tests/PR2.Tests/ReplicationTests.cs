@@ -45,10 +45,10 @@ public sealed class ReplicationTests : IAsyncLifetime
         await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
         await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 1);
 
-        Assert.Equal(await MessageIdsAsync(a), await MessageIdsAsync(b));
+        Assert.Equal(await ReplicaContents.MessageIdsAsync(a), await ReplicaContents.MessageIdsAsync(b));
         await AssertContiguousAsync(b);
         Assert.True((await VersionVector.ReadAsync(a)).SameAs(await VersionVector.ReadAsync(b)));
-        Assert.Equal(await RecordsAsync(a, withPosition: true), await RecordsAsync(b, withPosition: true));
+        Assert.Equal(await ReplicaContents.RecordsAsync(a, withPosition: true), await ReplicaContents.RecordsAsync(b, withPosition: true));
     }
 
     [Fact]
@@ -82,9 +82,9 @@ public sealed class ReplicationTests : IAsyncLifetime
             Assert.True(++rounds < 100, "anti-entropy did not settle");
         }
 
-        var idsA = await MessageIdsAsync(a);
+        var idsA = await ReplicaContents.MessageIdsAsync(a);
         Assert.Equal(1 + 40 + 25, idsA.Count);
-        Assert.Equal(idsA, await MessageIdsAsync(b));
+        Assert.Equal(idsA, await ReplicaContents.MessageIdsAsync(b));
         await AssertContiguousAsync(a);
         await AssertContiguousAsync(b);
         var vectorA = await VersionVector.ReadAsync(a);
@@ -97,8 +97,8 @@ public sealed class ReplicationTests : IAsyncLifetime
         }
 
         // Positions differ between the replicas (arrival order); everything else is byte-equal.
-        Assert.Equal(await RecordsAsync(a, withPosition: false), await RecordsAsync(b, withPosition: false));
-        Assert.Equal(14, (await RecordsAsync(a, withPosition: false)).Count);
+        Assert.Equal(await ReplicaContents.RecordsAsync(a, withPosition: false), await ReplicaContents.RecordsAsync(b, withPosition: false));
+        Assert.Equal(14, (await ReplicaContents.RecordsAsync(a, withPosition: false)).Count);
     }
 
     private (Dictionary<string, string?> Settings, NpgsqlDataSource A, NpgsqlDataSource B) TwoReplicaTopology(string prefix)
@@ -122,19 +122,6 @@ public sealed class ReplicationTests : IAsyncLifetime
             MessageBody.ContentHash(actor, kind, parsed.Canonical), version);
     }
 
-    private static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource database)
-    {
-        var ids = new List<Guid>();
-        await using var command = database.CreateCommand("select message_id from pr2_journal order by message_id");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
-    }
-
     private static async Task AssertContiguousAsync(NpgsqlDataSource database)
     {
         await using var command = database.CreateCommand("select count(*), coalesce(min(position), 1), coalesce(max(position), 0), (select position from pr2_writer_head) from pr2_journal");
@@ -142,21 +129,5 @@ public sealed class ReplicationTests : IAsyncLifetime
         await reader.ReadAsync();
         var (count, min, max, head) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
         Assert.Equal((1L, count, count), (min, max, head));
-    }
-
-    private static async Task<List<string>> RecordsAsync(NpgsqlDataSource database, bool withPosition)
-    {
-        var rows = new List<string>();
-        await using var command = database.CreateCommand($"""
-            select concat_ws('|', actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard{(withPosition ? ", last_position" : "")})
-            from pr2_record order by actor_id
-            """);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.GetString(0));
-        }
-
-        return rows;
     }
 }

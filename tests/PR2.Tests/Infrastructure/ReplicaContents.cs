@@ -1,0 +1,41 @@
+using Npgsql;
+
+namespace PR2.Tests.Infrastructure;
+
+/// <summary>What a replica database holds, read straight from PostgreSQL, for comparing replicas.</summary>
+public static class ReplicaContents
+{
+    /// <summary>Every MessageId in the replica's journal (duplicates kept, so a count shows them).</summary>
+    public static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource database)
+    {
+        var ids = new List<Guid>();
+        await using var command = database.CreateCommand("select message_id from pr2_journal order by message_id");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+
+    /// <summary>
+    /// The records view as one text line per actor. Local positions differ between replicas that received
+    /// entries in different orders, so they are left out unless <paramref name="withPosition"/>.
+    /// </summary>
+    public static async Task<List<string>> RecordsAsync(NpgsqlDataSource database, bool withPosition = false)
+    {
+        var rows = new List<string>();
+        await using var command = database.CreateCommand($"""
+            select concat_ws('|', actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard{(withPosition ? ", last_position" : "")})
+            from pr2_record order by actor_id
+            """);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0));
+        }
+
+        return rows;
+    }
+}
