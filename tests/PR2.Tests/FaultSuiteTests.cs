@@ -18,10 +18,13 @@ namespace PR2.Tests;
 /// and stops a silo. Then heal, wait for quiet, and check: every acknowledged MessageId on every replica
 /// (lost = 0), no MessageId twice in a journal, records byte-equal across replicas, version vectors equal,
 /// marks never went backwards, canceled records canceled everywhere. Seed, faults and a summary are printed;
-/// PR2_FAULT_SEED replays a run, PR2_FAULT_SECONDS makes it a soak (scripts/soak.sh).
+/// PR2_FAULT_SEED replays a run, PR2_FAULT_SECONDS makes it a soak with a random seed (scripts/soak.sh).
 /// </summary>
 public sealed class FaultSuiteTests(ITestOutputHelper output) : IAsyncLifetime
 {
+    // Kills, pauses and a silo stop in 14 rounds (see the printed fault list).
+    private const int DefaultSeed = 1864787207;
+
     private readonly PostgresFixture _serverA = new();
     private readonly PostgresFixture _serverB = new();
     private readonly List<string> _faults = [];
@@ -49,8 +52,11 @@ public sealed class FaultSuiteTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task Under_server_kills_pauses_and_a_silo_stop_nothing_acknowledged_is_lost_or_doubled_and_replicas_converge()
     {
-        var seed = int.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SEED"), CultureInfo.InvariantCulture, out var given) ? given : Random.Shared.Next();
+        // A soak explores new schedules (a random seed unless one is given); the test suite replays a known one,
+        // so that a red CI always means a change broke something, never an unlucky draw.
         var soak = TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SECONDS"), CultureInfo.InvariantCulture, out var s) ? s : 0);
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SEED"), CultureInfo.InvariantCulture, out var given) ? given
+            : soak > TimeSpan.Zero ? Random.Shared.Next() : DefaultSeed;
         var random = new Random(seed);
         output.WriteLine($"seed {seed} (replay: PR2_FAULT_SEED={seed})");
 
