@@ -19,6 +19,11 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
 {
     private const int MaxSenderLength = 200;
 
+    // How long a message waits for the shard's writer before the caller gets a retriable error. The append
+    // may still commit later: the retry is then answered by MessageId, and a version it took from this
+    // actor is caught by the writer's version check (StaleActor), so moving on is safe.
+    private static readonly TimeSpan WriterDeadline = TimeSpan.FromSeconds(8);
+
     private ActorRef? _self;
     private Pr2Exception? _invalidAddress;
     private RecordState _record = RecordState.Missing;
@@ -63,7 +68,17 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
             var request = new AppendRequest(message, body.Canonical, hash, _record.Version + 1);
             try
             {
-                var ack = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).Append(request);
+                WriteAck ack;
+                try
+                {
+                    ack = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).Append(request).WaitAsync(WriterDeadline);
+                }
+                catch (TimeoutException)
+                {
+                    throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                        $"shard {self.Shard} did not confirm the write within {WriterDeadline.TotalSeconds:0} s; the outcome is unknown, retry with the same MessageId");
+                }
+
                 if (ack.Duplicate)
                 {
                     // Accepted before, possibly after this activation loaded: read the journal again next time.
@@ -166,10 +181,10 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
         {
             try
             {
-                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary));
+                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary).WaitAsync(WriterDeadline));
                 return await read(set.Primary);
             }
-            catch (Exception again) when (again is NpgsqlException or TimeoutException)
+            catch (Exception again) when (again is NpgsqlException or TimeoutException or OperationCanceledException)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({again.Message}); retry with the same MessageId");
             }
