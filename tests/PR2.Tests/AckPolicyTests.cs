@@ -9,14 +9,10 @@ namespace PR2.Tests;
 /// over three replicas, losing one server keeps writes acknowledged on the other two, while <c>All</c>
 /// then refuses to acknowledge, with a clear, retriable error.
 /// </summary>
-public sealed class AckPolicyTests : IAsyncLifetime
+public sealed class AckPolicyTests(TwoPostgresServers servers) : IClassFixture<TwoPostgresServers>
 {
-    private readonly PostgresFixture _serverA = new();
-    private readonly PostgresFixture _serverB = new();
-
-    public async Task InitializeAsync() => await Task.WhenAll(_serverA.InitializeAsync(), _serverB.InitializeAsync());
-
-    public async Task DisposeAsync() => await Task.WhenAll(_serverA.DisposeAsync(), _serverB.DisposeAsync());
+    private readonly PostgresFixture _serverA = servers.A;
+    private readonly PostgresFixture _serverB = servers.B;
 
     [Fact]
     public async Task With_ack_policy_all_every_acknowledged_entry_is_already_on_every_replica()
@@ -45,19 +41,26 @@ public sealed class AckPolicyTests : IAsyncLifetime
 
         NpgsqlConnection.ClearAllPools();
         await _serverA.Server.StopAsync("immediate");
-
-        for (var i = 0; i < 10; i++)
+        try
         {
-            var ack = await SendRetryingAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(1, "order/q"), MessageKind.Modify, $$"""{"i": {{i}}}"""));
-            Assert.True(await HoldsAsync(replicas[1][1], ack.MessageId) && await HoldsAsync(replicas[1][2], ack.MessageId),
-                "a quorum acknowledgement before both surviving replicas held the entry");
-        }
+            for (var i = 0; i < 10; i++)
+            {
+                var ack = await SendRetryingAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(1, "order/q"), MessageKind.Modify, $$"""{"i": {{i}}}"""));
+                Assert.True(await HoldsAsync(replicas[1][1], ack.MessageId) && await HoldsAsync(replicas[1][2], ack.MessageId),
+                    "a quorum acknowledgement before both surviving replicas held the entry");
+            }
 
-        var started = DateTime.UtcNow;
-        var refused = await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(2, "order/a", MessageKind.Modify, """{"x": 1}"""));
-        Assert.Equal(ErrorCode.ShardUnavailable, refused.Code);
-        Assert.Contains("only 2 of the 3 replicas", refused.Message, StringComparison.Ordinal);
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(20), $"refusal took {DateTime.UtcNow - started}");
+            var started = DateTime.UtcNow;
+            var refused = await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(2, "order/a", MessageKind.Modify, """{"x": 1}"""));
+            Assert.Equal(ErrorCode.ShardUnavailable, refused.Code);
+            Assert.Contains("only 2 of the 3 replicas", refused.Message, StringComparison.Ordinal);
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(20), $"refusal took {DateTime.UtcNow - started}");
+        }
+        finally
+        {
+            // The servers are shared by this class's tests: bring server A back for the others.
+            await _serverA.Server.StartAgainAsync();
+        }
     }
 
     // Replica 0 on server A, replicas 1 and 2 on server B; shard 0 on server B.

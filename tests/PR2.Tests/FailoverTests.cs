@@ -11,15 +11,11 @@ namespace PR2.Tests;
 /// the middle of a workload; writes go on at the other replica, every call gets an answer within the
 /// bound, and after the server comes back anti-entropy brings both replicas to the same entries and records.
 /// </summary>
-public sealed class FailoverTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper output) : IClassFixture<TwoPostgresServers>
 {
     private const int Shard = 1;
-    private readonly PostgresFixture _serverA = new();
-    private readonly PostgresFixture _serverB = new();
-
-    public async Task InitializeAsync() => await Task.WhenAll(_serverA.InitializeAsync(), _serverB.InitializeAsync());
-
-    public async Task DisposeAsync() => await Task.WhenAll(_serverA.DisposeAsync(), _serverB.DisposeAsync());
+    private readonly PostgresFixture _serverA = servers.A;
+    private readonly PostgresFixture _serverB = servers.B;
 
     [Fact]
     public async Task Killing_the_primary_fails_over_and_after_it_returns_nothing_acknowledged_is_lost_or_doubled()

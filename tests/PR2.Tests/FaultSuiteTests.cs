@@ -20,34 +20,14 @@ namespace PR2.Tests;
 /// marks never went backwards, canceled records canceled everywhere. Seed, faults and a summary are printed;
 /// PR2_FAULT_SEED replays a run, PR2_FAULT_SECONDS makes it a soak with a random seed (scripts/soak.sh).
 /// </summary>
-public sealed class FaultSuiteTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelper output) : IClassFixture<TwoPostgresServers>
 {
     // Kills, pauses and a silo stop in 14 rounds (see the printed fault list).
     private const int DefaultSeed = 1864787207;
 
-    private readonly PostgresFixture _serverA = new();
-    private readonly PostgresFixture _serverB = new();
+    private readonly PostgresFixture _serverA = servers.A;
+    private readonly PostgresFixture _serverB = servers.B;
     private readonly List<string> _faults = [];
-
-    public async Task InitializeAsync() => await Task.WhenAll(_serverA.InitializeAsync(), _serverB.InitializeAsync());
-
-    public async Task DisposeAsync()
-    {
-        // Whatever the nemesis left behind: thaw and start both servers so they stop cleanly.
-        foreach (var server in new[] { _serverA, _serverB })
-        {
-            try
-            {
-                await server.Server.ResumeAsync();
-            }
-            catch (Exception e) when (e is InvalidOperationException or IOException)
-            {
-                // Not running.
-            }
-        }
-
-        await Task.WhenAll(_serverA.DisposeAsync(), _serverB.DisposeAsync());
-    }
 
     [Fact]
     public async Task Under_server_kills_pauses_and_a_silo_stop_nothing_acknowledged_is_lost_or_doubled_and_replicas_converge()

@@ -13,15 +13,11 @@ namespace PR2.Tests;
 /// Replicas of a shard on two PostgreSQL servers converge by anti-entropy: the same entries (each
 /// MessageId once), equal version vectors, and byte-equal records, also when both replicas took writes.
 /// </summary>
-public sealed class ReplicationTests : IAsyncLifetime
+public sealed class ReplicationTests(TwoPostgresServers servers) : IClassFixture<TwoPostgresServers>
 {
     private const int Shard = 1;
-    private readonly PostgresFixture _serverA = new();
-    private readonly PostgresFixture _serverB = new();
-
-    public async Task InitializeAsync() => await Task.WhenAll(_serverA.InitializeAsync(), _serverB.InitializeAsync());
-
-    public async Task DisposeAsync() => await Task.WhenAll(_serverA.DisposeAsync(), _serverB.DisposeAsync());
+    private readonly PostgresFixture _serverA = servers.A;
+    private readonly PostgresFixture _serverB = servers.B;
 
     [Fact]
     public async Task Anti_entropy_gives_the_second_replica_every_entry_and_the_same_records()
