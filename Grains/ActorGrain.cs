@@ -19,10 +19,9 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
 {
     private const int MaxSenderLength = 200;
 
-    // How long a message waits for the shard's writer before the caller gets a retriable error. The append
-    // may still commit later: the retry is then answered by MessageId, and a version it took from this
-    // actor is caught by the writer's version check (StaleActor), so moving on is safe.
-    private static readonly TimeSpan WriterDeadline = TimeSpan.FromSeconds(8);
+    // A read of the primary slower than this asks the writer whether the primary is still there, leaving
+    // the rest of the call's budget for a fail-over and a second read.
+    private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(1.5);
 
     private ActorRef? _self;
     private Pr2Exception? _invalidAddress;
@@ -55,30 +54,53 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
         CheckEnvelope(message, self);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);
         var hash = MessageBody.ContentHash(self, message.Kind, body.Canonical);
+        using var budget = new CancellationTokenSource(options.Value.CallTimeout);
+        try
+        {
+            return await SendWithinAsync(self, message, body, hash, budget.Token);
+        }
+        catch (OperationCanceledException) when (budget.IsCancellationRequested)
+        {
+            // The append may still commit later: the retry is then answered by MessageId, and a version it took
+            // from this actor is caught by the writer's version check (StaleActor), so giving up here is safe.
+            _loaded = false;
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {self.Shard} did not confirm the write within {options.Value.CallTimeoutSeconds:0.#} s; the outcome is unknown, retry with the same MessageId");
+        }
+    }
 
+    public async Task<ActorRecord> GetRecord()
+    {
+        var self = Self();
+        using var budget = new CancellationTokenSource(options.Value.CallTimeout);
+        try
+        {
+            await EnsureLoadedAsync(self, budget.Token);
+        }
+        catch (OperationCanceledException) when (budget.IsCancellationRequested)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {self.Shard} did not answer within {options.Value.CallTimeoutSeconds:0.#} s; retry");
+        }
+
+        return _record.ToRecord(self);
+    }
+
+    private async Task<WriteAck> SendWithinAsync(ActorRef self, Message message, MessageBody body, byte[] hash, CancellationToken budget)
+    {
         for (var attempt = 0; ; attempt++)
         {
-            await EnsureLoadedAsync(self);
+            await EnsureLoadedAsync(self, budget);
             if (RefusalFor(message) is { } refusal)
             {
                 // A retry of a message accepted earlier is not refused: it gets its first acknowledgement.
-                return await FindEarlierAckAsync(self, message.MessageId, hash) ?? throw refusal;
+                return await FindEarlierAckAsync(self, message.MessageId, hash, budget) ?? throw refusal;
             }
 
             var request = new AppendRequest(message, body.Canonical, hash, _record.Version + 1);
             try
             {
-                WriteAck ack;
-                try
-                {
-                    ack = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).Append(request).WaitAsync(WriterDeadline);
-                }
-                catch (TimeoutException)
-                {
-                    throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                        $"shard {self.Shard} did not confirm the write within {WriterDeadline.TotalSeconds:0} s; the outcome is unknown, retry with the same MessageId");
-                }
-
+                var ack = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).Append(request).WaitAsync(budget);
                 if (ack.Duplicate)
                 {
                     // Accepted before, possibly after this activation loaded: read the journal again next time.
@@ -103,13 +125,6 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
                 throw;
             }
         }
-    }
-
-    public async Task<ActorRecord> GetRecord()
-    {
-        var self = Self();
-        await EnsureLoadedAsync(self);
-        return _record.ToRecord(self);
     }
 
     private ActorRef Self() => _self ?? throw _invalidAddress!;
@@ -154,46 +169,49 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
         };
     }
 
-    private async Task EnsureLoadedAsync(ActorRef self)
+    private async Task EnsureLoadedAsync(ActorRef self, CancellationToken budget)
     {
         if (_loaded)
         {
             return;
         }
 
-        var entries = await OnPrimaryAsync(self, primary => JournalStore.ReadActorAsync(primary, self));
+        var entries = await OnPrimaryAsync(self, (primary, token) => JournalStore.ReadActorAsync(primary, self, token), budget);
         _record = RecordState.Fold(entries);
         _loaded = true;
         Log.ActorLoaded(logger, self, _record.Version);
     }
 
-    // Reads from the shard's primary; if it does not answer, asks the shard's writer which replica is the
-    // primary now (it may have failed over) and reads there once more.
-    private async Task<T> OnPrimaryAsync<T>(ActorRef self, Func<NpgsqlDataSource, Task<T>> read)
+    // Reads from the shard's primary; if it does not answer within FirstReadLimit, asks the shard's writer
+    // which replica is the primary now (it may fail over) and reads there with what is left of the budget.
+    // WaitAsync stops waiting at once: Npgsql's own cancellation needs an answer from the (maybe paused) server.
+    private async Task<T> OnPrimaryAsync<T>(ActorRef self, Func<NpgsqlDataSource, CancellationToken, Task<T>> read, CancellationToken budget)
     {
         var set = shards.Get(self.Shard);
         var primary = set.PrimaryIndex;
         try
         {
-            return await read(set.Replicas[primary]);
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(budget);
+            attempt.CancelAfter(FirstReadLimit);
+            return await read(set.Replicas[primary], attempt.Token).WaitAsync(attempt.Token);
         }
-        catch (Exception first) when (first is NpgsqlException or TimeoutException)
+        catch (Exception first) when ((first is NpgsqlException or TimeoutException or OperationCanceledException) && !budget.IsCancellationRequested)
         {
             try
             {
-                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary).WaitAsync(WriterDeadline));
-                return await read(set.Primary);
+                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary).WaitAsync(budget));
+                return await read(set.Primary, budget).WaitAsync(budget);
             }
-            catch (Exception again) when (again is NpgsqlException or TimeoutException or OperationCanceledException)
+            catch (Exception again) when (again is NpgsqlException or TimeoutException)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({again.Message}); retry with the same MessageId");
             }
         }
     }
 
-    private async Task<WriteAck?> FindEarlierAckAsync(ActorRef self, Guid messageId, byte[] hash)
+    private async Task<WriteAck?> FindEarlierAckAsync(ActorRef self, Guid messageId, byte[] hash, CancellationToken budget)
     {
-        var found = await OnPrimaryAsync(self, primary => JournalStore.FindAsync(primary, self.Shard, messageId));
+        var found = await OnPrimaryAsync(self, (primary, token) => JournalStore.FindAsync(primary, self.Shard, messageId, token), budget);
         if (found is not { } earlier)
         {
             return null;

@@ -29,6 +29,12 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
     /// <summary>How long an append may spend waiting for a fail-over before it is refused (retriable).</summary>
     public static readonly TimeSpan FailOverBudget = TimeSpan.FromSeconds(5);
 
+    // An append without an answer for this long makes the writer probe its primary; a probe (or a replica's
+    // vector read when choosing a primary) without an answer for ProbeTimeout counts as unreachable. Short,
+    // so that detecting a stalled server and failing over fit in a caller's 5 s together.
+    private static readonly TimeSpan ProbeAfter = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(1);
+
     private Task<JournalWriter>? _opening;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
@@ -44,13 +50,11 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             try
             {
                 var pending = writer.AppendAsync(request);
-                var remaining = deadline - DateTime.UtcNow;
-                if (remaining > TimeSpan.Zero && await Task.WhenAny(pending, Task.Delay(remaining)) != pending
-                    && !await AnswersAsync(writer.Source))
+                if (await StalledAsync(writer, pending, deadline))
                 {
-                    // The primary stalled (a paused or partitioned server): stop waiting for it and fail over.
-                    // If the stalled commit completes later, its entries reach the others by anti-entropy and
-                    // the retry below is absorbed by MessageId.
+                    // The primary stopped answering (a paused or partitioned server): fail over. If the stalled
+                    // commit completes later, its entries reach the others by anti-entropy and the retry below
+                    // is absorbed by MessageId.
                     Abandon(writer);
                     continue;
                 }
@@ -134,8 +138,9 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             var followers = agents.KeysFollowing(ShardCode, primary).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
             var antiEntropy = Set.Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
             var others = Set.Replicas.Where((_, index) => index != primary).ToList();
-            var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies,
-                TimeSpan.FromSeconds(options.Value.CommandTimeoutSeconds));
+            // Half the call bound: a replica that cannot take a copy in that time gets the caller a clear refusal
+            // ("only n of m replicas") rather than a timeout with an unknown outcome.
+            var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies, options.Value.CallTimeout / 2);
             var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, _ =>
             {
                 followers.ForEach(f => f.Wake());
@@ -166,8 +171,8 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
         {
             try
             {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                var vector = await VersionVector.ReadAsync(replica, timeout.Token);
+                using var timeout = new CancellationTokenSource(ProbeTimeout);
+                var vector = await VersionVector.ReadAsync(replica, timeout.Token).WaitAsync(timeout.Token);
                 return (Index: index, Held: vector.Positions.Values.Sum(), Reachable: true);
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
@@ -181,6 +186,32 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"no replica of shard {ShardCode} is reachable; retry with the same MessageId");
     }
 
+    // Waits for the append; each time it has gone ProbeAfter without an answer, probes the primary. True when
+    // the probe finds the primary unreachable; false when the append completed or the budget ran out.
+    private static async Task<bool> StalledAsync(JournalWriter writer, Task pending, DateTime deadline)
+    {
+        while (!pending.IsCompleted)
+        {
+            var remaining = deadline - DateTime.UtcNow;
+            if (remaining <= TimeSpan.Zero)
+            {
+                return false;
+            }
+
+            if (await Task.WhenAny(pending, Task.Delay(remaining < ProbeAfter ? remaining : ProbeAfter)) == pending)
+            {
+                return false;
+            }
+
+            if (!await AnswersAsync(writer.Source))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     // Leaves the writer to finish or fail on its own; new appends go to the next primary chosen.
     private void Abandon(JournalWriter writer)
     {
@@ -191,20 +222,26 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
         }
     }
 
+    // WaitAsync stops waiting at once; Npgsql's own cancellation would first wait for the (paused) server.
     private static async Task<bool> AnswersAsync(NpgsqlDataSource replica)
     {
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await using var connection = await replica.OpenConnectionAsync(timeout.Token);
-            await using var probe = new NpgsqlCommand("select 1", connection);
-            await probe.ExecuteScalarAsync(timeout.Token);
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            await SelectOneAsync(replica, timeout.Token).WaitAsync(timeout.Token);
             return true;
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
             return false;
         }
+    }
+
+    private static async Task SelectOneAsync(NpgsqlDataSource replica, CancellationToken cancellationToken)
+    {
+        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
+        await using var probe = new NpgsqlCommand("select 1", connection);
+        await probe.ExecuteScalarAsync(cancellationToken);
     }
 
     private async Task FenceOthersAsync(int primary)

@@ -13,4 +13,13 @@ public sealed class WriteOptions
 
     /// <summary>Database command timeout for the write path, in seconds: fail fast rather than hang.</summary>
     public int CommandTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// The bound on one call to an actor, in seconds: within it the caller gets an acknowledgement or an error,
+    /// a retriable one when the shard could not confirm the write in time (the outcome is then unknown).
+    /// </summary>
+    public double CallTimeoutSeconds { get; set; } = 5;
+
+    /// <summary><see cref="CallTimeoutSeconds"/> as a span.</summary>
+    public TimeSpan CallTimeout => TimeSpan.FromSeconds(CallTimeoutSeconds);
 }

@@ -23,6 +23,11 @@ public sealed class WriteOptionsValidator : IValidateOptions<WriteOptions>
             failures.Add($"{WriteOptions.SectionName}:{nameof(options.CommandTimeoutSeconds)} must be between 1 and 300, got {options.CommandTimeoutSeconds}");
         }
 
+        if (options.CallTimeoutSeconds is < 1 or > 60)
+        {
+            failures.Add($"{WriteOptions.SectionName}:{nameof(options.CallTimeoutSeconds)} must be between 1 and 60 (seconds), got {options.CallTimeoutSeconds}");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

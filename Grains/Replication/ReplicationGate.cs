@@ -23,10 +23,12 @@ public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOn
             return;
         }
 
-        using var deadline = new CancellationTokenSource(timeout);
+        // Not disposed here: copies still running when enough others confirmed go on in the background
+        // (saving anti-entropy the work) and stop at the same deadline.
+        var deadline = new CancellationTokenSource(timeout);
         var target = await VersionVector.ReadAsync(primary, deadline.Token);
         var now = DateTime.UtcNow;
-        var copies = await Task.WhenAll(others.Select(async (replica, i) =>
+        var copies = others.Select(async (replica, i) =>
         {
             if (_skipUntil[i] > now)
             {
@@ -36,8 +38,25 @@ public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOn
             var ok = await CopyAsync(replica, target, deadline.Token);
             _skipUntil[i] = ok ? DateTime.MinValue : DateTime.UtcNow + Recheck;
             return ok;
-        }));
-        var held = copies.Count(ok => ok);
+        }).ToList();
+        _ = Task.WhenAll(copies).ContinueWith(_ => deadline.Dispose(), TaskScheduler.Default);
+
+        // The ack waits for the fastest copies the policy needs, not for a slow or paused replica beyond them.
+        var held = 0;
+        var running = new List<Task<bool>>(copies);
+        while (held < needed && running.Count >= needed - held)
+        {
+            var done = await Task.WhenAny(running);
+            running.Remove(done);
+            held += await done ? 1 : 0;
+        }
+
+        if (held < needed)
+        {
+            // Refused: count the copies still running too, so that the error says how many replicas hold it.
+            held += (await Task.WhenAll(running)).Count(ok => ok);
+        }
+
         if (held < needed)
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
