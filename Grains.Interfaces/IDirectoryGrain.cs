@@ -10,6 +10,12 @@ public interface IDirectoryGrain : IGrainWithIntegerKey
     /// <summary>Records the configured topology and agents in shard 0 where they differ from what is recorded. Idempotent.</summary>
     Task Sync();
 
+    /// <summary>
+    /// Records the state of each replica of <paramref name="shard"/> (<c>up</c>, <c>down</c>, <c>catching-up</c>) if it changed.
+    /// False when it could not yet (the shard is not in the directory, or its record changed meanwhile).
+    /// </summary>
+    Task<bool> RecordReplicaStates(int shard, IReadOnlyList<string> states);
+
     /// <summary>The shard map as recorded in shard 0.</summary>
     Task<IReadOnlyList<ShardEntry>> GetShards();
 

@@ -6,10 +6,12 @@ namespace PR2;
 /// <param name="Primary">Index of the primary replica.</param>
 /// <param name="Status">The shard's recorded status (<c>up</c> while it is configured).</param>
 /// <param name="Version">Version of the <c>shard/{code}</c> record in shard 0: how often it changed.</param>
+/// <param name="ReplicaStates">Per replica, as anti-entropy last recorded it: <c>up</c>, <c>down</c> or <c>catching-up</c>.</param>
 [GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
 public sealed record ShardEntry(
     [property: Id(0)] int Shard,
     [property: Id(1)] IReadOnlyList<string> Replicas,
     [property: Id(2)] int Primary,
     [property: Id(3)] string Status,
-    [property: Id(4)] long Version);
+    [property: Id(4)] long Version,
+    [property: Id(5)] IReadOnlyList<string> ReplicaStates);

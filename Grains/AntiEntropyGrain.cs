@@ -8,7 +8,9 @@ namespace PR2.Grains;
 
 /// <summary>
 /// Runs <see cref="ReplicaSync"/> between all replicas of one shard. Reentrant with one pass at a time,
-/// like the agents; after entries land on a replica, that replica's per-replica agents are woken.
+/// like the agents; after entries land on a replica, that replica's per-replica agents are woken. Each
+/// pass first probes every replica (<see cref="ReplicaHealth"/>): replicas that are down are skipped, and a
+/// change of any replica's state is recorded in the directory.
 /// </summary>
 [Reentrant]
 public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, ILogger<AntiEntropyGrain> logger)
@@ -21,6 +23,8 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, 
     private bool _wanted;
     private TimeSpan _backoff = Tick;
     private DateTime _nextRun = DateTime.MinValue;
+    private IReadOnlyList<string>? _recordedStates;
+    private Task? _recording;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -90,16 +94,18 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, 
         return total;
     }
 
-    // One push for every ordered pair of replicas (each until in sync); unreachable peers are skipped.
+    // One push for every ordered pair of replicas that answer (each until in sync).
     private async Task<long> PassAsync()
     {
         var replicas = shards.Get(ShardCode).Replicas;
+        var health = await ReplicaHealth.ProbeAsync(replicas);
+        RecordStatesIfChanged(health.States);
         long total = 0;
         for (var from = 0; from < replicas.Count; from++)
         {
             for (var to = 0; to < replicas.Count; to++)
             {
-                if (from == to)
+                if (from == to || health.IsDown(from) || health.IsDown(to))
                 {
                     continue;
                 }
@@ -124,5 +130,32 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, 
         }
 
         return total;
+    }
+
+    // In the background (the directory lives in shard 0, which may itself be failing over); one at a time,
+    // and only what changed since the last state recorded.
+    private void RecordStatesIfChanged(IReadOnlyList<string> states)
+    {
+        if (_recording is { IsCompleted: false } || (_recordedStates is { } recorded && recorded.SequenceEqual(states)))
+        {
+            return;
+        }
+
+        _recording = RecordAsync();
+
+        async Task RecordAsync()
+        {
+            try
+            {
+                if (await GrainFactory.GetGrain<IDirectoryGrain>(0).RecordReplicaStates(ShardCode, states))
+                {
+                    _recordedStates = states;
+                }
+            }
+            catch (Exception e)
+            {
+                Log.ReplicaStatesNotRecorded(logger, e, ShardCode);
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Npgsql;
 using PR2.Grains.Agents;
+using PR2.Grains.Replication;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -26,13 +27,43 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
                 ["replicas"] = new JsonArray([.. shards.Get(shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
                 ["status"] = "up",
             };
-            await RecordAsync($"shard/{shard}", desired, new JsonObject { ["primary"] = 0 });
+            var count = shards.Get(shard).Replicas.Count;
+            await RecordAsync($"shard/{shard}", desired, new JsonObject
+            {
+                ["primary"] = 0,
+                ["replicaStates"] = new JsonArray([.. Enumerable.Range(0, count).Select(_ => (JsonNode)ReplicaHealth.Up)]),
+            });
         }
 
         foreach (var agent in agents.Agents)
         {
             var follows = new JsonArray([.. shards.ShardCodes.Where(agent.Follows).Select(s => (JsonNode)s)]);
             await RecordAsync($"agent/{agent.Name}", new JsonObject { ["follows"] = follows });
+        }
+    }
+
+    public async Task<bool> RecordReplicaStates(int shard, IReadOnlyList<string> states)
+    {
+        var actorId = $"shard/{shard}";
+        var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
+        var current = await actor.GetRecord();
+        var recorded = current.State is { } text ? JsonNode.Parse(text)!["replicaStates"] : null;
+        var desired = new JsonArray([.. states.Select(state => (JsonNode)state)]);
+        if (current.Status != RecordStatus.Live || JsonNode.DeepEquals(recorded, desired))
+        {
+            return current.Status == RecordStatus.Live;
+        }
+
+        try
+        {
+            await actor.Send(new Message(Guid.NewGuid(), "anti-entropy", new ActorRef(ControlShard, actorId), MessageKind.Modify,
+                new JsonObject { ["replicaStates"] = desired }.ToJsonString(), current.Version));
+            return true;
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch)
+        {
+            // The record changed meanwhile (a new primary, another silo's sync): the next pass compares again.
+            return false;
         }
     }
 
@@ -47,7 +78,8 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
                 [.. state["replicas"]!.AsArray().Select(r => r!.GetValue<string>())],
                 state["primary"]!.GetValue<int>(),
                 state["status"]!.GetValue<string>(),
-                record.Version));
+                record.Version,
+                [.. state["replicaStates"]?.AsArray().Select(r => r!.GetValue<string>()) ?? []]));
         }
 
         return [.. entries.OrderBy(e => e.Shard)];

@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Shard {Shard}: could not record primary {Primary} in the directory")]
     public static partial void PrimaryNotRecorded(ILogger logger, Exception exception, int shard, int primary);
+
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "Shard {Shard}: could not record replica states in the directory; it retries")]
+    public static partial void ReplicaStatesNotRecorded(ILogger logger, Exception exception, int shard);
 }

@@ -10,6 +10,8 @@ namespace PR2.Grains;
 [StatelessWorker]
 public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Grain, IStatusGrain
 {
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
+
     public async Task<ClusterStatus> GetStatus()
     {
         var statuses = await Task.WhenAll(shards.ShardCodes.Select(ReadShardAsync));
@@ -58,13 +60,15 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         var endpoint = $"{builder.Host}:{builder.Port}/{builder.Database}";
         try
         {
-            var head = await JournalStore.ReadHeadAsync(source, shard);
-            var vector = await VersionVector.ReadAsync(source);
+            // A paused server answers nothing, not even Npgsql's cancellation: stop waiting at the deadline.
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            var head = await JournalStore.ReadHeadAsync(source, shard, timeout.Token).WaitAsync(timeout.Token);
+            var vector = await VersionVector.ReadAsync(source, timeout.Token).WaitAsync(timeout.Token);
             return new ReplicaStatus(index, endpoint, primary, true, head.Position, null, vector.ReplicaId, 0, vector.Positions);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
-            return new ReplicaStatus(index, endpoint, primary, false, -1, e.Message);
+            return new ReplicaStatus(index, endpoint, primary, false, -1, e is OperationCanceledException ? $"no answer within {ProbeTimeout.TotalSeconds:0} s" : e.Message);
         }
     }
 }

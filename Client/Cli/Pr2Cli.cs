@@ -194,7 +194,8 @@ public static class Pr2Cli
             var shardTable = new TextTable("SHARD", "STATUS", "PRIMARY", "REPLICAS", "CHANGES");
             foreach (var s in shards)
             {
-                shardTable.Add(s.Shard, s.Status, s.Primary, string.Join(", ", s.Replicas), s.Version);
+                var replicas = s.Replicas.Select((endpoint, i) => i < s.ReplicaStates.Count ? $"{endpoint} ({s.ReplicaStates[i]})" : endpoint);
+                shardTable.Add(s.Shard, s.Status, s.Primary, string.Join(", ", replicas), s.Version);
             }
 
             var agentTable = new TextTable("AGENT", "FOLLOWS");

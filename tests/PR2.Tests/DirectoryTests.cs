@@ -24,6 +24,7 @@ public sealed class DirectoryTests(PostgresFixture postgres)
             Assert.Equal([0, 1, 2], before.Select(s => s.Shard));
             Assert.All(before, s => Assert.Equal((1, "up", 0, 1L), (s.Replicas.Count, s.Status, s.Primary, s.Version)));
             Assert.EndsWith("_s1", before[1].Replicas[0], StringComparison.Ordinal);
+            Assert.All(before, s => Assert.Equal(["up"], s.ReplicaStates));
 
             var agents = await client.GetAgentsAsync();
             Assert.Equal([ObjectDirectoryProjector.AgentName, RecordsProjector.AgentName], agents.Keys);
@@ -89,7 +90,8 @@ public sealed class DirectoryTests(PostgresFixture postgres)
         public static readonly ShardEntryComparer Instance = new();
 
         public bool Equals(ShardEntry? x, ShardEntry? y) =>
-            x is not null && y is not null && (x.Shard, x.Primary, x.Status, x.Version) == (y.Shard, y.Primary, y.Status, y.Version) && x.Replicas.SequenceEqual(y.Replicas);
+            x is not null && y is not null && (x.Shard, x.Primary, x.Status, x.Version) == (y.Shard, y.Primary, y.Status, y.Version) && x.Replicas.SequenceEqual(y.Replicas)
+            && x.ReplicaStates.SequenceEqual(y.ReplicaStates);
 
         public int GetHashCode(ShardEntry obj) => obj.Shard;
     }

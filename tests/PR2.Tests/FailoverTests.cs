@@ -70,31 +70,45 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
         var acked = new List<WriteAck>();
         var errors = 0;
         var slowest = TimeSpan.Zero;
-        for (var round = 0; round < 8; round++)
+        var struck = false;
+        try
         {
-            if (round == 3)
+            for (var round = 0; round < 8; round++)
             {
-                // With the Primary ack policy, entries acknowledged but not yet copied would be invisible on the
-                // new primary until the old one returns (the fault suite covers that case); here the replica has
-                // caught up first, so every write after the fail-over must succeed.
-                await Eventually.TrueAsync(async () =>
-                    (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.All(r => r.Behind == 0),
-                    TimeSpan.FromSeconds(30), "replica 1 caught up before the nemesis");
-                await strike();
+                if (round == 3)
+                {
+                    // With the Primary ack policy, entries acknowledged but not yet copied would be invisible on the
+                    // new primary until the old one returns (the fault suite covers that case); here the replica has
+                    // caught up first, so every write after the fail-over must succeed.
+                    await Eventually.TrueAsync(async () =>
+                        (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.All(r => r.Behind == 0),
+                        TimeSpan.FromSeconds(30), "replica 1 caught up before the nemesis");
+                    struck = true;
+                    await strike();
+                }
+
+                var results = await Task.WhenAll(actors.Select(actor => SendUntilAcknowledgedAsync(client,
+                    new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), round == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"round": {{round}}}"""))));
+                acked.AddRange(results.Select(r => r.Ack));
+                errors += results.Sum(r => r.Failures);
+                slowest = results.Max(r => r.Slowest) > slowest ? results.Max(r => r.Slowest) : slowest;
             }
 
-            var results = await Task.WhenAll(actors.Select(actor => SendUntilAcknowledgedAsync(client,
-                new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), round == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"round": {{round}}}"""))));
-            acked.AddRange(results.Select(r => r.Ack));
-            errors += results.Sum(r => r.Failures);
-            slowest = results.Max(r => r.Slowest) > slowest ? results.Max(r => r.Slowest) : slowest;
+            var shard = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
+            Assert.True(shard.Replicas[1].Primary, "replica 1 became the primary");
+            Assert.False(shard.Replicas[0].Reachable);
+            await Eventually.TrueAsync(async () => await RecordedStatesAsync(client) == "down up",
+                TimeSpan.FromSeconds(30), "the directory records replica 0 down");
+        }
+        finally
+        {
+            // The servers are shared by this class's tests: whatever failed, bring server A back.
+            if (struck)
+            {
+                await heal();
+            }
         }
 
-        var shard = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
-        Assert.True(shard.Replicas[1].Primary, "replica 1 became the primary");
-        Assert.False(shard.Replicas[0].Reachable);
-
-        await heal();
         var healed = DateTime.UtcNow;
         await Eventually.TrueAsync(async () =>
         {
@@ -102,6 +116,8 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
             return status.Replicas.All(r => r.Reachable && r.Behind == 0);
         }, TimeSpan.FromSeconds(60), "both replicas hold the same entries");
         var converged = DateTime.UtcNow - healed;
+        await Eventually.TrueAsync(async () => await RecordedStatesAsync(client) == "up up",
+            TimeSpan.FromSeconds(30), "the directory records replica 0 up again");
         await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
         await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 1);
 
@@ -142,6 +158,9 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
             }
         }
     }
+
+    private static async Task<string> RecordedStatesAsync(Pr2Client client) =>
+        string.Join(' ', (await client.GetShardsAsync()).Single(s => s.Shard == Shard).ReplicaStates);
 
     private static TimeSpan Max(TimeSpan x, TimeSpan y) => x > y ? x : y;
 }
