@@ -55,7 +55,40 @@ public sealed class Pr2Client(IClusterClient cluster)
     public Task<IReadOnlyList<ObjectLocation>> FindObjectsAsync(string? type = null, string? prefix = null, int limit = 100) =>
         Directory.FindObjects(type, prefix, limit);
 
+    /// <summary>Adds a rule, or replaces the one of the same name; the definition is JSON (see docs/rules.md).</summary>
+    public Task<RuleInfo> PutRuleAsync(string definitionJson) => Rules.Put(definitionJson);
+
+    /// <summary>All rules.</summary>
+    public Task<IReadOnlyList<RuleInfo>> GetRulesAsync() => Rules.List();
+
+    /// <summary>One rule by name.</summary>
+    public Task<RuleInfo> GetRuleAsync(string name) => Rules.Get(name);
+
+    /// <summary>Pauses a rule: it stops where it is.</summary>
+    public Task<RuleInfo> PauseRuleAsync(string name) => Rules.SetPaused(name, true);
+
+    /// <summary>Resumes a paused rule from where it stopped.</summary>
+    public Task<RuleInfo> ResumeRuleAsync(string name) => Rules.SetPaused(name, false);
+
+    /// <summary>Removes a rule; what it already wrote stays.</summary>
+    public Task RemoveRuleAsync(string name) => Rules.Remove(name);
+
+    /// <summary>Entries parked by a rule (or by all rules when null).</summary>
+    public Task<IReadOnlyList<ParkedEntry>> GetParkedAsync(string? rule = null) => Rules.GetParked(rule);
+
+    /// <summary>Runs a rule again on its parked entries; returns how many were queued.</summary>
+    public Task<int> RetryParkedAsync(string rule) => Rules.RetryParked(rule);
+
+    /// <summary>Documents of a view kept by rules in <paramref name="shard"/>, by key.</summary>
+    public Task<IReadOnlyList<ViewDocument>> QueryViewAsync(int shard, string view, string? keyPrefix = null, int limit = 100) =>
+        cluster.GetGrain<IViewGrain>(shard).Query(view, keyPrefix, limit);
+
+    /// <summary>Delivers what rules wrote to <paramref name="shard"/>'s outbox now (it is also delivered continuously).</summary>
+    public Task<int> DeliverOutboxAsync(int shard) => cluster.GetGrain<IOutboxRelayGrain>(shard).DeliverNow();
+
     private IDirectoryGrain Directory => cluster.GetGrain<IDirectoryGrain>(0);
+
+    private IRulesGrain Rules => cluster.GetGrain<IRulesGrain>(0);
 
     private IActorGrain Actor(ActorRef actor) => cluster.GetGrain<IActorGrain>(actor.Shard, actor.ActorId, null);
 }

@@ -44,4 +44,10 @@ public enum ErrorCode
 
     /// <summary>The actor's cached state was behind the journal (a duplicate activation wrote first). Safe to retry.</summary>
     StaleActor = 13,
+
+    /// <summary>A rule definition is invalid; the message says where (a JSON path) and why.</summary>
+    BadRule = 14,
+
+    /// <summary>No rule of that name exists (or it was removed).</summary>
+    UnknownRule = 15,
 }

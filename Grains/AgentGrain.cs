@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using PR2.Grains.Agents;
+using PR2.Grains.Rules;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -20,14 +21,15 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
     // writer commits instead of one each. It bounds how much projection lag pacing adds.
     private static readonly TimeSpan Pacing = TimeSpan.FromMilliseconds(20);
 
-    private AgentRunner _runner = null!;
+    private string _agent = "";
+    private int _shard;
+    private int _replica;
     private Task? _draining;
     private bool _wanted;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        var (agent, shard, replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
-        _runner = new AgentRunner(catalog.Get(agent), shard, shards, faults, replica: replica);
+        (_agent, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
         this.RegisterGrainTimer(_ => { Wake(); return Task.CompletedTask; },
             new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
         return Task.CompletedTask;
@@ -43,8 +45,14 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
     public async Task<long> CatchUp()
     {
         // May run beside a drain: the mark's row lock in the database serializes the two.
-        await _runner.CatchUpAsync();
-        return await ReadMarkAsync();
+        var agent = catalog.Find(_agent) ?? throw new InvalidOperationException($"agent {_agent} is not known to this silo (a rule removed or not loaded yet)");
+        var runner = new AgentRunner(agent, _shard, shards, faults, replica: _replica);
+        if (!agent.Paused)
+        {
+            await runner.CatchUpAsync();
+        }
+
+        return await AgentMarks.ReadAsync(runner.Home, _agent, _shard);
     }
 
     private async Task DrainAsync()
@@ -56,8 +64,20 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
             while (_wanted)
             {
                 _wanted = false;
-                if (await _runner.CatchUpAsync() > 0)
+                if (Runner() is not { } runner)
                 {
+                    break;
+                }
+
+                var applied = await runner.CatchUpAsync();
+                if (applied > 0)
+                {
+                    if (_agent.StartsWith(RuleAgent.Prefix, StringComparison.Ordinal))
+                    {
+                        // A rule may have written messages to its shard's outbox.
+                        GrainFactory.GetGrain<IOutboxRelayGrain>(_shard).Wake().Ignore();
+                    }
+
                     await Task.Delay(Pacing);
                 }
             }
@@ -65,7 +85,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
         catch (Exception e)
         {
             // The timer wakes us again; the mark did not move, so nothing is lost or doubled.
-            Log.AgentFailed(logger, e, _runner.Agent, _runner.SourceShard);
+            Log.AgentFailed(logger, e, _agent, _shard);
         }
         finally
         {
@@ -73,5 +93,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
         }
     }
 
-    private Task<long> ReadMarkAsync() => AgentMarks.ReadAsync(_runner.Home, _runner.Agent, _runner.SourceShard);
+    // Built for each drain from the catalog's current agent: rules change (replaced, paused, removed) at runtime.
+    private AgentRunner? Runner() =>
+        catalog.Find(_agent) is { Paused: false } agent ? new AgentRunner(agent, _shard, shards, faults, replica: _replica) : null;
 }

@@ -43,4 +43,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "Shard {Shard}: could not record replica states in the directory; it retries")]
     public static partial void ReplicaStatesNotRecorded(ILogger logger, Exception exception, int shard);
+
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Error, Message = "Rule {Rule} is not run: its definition no longer holds ({Problem})")]
+    public static partial void RuleNotLoaded(ILogger logger, string rule, string problem);
+
+    [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Outbox of shard {Shard}: delivery paused, it retries")]
+    public static partial void RelayFailed(ILogger logger, Exception exception, int shard);
 }

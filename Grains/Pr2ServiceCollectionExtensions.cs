@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
+using PR2.Grains.Rules;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -22,6 +23,7 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();
         services.AddSingleton<IJournalAgent, RecordsProjector>();
         services.AddSingleton<IJournalAgent, ObjectDirectoryProjector>();
+        services.AddSingleton<RuleSet>();
         services.AddSingleton<AgentCatalog>();
         services.TryAddSingleton<IAgentFaultInjector, NoAgentFaults>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, AgentSupervisor>();

@@ -135,7 +135,10 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
         try
         {
             // Followers of this shard are woken after every commit (one-way calls), so they see new entries promptly.
-            var followers = agents.KeysFollowing(ShardCode, primary).Select(key => GrainFactory.GetGrain<IAgentGrain>(key)).ToList();
+            // Looked up per commit: rules come and go at runtime. The commit loop runs off the activation's
+            // thread, where Orleans forbids touching the grain: it gets the factory and the shard code as values.
+            var grains = GrainFactory;
+            var shardCode = ShardCode;
             var antiEntropy = Set.Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
             var others = Set.Replicas.Where((_, index) => index != primary).ToList();
             // Half the call bound: a replica that cannot take a copy in that time gets the caller a clear refusal
@@ -143,7 +146,11 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies, options.Value.CallTimeout / 2);
             var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, _ =>
             {
-                followers.ForEach(f => f.Wake());
+                foreach (var key in agents.KeysFollowing(shardCode, primary))
+                {
+                    grains.GetGrain<IAgentGrain>(key).Wake();
+                }
+
                 antiEntropy?.Wake();
             }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null);
             // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).

@@ -4,7 +4,8 @@ using System.Globalization;
 namespace PR2.Client.Cli;
 
 /// <summary>
-/// The <c>pr2</c> command line: send messages, read records and journals, show status and the directory.
+/// The <c>pr2</c> command line: send messages, read records and journals, show status and the directory,
+/// manage rules and read the views they keep.
 /// Every command takes <c>--json</c> (machine-readable output) and <c>--gateway host:port</c>.
 /// Errors are one line on stderr; exit codes: 0 done, 1 refused by PR2, 2 bad usage, 3 cluster unreachable.
 /// </summary>
@@ -14,7 +15,7 @@ public static class Pr2Cli
     public const int BadUsage = 2;
     public const int Unreachable = 3;
 
-    private static readonly Option<bool> JsonOption = new("--json") { Description = "Write JSON instead of text", Recursive = true };
+    internal static readonly Option<bool> JsonOption = new("--json") { Description = "Write JSON instead of text", Recursive = true };
 
     private static readonly Option<string?> GatewayOption = new("--gateway")
     {
@@ -31,6 +32,8 @@ public static class Pr2Cli
             Journal(output, error),
             Status(output, error),
             Directory(output, error),
+            RuleCommands.Build(output, error),
+            ViewCommand.Build(output, error),
         };
         root.Options.Add(JsonOption);
         root.Options.Add(GatewayOption);
@@ -220,7 +223,7 @@ public static class Pr2Cli
     }
 
     // Connects, runs the command, and turns failures into one line on stderr and an exit code.
-    private static async Task<int> RunAsync(ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken, Func<Pr2Client, Task> action)
+    internal static async Task<int> RunAsync(ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken, Func<Pr2Client, Task> action)
     {
         try
         {
@@ -232,7 +235,7 @@ public static class Pr2Cli
         catch (Pr2Exception e)
         {
             await error.WriteLineAsync($"error: {e.Code}: {e.Message}");
-            return e.Code is ErrorCode.BadActorId or ErrorCode.BadBody or ErrorCode.BadMessage ? BadUsage : Refused;
+            return e.Code is ErrorCode.BadActorId or ErrorCode.BadBody or ErrorCode.BadMessage or ErrorCode.BadRule ? BadUsage : Refused;
         }
         catch (ClusterUnreachableException e)
         {

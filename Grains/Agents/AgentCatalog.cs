@@ -1,21 +1,25 @@
+using PR2.Grains.Rules;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains.Agents;
 
-/// <summary>The agents this silo knows (registered in DI) and the (agent, shard) pairs they run on.</summary>
-public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, ShardRegistry shards)
+/// <summary>The agents this silo knows (registered in DI, plus one per rule) and the (agent, shard) pairs they run on.</summary>
+public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, RuleSet rules, ShardRegistry shards)
 {
-    private readonly Dictionary<string, IJournalAgent> _agents = agents.ToDictionary(a => a.Name, StringComparer.Ordinal);
+    private readonly Dictionary<string, IJournalAgent> _builtIn = agents.ToDictionary(a => a.Name, StringComparer.Ordinal);
 
-    public IReadOnlyCollection<IJournalAgent> Agents => _agents.Values;
+    public IReadOnlyCollection<IJournalAgent> Agents => [.. _builtIn.Values, .. rules.Agents];
+
+    /// <summary>The agent of that name, or null (a rule removed, or not yet known to this silo).</summary>
+    public IJournalAgent? Find(string name) => _builtIn.GetValueOrDefault(name) ?? rules.Find(name);
 
     public IJournalAgent Get(string name) =>
-        _agents.TryGetValue(name, out var agent) ? agent : throw new InvalidOperationException($"no agent named '{name}' is registered");
+        Find(name) ?? throw new InvalidOperationException($"no agent named '{name}' is registered");
 
     /// <summary>Grain keys of every agent on every shard it follows: per-replica agents once per replica, the others once.</summary>
     public IEnumerable<string> AllKeys() =>
         from shard in shards.ShardCodes
-        from agent in _agents.Values
+        from agent in Agents
         where agent.Follows(shard)
         from replica in agent.PerReplica ? Enumerable.Range(0, shards.Get(shard).Replicas.Count) : [0]
         select Key(agent.Name, shard, replica);
@@ -25,7 +29,7 @@ public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, ShardRegistr
     /// its per-replica agents, and the others when that replica is the primary.
     /// </summary>
     public IEnumerable<string> KeysFollowing(int shard, int replica) =>
-        _agents.Values
+        Agents
             .Where(a => a.Follows(shard) && (a.PerReplica || replica == shards.Get(shard).PrimaryIndex))
             .Select(a => Key(a.Name, shard, a.PerReplica ? replica : 0));
 

@@ -30,12 +30,18 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var mark = await LockMarkAsync(connection, transaction, cancellationToken);
+        var extra = await agent.BeforeBatchAsync(sourceShard, connection, transaction, cancellationToken);
         var entries = ReferenceEquals(source, home)
             ? await JournalStore.ReadAsync(connection, sourceShard, mark, batchSize, cancellationToken)
             : await JournalStore.ReadAsync(source, sourceShard, mark, batchSize, cancellationToken);
         if (entries.Count == 0)
         {
-            return 0;
+            if (extra > 0)
+            {
+                await transaction.CommitAsync(cancellationToken);
+            }
+
+            return extra;
         }
 
         if (entries[0].Position != mark + 1 || entries[^1].Position != mark + entries.Count)
@@ -61,7 +67,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return entries.Count;
+        return entries.Count + extra;
     }
 
     /// <summary>Applies batches until the journal has nothing more after the mark; returns the total applied.</summary>
@@ -79,14 +85,15 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
     private async Task<long> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        // Creates the mark on first use and locks it either way (the no-op update takes the row lock).
+        // Creates the mark on first use (at the agent's start position) and locks it either way (the no-op update takes the row lock).
         await using var command = new NpgsqlCommand("""
-            insert into pr2_agent_mark (agent, shard) values ($1, $2)
+            insert into pr2_agent_mark (agent, shard, position) values ($1, $2, $3)
             on conflict (agent, shard) do update set agent = excluded.agent
             returning position
             """, connection, transaction);
         command.Parameters.Add(new() { Value = agent.Name });
         command.Parameters.Add(new() { Value = sourceShard });
+        command.Parameters.Add(new() { Value = agent.StartPosition(sourceShard) });
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 }

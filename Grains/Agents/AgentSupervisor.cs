@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PR2.Grains.Rules;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains.Agents;
@@ -8,7 +9,7 @@ namespace PR2.Grains.Agents;
 /// few seconds, it wakes each (agent, shard, replica) grain. Every silo does this, so agents come back wherever the cluster places them
 /// after a silo stops; a wake-up of a running agent costs one one-way call.
 /// </summary>
-public sealed class AgentSupervisor(AgentCatalog catalog, ShardRegistry shards, IGrainFactory grains, ILogger<AgentSupervisor> logger)
+public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRegistry shards, IGrainFactory grains, ILogger<AgentSupervisor> logger)
     : ILifecycleParticipant<ISiloLifecycle>
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
@@ -39,6 +40,16 @@ public sealed class AgentSupervisor(AgentCatalog catalog, ShardRegistry shards, 
         using var timer = new PeriodicTimer(Period);
         do
         {
+            // Rules are changed at runtime, possibly on another silo: pick up the current set.
+            try
+            {
+                await rules.RefreshAsync(grains);
+            }
+            catch (Exception e) when (!_stopping.IsCancellationRequested)
+            {
+                Log.AgentWakeFailed(logger, e, "rules");
+            }
+
             // Anti-entropy runs for every shard with more than one replica.
             foreach (var shard in shards.ShardCodes.Where(s => shards.Get(s).Replicas.Count > 1))
             {
@@ -49,6 +60,19 @@ public sealed class AgentSupervisor(AgentCatalog catalog, ShardRegistry shards, 
                 catch (Exception e) when (!_stopping.IsCancellationRequested)
                 {
                     Log.AgentWakeFailed(logger, e, $"anti-entropy/{shard}");
+                }
+            }
+
+            // Outboxes may hold messages from before a restart; their relays deliver them.
+            foreach (var shard in rules.Agents.Count > 0 ? shards.ShardCodes : [])
+            {
+                try
+                {
+                    await grains.GetGrain<IOutboxRelayGrain>(shard).Wake();
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    Log.AgentWakeFailed(logger, e, $"outbox/{shard}");
                 }
             }
 

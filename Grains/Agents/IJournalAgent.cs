@@ -25,6 +25,16 @@ public interface IJournalAgent
     /// <summary>The shard whose primary database holds the agent's effects and marks while it follows <paramref name="sourceShard"/> (not per replica).</summary>
     int HomeShard(int sourceShard);
 
+    /// <summary>A paused agent does not move (rules can be paused); it goes on from its mark when resumed.</summary>
+    bool Paused => false;
+
+    /// <summary>Where the agent's mark starts on <paramref name="shard"/> the first time it runs there (0: the whole journal).</summary>
+    long StartPosition(int shard) => 0;
+
+    /// <summary>Work of the agent's own inside each batch's transaction, before the entries (e.g. retrying parked entries); returns how much it did.</summary>
+    Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        Task.FromResult(0);
+
     /// <summary>Applies a contiguous batch of entries (position order) from <paramref name="sourceShard"/>.</summary>
     Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken);
 }

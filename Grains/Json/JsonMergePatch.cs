@@ -16,6 +16,35 @@ public static class JsonMergePatch
         return result;
     }
 
+    /// <summary>The merge patch that turns <paramref name="from"/> into <paramref name="to"/> (members only in <paramref name="from"/> become null).</summary>
+    public static JsonObject Diff(JsonObject from, JsonObject to)
+    {
+        var patch = new JsonObject();
+        foreach (var (name, _) in from.Where(member => !to.ContainsKey(member.Key)))
+        {
+            patch[name] = null;
+        }
+
+        foreach (var (name, value) in to)
+        {
+            if (value is JsonObject toObject && from[name] is JsonObject fromObject)
+            {
+                var inner = Diff(fromObject, toObject);
+                if (inner.Count > 0)
+                {
+                    patch[name] = inner;
+                }
+            }
+            else if (!JsonNode.DeepEquals(from[name], value) || !from.ContainsKey(name))
+            {
+                // A null inside the new value cannot be expressed by a merge patch; it is dropped (absent = null).
+                patch[name] = value?.DeepClone();
+            }
+        }
+
+        return patch;
+    }
+
     private static void MergeInto(JsonObject target, JsonObject patch)
     {
         foreach (var (name, value) in patch)

@@ -54,6 +54,22 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("order/42", directory.Output, StringComparison.Ordinal);
         Assert.Contains("canceled", directory.Output, StringComparison.Ordinal);
 
+        // The rules walk-through of the README: a YAML rule added with the tool writes an audit entry in shard 0.
+        var ruleFile = Path.Combine(_dataDirectory, "big-orders.yaml");
+        await File.WriteAllTextAsync(ruleFile, """
+            name: big-orders
+            on: {type: order, kinds: [insert]}
+            when: "[body.total] > 1000"
+            do:
+              - send: {shard: 0, actor: "audit/order-{entry.shard}-{entry.key}", kind: insert, body: {order: "{entry.actor}", total: "{body.total}"}}
+            """);
+        Assert.Contains("rule big-orders saved (version 1)", (await Pr2Async("rules", "add", ruleFile)).Output, StringComparison.Ordinal);
+        await Pr2Async("send", "1", "order/77", "insert", """{"total": 2500}""");
+        await Eventually.TrueAsync(async () => (await ChildProcess.RunPr2Async(Gateway, "get", "0", "audit/order-1-77")).ExitCode == 0,
+            TimeSpan.FromSeconds(30), "the rule wrote audit/order-1-77 in shard 0");
+        Assert.Contains("\"total\": 2500", (await Pr2Async("get", "0", "audit/order-1-77")).Output, StringComparison.Ordinal);
+        Assert.Contains("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
+
         // Ctrl-C: the silo and its embedded PostgreSQL stop cleanly.
         _silo!.Interrupt();
         await _silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -65,6 +81,7 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal("canceled", again.GetProperty("status").GetString());
         Assert.Equal(3, again.GetProperty("version").GetInt64());
         Assert.Equal(12, again.GetProperty("state").GetProperty("total").GetInt32());
+        Assert.Contains("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -158,22 +158,4 @@ public sealed class ExactlyOnceProjectionTests(PostgresFixture postgres)
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
     }
-
-    /// <summary>Throws after the effects of every batch the first time that batch is applied.</summary>
-    private sealed class CrashEachBatchOnce(params string[] agents) : IAgentFaultInjector
-    {
-        private readonly ConcurrentDictionary<(string Agent, int Shard, long First), bool> _crashed = new();
-        private int _crashes;
-
-        public int Crashes => _crashes;
-
-        public void AfterEffects(string agentName, int sourceShard, IReadOnlyList<JournalEntry> entries)
-        {
-            if (agents.Contains(agentName) && _crashed.TryAdd((agentName, sourceShard, entries[0].Position), true))
-            {
-                Interlocked.Increment(ref _crashes);
-                throw new InvalidOperationException($"injected crash between effect and mark at {sourceShard}:{entries[0].Position}");
-            }
-        }
-    }
 }

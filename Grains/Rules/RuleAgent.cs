@@ -1,0 +1,129 @@
+using System.Text.Json.Nodes;
+using Npgsql;
+using PR2.Grains.Agents;
+using PR2.Grains.Records;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains.Rules;
+
+/// <summary>
+/// Runs one rule over the journals of the shards it follows, as an agent named <c>rule-{name}</c>: its mark,
+/// view changes, outbox messages and parked entries are all in the source shard's primary and commit in one
+/// transaction, so each effect happens once however often the agent crashes and replays. Each matching entry
+/// runs inside a savepoint: if its condition or an action fails, its effects are undone and the entry is
+/// parked (or, with <c>onError: halt</c>, the rule stops at it).
+/// </summary>
+public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJournalAgent
+{
+    public const string Prefix = "rule-";
+
+    public RuleDefinition Definition => definition;
+
+    public RuleInfo Info => info;
+
+    public string Name => Prefix + definition.Name;
+
+    public bool PerReplica => false;
+
+    public bool Paused => info.Paused;
+
+    public bool Follows(int shard) => definition.Follows(shard);
+
+    public int HomeShard(int sourceShard) => sourceShard;
+
+    public long StartPosition(int shard) => info.StartPositions.GetValueOrDefault(shard);
+
+    public async Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var retries = await RuleEffects.TakeRetriesAsync(connection, transaction, Name, sourceShard, cancellationToken);
+        foreach (var position in retries)
+        {
+            var entries = await JournalStore.ReadAsync(connection, sourceShard, position - 1, 1, cancellationToken);
+            if (entries.Count == 1)
+            {
+                await RunAsync(sourceShard, entries[0], connection, transaction, cancellationToken);
+            }
+        }
+
+        return retries.Count;
+    }
+
+    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        foreach (var entry in entries.Where(definition.Matches))
+        {
+            await RunAsync(sourceShard, entry, connection, transaction, cancellationToken);
+        }
+    }
+
+    private async Task RunAsync(int sourceShard, JournalEntry entry, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await transaction.SaveAsync("rule_entry", cancellationToken);
+        try
+        {
+            var record = definition.UsesRecord ? await RecordAfterAsync(entry, connection, cancellationToken) : null;
+            var context = new EntryContext(entry, JsonNode.Parse(entry.Body)!.AsObject(), record);
+            if (definition.Condition is { } condition && !condition.IsTrue(context))
+            {
+                return;
+            }
+
+            foreach (var action in definition.Actions)
+            {
+                await RunActionAsync(action, context, connection, transaction, cancellationToken);
+            }
+
+            await transaction.ReleaseAsync("rule_entry", cancellationToken);
+        }
+        catch (RuleFailure failure) when (!definition.HaltOnError)
+        {
+            await transaction.RollbackAsync("rule_entry", cancellationToken);
+            await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failure.Message, cancellationToken);
+        }
+        catch (RuleFailure failure)
+        {
+            throw new InvalidOperationException($"rule {definition.Name} halted at shard {sourceShard} position {entry.Position}: {failure.Message}", failure);
+        }
+    }
+
+    private async Task RunActionAsync(RuleAction action, EntryContext context, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var entry = context.Entry;
+        switch (action)
+        {
+            case SendAction send:
+                var shardText = RuleTemplate.Render(send.Shard, context)?.ToJsonString().Trim('"');
+                if (!int.TryParse(shardText, System.Globalization.CultureInfo.InvariantCulture, out var shard))
+                {
+                    throw new RuleFailure($"do[{send.Index}].send.shard: {shardText ?? "null"} is not a shard code");
+                }
+
+                var actorId = RuleTemplate.RenderText(send.Actor, context);
+                if (!ActorRef.TryValidate(shard, actorId, out var problem))
+                {
+                    throw new RuleFailure($"do[{send.Index}].send.actor: \"{actorId}\": {problem}");
+                }
+
+                var body = RuleTemplate.Render(send.Body, context)!.AsObject();
+                await RuleEffects.SendAsync(connection, transaction, Name, entry, send.Index, new ActorRef(shard, actorId), send.Kind, body, cancellationToken);
+                break;
+            case ViewAction view:
+                var key = RuleTemplate.RenderText(view.Key, context);
+                if (key.Length is 0 or > 500)
+                {
+                    throw new RuleFailure($"do[{view.Index}].view.key: \"{key}\" must be 1 to 500 characters");
+                }
+
+                var value = view.Value is null ? null : RuleTemplate.Render(view.Value, context)!.AsObject();
+                await RuleEffects.ChangeViewAsync(connection, transaction, Name, entry.Position, view.View, key, view.Mode, value, cancellationToken);
+                break;
+        }
+    }
+
+    // The actor's record right after this entry: its entries up to this position, folded. Deterministic on replay.
+    private static async Task<JsonObject?> RecordAfterAsync(JournalEntry entry, NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var entries = await JournalStore.ReadActorAsync(connection, entry.Actor, entry.Position, cancellationToken);
+        return (JsonObject?)RecordState.Fold(entries).State?.DeepClone();
+    }
+}

@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Npgsql;
+using NpgsqlTypes;
+using PR2.Grains.Json;
+
+namespace PR2.Grains.Rules;
+
+/// <summary>What a rule writes, always inside its agent's transaction: view documents, outbox messages, parked entries.</summary>
+public static class RuleEffects
+{
+    public static async Task SendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, JournalEntry source, int actionIndex,
+        ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken)
+    {
+        // The same id again (a replay) is the same message: keep the first.
+        await using var command = new NpgsqlCommand("""
+            insert into pr2_outbox (message_id, rule, source_position, action_index, target_shard, target_actor, kind, body, caused_counter, caused_shard)
+            values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+            on conflict (message_id) do nothing
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = RuleMessageId.For(rule, source.Actor.Shard, source.Position, actionIndex) });
+        command.Parameters.Add(new() { Value = rule });
+        command.Parameters.Add(new() { Value = source.Position });
+        command.Parameters.Add(new() { Value = actionIndex });
+        command.Parameters.Add(new() { Value = target.Shard });
+        command.Parameters.Add(new() { Value = target.ActorId });
+        command.Parameters.Add(new() { Value = (short)kind });
+        command.Parameters.Add(new() { Value = body.ToJsonString() });
+        command.Parameters.Add(new() { Value = source.Stamp.Counter });
+        command.Parameters.Add(new() { Value = source.Stamp.Shard });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public static async Task ChangeViewAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, long position,
+        string view, string key, ViewMode mode, JsonObject? value, CancellationToken cancellationToken)
+    {
+        if (mode == ViewMode.Delete)
+        {
+            await using var delete = new NpgsqlCommand("delete from pr2_view where view = $1 and key = $2", connection, transaction);
+            delete.Parameters.Add(new() { Value = view });
+            delete.Parameters.Add(new() { Value = key });
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+            return;
+        }
+
+        var current = mode == ViewMode.Set ? null : await ReadForUpdateAsync(connection, transaction, view, key, cancellationToken);
+        var doc = mode switch
+        {
+            ViewMode.Set => value!,
+            ViewMode.Merge => JsonMergePatch.Apply(current ?? [], value!),
+            _ => Add(current ?? [], value!),
+        };
+        await using var upsert = new NpgsqlCommand("""
+            insert into pr2_view (view, key, doc, rule, position) values ($1, $2, $3::jsonb, $4, $5)
+            on conflict (view, key) do update set doc = excluded.doc, rule = excluded.rule, position = excluded.position, updated_at = now()
+            """, connection, transaction);
+        upsert.Parameters.Add(new() { Value = view });
+        upsert.Parameters.Add(new() { Value = key });
+        upsert.Parameters.Add(new() { Value = doc.ToJsonString() });
+        upsert.Parameters.Add(new() { Value = rule });
+        upsert.Parameters.Add(new() { Value = position });
+        await upsert.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public static async Task ParkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, int shard, long position, string reason, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into pr2_dead_letter (rule, shard, position, reason) values ($1, $2, $3, $4)
+            on conflict (rule, shard, position) do update set reason = excluded.reason, parked_at = now(), retry = false
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = rule });
+        command.Parameters.Add(new() { Value = shard });
+        command.Parameters.Add(new() { Value = position });
+        command.Parameters.Add(new() { Value = reason });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Positions of this rule's parked entries in <paramref name="shard"/> that were asked to run again, locked.</summary>
+    public static async Task<IReadOnlyList<long>> TakeRetriesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, int shard, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            delete from pr2_dead_letter where rule = $1 and shard = $2 and retry returning position
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = rule });
+        command.Parameters.Add(new() { Value = shard });
+        var positions = new List<long>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            positions.Add(reader.GetInt64(0));
+        }
+
+        positions.Sort();
+        return positions;
+    }
+
+    private static async Task<JsonObject?> ReadForUpdateAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string view, string key, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select doc::text from pr2_view where view = $1 and key = $2 for update", connection, transaction);
+        command.Parameters.Add(new() { Value = view });
+        command.Parameters.Add(new() { Value = key });
+        return await command.ExecuteScalarAsync(cancellationToken) is string text ? JsonNode.Parse(text)!.AsObject() : null;
+    }
+
+    private static JsonObject Add(JsonObject current, JsonObject increments)
+    {
+        var result = (JsonObject)current.DeepClone();
+        foreach (var (name, increment) in increments)
+        {
+            var by = Number(increment, $"add.{name}");
+            var existing = result[name] is null ? 0m : Number(result[name], $"the document's {name}");
+            result[name] = existing + by;
+        }
+
+        return result;
+    }
+
+    private static decimal Number(JsonNode? node, string what) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number
+            ? decimal.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)
+            : throw new RuleFailure($"{what} is {node?.ToJsonString() ?? "null"}, not a number");
+}

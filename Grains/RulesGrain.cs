@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Npgsql;
+using PR2.Grains.Json;
+using PR2.Grains.Rules;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Manages rules as records of <c>rule/{name}</c> actors in shard 0: <c>{"definition": {...}, "paused": false,
+/// "removed": false, "start": {"1": 120}}</c>. Every change is a journaled message, so a rule's record version is
+/// its version and shard 0's journal is its history. A removed rule is flagged (its name can be used again),
+/// and its marks and parked entries are dropped so that a rule added again under that name starts afresh.
+/// </summary>
+public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet) : Grain, IRulesGrain
+{
+    private const int ControlShard = 0;
+    private const string Sender = "rules";
+
+    public async Task<RuleInfo> Put(string definitionJson)
+    {
+        var definition = RuleParser.Parse(definitionJson, shards.ShardCodes);
+        var actor = Actor(definition.Name);
+        var current = await actor.GetRecord();
+        var state = Live(current);
+        var start = state?["start"] as JsonObject ?? [];
+        foreach (var shard in shards.ShardCodes.Where(definition.Follows).Where(s => !start.ContainsKey(Key(s))))
+        {
+            // "now" means after the last entry committed when the rule (or its new shard) was added.
+            start[Key(shard)] = definition.StartFromBeginning ? 0 : (await GrainFactory.GetGrain<IShardWriterGrain>(shard).GetHead()).Position;
+        }
+
+        var desired = new JsonObject
+        {
+            ["definition"] = definition.Source.DeepClone(),
+            ["paused"] = state?["paused"]?.GetValue<bool>() ?? false,
+            ["removed"] = false,
+            ["start"] = start.DeepClone(),
+        };
+        var info = await WriteAsync(actor, current, desired);
+        ruleSet.Put(new RuleAgent(definition, info));
+        return info;
+    }
+
+    public async Task<IReadOnlyList<RuleInfo>> List()
+    {
+        await using var command = shards.Get(ControlShard).Primary.CreateCommand(
+            "select distinct actor_id from pr2_journal where actor_id like 'rule/%' order by actor_id");
+        var ids = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                ids.Add(reader.GetString(0));
+            }
+        }
+
+        var records = await Task.WhenAll(ids.Select(id => GrainFactory.GetGrain<IActorGrain>(ControlShard, id, null).GetRecord()));
+        return [.. records.Where(r => Live(r) is not null).Select(r => ToInfo(r.Actor.Key, r))];
+    }
+
+    public async Task<RuleInfo> Get(string name)
+    {
+        var record = await Actor(name).GetRecord();
+        return Live(record) is not null ? ToInfo(name, record) : throw Unknown(name);
+    }
+
+    public async Task<RuleInfo> SetPaused(string name, bool paused)
+    {
+        var actor = Actor(name);
+        var current = await actor.GetRecord();
+        var state = Live(current) ?? throw Unknown(name);
+        if (state["paused"]?.GetValue<bool>() == paused)
+        {
+            return ToInfo(name, current);
+        }
+
+        var desired = (JsonObject)state.DeepClone();
+        desired["paused"] = paused;
+        var info = await WriteAsync(actor, current, desired);
+        ruleSet.Put(new RuleAgent(RuleParser.Parse(info.Definition, shards.ShardCodes), info));
+        return info;
+    }
+
+    public async Task Remove(string name)
+    {
+        var actor = Actor(name);
+        var current = await actor.GetRecord();
+        var state = Live(current) ?? throw Unknown(name);
+        var desired = (JsonObject)state.DeepClone();
+        desired["removed"] = true;
+        await WriteAsync(actor, current, desired);
+        ruleSet.Remove(name);
+        foreach (var shard in shards.ShardCodes)
+        {
+            await using var batch = new NpgsqlBatch();
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("delete from pr2_agent_mark where agent = $1") { Parameters = { new() { Value = RuleAgent.Prefix + name } } });
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("delete from pr2_dead_letter where rule = $1") { Parameters = { new() { Value = RuleAgent.Prefix + name } } });
+            await using var connection = await shards.Get(shard).Primary.OpenConnectionAsync();
+            batch.Connection = connection;
+            await batch.ExecuteNonQueryAsync();
+        }
+    }
+
+    public async Task<IReadOnlyList<ParkedEntry>> GetParked(string? rule)
+    {
+        var parked = new List<ParkedEntry>();
+        foreach (var shard in shards.ShardCodes)
+        {
+            await using var command = shards.Get(shard).Primary.CreateCommand("""
+                select rule, position, reason, parked_at from pr2_dead_letter
+                where ($1::text is null or rule = $1) and shard = $2 order by rule, position
+                """);
+            command.Parameters.Add(new NpgsqlParameter { Value = rule is null ? DBNull.Value : RuleAgent.Prefix + rule, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = shard });
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                parked.Add(new ParkedEntry(reader.GetString(0)[RuleAgent.Prefix.Length..], shard, reader.GetInt64(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
+            }
+        }
+
+        return parked;
+    }
+
+    public async Task<int> RetryParked(string rule)
+    {
+        await Get(rule);
+        var queued = 0;
+        foreach (var shard in shards.ShardCodes)
+        {
+            await using var command = shards.Get(shard).Primary.CreateCommand("update pr2_dead_letter set retry = true where rule = $1 and shard = $2");
+            command.Parameters.Add(new NpgsqlParameter { Value = RuleAgent.Prefix + rule });
+            command.Parameters.Add(new NpgsqlParameter { Value = shard });
+            var count = await command.ExecuteNonQueryAsync();
+            if (count > 0)
+            {
+                queued += count;
+                await GrainFactory.GetGrain<IAgentGrain>(Agents.AgentCatalog.Key(RuleAgent.Prefix + rule, shard)).Wake();
+            }
+        }
+
+        return queued;
+    }
+
+    private IActorGrain Actor(string name) => GrainFactory.GetGrain<IActorGrain>(ControlShard, $"rule/{name}", null);
+
+    // The record's state when it holds a rule that was not removed; null otherwise.
+    private static JsonObject? Live(ActorRecord record) =>
+        record.Status == RecordStatus.Live && record.State is { } text && JsonNode.Parse(text) is JsonObject state
+        && state["removed"]?.GetValue<bool>() != true
+            ? state
+            : null;
+
+    private static async Task<RuleInfo> WriteAsync(IActorGrain actor, ActorRecord current, JsonObject desired)
+    {
+        var self = new ActorRef(ControlShard, $"rule/{current.Actor.Key}");
+        var previous = current.State is { } text ? JsonNode.Parse(text)!.AsObject() : null;
+        var message = previous is null || current.Status != RecordStatus.Live
+            ? new Message(Guid.NewGuid(), Sender, self, MessageKind.Insert, desired.ToJsonString(), current.Version)
+            : new Message(Guid.NewGuid(), Sender, self, MessageKind.Modify, JsonMergePatch.Diff(previous, desired).ToJsonString(), current.Version);
+        try
+        {
+            var ack = await actor.Send(message);
+            return ToInfo(current.Actor.Key, desired, ack.Version);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch)
+        {
+            throw new Pr2Exception(ErrorCode.VersionMismatch, $"rule {current.Actor.Key} was changed at the same moment by someone else; read it again and retry");
+        }
+    }
+
+    private static RuleInfo ToInfo(string name, ActorRecord record) => ToInfo(name, JsonNode.Parse(record.State!)!.AsObject(), record.Version);
+
+    private static RuleInfo ToInfo(string name, JsonObject state, long version) =>
+        new(name, version, state["paused"]?.GetValue<bool>() ?? false, state["definition"]!.ToJsonString(),
+            (state["start"] as JsonObject ?? []).ToDictionary(p => int.Parse(p.Key, CultureInfo.InvariantCulture), p => p.Value!.GetValue<long>()));
+
+    private static string Key(int shard) => shard.ToString(CultureInfo.InvariantCulture);
+
+    private static Pr2Exception Unknown(string name) => new(ErrorCode.UnknownRule, $"there is no rule named '{name}'");
+}

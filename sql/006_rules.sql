@@ -1,0 +1,46 @@
+-- pr2:applies-to all
+-- 006: what rules write: views, the outbox of messages to other actors, and parked entries.
+
+-- Documents kept by rules ("view" actions): key -> JSON per named view, in the shard whose journal the rule
+-- followed. Written in the same transaction as the rule's mark, so each change happens once.
+create table pr2_view (
+    view        text not null,
+    key         text not null,
+    doc         jsonb not null,
+    rule        text not null,
+    position    bigint not null,      -- the journal entry that last changed it
+    updated_at  timestamptz not null default now(),
+    primary key (view, key)
+);
+
+-- Messages a rule sends ("send" actions), written with the rule's mark; the relay delivers them to their
+-- actors. The MessageId is derived from (rule, shard, entry position, action index), so a replay (after a
+-- crash or a fail-over) writes the same ids and the receivers absorb the repeats.
+create table pr2_outbox (
+    message_id      uuid primary key,
+    rule            text not null,
+    source_position bigint not null,
+    action_index    integer not null,
+    target_shard    integer not null,
+    target_actor    text not null,
+    kind            smallint not null check (kind in (1, 2, 3)),
+    body            jsonb not null,
+    caused_counter  bigint not null,
+    caused_shard    integer not null,
+    created_at      timestamptz not null default now(),
+    delivered_at    timestamptz,
+    failure         text                 -- a refusal from the receiver: not retried
+);
+create index pr2_outbox_pending on pr2_outbox (created_at) where delivered_at is null and failure is null;
+
+-- Entries on which a rule's condition or action failed, with the reason. The rule goes on or halts as its
+-- policy says; a parked entry can be retried (after fixing the rule) from the CLI.
+create table pr2_dead_letter (
+    rule        text not null,
+    shard       integer not null,
+    position    bigint not null,
+    reason      text not null,
+    parked_at   timestamptz not null default now(),
+    retry       boolean not null default false,   -- asked to run again; the rule agent does it with its next batch
+    primary key (rule, shard, position)
+);

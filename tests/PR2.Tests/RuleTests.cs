@@ -1,0 +1,250 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.TestingHost;
+using PR2.Client;
+using PR2.Grains.Agents;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// Event-condition-action rules on a real cluster: effects across shards happen once even when the rule
+/// agent crashes on every batch and the relay delivers everything twice; backfill versus "now"; pause and
+/// resume; a per-type daily totals view; parked entries retried after the rule is fixed.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class RuleTests(PostgresFixture postgres)
+{
+    // Example 1 of docs/rules.md: orders above 1,000 write an audit entry in shard 0.
+    private const string BigOrders = """
+        {
+          "name": "big-orders",
+          "on": {"type": "order", "kinds": ["insert"], "shards": [1, 2]},
+          "when": "[body.total] > 1000",
+          "do": [
+            {"send": {"shard": 0, "actor": "audit/order-{entry.shard}-{entry.key}", "kind": "insert",
+                      "body": {"order": "{entry.actor}", "shard": "{entry.shard}", "total": "{body.total}"}}}
+          ],
+          "start": "beginning"
+        }
+        """;
+
+    [Fact]
+    public async Task Cross_shard_effects_happen_exactly_once_when_the_rule_agent_crashes_every_batch_and_the_relay_delivers_twice()
+    {
+        var topology = postgres.CreateTopology("rules_once", 0, 1, 2);
+        var faults = new CrashEachBatchOnce("rule-big-orders");
+        await using var cluster = await StartAsync(topology, faults);
+        var client = new Pr2Client(cluster.Client);
+        await client.PutRuleAsync(BigOrders);
+
+        var totals = Enumerable.Range(0, 60).ToDictionary(i => new ActorRef(1 + (i % 2), $"order/{i}"), i => 500 + (i * 37 % 1000));
+        foreach (var wave in totals.Chunk(15))
+        {
+            await Task.WhenAll(wave.Select(o => client.SendAsync(o.Key.Shard, o.Key.ActorId, MessageKind.Insert, $$"""{"total": {{o.Value}}}""")));
+        }
+
+        var big = totals.Where(o => o.Value > 1000).ToList();
+        Assert.NotEmpty(big);
+        await Eventually.TrueAsync(async () => await topology.ScalarAsync(0, "select count(*) from pr2_journal where actor_id like 'audit/%'") == big.Count,
+            TimeSpan.FromSeconds(30), $"{big.Count} audit entries in shard 0");
+        Assert.True(faults.Crashes >= 2, $"only {faults.Crashes} injected crashes");
+
+        // The relay's crash between sending and marking delivered, made visible: deliver everything again.
+        foreach (var shard in new[] { 1, 2 })
+        {
+            await topology.ScalarAsync(shard, "with again as (update pr2_outbox set delivered_at = null returning 1) select count(*) from again");
+            Assert.True(await client.DeliverOutboxAsync(shard) > 0);
+        }
+
+        Assert.Equal(big.Count, await topology.ScalarAsync(0, "select count(*) from pr2_journal where actor_id like 'audit/%'"));
+        Assert.Equal(big.Count, await topology.ScalarAsync(0, "select count(distinct actor_id) from pr2_journal where actor_id like 'audit/%'"));
+        foreach (var (order, total) in big)
+        {
+            var audit = await client.GetRecordAsync(0, $"audit/order-{order.Shard}-{order.Key}");
+            Assert.Equal(RecordStatus.Live, audit.Status);
+            var state = JsonNode.Parse(audit.State!)!;
+            Assert.Equal((order.ActorId, total), (state["order"]!.GetValue<string>(), state["total"]!.GetValue<int>()));
+        }
+
+        // Causal order: each audit entry's stamp is after the order entry that caused it.
+        Assert.Equal(0, await topology.ScalarAsync(0, """
+            select count(*) from pr2_journal where actor_id like 'audit/%' and (caused_by_counter is null or lamport_counter <= caused_by_counter)
+            """));
+    }
+
+    [Fact]
+    public async Task A_rule_from_now_ignores_earlier_entries_and_a_backfilling_rule_sees_them_all()
+    {
+        var topology = postgres.CreateTopology("rules_start", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        for (var i = 0; i < 5; i++)
+        {
+            await client.SendAsync(1, $"item/early{i}", MessageKind.Insert, """{"n": 1}""");
+        }
+
+        await client.PutRuleAsync(CountItems("count-from-now", "now"));
+        await client.PutRuleAsync(CountItems("count-from-start", "beginning"));
+        for (var i = 0; i < 3; i++)
+        {
+            await client.SendAsync(1, $"item/late{i}", MessageKind.Insert, """{"n": 1}""");
+        }
+
+        await Eventually.TrueAsync(async () => await CountAsync(client, "count-from-start") == 8 && await CountAsync(client, "count-from-now") == 3,
+            TimeSpan.FromSeconds(30), "backfill counts 8 items, from-now counts 3");
+    }
+
+    [Fact]
+    public async Task A_paused_rule_does_not_move_and_resumed_it_catches_up()
+    {
+        var topology = postgres.CreateTopology("rules_pause", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        await client.PutRuleAsync(CountItems("counter", "now"));
+        await client.SendAsync(1, "item/a", MessageKind.Insert, """{"n": 1}""");
+        await Eventually.TrueAsync(async () => await CountAsync(client, "counter") == 1, TimeSpan.FromSeconds(30), "one item counted");
+
+        var paused = await client.PauseRuleAsync("counter");
+        Assert.True(paused.Paused);
+        var markBefore = await client.CatchUpAsync("rule-counter", 1);
+        for (var i = 0; i < 4; i++)
+        {
+            await client.SendAsync(1, $"item/p{i}", MessageKind.Insert, """{"n": 1}""");
+        }
+
+        Assert.Equal(markBefore, await client.CatchUpAsync("rule-counter", 1));
+        Assert.Equal(1, await CountAsync(client, "counter"));
+
+        await client.ResumeRuleAsync("counter");
+        await Eventually.TrueAsync(async () => await CountAsync(client, "counter") == 5, TimeSpan.FromSeconds(30), "the resumed rule counted the rest");
+        Assert.Equal(3, (await client.GetRuleAsync("counter")).Version);
+    }
+
+    [Fact]
+    public async Task The_daily_totals_view_adds_up_every_order_by_type_and_day_exactly_once_through_crashes()
+    {
+        // Adding is not idempotent: crashing the rule after every batch's effects would show any double application.
+        var topology = postgres.CreateTopology("rules_totals", 0, 1);
+        var faults = new CrashEachBatchOnce("rule-daily-totals");
+        await using var cluster = await StartAsync(topology, faults);
+        var client = new Pr2Client(cluster.Client);
+        await client.PutRuleAsync("""
+            {
+              "name": "daily-totals",
+              "on": {"type": "*", "kinds": ["insert"]},
+              "when": "[body.total] != null",
+              "do": [{"view": {"name": "daily_totals", "key": "{entry.type}/{entry.day}", "add": {"count": 1, "total": "{body.total}"}}}]
+            }
+            """);
+        var sent = new List<(string Type, decimal Total)>();
+        for (var i = 0; i < 12; i++)
+        {
+            var type = i % 3 == 0 ? "refund" : "order";
+            var total = 10.5m + i;
+            await client.SendAsync(1, $"{type}/{i}", MessageKind.Insert, $$"""{"total": {{total}}}""");
+            sent.Add((type, total));
+        }
+
+        await client.SendAsync(1, "note/1", MessageKind.Insert, """{"text": "no total: the condition is false"}""");
+        await Eventually.TrueAsync(async () => (await client.QueryViewAsync(1, "daily_totals")).Sum(d => JsonNode.Parse(d.Doc)!["count"]!.GetValue<decimal>()) == 12,
+            TimeSpan.FromSeconds(30), "12 orders and refunds counted");
+        var documents = await client.QueryViewAsync(1, "daily_totals");
+        foreach (var group in sent.GroupBy(s => s.Type))
+        {
+            var doc = JsonNode.Parse(Assert.Single(documents, d => d.Key.StartsWith(group.Key + "/", StringComparison.Ordinal)).Doc)!;
+            Assert.Equal(group.Count(), doc["count"]!.GetValue<decimal>());
+            Assert.Equal(group.Sum(s => s.Total), doc["total"]!.GetValue<decimal>());
+        }
+
+        Assert.DoesNotContain(documents, d => d.Key.StartsWith("note/", StringComparison.Ordinal));
+        Assert.True(faults.Crashes >= 1, "no crash was injected");
+    }
+
+    [Fact]
+    public async Task Entries_a_rule_cannot_handle_are_parked_and_run_again_once_the_rule_is_fixed()
+    {
+        var topology = postgres.CreateTopology("rules_parked", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        // The actor id comes from a body member that these entries lack: an invalid actor id, so each is parked.
+        await client.PutRuleAsync(Forward("{body.target}"));
+        for (var i = 0; i < 3; i++)
+        {
+            await client.SendAsync(1, $"ticket/{i}", MessageKind.Insert, $$"""{"ticket": {{i}}}""");
+        }
+
+        await Eventually.TrueAsync(async () => (await client.GetParkedAsync("forward")).Count == 3, TimeSpan.FromSeconds(30), "three entries parked");
+        Assert.All(await client.GetParkedAsync("forward"), p => Assert.Contains("send.actor", p.Reason, StringComparison.Ordinal));
+        Assert.Equal(0, await topology.ScalarAsync(1, "select count(*) from pr2_journal where actor_id like 'copy/%'"));
+
+        await client.PutRuleAsync(Forward("copy/{entry.key}"));
+        Assert.Equal(3, await client.RetryParkedAsync("forward"));
+        await Eventually.TrueAsync(async () => await topology.ScalarAsync(1, "select count(*) from pr2_journal where actor_id like 'copy/%'") == 3,
+            TimeSpan.FromSeconds(30), "the three parked entries forwarded after the fix");
+        Assert.Empty(await client.GetParkedAsync("forward"));
+    }
+
+    [Fact]
+    public async Task Rules_are_listed_shown_and_removed_and_bad_ones_are_refused_with_the_place_and_the_reason()
+    {
+        var topology = postgres.CreateTopology("rules_manage", 0, 1, 2);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+
+        var refused = await Assert.ThrowsAsync<Pr2Exception>(() => client.PutRuleAsync("""
+            {"name": "Bad Name", "on": {"type": "order", "shards": [9]}, "when": "[body.total] >", "do": [{"send": {"shard": 0, "actor": "audit/{entry.nope}", "kind": "upsert"}}]}
+            """));
+        Assert.Equal(ErrorCode.BadRule, refused.Code);
+        foreach (var expected in new[] { "$.name:", "$.on.shards[0]: 9 is not a configured shard", "$.when:", "$.do[0].send.actor: {entry.nope}", "$.do[0].send.kind:" })
+        {
+            Assert.Contains(expected, refused.Message, StringComparison.Ordinal);
+        }
+
+        await client.PutRuleAsync(BigOrders);
+        await client.PutRuleAsync(CountItems("counter", "now"));
+        Assert.Equal(["big-orders", "counter"], (await client.GetRulesAsync()).Select(r => r.Name));
+        var shown = await client.GetRuleAsync("big-orders");
+        Assert.Equal(1, shown.Version);
+        Assert.Equal("[body.total] > 1000", JsonNode.Parse(shown.Definition)!["when"]!.GetValue<string>());
+
+        // Replacing keeps the name and makes a new version; removing frees the name.
+        var replaced = await client.PutRuleAsync(BigOrders.Replace("> 1000", "> 2000", StringComparison.Ordinal));
+        Assert.Equal(2, replaced.Version);
+        await client.RemoveRuleAsync("big-orders");
+        Assert.Equal(["counter"], (await client.GetRulesAsync()).Select(r => r.Name));
+        Assert.Equal(ErrorCode.UnknownRule, (await Assert.ThrowsAsync<Pr2Exception>(() => client.GetRuleAsync("big-orders"))).Code);
+        Assert.Equal(4, (await client.PutRuleAsync(BigOrders)).Version);
+    }
+
+    private static string CountItems(string name, string start) => """
+        {
+          "name": "NAME",
+          "on": {"type": "item", "kinds": ["insert"]},
+          "do": [{"view": {"name": "counts", "key": "NAME", "add": {"items": "{body.n}"}}}],
+          "start": "START"
+        }
+        """.Replace("NAME", name, StringComparison.Ordinal).Replace("START", start, StringComparison.Ordinal);
+
+    private static string Forward(string actor) => """
+        {
+          "name": "forward",
+          "on": {"type": "ticket"},
+          "do": [{"send": {"shard": 1, "actor": "ACTOR", "kind": "insert", "body": {"from": "{entry.actor}"}}}]
+        }
+        """.Replace("ACTOR", actor, StringComparison.Ordinal);
+
+    private static async Task<decimal> CountAsync(Pr2Client client, string rule) =>
+        (await client.QueryViewAsync(1, "counts", rule)).SingleOrDefault(d => d.Key == rule) is { } doc
+            ? JsonNode.Parse(doc.Doc)!["items"]!.GetValue<decimal>()
+            : 0;
+
+    private static Task<InProcessTestCluster> StartAsync(TestTopology topology, IAgentFaultInjector? faults = null) =>
+        TestClusters.StartAsync(topology.Settings, configureSilo: silo =>
+        {
+            if (faults is not null)
+            {
+                silo.Services.AddSingleton(faults);
+            }
+        });
+}
