@@ -15,6 +15,7 @@ namespace PR2;
 /// <param name="Sender">Who sent it.</param>
 /// <param name="CausedBy">Stamp of the entry that caused it, when it came from another entry.</param>
 /// <param name="RecordedAt">Commit-time wall clock of the writer's database, for people; order never depends on it.</param>
+/// <param name="Hops">How many rule steps led to it (0 for a message from a client).</param>
 [GenerateSerializer, Immutable, Alias("pr2.journal-entry.v1")]
 public sealed record JournalEntry(
     [property: Id(0)] long Position,
@@ -28,4 +29,5 @@ public sealed record JournalEntry(
     [property: Id(8)] string Body,
     [property: Id(9)] string Sender,
     [property: Id(10)] LamportStamp? CausedBy,
-    [property: Id(11)] DateTimeOffset RecordedAt);
+    [property: Id(11)] DateTimeOffset RecordedAt,
+    [property: Id(12)] int Hops = 0);

@@ -83,7 +83,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
         var source = shards.Get(ShardCode).Primary;
         var pending = new List<(Message Message, long Position)>();
         await using (var command = source.CreateCommand("""
-            select message_id, rule, target_shard, target_actor, kind, body::text, caused_counter, caused_shard, source_position
+            select message_id, rule, target_shard, target_actor, kind, body::text, caused_counter, caused_shard, source_position, hops
             from pr2_outbox where delivered_at is null and failure is null
             order by created_at, source_position, action_index limit $1
             """))
@@ -94,7 +94,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
             {
                 var receiver = new ActorRef(reader.GetInt32(2), reader.GetString(3));
                 pending.Add((new Message(reader.GetGuid(0), $"rule:{reader.GetString(1)[Rules.RuleAgent.Prefix.Length..]}", receiver,
-                    (MessageKind)reader.GetInt16(4), reader.GetString(5), null, new LamportStamp(reader.GetInt64(6), reader.GetInt32(7))), reader.GetInt64(8)));
+                    (MessageKind)reader.GetInt16(4), reader.GetString(5), null, new LamportStamp(reader.GetInt64(6), reader.GetInt32(7)), reader.GetInt16(9)), reader.GetInt64(8)));
             }
         }
 

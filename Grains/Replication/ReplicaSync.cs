@@ -15,7 +15,7 @@ public static class ReplicaSync
 {
     private const string EntryColumns = """
         message_id, lamport_counter, lamport_shard, origin_replica, origin_position, actor_id, kind,
-        actor_version, body::text, content_hash, sender, caused_by_counter, caused_by_shard, recorded_at
+        actor_version, body::text, content_hash, sender, caused_by_counter, caused_by_shard, recorded_at, hops
         """;
 
     /// <summary>Copies one batch; returns how many entries the target's vector advanced by (0 = in sync with the source).</summary>
@@ -121,7 +121,7 @@ public static class ReplicaSync
                     reader.GetGuid(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetGuid(3), reader.GetInt64(4),
                     reader.GetString(5), reader.GetInt16(6), reader.GetInt64(7), reader.GetString(8), reader.GetFieldValue<byte[]>(9),
                     reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetInt64(11), reader.IsDBNull(12) ? null : reader.GetInt32(12),
-                    reader.GetFieldValue<DateTimeOffset>(13));
+                    reader.GetFieldValue<DateTimeOffset>(13), reader.GetInt16(14));
                 if (entry.OriginPosition != expected++)
                 {
                     break; // never take anything past a gap
@@ -161,14 +161,14 @@ public static class ReplicaSync
     {
         await using var command = new NpgsqlCommand("""
             insert into pr2_journal (position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
-                                     actor_id, kind, actor_version, body, content_hash, sender, caused_by_counter, caused_by_shard, recorded_at)
+                                     actor_id, kind, actor_version, body, content_hash, sender, caused_by_counter, caused_by_shard, recorded_at, hops)
             select $1 + e.n, e.message_id, e.counter, e.stamp_shard, e.origin, e.origin_position, e.actor_id, e.kind, e.version,
-                   e.body::jsonb, e.hash, e.sender, e.caused_counter, e.caused_shard, e.recorded_at
+                   e.body::jsonb, e.hash, e.sender, e.caused_counter, e.caused_shard, e.recorded_at, e.hops
             from unnest($2::uuid[], $3::bigint[], $4::integer[], $5::uuid[], $6::bigint[], $7::text[], $8::smallint[], $9::bigint[],
-                        $10::text[], $11::bytea[], $12::text[], $13::bigint[], $14::integer[], $15::timestamptz[])
+                        $10::text[], $11::bytea[], $12::text[], $13::bigint[], $14::integer[], $15::timestamptz[], $16::smallint[])
                  with ordinality
                  as e(message_id, counter, stamp_shard, origin, origin_position, actor_id, kind, version,
-                      body, hash, sender, caused_counter, caused_shard, recorded_at, n)
+                      body, hash, sender, caused_counter, caused_shard, recorded_at, hops, n)
             """, connection);
         command.Parameters.Add(new() { Value = head });
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.MessageId).ToArray(), NpgsqlDbType.Uuid));
@@ -185,10 +185,11 @@ public static class ReplicaSync
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.CausedCounter).ToArray(), NpgsqlDbType.Bigint));
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.CausedShard).ToArray(), NpgsqlDbType.Integer));
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.RecordedAt).ToArray(), NpgsqlDbType.TimestampTz));
+        command.Parameters.Add(JournalStore.Array(entries.Select(e => e.Hops).ToArray(), NpgsqlDbType.Smallint));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private sealed record ImportedEntry(
         Guid MessageId, long Counter, int StampShard, Guid Origin, long OriginPosition, string ActorId, short Kind, long Version,
-        string Body, byte[] Hash, string Sender, long? CausedCounter, int? CausedShard, DateTimeOffset RecordedAt);
+        string Body, byte[] Hash, string Sender, long? CausedCounter, int? CausedShard, DateTimeOffset RecordedAt, short Hops);
 }

@@ -5,7 +5,7 @@ namespace PR2.Grains.Rules;
 
 /// <summary>
 /// What a rule's condition and templates can refer to for one journal entry: <c>entry.*</c> (kind, actor,
-/// type, key, shard, position, version, sender, messageId, counter, day), <c>body.*</c> (the message body) and
+/// type, key, shard, position, version, sender, messageId, counter, day, hops), <c>body.*</c> (the message body) and
 /// <c>record.*</c> (the actor's record state right after this entry). A path that leads nowhere is null.
 /// </summary>
 public sealed class EntryContext(JournalEntry entry, JsonObject body, JsonObject? record)
@@ -33,7 +33,7 @@ public sealed class EntryContext(JournalEntry entry, JsonObject body, JsonObject
 
     /// <summary>The fields of <c>entry.*</c>.</summary>
     public static readonly IReadOnlyList<string> EntryFields =
-        ["kind", "actor", "type", "key", "shard", "position", "version", "sender", "messageId", "counter", "day"];
+        ["kind", "actor", "type", "key", "shard", "position", "version", "sender", "messageId", "counter", "day", "hops"];
 
     private JsonNode? EntryField(string name) => name switch
     {
@@ -48,6 +48,7 @@ public sealed class EntryContext(JournalEntry entry, JsonObject body, JsonObject
         "messageId" => entry.MessageId.ToString(),
         "counter" => entry.Stamp.Counter,
         "day" => entry.RecordedAt.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        "hops" => entry.Hops,
         _ => null,
     };
 

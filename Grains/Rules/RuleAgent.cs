@@ -11,11 +11,15 @@ namespace PR2.Grains.Rules;
 /// view changes, outbox messages and parked entries are all in the source shard's primary and commit in one
 /// transaction, so each effect happens once however often the agent crashes and replays. Each matching entry
 /// runs inside a savepoint: if its condition or an action fails, its effects are undone and the entry is
-/// parked (or, with <c>onError: halt</c>, the rule stops at it).
+/// parked (or, with <c>onError: halt</c>, the rule stops at it). An entry that <see cref="MaxHops"/> rule steps led
+/// to is always parked: halting would stop the rule for good on every looping chain.
 /// </summary>
 public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJournalAgent
 {
     public const string Prefix = "rule-";
+
+    /// <summary>An entry that this many rule steps led to runs no rule: a chain that loops (A triggers B triggers A) stops here, parked.</summary>
+    public const int MaxHops = 8;
 
     public RuleDefinition Definition => definition;
 
@@ -58,16 +62,35 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     private async Task RunAsync(int sourceShard, JournalEntry entry, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        await transaction.SaveAsync("rule_entry", cancellationToken);
+        EntryContext context;
         try
         {
             var record = definition.UsesRecord ? await RecordAfterAsync(entry, connection, cancellationToken) : null;
-            var context = new EntryContext(entry, JsonNode.Parse(entry.Body)!.AsObject(), record);
+            context = new EntryContext(entry, JsonNode.Parse(entry.Body)!.AsObject(), record);
             if (definition.Condition is { } condition && !condition.IsTrue(context))
             {
                 return;
             }
 
+            if (entry.Hops >= MaxHops)
+            {
+                throw new RuleFailure($"hop limit: {entry.Hops} rule steps led to this entry (the limit is {MaxHops}); does a rule chain loop?");
+            }
+        }
+        catch (RuleFailure failure) when (!definition.HaltOnError || entry.Hops >= MaxHops)
+        {
+            await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failure.Message, cancellationToken);
+            return;
+        }
+        catch (RuleFailure failure)
+        {
+            throw Halted(sourceShard, entry, failure);
+        }
+
+        // The actions' effects stand or fall together: a failing action undoes the ones before it.
+        await transaction.SaveAsync("rule_entry", cancellationToken);
+        try
+        {
             foreach (var action in definition.Actions)
             {
                 await RunActionAsync(action, context, connection, transaction, cancellationToken);
@@ -78,13 +101,17 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
         catch (RuleFailure failure) when (!definition.HaltOnError)
         {
             await transaction.RollbackAsync("rule_entry", cancellationToken);
+            await transaction.ReleaseAsync("rule_entry", cancellationToken);
             await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failure.Message, cancellationToken);
         }
         catch (RuleFailure failure)
         {
-            throw new InvalidOperationException($"rule {definition.Name} halted at shard {sourceShard} position {entry.Position}: {failure.Message}", failure);
+            throw Halted(sourceShard, entry, failure);
         }
     }
+
+    private InvalidOperationException Halted(int sourceShard, JournalEntry entry, RuleFailure failure) =>
+        new($"rule {definition.Name} halted at shard {sourceShard} position {entry.Position}: {failure.Message}", failure);
 
     private async Task RunActionAsync(RuleAction action, EntryContext context, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {

@@ -15,8 +15,8 @@ public static class RuleEffects
     {
         // The same id again (a replay) is the same message: keep the first.
         await using var command = new NpgsqlCommand("""
-            insert into pr2_outbox (message_id, rule, source_position, action_index, target_shard, target_actor, kind, body, caused_counter, caused_shard)
-            values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+            insert into pr2_outbox (message_id, rule, source_position, action_index, target_shard, target_actor, kind, body, caused_counter, caused_shard, hops)
+            values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)
             on conflict (message_id) do nothing
             """, connection, transaction);
         command.Parameters.Add(new() { Value = RuleMessageId.For(rule, source.Actor.Shard, source.Position, actionIndex) });
@@ -29,6 +29,7 @@ public static class RuleEffects
         command.Parameters.Add(new() { Value = body.ToJsonString() });
         command.Parameters.Add(new() { Value = source.Stamp.Counter });
         command.Parameters.Add(new() { Value = source.Stamp.Shard });
+        command.Parameters.Add(new() { Value = (short)(source.Hops + 1) });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 

@@ -10,7 +10,7 @@ public static class JournalStore
 {
     private const string EntryColumns = """
         position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
-        actor_id, kind, actor_version, body::text, sender, caused_by_counter, caused_by_shard, recorded_at, content_hash
+        actor_id, kind, actor_version, body::text, sender, caused_by_counter, caused_by_shard, recorded_at, content_hash, hops
         """;
 
     /// <summary>Entries with position greater than <paramref name="afterPosition"/>, in position order.</summary>
@@ -96,7 +96,8 @@ public static class JournalStore
         Body: reader.GetString(9),
         Sender: reader.GetString(10),
         CausedBy: reader.IsDBNull(11) ? null : new LamportStamp(reader.GetInt64(11), reader.GetInt32(12)),
-        RecordedAt: reader.GetFieldValue<DateTimeOffset>(13));
+        RecordedAt: reader.GetFieldValue<DateTimeOffset>(13),
+        Hops: reader.GetInt16(15));
 
     internal static NpgsqlParameter Array<T>(T[] values, NpgsqlDbType elementType) =>
         new() { Value = values, NpgsqlDbType = NpgsqlDbType.Array | elementType };

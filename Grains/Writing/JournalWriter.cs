@@ -23,12 +23,12 @@ public sealed class JournalWriter : IAsyncDisposable
 {
     private const string InsertEntries = """
         insert into pr2_journal (position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
-                                 actor_id, kind, actor_version, body, content_hash, sender, caused_by_counter, caused_by_shard)
+                                 actor_id, kind, actor_version, body, content_hash, sender, caused_by_counter, caused_by_shard, hops)
         select e.position, e.message_id, e.counter, $1, $2, e.origin_position,
-               e.actor_id, e.kind, e.version, e.body::jsonb, e.hash, e.sender, e.caused_counter, e.caused_shard
+               e.actor_id, e.kind, e.version, e.body::jsonb, e.hash, e.sender, e.caused_counter, e.caused_shard, e.hops
         from unnest($3::bigint[], $4::uuid[], $5::bigint[], $6::text[], $7::smallint[], $8::bigint[],
-                    $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::integer[], $14::bigint[])
-             as e(position, message_id, counter, actor_id, kind, version, body, hash, sender, caused_counter, caused_shard, origin_position)
+                    $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::integer[], $14::bigint[], $15::smallint[])
+             as e(position, message_id, counter, actor_id, kind, version, body, hash, sender, caused_counter, caused_shard, origin_position, hops)
         """;
 
     private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(
@@ -270,6 +270,7 @@ public sealed class JournalWriter : IAsyncDisposable
                         JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Counter).ToArray(), NpgsqlDbType.Bigint),
                         JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Shard).ToArray(), NpgsqlDbType.Integer),
                         JournalStore.Array(entries.Select(e => e.OriginPosition).ToArray(), NpgsqlDbType.Bigint),
+                        JournalStore.Array(entries.Select(e => (short)e.Request.Message.Hops).ToArray(), NpgsqlDbType.Smallint),
                     },
                 },
                 new("update pr2_writer_head set position = $1, clock = $2, origin_position = $3, updated_at = now() where epoch = $4")

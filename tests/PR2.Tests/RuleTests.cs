@@ -217,6 +217,74 @@ public sealed class RuleTests(PostgresFixture postgres)
         Assert.Equal(4, (await client.PutRuleAsync(BigOrders)).Version);
     }
 
+    [Fact]
+    public async Task A_rule_chain_that_loops_stops_at_the_hop_limit()
+    {
+        var topology = postgres.CreateTopology("rules_hops", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        // Each echo inserts another echo: without a limit this would never end.
+        await client.PutRuleAsync("""
+            {
+              "name": "echo",
+              "on": {"type": "echo", "kinds": ["insert"]},
+              "do": [{"send": {"shard": 1, "actor": "echo/{entry.key}-{entry.hops}", "kind": "insert", "body": {"hops": "{entry.hops}"}}}]
+            }
+            """);
+        await client.SendAsync(1, "echo/a", MessageKind.Insert, "{}");
+
+        var limit = Grains.Rules.RuleAgent.MaxHops;
+        await Eventually.TrueAsync(async () => (await client.GetParkedAsync("echo")).Count == 1, TimeSpan.FromSeconds(60), "the chain parked at the hop limit");
+        var parked = Assert.Single(await client.GetParkedAsync("echo"));
+        Assert.Contains("hop limit", parked.Reason, StringComparison.Ordinal);
+
+        // Caught up and delivered: nothing more comes. The first echo plus one per hop up to the limit.
+        await client.CatchUpAsync("rule-echo", 1);
+        await client.DeliverOutboxAsync(1);
+        Assert.Equal(limit + 1, await topology.ScalarAsync(1, "select count(*) from pr2_journal where actor_id like 'echo/%'"));
+        Assert.Equal(limit, await topology.ScalarAsync(1, "select max(hops) from pr2_journal"));
+        Assert.Equal(parked.Position, await topology.ScalarAsync(1, "select position from pr2_journal where hops = $1", limit));
+    }
+
+    [Fact]
+    public async Task A_halting_rule_stops_at_the_entry_it_cannot_handle_and_goes_on_once_replaced()
+    {
+        var topology = postgres.CreateTopology("rules_halt", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        const string Halting = """
+            {
+              "name": "totals",
+              "on": {"type": "sale", "kinds": ["insert"]},
+              "do": [{"view": {"name": "sales", "key": "all", "add": {"amount": "AMOUNT"}}}],
+              "onError": "halt"
+            }
+            """;
+        await client.PutRuleAsync(Halting.Replace("AMOUNT", "{body.amount}", StringComparison.Ordinal));
+        await client.SendAsync(1, "sale/1", MessageKind.Insert, """{"amount": 5}""");
+        await client.SendAsync(1, "sale/2", MessageKind.Insert, """{"amount": "five"}""");
+        await client.SendAsync(1, "sale/3", MessageKind.Insert, """{"amount": 7}""");
+
+        // The rule applies sale/1, then stops at sale/2 (a text is not a number to add) and never reaches sale/3.
+        await Eventually.TrueAsync(async () => await AmountAsync(client) == 5, TimeSpan.FromSeconds(30), "sale/1 added");
+        var stuck = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == 1).Agents.Single(a => a.Agent == "rule-totals");
+        Assert.Equal(await topology.ScalarAsync(1, "select position from pr2_journal where actor_id = 'sale/2'") - 1, stuck.Mark);
+        Assert.Empty(await client.GetParkedAsync("totals"));
+
+        // Replaced so that a text counts as 0: it goes on from where it stopped.
+        await client.PutRuleAsync(Halting.Replace("AMOUNT", "{body.amount}", StringComparison.Ordinal).Replace("\"add\"", "\"merge\"", StringComparison.Ordinal)
+            .Replace("\"amount\": \"{body.amount}\"", "\"last\": \"{entry.key}\"", StringComparison.Ordinal));
+        await Eventually.TrueAsync(async () =>
+            (await client.QueryViewAsync(1, "sales")).SingleOrDefault() is { } doc && JsonNode.Parse(doc.Doc)!["last"]?.GetValue<string>() == "3",
+            TimeSpan.FromSeconds(30), "the replaced rule went on through sale/2 and sale/3");
+        Assert.Equal(5, await AmountAsync(client));
+    }
+
+    private static async Task<decimal> AmountAsync(Pr2Client client) =>
+        (await client.QueryViewAsync(1, "sales")).SingleOrDefault() is { } doc && JsonNode.Parse(doc.Doc)!["amount"] is { } amount
+            ? amount.GetValue<decimal>()
+            : 0;
+
     private static string CountItems(string name, string start) => """
         {
           "name": "NAME",
