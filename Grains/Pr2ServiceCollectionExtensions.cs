@@ -30,4 +30,12 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DirectorySync>();
         return services;
     }
+
+    /// <summary>Registers a rule written in C# (see <see cref="IRule"/>); it runs in every silo that registers it.</summary>
+    public static IServiceCollection AddPr2Rule<TRule>(this IServiceCollection services)
+        where TRule : class, IRule
+    {
+        services.AddSingleton<IRule, TRule>();
+        return services;
+    }
 }

@@ -13,7 +13,7 @@ namespace PR2.Grains;
 /// its version and shard 0's journal is its history. A removed rule is flagged (its name can be used again),
 /// and its marks and parked entries are dropped so that a rule added again under that name starts afresh.
 /// </summary>
-public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet) : Grain, IRulesGrain
+public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerable<IRule> codeRules) : Grain, IRulesGrain
 {
     private const int ControlShard = 0;
     private const string Sender = "rules";
@@ -21,6 +21,11 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet) : Grain, I
     public async Task<RuleInfo> Put(string definitionJson)
     {
         var definition = RuleParser.Parse(definitionJson, shards.ShardCodes);
+        if (codeRules.Any(rule => rule.Name == definition.Name))
+        {
+            throw new Pr2Exception(ErrorCode.BadRule, $"$.name: {definition.Name} is the name of a rule written in C# in the silo; choose another");
+        }
+
         var actor = Actor(definition.Name);
         var current = await actor.GetRecord();
         var state = Live(current);

@@ -4,9 +4,11 @@ using PR2.Grains.Storage;
 namespace PR2.Grains.Agents;
 
 /// <summary>The agents this silo knows (registered in DI, plus one per rule) and the (agent, shard) pairs they run on.</summary>
-public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, RuleSet rules, ShardRegistry shards)
+public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, IEnumerable<IRule> codeRules, RuleSet rules, ShardRegistry shards)
 {
-    private readonly Dictionary<string, IJournalAgent> _builtIn = agents.ToDictionary(a => a.Name, StringComparer.Ordinal);
+    // Agents registered in DI, and C# rules (which, like the built-in agents, change only with the code).
+    private readonly Dictionary<string, IJournalAgent> _builtIn =
+        agents.Concat(codeRules.Select(rule => (IJournalAgent)new CodeRuleAgent(rule))).ToDictionary(a => a.Name, StringComparer.Ordinal);
 
     public IReadOnlyCollection<IJournalAgent> Agents => [.. _builtIn.Values, .. rules.Agents];
 

@@ -31,9 +31,12 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
         var mark = await LockMarkAsync(connection, transaction, cancellationToken);
         var extra = await agent.BeforeBatchAsync(sourceShard, connection, transaction, cancellationToken);
-        var entries = ReferenceEquals(source, home)
-            ? await JournalStore.ReadAsync(connection, sourceShard, mark, batchSize, cancellationToken)
-            : await JournalStore.ReadAsync(source, sourceShard, mark, batchSize, cancellationToken);
+        var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
+        var limit = (int)Math.Clamp(ready - mark, 0, batchSize);
+        IReadOnlyList<JournalEntry> entries = limit == 0 ? []
+            : ReferenceEquals(source, home)
+                ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, cancellationToken)
+                : await JournalStore.ReadAsync(source, sourceShard, mark, limit, cancellationToken);
         if (entries.Count == 0)
         {
             if (extra > 0)

@@ -35,6 +35,10 @@ public interface IJournalAgent
     Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
         Task.FromResult(0);
 
+    /// <summary>The last position the agent may apply now (e.g. no further than another agent's mark); the default: no limit.</summary>
+    Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        Task.FromResult(long.MaxValue);
+
     /// <summary>Applies a contiguous batch of entries (position order) from <paramref name="sourceShard"/>.</summary>
     Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken);
 }

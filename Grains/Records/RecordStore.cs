@@ -34,6 +34,23 @@ public static class RecordStore
         return await reader.ReadAsync(cancellationToken) ? ReadState(reader) : RecordState.Missing;
     }
 
+    /// <summary>Live records of one type whose state contains <paramref name="contains"/> (jsonb containment), by actor id, read in a transaction.</summary>
+    public static async Task<IReadOnlyList<ActorRecord>> FindLiveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int shard, string type, JsonObject contains, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand(
+            $"select {Columns} from pr2_record where actor_type = $1 and status = 1 and state @> $2::jsonb order by actor_id", connection, transaction);
+        command.Parameters.Add(new() { Value = type });
+        command.Parameters.Add(new() { Value = contains.ToJsonString() });
+        var found = new List<ActorRecord>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            found.Add(ReadState(reader).ToRecord(new ActorRef(shard, reader.GetString(0))));
+        }
+
+        return found;
+    }
+
     /// <summary>Inserts or replaces the given records (none of them may be missing).</summary>
     public static async Task UpsertAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, RecordState> records, CancellationToken cancellationToken = default)
     {

@@ -88,25 +88,21 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
         }
 
         // The actions' effects stand or fall together: a failing action undoes the ones before it.
-        await transaction.SaveAsync("rule_entry", cancellationToken);
-        try
+        var failed = await EntrySavepoint.TryAsync(transaction, async () =>
         {
             foreach (var action in definition.Actions)
             {
                 await RunActionAsync(action, context, connection, transaction, cancellationToken);
             }
+        }, cancellationToken);
+        if (failed is not null && definition.HaltOnError)
+        {
+            throw Halted(sourceShard, entry, failed);
+        }
 
-            await transaction.ReleaseAsync("rule_entry", cancellationToken);
-        }
-        catch (RuleFailure failure) when (!definition.HaltOnError)
+        if (failed is not null)
         {
-            await transaction.RollbackAsync("rule_entry", cancellationToken);
-            await transaction.ReleaseAsync("rule_entry", cancellationToken);
-            await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failure.Message, cancellationToken);
-        }
-        catch (RuleFailure failure)
-        {
-            throw Halted(sourceShard, entry, failure);
+            await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failed.Message, cancellationToken);
         }
     }
 

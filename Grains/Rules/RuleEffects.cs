@@ -11,7 +11,12 @@ namespace PR2.Grains.Rules;
 public static class RuleEffects
 {
     public static async Task SendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, JournalEntry source, int actionIndex,
-        ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken)
+        ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken) =>
+        await SendAsync(connection, transaction, rule, source, actionIndex, RuleMessageId.For(rule, source.Actor.Shard, source.Position, actionIndex),
+            target, kind, body, cancellationToken);
+
+    public static async Task SendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, JournalEntry source, int actionIndex,
+        Guid messageId, ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken)
     {
         // The same id again (a replay) is the same message: keep the first.
         await using var command = new NpgsqlCommand("""
@@ -19,7 +24,7 @@ public static class RuleEffects
             values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)
             on conflict (message_id) do nothing
             """, connection, transaction);
-        command.Parameters.Add(new() { Value = RuleMessageId.For(rule, source.Actor.Shard, source.Position, actionIndex) });
+        command.Parameters.Add(new() { Value = messageId });
         command.Parameters.Add(new() { Value = rule });
         command.Parameters.Add(new() { Value = source.Position });
         command.Parameters.Add(new() { Value = actionIndex });

@@ -10,9 +10,16 @@ namespace PR2.Grains.Rules;
 /// </summary>
 public static class RuleMessageId
 {
-    public static Guid For(string rule, int shard, long position, int actionIndex)
+    public static Guid For(string rule, int shard, long position, int actionIndex) =>
+        For(rule, shard, position, actionIndex.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>
+    /// For C# rules, whose effects may come in a different order on a replay (a query's rows): named by what the
+    /// message is (its target and kind, and which of several such), not by its place in the list.
+    /// </summary>
+    public static Guid For(string rule, int shard, long position, string effect)
     {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"pr2-rule/{rule}/{shard}/{position}/{actionIndex}"));
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"pr2-rule/{rule}/{shard}/{position}/{effect}"));
         // An RFC 9562 version 8 (custom) UUID: the version and variant bits set, the rest from the hash.
         hash[6] = (byte)((hash[6] & 0x0F) | 0x80);
         hash[8] = (byte)((hash[8] & 0x3F) | 0x80);

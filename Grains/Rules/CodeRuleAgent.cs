@@ -1,0 +1,81 @@
+using System.Text.Json.Nodes;
+using Npgsql;
+using PR2.Grains.Agents;
+
+namespace PR2.Grains.Rules;
+
+/// <summary>
+/// Runs a C# rule (<see cref="IRule"/>) as an agent named <c>rule-{name}</c>, like <see cref="RuleAgent"/> runs a
+/// data rule: effects, parked entries and mark in one transaction in the source shard's primary. It applies an
+/// entry only once the records agent of that database has (so queries see records at least that new). Message
+/// ids are named by target and kind, so a replay whose query returns rows in another order sends the same ones.
+/// </summary>
+public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
+{
+    public string Name => RuleAgent.Prefix + rule.Name;
+
+    public bool PerReplica => false;
+
+    public bool Follows(int shard) => rule.Follows(shard);
+
+    public int HomeShard(int sourceShard) => sourceShard;
+
+    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2", connection, transaction);
+        command.Parameters.Add(new() { Value = RecordsProjector.AgentName });
+        command.Parameters.Add(new() { Value = sourceShard });
+        return await command.ExecuteScalarAsync(cancellationToken) as long? ?? 0;
+    }
+
+    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        foreach (var entry in entries.Where(Matches))
+        {
+            if (entry.Hops >= RuleAgent.MaxHops)
+            {
+                await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position,
+                    $"hop limit: {entry.Hops} rule steps led to this entry (the limit is {RuleAgent.MaxHops}); does a rule chain loop?", cancellationToken);
+                continue;
+            }
+
+            var failed = await EntrySavepoint.TryAsync(transaction, async () =>
+            {
+                var effects = await rule.HandleAsync(new RuleInput(entry, JsonNode.Parse(entry.Body)!.AsObject(), connection, transaction), cancellationToken);
+                await ApplyEffectsAsync(sourceShard, entry, effects, connection, transaction, cancellationToken);
+            }, cancellationToken);
+            if (failed is not null)
+            {
+                await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failed.Message, cancellationToken);
+            }
+        }
+    }
+
+    private bool Matches(JournalEntry entry) =>
+        rule.Kinds.Contains(entry.Kind) &&
+        (rule.TypePattern == "*" || (rule.TypePattern.EndsWith('*')
+            ? entry.Actor.Type.StartsWith(rule.TypePattern[..^1], StringComparison.Ordinal)
+            : entry.Actor.Type == rule.TypePattern));
+
+    private async Task ApplyEffectsAsync(int sourceShard, JournalEntry entry, IReadOnlyList<RuleEffect> effects, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < effects.Count; i++)
+        {
+            switch (effects[i])
+            {
+                case SendEffect send:
+                    var what = $"{send.To}/{send.Kind}";
+                    var nth = seen[what] = seen.GetValueOrDefault(what) + 1;
+                    var id = RuleMessageId.For(Name, sourceShard, entry.Position, $"{what}/{nth}");
+                    await RuleEffects.SendAsync(connection, transaction, Name, entry, i, id, send.To, send.Kind, send.Body, cancellationToken);
+                    break;
+                case ViewEffect view:
+                    await RuleEffects.ChangeViewAsync(connection, transaction, Name, entry.Position, view.View, view.Key, view.Mode, view.Value, cancellationToken);
+                    break;
+                default:
+                    throw new RuleFailure($"effect {i} is a {effects[i].GetType().Name}, not a SendEffect or ViewEffect");
+            }
+        }
+    }
+}
