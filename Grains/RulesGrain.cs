@@ -113,9 +113,14 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var parked = new List<ParkedEntry>();
         foreach (var shard in shards.ShardCodes)
         {
+            // Entries the rule could not handle, and messages it sent that the receiver refused.
             await using var command = shards.Get(shard).Primary.CreateCommand("""
                 select rule, position, reason, parked_at from pr2_dead_letter
-                where ($1::text is null or rule = $1) and shard = $2 order by rule, position
+                where ($1::text is null or rule = $1) and shard = $2
+                union all
+                select rule, source_position, 'delivery to ' || target_shard || ':' || target_actor || ' refused: ' || failure, created_at from pr2_outbox
+                where ($1::text is null or rule = $1) and failure is not null
+                order by 1, 2
                 """);
             command.Parameters.Add(new NpgsqlParameter { Value = rule is null ? DBNull.Value : RuleAgent.Prefix + rule, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             command.Parameters.Add(new NpgsqlParameter { Value = shard });
@@ -143,6 +148,16 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
             {
                 queued += count;
                 await GrainFactory.GetGrain<IAgentGrain>(Agents.AgentCatalog.Key(RuleAgent.Prefix + rule, shard)).Wake();
+            }
+
+            // Refused deliveries are offered to their receivers again (say, after the receiver's record was fixed).
+            await using var redeliver = shards.Get(shard).Primary.CreateCommand("update pr2_outbox set failure = null where rule = $1 and failure is not null");
+            redeliver.Parameters.Add(new NpgsqlParameter { Value = RuleAgent.Prefix + rule });
+            var refused = await redeliver.ExecuteNonQueryAsync();
+            if (refused > 0)
+            {
+                queued += refused;
+                await GrainFactory.GetGrain<IOutboxRelayGrain>(shard).Wake();
             }
         }
 

@@ -13,4 +13,13 @@ public static class AgentMarks
         command.Parameters.Add(new() { Value = shard });
         return await command.ExecuteScalarAsync(cancellationToken) is long position ? position : 0;
     }
+
+    /// <summary>The same, read on an open connection (inside its transaction).</summary>
+    public static async Task<long> ReadAsync(NpgsqlConnection connection, string agent, int shard, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2", connection);
+        command.Parameters.Add(new() { Value = agent });
+        command.Parameters.Add(new() { Value = shard });
+        return await command.ExecuteScalarAsync(cancellationToken) is long position ? position : 0;
+    }
 }

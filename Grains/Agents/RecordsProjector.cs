@@ -23,6 +23,44 @@ public sealed class RecordsProjector : IJournalAgent
 
     public int HomeShard(int sourceShard) => sourceShard;
 
+    // Messages whose stamp was lowered by anti-entropy (sql/008): refold their actors up to the mark, so the
+    // record is what the agreed stamps give. Runs in the batch's transaction, with the mark locked.
+    public async Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var actors = new List<string>();
+        await using (var pending = new NpgsqlCommand("""
+            update pr2_restamp r set refolded = true from pr2_journal j
+            where j.message_id = r.message_id and not r.refolded
+            returning j.actor_id
+            """, connection, transaction))
+        await using (var reader = await pending.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                actors.Add(reader.GetString(0));
+            }
+        }
+
+        if (actors.Count == 0)
+        {
+            return 0;
+        }
+
+        var mark = await AgentMarks.ReadAsync(connection, AgentName, sourceShard, cancellationToken);
+        var refolded = new Dictionary<string, RecordState>(StringComparer.Ordinal);
+        foreach (var actorId in actors.Distinct(StringComparer.Ordinal))
+        {
+            var state = RecordState.Fold(await JournalStore.ReadActorAsync(connection, new ActorRef(sourceShard, actorId), mark, cancellationToken));
+            if (state.Status != RecordStatus.Missing || state.Version > 0)
+            {
+                refolded[actorId] = state;
+            }
+        }
+
+        await RecordStore.UpsertAsync(connection, refolded, cancellationToken);
+        return actors.Count;
+    }
+
     public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         var records = await RecordStore.ReadAsync(connection, entries.Select(e => e.Actor.ActorId).Distinct().ToList(), cancellationToken);

@@ -9,13 +9,17 @@ namespace PR2.Grains.Replication;
 /// target's version vector, in origin order. Idempotent and resumable: the target's vector advances in the
 /// same transaction as the entries it received, so a crash anywhere just means the next step resends.
 /// An entry whose MessageId the target already holds (a batch retried on a new primary got a second
-/// origin) is skipped, but the vector still moves past it.
+/// origin) is skipped, but the vector still moves past it; if it is stamped lower than the target's copy, the
+/// target records the lower stamp (pr2_restamp), so that every replica folds that message at the same stamp.
 /// </summary>
 public static class ReplicaSync
 {
+    // Entries travel with their agreed stamps (sql/008), so the lowest stamp of a twice-committed message
+    // reaches every replica, whichever path its copies take.
     private const string EntryColumns = """
-        message_id, lamport_counter, lamport_shard, origin_replica, origin_position, actor_id, kind,
-        actor_version, body::text, content_hash, sender, caused_by_counter, caused_by_shard, recorded_at, hops
+        message_id, coalesce(r.lamport_counter, j.lamport_counter), coalesce(r.lamport_shard, j.lamport_shard),
+        origin_replica, origin_position, actor_id, kind,
+        actor_version, body::text, content_hash, sender, caused_by_counter, caused_by_shard, j.recorded_at, hops
         """;
 
     /// <summary>Copies one batch; returns how many entries the target's vector advanced by (0 = in sync with the source).</summary>
@@ -47,11 +51,18 @@ public static class ReplicaSync
             return 0;
         }
 
-        var present = await PresentMessageIdsAsync(connection, entries, cancellationToken);
-        var fresh = entries.Where(e => !present.Contains(e.MessageId)).ToList();
+        var present = await PresentStampsAsync(connection, entries, cancellationToken);
+        var fresh = entries.Where(e => !present.ContainsKey(e.MessageId)).ToList();
         if (fresh.Count > 0)
         {
             await InsertAsync(connection, fresh, position, cancellationToken);
+        }
+
+        // A message held here already but stamped lower by its other copy: the lower stamp is the one both keep.
+        var lower = entries.Where(e => present.TryGetValue(e.MessageId, out var held) && (e.Counter, e.StampShard).CompareTo(held) < 0).ToList();
+        if (lower.Count > 0)
+        {
+            await RestampAsync(connection, lower, cancellationToken);
         }
 
         // Lamport receive rule: the target's clock never falls behind a stamp it holds.
@@ -105,7 +116,7 @@ public static class ReplicaSync
             }
 
             await using var command = source.CreateCommand($"""
-                select {EntryColumns} from pr2_journal
+                select {EntryColumns} from pr2_journal j left join pr2_restamp r using (message_id)
                 where origin_replica = $1 and origin_position > $2 and origin_position <= $3
                 order by origin_position limit $4
                 """);
@@ -143,18 +154,36 @@ public static class ReplicaSync
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
-    private static async Task<HashSet<Guid>> PresentMessageIdsAsync(NpgsqlConnection connection, List<ImportedEntry> entries, CancellationToken cancellationToken)
+    // The agreed stamps of the offered messages this replica already holds.
+    private static async Task<Dictionary<Guid, (long Counter, int Shard)>> PresentStampsAsync(NpgsqlConnection connection, List<ImportedEntry> entries, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("select message_id from pr2_journal where message_id = any($1)", connection);
+        await using var command = new NpgsqlCommand("""
+            select message_id, coalesce(r.lamport_counter, j.lamport_counter), coalesce(r.lamport_shard, j.lamport_shard)
+            from pr2_journal j left join pr2_restamp r using (message_id) where message_id = any($1)
+            """, connection);
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.MessageId).ToArray(), NpgsqlDbType.Uuid));
-        var present = new HashSet<Guid>();
+        var present = new Dictionary<Guid, (long, int)>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            present.Add(reader.GetGuid(0));
+            present[reader.GetGuid(0)] = (reader.GetInt64(1), reader.GetInt32(2));
         }
 
         return present;
+    }
+
+    private static async Task RestampAsync(NpgsqlConnection connection, List<ImportedEntry> entries, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into pr2_restamp (message_id, lamport_counter, lamport_shard)
+            select * from unnest($1::uuid[], $2::bigint[], $3::integer[])
+            on conflict (message_id) do update set lamport_counter = excluded.lamport_counter, lamport_shard = excluded.lamport_shard,
+                refolded = false, recorded_at = now()
+            """, connection);
+        command.Parameters.Add(JournalStore.Array(entries.Select(e => e.MessageId).ToArray(), NpgsqlDbType.Uuid));
+        command.Parameters.Add(JournalStore.Array(entries.Select(e => e.Counter).ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(JournalStore.Array(entries.Select(e => e.StampShard).ToArray(), NpgsqlDbType.Integer));
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task InsertAsync(NpgsqlConnection connection, List<ImportedEntry> entries, long head, CancellationToken cancellationToken)

@@ -20,13 +20,8 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
 
     public int HomeShard(int sourceShard) => sourceShard;
 
-    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2", connection, transaction);
-        command.Parameters.Add(new() { Value = RecordsProjector.AgentName });
-        command.Parameters.Add(new() { Value = sourceShard });
-        return await command.ExecuteScalarAsync(cancellationToken) as long? ?? 0;
-    }
+    public Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, sourceShard, cancellationToken);
 
     public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {

@@ -8,15 +8,20 @@ namespace PR2.Grains.Storage;
 /// </summary>
 public static class JournalStore
 {
+    // Every read sees each message's agreed stamp: the lower one recorded in pr2_restamp when this replica's own
+    // copy was stamped higher (see sql/008). Output names match the columns, so ORDER BY uses the agreed stamp.
     private const string EntryColumns = """
-        position, message_id, lamport_counter, lamport_shard, origin_replica, origin_position,
-        actor_id, kind, actor_version, body::text, sender, caused_by_counter, caused_by_shard, recorded_at, content_hash, hops
+        position, message_id, coalesce(r.lamport_counter, j.lamport_counter) as lamport_counter,
+        coalesce(r.lamport_shard, j.lamport_shard) as lamport_shard, origin_replica, origin_position,
+        actor_id, kind, actor_version, body::text, sender, caused_by_counter, caused_by_shard, j.recorded_at, content_hash, hops
         """;
+
+    private const string Journal = "pr2_journal j left join pr2_restamp r using (message_id)";
 
     /// <summary>Entries with position greater than <paramref name="afterPosition"/>, in position order.</summary>
     public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlDataSource source, int shard, long afterPosition, int limit, CancellationToken cancellationToken = default)
     {
-        await using var command = source.CreateCommand($"select {EntryColumns} from pr2_journal where position > $1 order by position limit $2");
+        await using var command = source.CreateCommand($"select {EntryColumns} from {Journal} where position > $1 order by position limit $2");
         command.Parameters.Add(new() { Value = afterPosition });
         command.Parameters.Add(new() { Value = limit });
         return await ReadEntriesAsync(command, shard, cancellationToken);
@@ -25,7 +30,7 @@ public static class JournalStore
     /// <summary>Entries after <paramref name="afterPosition"/>, read on an open connection (inside its transaction).</summary>
     public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlConnection connection, int shard, long afterPosition, int limit, CancellationToken cancellationToken = default)
     {
-        await using var command = new NpgsqlCommand($"select {EntryColumns} from pr2_journal where position > $1 order by position limit $2", connection);
+        await using var command = new NpgsqlCommand($"select {EntryColumns} from {Journal} where position > $1 order by position limit $2", connection);
         command.Parameters.Add(new() { Value = afterPosition });
         command.Parameters.Add(new() { Value = limit });
         return await ReadEntriesAsync(command, shard, cancellationToken);
@@ -35,7 +40,7 @@ public static class JournalStore
     public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlConnection connection, ActorRef actor, long upToPosition, CancellationToken cancellationToken = default)
     {
         await using var command = new NpgsqlCommand(
-            $"select {EntryColumns} from pr2_journal where actor_id = $1 and position <= $2 order by lamport_counter, lamport_shard, message_id", connection);
+            $"select {EntryColumns} from {Journal} where actor_id = $1 and position <= $2 order by lamport_counter, lamport_shard, message_id", connection);
         command.Parameters.Add(new() { Value = actor.ActorId });
         command.Parameters.Add(new() { Value = upToPosition });
         return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
@@ -45,7 +50,7 @@ public static class JournalStore
     public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
     {
         await using var command = source.CreateCommand(
-            $"select {EntryColumns} from pr2_journal where actor_id = $1 order by lamport_counter, lamport_shard, message_id");
+            $"select {EntryColumns} from {Journal} where actor_id = $1 order by lamport_counter, lamport_shard, message_id");
         command.Parameters.Add(new() { Value = actor.ActorId });
         return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
     }
@@ -53,7 +58,7 @@ public static class JournalStore
     /// <summary>The entry and content hash stored for a MessageId, or null.</summary>
     public static async Task<(JournalEntry Entry, byte[] ContentHash)?> FindAsync(NpgsqlDataSource source, int shard, Guid messageId, CancellationToken cancellationToken = default)
     {
-        await using var command = source.CreateCommand($"select {EntryColumns} from pr2_journal where message_id = $1");
+        await using var command = source.CreateCommand($"select {EntryColumns} from {Journal} where message_id = $1");
         command.Parameters.Add(new() { Value = messageId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? (ReadEntry(reader, shard), reader.GetFieldValue<byte[]>(14)) : null;

@@ -4,6 +4,7 @@ using PR2.Client;
 using PR2.Grains.Agents;
 using PR2.Grains.Json;
 using PR2.Grains.Replication;
+using PR2.Grains.Storage;
 using PR2.Grains.Writing;
 using PR2.Tests.Infrastructure;
 
@@ -58,9 +59,9 @@ public sealed class ReplicationTests(TwoPostgresServers servers) : IClassFixture
         await using (var writerA = await JournalWriter.OpenAsync(Shard, a, 100, NullLogger.Instance))
         await using (var writerB = await JournalWriter.OpenAsync(Shard, b, 100, NullLogger.Instance))
         {
+            // The shared message is committed first at A and last at B: two copies with different stamps.
             var shared = Request("order/shared", MessageKind.Insert, """{"by": "both"}""", 1, Guid.NewGuid());
             await writerA.AppendAsync(shared);
-            await writerB.AppendAsync(shared);
             for (var i = 0; i < 40; i++)
             {
                 await writerA.AppendAsync(Request($"order/a{i % 8}", i < 8 ? MessageKind.Insert : MessageKind.Modify, $$"""{"a": {{i}}}""", 1 + (i / 8), Guid.NewGuid()));
@@ -69,7 +70,17 @@ public sealed class ReplicationTests(TwoPostgresServers servers) : IClassFixture
                     await writerB.AppendAsync(Request($"order/b{i % 5}", i < 5 ? MessageKind.Insert : MessageKind.Modify, $$"""{"b": {{i}}}""", 1 + (i / 5), Guid.NewGuid()));
                 }
             }
+
+            await writerB.AppendAsync(shared);
         }
+
+        // Each replica's records already folded its own copy before they meet: the sync must make them refold.
+        foreach (var replica in new[] { 0, 1 })
+        {
+            await new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults(), replica: replica).CatchUpAsync();
+        }
+
+        Assert.NotEqual(await ReplicaContents.RecordsAsync(a, withPosition: false), await ReplicaContents.RecordsAsync(b, withPosition: false));
 
         // Small batches, both directions, until nothing moves (bounded: a sync that never settles fails).
         var rounds = 0;
@@ -90,6 +101,15 @@ public sealed class ReplicationTests(TwoPostgresServers servers) : IClassFixture
         foreach (var replica in new[] { 0, 1 })
         {
             await new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults(), replica: replica).CatchUpAsync();
+        }
+
+        // One stamp for the shared message everywhere: the lower (A's); B recorded it.
+        var stamps = await Task.WhenAll(new[] { a, b }.Select(async replica =>
+            (await JournalStore.ReadActorAsync(replica, new ActorRef(Shard, "order/shared"))).Single().Stamp));
+        Assert.Equal(stamps[0], stamps[1]);
+        await using (var restamps = b.CreateCommand("select count(*) from pr2_restamp"))
+        {
+            Assert.Equal(1L, await restamps.ExecuteScalarAsync());
         }
 
         // Positions differ between the replicas (arrival order); everything else is byte-equal.

@@ -218,6 +218,32 @@ public sealed class RuleTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_message_its_receiver_refuses_is_listed_and_delivered_on_retry_once_the_receiver_can_take_it()
+    {
+        var topology = postgres.CreateTopology("rules_refused", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        await client.PutRuleAsync("""
+            {
+              "name": "enqueue",
+              "on": {"type": "ticket", "kinds": ["insert"]},
+              "do": [{"send": {"shard": 1, "actor": "queue/{body.queue}", "kind": "modify", "body": {"last": "{entry.key}"}}}]
+            }
+            """);
+        await client.SendAsync(1, "ticket/1", MessageKind.Insert, """{"queue": "support"}""");
+
+        // queue/support does not exist yet: the modify is refused, kept on the outbox row and listed.
+        await Eventually.TrueAsync(async () => (await client.GetParkedAsync("enqueue")).Count == 1, TimeSpan.FromSeconds(30), "the refused delivery is listed");
+        Assert.Contains("RecordMissing", Assert.Single(await client.GetParkedAsync("enqueue")).Reason, StringComparison.Ordinal);
+
+        await client.SendAsync(1, "queue/support", MessageKind.Insert, "{}");
+        Assert.Equal(1, await client.RetryParkedAsync("enqueue"));
+        await Eventually.TrueAsync(async () => (await client.GetRecordAsync(1, "queue/support")).Version == 2, TimeSpan.FromSeconds(30), "the retried message delivered");
+        Assert.Empty(await client.GetParkedAsync("enqueue"));
+        Assert.Equal("1", JsonNode.Parse((await client.GetRecordAsync(1, "queue/support")).State!)!["last"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_rule_chain_that_loops_stops_at_the_hop_limit()
     {
         var topology = postgres.CreateTopology("rules_hops", 0, 1);

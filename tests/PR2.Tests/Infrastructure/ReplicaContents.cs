@@ -19,20 +19,6 @@ public static class ReplicaContents
         return ids;
     }
 
-    /// <summary>Each journal entry's Lamport stamp and actor, by MessageId.</summary>
-    public static async Task<Dictionary<Guid, (long Counter, int Shard, string Actor)>> StampsAsync(NpgsqlDataSource database)
-    {
-        var stamps = new Dictionary<Guid, (long, int, string)>();
-        await using var command = database.CreateCommand("select message_id, lamport_counter, lamport_shard, actor_id from pr2_journal");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            stamps[reader.GetGuid(0)] = (reader.GetInt64(1), reader.GetInt32(2), reader.GetString(3));
-        }
-
-        return stamps;
-    }
-
     /// <summary>
     /// The records view as one text line per actor. Local positions differ between replicas that received
     /// entries in different orders, so they are left out unless <paramref name="withPosition"/>.
