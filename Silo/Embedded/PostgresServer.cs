@@ -148,9 +148,29 @@ public sealed class PostgresServer : IAsyncDisposable
             return previous;
         }
 
+        // Below the kernel's ephemeral range: a port in it can be taken as the local end of any outbound
+        // connection while the server is down, and a restart after a crash could then not bind it.
+        var below = EphemeralRangeStart();
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var port = Random.Shared.Next(Math.Max(1024, below - 12_000), below);
+            if (IsFree(port))
+            {
+                return port;
+            }
+        }
+
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static int EphemeralRangeStart()
+    {
+        const string RangeFile = "/proc/sys/net/ipv4/ip_local_port_range";
+        return File.Exists(RangeFile) && int.TryParse(File.ReadAllText(RangeFile).Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture, out var start)
+            ? start
+            : 32768;
     }
 
     private static bool IsFree(int port)
