@@ -69,6 +69,16 @@ public sealed class EndToEndTests : IDisposable
             TimeSpan.FromSeconds(30), "the rule wrote audit/order-1-77 in shard 0");
         Assert.Contains("\"total\": 2500", (await Pr2Async("get", "0", "audit/order-1-77")).Output, StringComparison.Ordinal);
         Assert.Contains("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
+        Assert.Contains("version  1", (await Pr2Async("rules", "show", "big-orders")).Output, StringComparison.Ordinal);
+        Assert.Contains("rule big-orders paused (version 2)", (await Pr2Async("rules", "pause", "big-orders")).Output, StringComparison.Ordinal);
+        Assert.Contains("rule big-orders active (version 3)", (await Pr2Async("rules", "resume", "big-orders")).Output, StringComparison.Ordinal);
+
+        // A bad rule: one line naming the place and the reason, exit code 2.
+        var badFile = Path.Combine(_dataDirectory, "bad.json");
+        await File.WriteAllTextAsync(badFile, """{"name": "bad", "on": {"type": "order"}, "do": [{"send": {"shard": 1, "actor": "x/{entry.nope}", "kind": "insert"}}]}""");
+        var bad = await ChildProcess.RunPr2Async(Gateway, "rules", "add", badFile);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("$.do[0].send.actor: {entry.nope}", bad.Error, StringComparison.Ordinal);
 
         // Ctrl-C: the silo and its embedded PostgreSQL stop cleanly.
         _silo!.Interrupt();
@@ -82,6 +92,8 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(3, again.GetProperty("version").GetInt64());
         Assert.Equal(12, again.GetProperty("state").GetProperty("total").GetInt32());
         Assert.Contains("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
+        Assert.Contains("rule big-orders removed", (await Pr2Async("rules", "remove", "big-orders")).Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
     }
 
     [Fact]
