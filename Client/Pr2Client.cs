@@ -32,6 +32,19 @@ public sealed class Pr2Client(IClusterClient cluster)
     /// <summary>The actor's current record (status, version, state).</summary>
     public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => Actor(ActorRef.Create(shard, actorId)).GetRecord();
 
+    /// <summary>An actor's record read in one snapshot of one replica, with the replica and the journal position it reflects.</summary>
+    public Task<RecordRead> ReadRecordAsync(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Eventual) =>
+        cluster.GetGrain<IReadGrain>(shard).GetRecord(actorId, consistency);
+
+    /// <summary>An actor's record as it was at a Lamport stamp (e.g. one from a <see cref="WriteAck"/>).</summary>
+    public Task<RecordRead> ReadRecordAsOfAsync(int shard, string actorId, LamportStamp asOf) =>
+        cluster.GetGrain<IReadGrain>(shard).GetRecordAsOf(actorId, asOf);
+
+    /// <summary>One page of the records of a type whose state contains <paramref name="containsJson"/>; pass the page's cursor for the next.</summary>
+    public Task<RecordPage> QueryRecordsAsync(int shard, string type, string? containsJson = null, string? cursor = null, int limit = 100,
+        ReadConsistency consistency = ReadConsistency.Eventual) =>
+        cluster.GetGrain<IReadGrain>(shard).Query(type, containsJson, cursor, limit, consistency);
+
     /// <summary>Journal entries of <paramref name="shard"/> from <paramref name="fromPosition"/> (inclusive), at most <paramref name="limit"/> (1..1000).</summary>
     public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100) =>
         cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit);

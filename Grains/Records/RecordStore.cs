@@ -51,6 +51,28 @@ public static class RecordStore
         return found;
     }
 
+    /// <summary>Records of one type (any status but missing) whose state contains <paramref name="contains"/> (all when null), by actor id, after <paramref name="afterActorId"/>.</summary>
+    public static async Task<List<(string ActorId, RecordState State)>> QueryAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string type, string? contains, string afterActorId, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand($"""
+            select {Columns} from pr2_record
+            where actor_type = $1 and status in (1, 2) and ($2::jsonb is null or state @> $2::jsonb) and actor_id > $3
+            order by actor_id limit $4
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = type });
+        command.Parameters.Add(new() { Value = (object?)contains ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = afterActorId });
+        command.Parameters.Add(new() { Value = limit });
+        var found = new List<(string, RecordState)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            found.Add((reader.GetString(0), ReadState(reader)));
+        }
+
+        return found;
+    }
+
     /// <summary>Inserts or replaces the given records (none of them may be missing).</summary>
     public static async Task UpsertAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, RecordState> records, CancellationToken cancellationToken = default)
     {

@@ -1,0 +1,189 @@
+using System.Data;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Npgsql;
+using Orleans.Concurrency;
+using PR2.Grains.Agents;
+using PR2.Grains.Records;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Snapshot-consistent reads of one shard. Every answer comes from one REPEATABLE READ transaction on one
+/// replica: a strong read on the primary folds the journal (or queries the records view after its agent caught
+/// up), so it sees everything committed before it began; an eventual read takes the first replica that answers,
+/// the others before the primary, and reports the position its records view reflected.
+/// </summary>
+[StatelessWorker]
+public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
+{
+    public const int MaxPage = 1000;
+
+    private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(2);
+
+    private int ShardCode => (int)this.GetPrimaryKeyLong();
+
+    public async Task<RecordRead> GetRecord(string actorId, ReadConsistency consistency)
+    {
+        var actor = Actor(actorId);
+        if (consistency == ReadConsistency.Strong)
+        {
+            return await OnReplicaAsync(shards.Get(ShardCode).PrimaryIndex, async (connection, transaction, replica) =>
+            {
+                var head = await HeadAsync(connection, transaction);
+                var entries = await JournalStore.ReadActorAsync(connection, actor, head);
+                return new RecordRead(RecordState.Fold(entries).ToRecord(actor), replica, head);
+            });
+        }
+
+        return await OnAnyReplicaAsync(async (connection, transaction, replica) =>
+        {
+            var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
+            var stored = await RecordStore.ReadAsync(connection, [actor.ActorId]);
+            return new RecordRead((stored.GetValueOrDefault(actor.ActorId) ?? RecordState.Missing).ToRecord(actor), replica, mark);
+        });
+    }
+
+    public async Task<RecordRead> GetRecordAsOf(string actorId, LamportStamp asOf)
+    {
+        var actor = Actor(actorId);
+        return await OnReplicaAsync(shards.Get(ShardCode).PrimaryIndex, async (connection, transaction, replica) =>
+        {
+            var head = await HeadAsync(connection, transaction);
+            var entries = await JournalStore.ReadActorAsync(connection, actor, head);
+            return new RecordRead(RecordState.Fold(entries.Where(e => e.Stamp <= asOf)).ToRecord(actor), replica, head);
+        });
+    }
+
+    public async Task<RecordPage> Query(string type, string? containsJson, string? cursor, int limit, ReadConsistency consistency)
+    {
+        if (limit is < 1 or > MaxPage)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and {MaxPage}, got {limit}");
+        }
+
+        var contains = CheckFilter(containsJson);
+        var after = DecodeCursor(cursor);
+        int? only = null;
+        if (consistency == ReadConsistency.Strong)
+        {
+            // The primary's records view first takes in everything committed so far.
+            var primary = shards.Get(ShardCode).PrimaryIndex;
+            await GrainFactory.GetGrain<IAgentGrain>(AgentCatalog.Key(RecordsProjector.AgentName, ShardCode, primary)).CatchUp();
+            only = primary;
+        }
+
+        async Task<RecordPage> ReadPageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int replica)
+        {
+            var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
+            var rows = await RecordStore.QueryAsync(connection, transaction, type, contains, after, limit + 1);
+            var page = rows.Take(limit).Select(r => r.State.ToRecord(new ActorRef(ShardCode, r.ActorId))).ToList();
+            var next = rows.Count > limit ? EncodeCursor(page[^1].Actor.ActorId) : null;
+            return new RecordPage(page, next, replica, mark);
+        }
+
+        return only is { } index ? await OnReplicaAsync(index, ReadPageAsync) : await OnAnyReplicaAsync(ReadPageAsync);
+    }
+
+    private ActorRef Actor(string actorId)
+    {
+        if (!shards.Contains(ShardCode))
+        {
+            throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {ShardCode} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
+        }
+
+        return ActorRef.TryValidate(ShardCode, actorId, out var problem) ? new ActorRef(ShardCode, actorId) : throw new Pr2Exception(ErrorCode.BadActorId, problem);
+    }
+
+    private static string? CheckFilter(string? containsJson)
+    {
+        if (containsJson is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonNode.Parse(containsJson) is JsonObject filter
+                ? filter.ToJsonString()
+                : throw new Pr2Exception(ErrorCode.BadBody, "the filter must be a JSON object, e.g. {\"customer\": \"c-7\"}");
+        }
+        catch (JsonException e)
+        {
+            throw new Pr2Exception(ErrorCode.BadBody, $"the filter is not valid JSON: {e.Message}");
+        }
+    }
+
+    // The cursor is opaque to callers: the last actor id of the page, base64url.
+    private static string EncodeCursor(string actorId) => Convert.ToBase64String(Encoding.UTF8.GetBytes(actorId)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string DecodeCursor(string? cursor)
+    {
+        if (string.IsNullOrEmpty(cursor))
+        {
+            return "";
+        }
+
+        try
+        {
+            var base64 = cursor.Replace('-', '+').Replace('_', '/');
+            return Encoding.UTF8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=')));
+        }
+        catch (FormatException)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "the cursor is not one this service gave out");
+        }
+    }
+
+    private static async Task<long> HeadAsync(NpgsqlConnection connection, NpgsqlTransaction transaction)
+    {
+        await using var command = new NpgsqlCommand("select position from pr2_writer_head", connection, transaction);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    // Replicas other than the primary first (in random order), then the primary: the first that answers.
+    private async Task<T> OnAnyReplicaAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, int, Task<T>> read)
+    {
+        var set = shards.Get(ShardCode);
+        var order = Enumerable.Range(0, set.Replicas.Count).Where(i => i != set.PrimaryIndex).OrderBy(_ => Random.Shared.Next()).Append(set.PrimaryIndex).ToList();
+        Pr2Exception? last = null;
+        foreach (var replica in order)
+        {
+            try
+            {
+                return await OnReplicaAsync(replica, read);
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable)
+            {
+                last = e;
+            }
+        }
+
+        throw last!;
+    }
+
+    private async Task<T> OnReplicaAsync<T>(int replica, Func<NpgsqlConnection, NpgsqlTransaction, int, Task<T>> read)
+    {
+        async Task<T> AttemptAsync(CancellationToken cancellationToken)
+        {
+            await using var connection = await shards.Get(ShardCode).Replicas[replica].OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+            var result = await read(connection, transaction, replica);
+            await transaction.CommitAsync(cancellationToken);
+            return result;
+        }
+
+        try
+        {
+            // A paused server answers nothing, not even Npgsql's cancellation: stop waiting at the deadline.
+            using var timeout = new CancellationTokenSource(AttemptTimeout);
+            return await AttemptAsync(timeout.Token).WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} replica {replica} did not answer ({e.Message}); retry");
+        }
+    }
+}
