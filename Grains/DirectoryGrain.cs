@@ -119,8 +119,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
             throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and 1000, got {limit}");
         }
 
-        // The prefix is matched literally: LIKE wildcards in it are escaped.
-        var pattern = (prefix ?? "").Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        var pattern = LikePattern.StartingWith(prefix);
         await using var command = Control.CreateCommand("""
             select shard, actor_id, status, first_position from pr2_object_directory
             where ($1::text is null or actor_type = $1) and actor_id like $2

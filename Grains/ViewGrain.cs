@@ -23,8 +23,7 @@ public sealed class ViewGrain(ShardRegistry shards) : Grain, IViewGrain
             throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and {MaxPage}, got {limit}");
         }
 
-        // The prefix is matched literally: LIKE wildcards in it are escaped.
-        var pattern = (keyPrefix ?? "").Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        var pattern = LikePattern.StartingWith(keyPrefix);
         try
         {
             await using var command = shards.Get(shard).Primary.CreateCommand(

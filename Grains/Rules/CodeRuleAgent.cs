@@ -29,8 +29,7 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
         {
             if (entry.Hops >= RuleAgent.MaxHops)
             {
-                await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position,
-                    $"hop limit: {entry.Hops} rule steps led to this entry (the limit is {RuleAgent.MaxHops}); does a rule chain loop?", cancellationToken);
+                await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, RuleAgent.HopLimitReason(entry), cancellationToken);
                 continue;
             }
 
@@ -47,10 +46,7 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
     }
 
     private bool Matches(JournalEntry entry) =>
-        rule.Kinds.Contains(entry.Kind) &&
-        (rule.TypePattern == "*" || (rule.TypePattern.EndsWith('*')
-            ? entry.Actor.Type.StartsWith(rule.TypePattern[..^1], StringComparison.Ordinal)
-            : entry.Actor.Type == rule.TypePattern));
+        rule.Kinds.Contains(entry.Kind) && ActorTypePattern.Matches(rule.TypePattern, entry.Actor.Type);
 
     private async Task ApplyEffectsAsync(int sourceShard, JournalEntry entry, IReadOnlyList<RuleEffect> effects, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {

@@ -23,6 +23,10 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     public RuleDefinition Definition => definition;
 
+    /// <summary>Why an entry at the hop limit is parked (the same words for data and C# rules).</summary>
+    public static string HopLimitReason(JournalEntry entry) =>
+        $"hop limit: {entry.Hops} rule steps led to this entry (the limit is {MaxHops}); does a rule chain loop?";
+
     public RuleInfo Info => info;
 
     public string Name => Prefix + definition.Name;
@@ -74,7 +78,7 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
             if (entry.Hops >= MaxHops)
             {
-                throw new RuleFailure($"hop limit: {entry.Hops} rule steps led to this entry (the limit is {MaxHops}); does a rule chain loop?");
+                throw new RuleFailure(HopLimitReason(entry));
             }
         }
         catch (RuleFailure failure) when (!definition.HaltOnError || entry.Hops >= MaxHops)

@@ -20,9 +20,5 @@ public sealed record RuleDefinition(
 
     /// <summary>Whether an entry is one this rule reacts to (before its condition).</summary>
     public bool Matches(JournalEntry entry) =>
-        Kinds.Contains(entry.Kind) && TypeMatches(entry.Actor.Type);
-
-    private bool TypeMatches(string type) =>
-        TypePattern == "*" ||
-        (TypePattern.EndsWith('*') ? type.StartsWith(TypePattern[..^1], StringComparison.Ordinal) : type == TypePattern);
+        Kinds.Contains(entry.Kind) && ActorTypePattern.Matches(TypePattern, entry.Actor.Type);
 }
