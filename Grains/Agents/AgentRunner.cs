@@ -22,7 +22,10 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
     public NpgsqlDataSource Home => agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(agent.HomeShard(sourceShard)).Primary;
 
     /// <summary>Applies at most one batch; returns how many entries it applied (0 when caught up).</summary>
-    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
+    public Task<int> RunOnceAsync(CancellationToken cancellationToken = default) => RunOnceAsync(long.MaxValue, cancellationToken);
+
+    // Applies at most one batch of entries up to position upTo.
+    private async Task<int> RunOnceAsync(long upTo, CancellationToken cancellationToken)
     {
         var source = agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(sourceShard).Primary;
         var home = Home;
@@ -32,7 +35,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         var mark = await LockMarkAsync(connection, transaction, cancellationToken);
         var extra = await agent.BeforeBatchAsync(sourceShard, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
-        var limit = (int)Math.Clamp(ready - mark, 0, batchSize);
+        var limit = (int)Math.Clamp(Math.Min(ready, upTo) - mark, 0, batchSize);
         IReadOnlyList<JournalEntry> entries = limit == 0 ? []
             : ReferenceEquals(source, home)
                 ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, cancellationToken)
@@ -54,7 +57,17 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
                 $"agent {agent.Name} on shard {sourceShard}: journal positions after {mark} are not contiguous ({entries[0].Position}..{entries[^1].Position} for {entries.Count} entries)");
         }
 
-        await agent.ApplyAsync(sourceShard, entries, connection, transaction, cancellationToken);
+        try
+        {
+            await agent.ApplyAsync(sourceShard, entries, connection, transaction, cancellationToken);
+        }
+        catch (AgentStoppedException stop) when (stop.Position > mark + 1 && stop.Position <= entries[^1].Position)
+        {
+            // Keep what came before the entry it stopped at: roll back and apply only those.
+            await transaction.RollbackAsync(cancellationToken);
+            return await RunOnceAsync(stop.Position - 1, cancellationToken);
+        }
+
         faults.AfterEffects(agent.Name, sourceShard, entries);
 
         await using var advance = new NpgsqlCommand(

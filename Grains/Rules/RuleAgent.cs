@@ -110,8 +110,8 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
         }
     }
 
-    private InvalidOperationException Halted(int sourceShard, JournalEntry entry, RuleFailure failure) =>
-        new($"rule {definition.Name} halted at shard {sourceShard} position {entry.Position}: {failure.Message}", failure);
+    private AgentStoppedException Halted(int sourceShard, JournalEntry entry, RuleFailure failure) =>
+        new(entry.Position, $"rule {definition.Name} halted at shard {sourceShard} position {entry.Position}: {failure.Message}", failure);
 
     private async Task RunActionAsync(RuleAction action, EntryContext context, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
