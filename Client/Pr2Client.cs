@@ -3,10 +3,34 @@ namespace PR2.Client;
 /// <summary>
 /// The typed entry point for frontends: sends messages to actors and reads their records through an
 /// Orleans cluster client. Actor ids are checked here first so that a bad id fails without a round trip;
-/// the silo checks everything again.
+/// the silo checks everything again. One instance is one session: it carries the read token of everything
+/// it wrote and read, so its <see cref="ReadConsistency.Session"/> reads (the default) see its own writes
+/// and never go back in time, whichever replica answers.
 /// </summary>
 public sealed class Pr2Client(IClusterClient cluster)
 {
+    private ReadToken _session = ReadToken.Empty;
+
+    /// <summary>What this session has seen; hand it to another client (<see cref="Observe"/>) to continue the session there.</summary>
+    public ReadToken SessionToken => Volatile.Read(ref _session);
+
+    /// <summary>Adds what a token names to this session (e.g. a token from another process of the same user).</summary>
+    public void Observe(ReadToken token)
+    {
+        var current = Volatile.Read(ref _session);
+        while (true)
+        {
+            var merged = current.Merge(token);
+            var seen = Interlocked.CompareExchange(ref _session, merged, current);
+            if (ReferenceEquals(seen, current))
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
     /// <summary>
     /// Sends a message and returns its acknowledgement once the journal entry committed. Pass the same
     /// <paramref name="messageId"/> to retry safely: the first acknowledgement comes back again.
@@ -27,23 +51,36 @@ public sealed class Pr2Client(IClusterClient cluster)
     }
 
     /// <summary>Sends a fully built message.</summary>
-    public Task<WriteAck> SendAsync(Message message) => Actor(message.Receiver).Send(message);
+    public async Task<WriteAck> SendAsync(Message message)
+    {
+        var ack = await Actor(message.Receiver).Send(message);
+        Observe(ack.Token);
+        return ack;
+    }
 
     /// <summary>The actor's current record (status, version, state).</summary>
     public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => Actor(ActorRef.Create(shard, actorId)).GetRecord();
 
     /// <summary>An actor's record read in one snapshot of one replica, with the replica and the journal position it reflects.</summary>
-    public Task<RecordRead> ReadRecordAsync(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Eventual) =>
-        cluster.GetGrain<IReadGrain>(shard).GetRecord(actorId, consistency);
+    public async Task<RecordRead> ReadRecordAsync(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Session)
+    {
+        var read = await cluster.GetGrain<IReadGrain>(shard).GetRecord(actorId, consistency, SessionToken);
+        Observe(read.Token);
+        return read;
+    }
 
     /// <summary>An actor's record as it was at a Lamport stamp (e.g. one from a <see cref="WriteAck"/>).</summary>
     public Task<RecordRead> ReadRecordAsOfAsync(int shard, string actorId, LamportStamp asOf) =>
         cluster.GetGrain<IReadGrain>(shard).GetRecordAsOf(actorId, asOf);
 
     /// <summary>One page of the records of a type whose state contains <paramref name="containsJson"/>; pass the page's cursor for the next.</summary>
-    public Task<RecordPage> QueryRecordsAsync(int shard, string type, string? containsJson = null, string? cursor = null, int limit = 100,
-        ReadConsistency consistency = ReadConsistency.Eventual) =>
-        cluster.GetGrain<IReadGrain>(shard).Query(type, containsJson, cursor, limit, consistency);
+    public async Task<RecordPage> QueryRecordsAsync(int shard, string type, string? containsJson = null, string? cursor = null, int limit = 100,
+        ReadConsistency consistency = ReadConsistency.Session)
+    {
+        var page = await cluster.GetGrain<IReadGrain>(shard).Query(type, containsJson, cursor, limit, consistency, SessionToken);
+        Observe(page.Token);
+        return page;
+    }
 
     /// <summary>Journal entries of <paramref name="shard"/> from <paramref name="fromPosition"/> (inclusive), at most <paramref name="limit"/> (1..1000).</summary>
     public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100) =>

@@ -50,4 +50,7 @@ public enum ErrorCode
 
     /// <summary>No rule of that name exists (or it was removed).</summary>
     UnknownRule = 15,
+
+    /// <summary>No replica caught up with a session read's token within the wait bound. Safe to retry.</summary>
+    SessionNotCovered = 16,
 }

@@ -6,6 +6,7 @@ using Npgsql;
 using Orleans.Concurrency;
 using PR2.Grains.Agents;
 using PR2.Grains.Records;
+using PR2.Grains.Replication;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -14,36 +15,53 @@ namespace PR2.Grains;
 /// Snapshot-consistent reads of one shard. Every answer comes from one REPEATABLE READ transaction on one
 /// replica: a strong read on the primary folds the journal (or queries the records view after its agent caught
 /// up), so it sees everything committed before it began; an eventual read takes the first replica that answers,
-/// the others before the primary, and reports the position its records view reflected.
+/// the others before the primary; a session read takes the first replica whose records view covers the
+/// caller's read token, waiting for a lagging one up to a bound before moving on. Every answer reports the
+/// replica, the position its records view reflected, and the read token of what it reflected.
 /// </summary>
 [StatelessWorker]
+[Reentrant]
 public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
 {
     public const int MaxPage = 1000;
 
+    /// <summary>How long a session read waits in all for a replica that covers its token.</summary>
+    public static readonly TimeSpan SessionWait = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long it waits for one replica other than the primary before trying the next.</summary>
+    public static readonly TimeSpan SessionWaitPerReplica = TimeSpan.FromSeconds(1);
+
     private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan SessionPoll = TimeSpan.FromMilliseconds(20);
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
-    public async Task<RecordRead> GetRecord(string actorId, ReadConsistency consistency)
+    public async Task<RecordRead> GetRecord(string actorId, ReadConsistency consistency, ReadToken? token = null)
     {
         var actor = Actor(actorId);
-        if (consistency == ReadConsistency.Strong)
-        {
-            return await OnReplicaAsync(shards.Get(ShardCode).PrimaryIndex, async (connection, transaction, replica) =>
-            {
-                var head = await HeadAsync(connection, transaction);
-                var entries = await JournalStore.ReadActorAsync(connection, actor, head);
-                return new RecordRead(RecordState.Fold(entries).ToRecord(actor), replica, head);
-            });
-        }
-
-        return await OnAnyReplicaAsync(async (connection, transaction, replica) =>
+        async Task<RecordRead> ReadViewAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int replica)
         {
             var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
             var stored = await RecordStore.ReadAsync(connection, [actor.ActorId]);
-            return new RecordRead((stored.GetValueOrDefault(actor.ActorId) ?? RecordState.Missing).ToRecord(actor), replica, mark);
-        });
+            var reflected = await ReadCoverage.ReflectedAsync(connection, ShardCode, mark);
+            return new RecordRead((stored.GetValueOrDefault(actor.ActorId) ?? RecordState.Missing).ToRecord(actor), replica, mark, reflected);
+        }
+
+        switch (consistency)
+        {
+            case ReadConsistency.Strong:
+                return await OnReplicaAsync(shards.Get(ShardCode).PrimaryIndex, async (connection, transaction, replica) =>
+                {
+                    var head = await HeadAsync(connection, transaction);
+                    var entries = await JournalStore.ReadActorAsync(connection, actor, head);
+                    var everything = ReadToken.Of(ShardCode, (await VersionVector.ReadAsync(connection)).Positions);
+                    return new RecordRead(RecordState.Fold(entries).ToRecord(actor), replica, head, everything);
+                });
+            case ReadConsistency.Session:
+                return await OnCoveringReplicaAsync(token, ReadViewAsync);
+            default:
+                return await OnAnyReplicaAsync(ReadViewAsync);
+        }
     }
 
     public async Task<RecordRead> GetRecordAsOf(string actorId, LamportStamp asOf)
@@ -53,11 +71,12 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         {
             var head = await HeadAsync(connection, transaction);
             var entries = await JournalStore.ReadActorAsync(connection, actor, head);
-            return new RecordRead(RecordState.Fold(entries.Where(e => e.Stamp <= asOf)).ToRecord(actor), replica, head);
+            // A view of the past claims nothing about the present: no token.
+            return new RecordRead(RecordState.Fold(entries.Where(e => e.Stamp <= asOf)).ToRecord(actor), replica, head, ReadToken.Empty);
         });
     }
 
-    public async Task<RecordPage> Query(string type, string? containsJson, string? cursor, int limit, ReadConsistency consistency)
+    public async Task<RecordPage> Query(string type, string? containsJson, string? cursor, int limit, ReadConsistency consistency, ReadToken? token = null)
     {
         if (limit is < 1 or > MaxPage)
         {
@@ -81,10 +100,12 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
             var rows = await RecordStore.QueryAsync(connection, transaction, type, contains, after, limit + 1);
             var page = rows.Take(limit).Select(r => r.State.ToRecord(new ActorRef(ShardCode, r.ActorId))).ToList();
             var next = rows.Count > limit ? EncodeCursor(page[^1].Actor.ActorId) : null;
-            return new RecordPage(page, next, replica, mark);
+            return new RecordPage(page, next, replica, mark, await ReadCoverage.ReflectedAsync(connection, ShardCode, mark));
         }
 
-        return only is { } index ? await OnReplicaAsync(index, ReadPageAsync) : await OnAnyReplicaAsync(ReadPageAsync);
+        return only is { } index ? await OnReplicaAsync(index, ReadPageAsync)
+            : consistency == ReadConsistency.Session ? await OnCoveringReplicaAsync(token, ReadPageAsync)
+            : await OnAnyReplicaAsync(ReadPageAsync);
     }
 
     private ActorRef Actor(string actorId)
@@ -146,10 +167,8 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
     // Replicas other than the primary first (in random order), then the primary: the first that answers.
     private async Task<T> OnAnyReplicaAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, int, Task<T>> read)
     {
-        var set = shards.Get(ShardCode);
-        var order = Enumerable.Range(0, set.Replicas.Count).Where(i => i != set.PrimaryIndex).OrderBy(_ => Random.Shared.Next()).Append(set.PrimaryIndex).ToList();
         Pr2Exception? last = null;
-        foreach (var replica in order)
+        foreach (var replica in ReplicaOrder())
         {
             try
             {
@@ -162,6 +181,68 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         }
 
         throw last!;
+    }
+
+    // In the same order, the first replica whose records view covers the token, each checked in the snapshot the
+    // read then uses. A replica behind is polled for up to SessionWaitPerReplica (the primary, last, for the rest
+    // of SessionWait): anti-entropy or its records agent usually closes the gap in milliseconds.
+    private async Task<T> OnCoveringReplicaAsync<T>(ReadToken? token, Func<NpgsqlConnection, NpgsqlTransaction, int, Task<T>> read)
+    {
+        var required = token?.ForShard(ShardCode) ?? new Dictionary<Guid, long>();
+        if (required.Count == 0)
+        {
+            return await OnAnyReplicaAsync(read);
+        }
+
+        var started = DateTime.UtcNow;
+        var order = ReplicaOrder();
+        var shortfalls = new List<string>();
+        foreach (var replica in order)
+        {
+            var giveUp = replica == order[^1] ? started + SessionWait : Min(started + SessionWait, DateTime.UtcNow + SessionWaitPerReplica);
+            while (true)
+            {
+                (bool Covered, T? Value, string? Missing) attempt;
+                try
+                {
+                    attempt = await OnReplicaAsync(replica, async (connection, transaction, index) =>
+                    {
+                        var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
+                        var missing = await ReadCoverage.MissingAsync(connection, required, mark);
+                        return missing is null ? (true, await read(connection, transaction, index), null) : (false, default(T), missing);
+                    });
+                }
+                catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable)
+                {
+                    shortfalls.Add($"replica {replica} did not answer");
+                    break;
+                }
+
+                if (attempt.Covered)
+                {
+                    return attempt.Value!;
+                }
+
+                if (DateTime.UtcNow + SessionPoll >= giveUp)
+                {
+                    shortfalls.Add($"replica {replica} {attempt.Missing}");
+                    break;
+                }
+
+                await Task.Delay(SessionPoll);
+            }
+        }
+
+        throw new Pr2Exception(ErrorCode.SessionNotCovered,
+            $"no replica of shard {ShardCode} caught up with this session's read token within {SessionWait.TotalSeconds:0.#} s ({string.Join("; ", shortfalls)}); retry, or read with another consistency");
+    }
+
+    private static DateTime Min(DateTime a, DateTime b) => a < b ? a : b;
+
+    private List<int> ReplicaOrder()
+    {
+        var set = shards.Get(ShardCode);
+        return Enumerable.Range(0, set.Replicas.Count).Where(i => i != set.PrimaryIndex).OrderBy(_ => Random.Shared.Next()).Append(set.PrimaryIndex).ToList();
     }
 
     private async Task<T> OnReplicaAsync<T>(int replica, Func<NpgsqlConnection, NpgsqlTransaction, int, Task<T>> read)

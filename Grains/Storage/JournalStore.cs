@@ -75,7 +75,7 @@ public static class JournalStore
 
     /// <summary>The acknowledgement an entry got when it was accepted.</summary>
     public static WriteAck ToAck(JournalEntry entry, bool duplicate) =>
-        new(entry.MessageId, entry.Actor, entry.Stamp, entry.Position, entry.Version, duplicate);
+        new(entry.MessageId, entry.Actor, entry.Stamp, entry.Position, entry.Version, duplicate, entry.OriginReplica, entry.OriginPosition);
 
     private static async Task<IReadOnlyList<JournalEntry>> ReadEntriesAsync(NpgsqlCommand command, int shard, CancellationToken cancellationToken)
     {

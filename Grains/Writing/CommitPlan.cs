@@ -6,6 +6,7 @@ namespace PR2.Grains.Writing;
 /// </summary>
 internal sealed class CommitPlan(
     int shard,
+    Guid replicaId,
     long position,
     long clock,
     long originPosition,
@@ -53,7 +54,7 @@ internal sealed class CommitPlan(
         Position++;
         OriginPosition++;
         Clock = Math.Max(Clock, message.CausedBy?.Counter ?? 0) + 1;
-        var ack = new WriteAck(message.MessageId, message.Receiver, new LamportStamp(Clock, shard), Position, request.Version);
+        var ack = new WriteAck(message.MessageId, message.Receiver, new LamportStamp(Clock, shard), Position, request.Version, Origin: replicaId, OriginPosition: OriginPosition);
         _planned[message.MessageId] = (ack, request.ContentHash);
         NewEntries.Add((request, ack, OriginPosition));
         _outcomes.Add((pending, ack, null));

@@ -160,7 +160,7 @@ public sealed class JournalWriter : IAsyncDisposable
             return;
         }
 
-        var plan = new CommitPlan(Shard, head.Position, head.Clock, head.OriginPosition, known, latestVersions);
+        var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions);
         foreach (var pending in batch)
         {
             plan.Add(pending);
@@ -204,7 +204,7 @@ public sealed class JournalWriter : IAsyncDisposable
                 new("set local synchronous_commit = on"),
                 new("select epoch, position, clock, origin_position from pr2_writer_head for update"),
                 new("""
-                    select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash
+                    select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash, origin_replica, origin_position
                     from pr2_journal where message_id = any($1)
                     """) { Parameters = { JournalStore.Array(messageIds, NpgsqlDbType.Uuid) } },
                 // Latest version per actor: one backward index probe each, on (actor_id, actor_version).
@@ -231,7 +231,9 @@ public sealed class JournalWriter : IAsyncDisposable
                 new LamportStamp(reader.GetInt64(3), reader.GetInt32(4)),
                 reader.GetInt64(2),
                 reader.GetInt64(5),
-                Duplicate: true);
+                Duplicate: true,
+                Origin: reader.GetGuid(7),
+                OriginPosition: reader.GetInt64(8));
             known[ack.MessageId] = (ack, reader.GetFieldValue<byte[]>(6));
         }
 

@@ -29,7 +29,7 @@ public sealed class ReadTests(PostgresFixture postgres)
         }
 
         // An eventual read catches up with the records view (and says how far that view was).
-        await Eventually.TrueAsync(async () => (await client.ReadRecordAsync(1, "counter/a")).Record.Version == 21,
+        await Eventually.TrueAsync(async () => (await client.ReadRecordAsync(1, "counter/a", ReadConsistency.Eventual)).Record.Version == 21,
             TimeSpan.FromSeconds(30), "the records view reached version 21");
     }
 
