@@ -82,6 +82,51 @@ public sealed class Pr2Client(IClusterClient cluster)
         return page;
     }
 
+    /// <summary>
+    /// Live changes of records of <paramref name="type"/> (or of the one actor <paramref name="actorId"/>) in
+    /// <paramref name="shard"/>, in journal order, after <paramref name="afterPosition"/> (null: from now on), until
+    /// cancelled. Resume after the last <see cref="RecordChange.Position"/> seen to miss nothing. New changes arrive
+    /// within about <paramref name="pollInterval"/> (default 100 ms).
+    /// </summary>
+    public async IAsyncEnumerable<RecordChange> WatchAsync(int shard, string? type = null, string? actorId = null, long? afterPosition = null,
+        TimeSpan? pollInterval = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var feed = cluster.GetGrain<IChangeFeedGrain>(shard);
+        var after = afterPosition ?? await feed.Head();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            ChangePage page;
+            try
+            {
+                page = await feed.Read(after, type, actorId, 100).WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                yield break;
+            }
+
+            foreach (var change in page.Changes)
+            {
+                yield return change;
+            }
+
+            // Nothing new in the journal: wait a little before asking again (otherwise ask again at once).
+            if (page.NextAfter == after)
+            {
+                try
+                {
+                    await Task.Delay(pollInterval ?? TimeSpan.FromMilliseconds(100), cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    yield break;
+                }
+            }
+
+            after = page.NextAfter;
+        }
+    }
+
     /// <summary>Journal entries of <paramref name="shard"/> from <paramref name="fromPosition"/> (inclusive), at most <paramref name="limit"/> (1..1000).</summary>
     public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100) =>
         cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit);

@@ -24,7 +24,7 @@ public sealed class Pr2Exception : Exception
     public ErrorCode Code { get; private set; }
 
     /// <summary>True when the same message (same MessageId) may simply be sent again.</summary>
-    public bool IsRetriable => Code is ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor;
+    public bool IsRetriable => Code is ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered;
 
     public override string ToString() => $"{Code}: {Message}";
 }

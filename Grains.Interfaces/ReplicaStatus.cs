@@ -18,6 +18,6 @@ public sealed record ReplicaStatus(
     [property: Id(3)] bool Reachable,
     [property: Id(4)] long Head,
     [property: Id(5)] string? Error,
-    [property: Id(6)] Guid ReplicaId = default,
-    [property: Id(7)] long Behind = 0,
-    [property: Id(8)] IReadOnlyDictionary<Guid, long>? Vector = null);
+    [property: Id(6)] Guid ReplicaId,
+    [property: Id(7)] long Behind,
+    [property: Id(8)] IReadOnlyDictionary<Guid, long>? Vector);

@@ -68,7 +68,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
-            return new ReplicaStatus(index, endpoint, primary, false, -1, e is OperationCanceledException ? $"no answer within {ProbeTimeout.TotalSeconds:0} s" : e.Message);
+            return new ReplicaStatus(index, endpoint, primary, false, -1, e is OperationCanceledException ? $"no answer within {ProbeTimeout.TotalSeconds:0} s" : e.Message, Guid.Empty, 0, null);
         }
     }
 }

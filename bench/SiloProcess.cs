@@ -37,6 +37,7 @@ internal sealed class SiloProcess : IAsyncDisposable
 
         start.Environment["Pr2__Silo__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["Pr2__Silo__GatewayPort"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["Pr2__Http__Port"] = "0";
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start)!;
         var ready = new TaskCompletionSource();

@@ -14,6 +14,7 @@ public sealed class EndToEndTests : IDisposable
     private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "pr2-tests", "e2e-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly int _siloPort = FreePort();
     private readonly int _gatewayPort = FreePort();
+    private readonly int _httpPort = FreePort();
     private ChildProcess? _silo;
 
     private string Gateway => $"127.0.0.1:{_gatewayPort}";
@@ -79,6 +80,18 @@ public sealed class EndToEndTests : IDisposable
         var bad = await ChildProcess.RunPr2Async(Gateway, "rules", "add", badFile);
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("$.do[0].send.actor: {entry.nope}", bad.Error, StringComparison.Ordinal);
+
+        // The README's HTTP walk-through, run as written (only the port differs).
+        var http = await RunReadmeHttpWalkthroughAsync();
+        Assert.True(http.ExitCode == 0, $"walk-through exited {http.ExitCode}: {http.Error}\n{http.Output}");
+        Assert.Contains("\"actor\":\"order/7\",\"stamp\"", http.Output, StringComparison.Ordinal);
+        Assert.Matches("\"record\":\\{\"shard\":1,\"actor\":\"order/7\",\"status\":\"live\",\"version\":2,\"state\":\\{[^}]*\"total\":12", http.Output);
+        Assert.Matches("\"records\":\\[[^\\]]*\"actor\":\"order/7\"", http.Output);
+        Assert.Contains("\"status\":409,\"detail\":\"1:order/7", http.Output, StringComparison.Ordinal);
+        Assert.Contains("\"code\":\"RecordExists\"", http.Output, StringComparison.Ordinal);
+        Assert.Contains("\"shards\":[", http.Output, StringComparison.Ordinal);
+        Assert.Contains("event: change", http.Output, StringComparison.Ordinal);
+        Assert.Matches("(?m)^token=[A-Za-z0-9_-]{20,}$", http.Output);
 
         // Ctrl-C: the silo and its embedded PostgreSQL stop cleanly.
         _silo!.Interrupt();
@@ -156,6 +169,7 @@ public sealed class EndToEndTests : IDisposable
             ["Pr2__Embedded__DataDirectory"] = _dataDirectory,
             ["Pr2__Silo__SiloPort"] = _siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Pr2__Silo__GatewayPort"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pr2__Http__Port"] = _httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         if (Environment.GetEnvironmentVariable("PR2_PG_BIN") is { } bin)
         {
@@ -165,6 +179,32 @@ public sealed class EndToEndTests : IDisposable
         _silo = ChildProcess.StartDotnet("PR2.Silo.dll", [], environment);
         await _silo.WaitForOutputAsync("PR2 silo is running", TimeSpan.FromSeconds(90));
         Assert.False(_silo.HasExited, $"silo exited: {_silo.Output}\n{_silo.Error}");
+    }
+
+    // The sh block after the http-walkthrough marker in README.md, pointed at this silo's HTTP port, run by bash.
+    private async Task<(int ExitCode, string Output, string Error)> RunReadmeHttpWalkthroughAsync()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "PR2.Orleans.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        var readme = await File.ReadAllTextAsync(Path.Combine(directory!.FullName, "README.md"));
+        var block = readme[readme.IndexOf("<!-- http-walkthrough -->", StringComparison.Ordinal)..];
+        block = block[(block.IndexOf("```sh\n", StringComparison.Ordinal) + 6)..];
+        block = block[..block.IndexOf("```", StringComparison.Ordinal)];
+        var script = block.Replace("localhost:8080", $"127.0.0.1:{_httpPort}", StringComparison.Ordinal) + "echo \"token=$TOKEN\"\n";
+        using var bash = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-c", script])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        var output = bash.StandardOutput.ReadToEndAsync();
+        var error = bash.StandardError.ReadToEndAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await bash.WaitForExitAsync(deadline.Token);
+        return (bash.ExitCode, await output, await error);
     }
 
     // Runs pr2 and requires success.

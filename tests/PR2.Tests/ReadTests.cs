@@ -98,4 +98,51 @@ public sealed class ReadTests(PostgresFixture postgres)
         Assert.Equal(ErrorCode.BadBody, bad.Code);
         Assert.Equal(ErrorCode.BadMessage, (await Assert.ThrowsAsync<Pr2Exception>(() => client.QueryRecordsAsync(1, "order", null, "not a cursor!"))).Code);
     }
+
+    [Fact]
+    public async Task A_query_is_one_snapshot_no_torn_results_while_writes_go_on()
+    {
+        var topology = postgres.CreateTopology("reads_snapshot", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        var actors = Enumerable.Range(0, 20).Select(i => $"acct/{i:D2}").ToList();
+        await Task.WhenAll(actors.Select(a => client.SendAsync(1, a, MessageKind.Insert, """{"n": 0}""")));
+
+        // Writers change the records while readers query all of them, eventual and strong, again and again.
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < 5000 && !stop.IsCancellationRequested; i++)
+            {
+                await client.SendAsync(1, actors[(w * 7 + i * 3) % actors.Count], MessageKind.Modify, $$"""{"n": {{i}}, "w": {{w}}}""");
+            }
+        })).ToList();
+        var pages = new List<RecordPage>();
+        while (pages.Count < 40 && !stop.IsCancellationRequested)
+        {
+            pages.Add(await client.QueryRecordsAsync(1, "acct", limit: 1000, consistency: pages.Count % 2 == 0 ? ReadConsistency.Eventual : ReadConsistency.Strong));
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+        var journal = new List<JournalEntry>();
+        for (var page = await client.ReadJournalAsync(1, 1, 1000); page.Count > 0; page = await client.ReadJournalAsync(1, journal[^1].Position + 1, 1000))
+        {
+            journal.AddRange(page);
+        }
+
+        // Each page is the records exactly as the journal up to its mark makes them: every record at the version
+        // its entries up to the mark give it, none reflecting anything later.
+        Assert.True(pages.Select(p => p.Mark).Distinct().Count() >= 10, "the queries saw the writes progress");
+        foreach (var page in pages)
+        {
+            Assert.Equal(actors, page.Records.Select(r => r.Actor.ActorId));
+            foreach (var record in page.Records)
+            {
+                var upToMark = journal.Where(e => e.Actor.ActorId == record.Actor.ActorId && e.Position <= page.Mark).ToList();
+                Assert.True(record.Version == upToMark.Count && record.LastPosition == upToMark[^1].Position,
+                    $"{record.Actor} at version {record.Version} (position {record.LastPosition}) in a page at mark {page.Mark}, where the journal gives version {upToMark.Count} (position {upToMark[^1].Position})");
+            }
+        }
+    }
 }

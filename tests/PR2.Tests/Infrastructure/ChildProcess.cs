@@ -27,18 +27,19 @@ public sealed class ChildProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    /// <summary>Starts <c>dotnet {assembly} {arguments}</c> from the test's output folder.</summary>
-    public static ChildProcess StartDotnet(string assembly, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>Starts <c>dotnet {assembly} {arguments}</c> from the test's output folder (or <paramref name="directory"/>).</summary>
+    public static ChildProcess StartDotnet(string assembly, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, string? directory = null)
     {
+        directory ??= AppContext.BaseDirectory;
         var start = new ProcessStartInfo("dotnet")
         {
-            WorkingDirectory = AppContext.BaseDirectory,
+            WorkingDirectory = directory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
+        start.ArgumentList.Add(Path.Combine(directory, assembly));
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
@@ -55,9 +56,22 @@ public sealed class ChildProcess : IDisposable
     /// <summary>Runs the pr2 tool to completion (bounded by a deadline) and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output, string Error)> RunPr2Async(string gateway, params string[] arguments)
     {
-        using var tool = StartDotnet("PR2.Client.dll", [.. arguments, "--gateway", gateway]);
+        using var tool = StartDotnet("PR2.Client.dll", [.. arguments, "--gateway", gateway], directory: ToolDirectory);
         await tool.WaitForExitAsync(TimeSpan.FromSeconds(60));
         return (tool.ExitCode, tool.Output, tool.Error);
+    }
+
+    // The pr2 tool runs from its own build output, as installed: the test folder's copy would resolve
+    // Microsoft.Extensions.* from the ASP.NET Core shared framework, which the tool does not use.
+    private static string ToolDirectory
+    {
+        get
+        {
+            var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var configuration = framework.Parent!;
+            var repository = configuration.Parent!.Parent!.Parent!.Parent!;
+            return Path.Combine(repository.FullName, "Client", "bin", configuration.Name, framework.Name);
+        }
     }
 
     public Task WaitForOutputAsync(string text, TimeSpan deadline) =>

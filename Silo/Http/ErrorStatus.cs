@@ -1,0 +1,16 @@
+using Microsoft.AspNetCore.Http;
+
+namespace PR2.Silo.Http;
+
+/// <summary>The HTTP status for each <see cref="ErrorCode"/>: the same codes, the status a web client expects.</summary>
+public static class ErrorStatus
+{
+    public static int For(ErrorCode code) => code switch
+    {
+        ErrorCode.UnknownShard or ErrorCode.UnknownRule or ErrorCode.RecordMissing => StatusCodes.Status404NotFound,
+        ErrorCode.BodyTooLarge => StatusCodes.Status413PayloadTooLarge,
+        ErrorCode.RecordExists or ErrorCode.RecordCanceled or ErrorCode.VersionMismatch or ErrorCode.IdempotencyConflict => StatusCodes.Status409Conflict,
+        ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered => StatusCodes.Status503ServiceUnavailable,
+        _ => StatusCodes.Status400BadRequest,
+    };
+}

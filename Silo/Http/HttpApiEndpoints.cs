@@ -1,0 +1,221 @@
+using System.Globalization;
+using System.Net.ServerSentEvents;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PR2.Client;
+
+namespace PR2.Silo.Http;
+
+/// <summary>
+/// The HTTP/JSON API, under <c>/v1</c>: the same operations and refusals as <see cref="Pr2Client"/>. Reads take
+/// <c>consistency</c> (<c>session</c>, the default, <c>strong</c>, <c>eventual</c>); the session travels in the
+/// <c>Pr2-Read-Token</c> header: send the last one you got back, and every answer returns the merged token.
+/// </summary>
+public static class HttpApiEndpoints
+{
+    public const string ReadTokenHeader = "Pr2-Read-Token";
+
+    public static IEndpointRouteBuilder MapPr2HttpApi(this IEndpointRouteBuilder app, HttpApiOptions options)
+    {
+        var api = app.MapGroup("/v1").WithTags("PR2").ProducesProblem(StatusCodes.Status400BadRequest);
+        if (!options.IsOpen)
+        {
+            api.RequireAuthorization().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        }
+
+        var shard = api.MapGroup("/shards/{shard:int}").ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        shard.MapPost("/actors/{type}/{key}/messages", SendAsync).WithName("Send")
+            .WithSummary("Send a message (insert, modify, cancel) to an actor; answers once its journal entry committed.")
+            .Accepts<SendMessageRequest>("application/json").Produces<WriteAckResponse>().ProducesProblem(StatusCodes.Status409Conflict);
+        shard.MapGet("/actors/{type}/{key}", ReadRecordAsync).WithName("ReadRecord")
+            .WithSummary("An actor's record, read in one snapshot of one replica; asOf (counter@shard) reads it as it was then.")
+            .Produces<RecordReadResponse>();
+        shard.MapGet("/records/{type}", QueryAsync).WithName("QueryRecords")
+            .WithSummary("Records of a type whose state contains the JSON object 'contains', by actor id, paged by cursor.")
+            .Produces<RecordPageResponse>();
+        shard.MapGet("/journal", ReadJournalAsync).WithName("ReadJournal")
+            .WithSummary("The shard's journal entries from a position.")
+            .Produces<IReadOnlyList<JournalEntryView>>();
+
+        shard.MapGet("/changes", Changes).WithName("WatchChanges")
+            .WithSummary("Server-Sent Events: record changes of a type (or one actor) in journal order, from now or after a position (after, or Last-Event-ID).")
+            .Produces<RecordChangeView>(StatusCodes.Status200OK, "text/event-stream");
+
+        api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
+        var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
+        rules.MapGet("/", ListRulesAsync).WithName("ListRules").Produces<IReadOnlyList<RuleInfo>>();
+        rules.MapGet("/{name}", GetRuleAsync).WithName("GetRule").Produces<RuleInfo>();
+        rules.MapPut("/", PutRuleAsync).WithName("PutRule").WithSummary("Add or replace a rule (JSON, see docs/rules.md).")
+            .Accepts<JsonElement>("application/json").Produces<RuleInfo>();
+        rules.MapPost("/{name}/pause", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, true, http, cluster)).WithName("PauseRule").Produces<RuleInfo>();
+        rules.MapPost("/{name}/resume", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, false, http, cluster)).WithName("ResumeRule").Produces<RuleInfo>();
+        rules.MapDelete("/{name}", RemoveRuleAsync).WithName("RemoveRule").Produces(StatusCodes.Status204NoContent);
+        return app;
+    }
+
+    private static async Task<IResult> SendAsync(int shard, string type, string key, HttpContext http, IClusterClient cluster)
+    {
+        var user = Require(http, shard);
+        var request = await ReadJsonAsync<SendMessageRequest>(http);
+        if (!Enum.TryParse<MessageKind>(request.Kind, ignoreCase: true, out var kind) || !Enum.IsDefined(kind) || int.TryParse(request.Kind, out _))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"kind must be insert, modify or cancel, got '{request.Kind}'");
+        }
+
+        var client = Session(http, cluster);
+        var body = request.Body is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } json ? json.GetRawText() : "";
+        var ack = await client.SendAsync(shard, $"{type}/{key}", kind, body, request.MessageId, request.ExpectedVersion, request.Sender ?? $"http:{user}");
+        return Answer(http, client, WriteAckResponse.From(ack));
+    }
+
+    private static async Task<IResult> ReadRecordAsync(int shard, string type, string key, string? consistency, string? asOf, HttpContext http, IClusterClient cluster)
+    {
+        Require(http, shard);
+        var client = Session(http, cluster);
+        var read = asOf is null
+            ? await client.ReadRecordAsync(shard, $"{type}/{key}", Consistency(consistency))
+            : await client.ReadRecordAsOfAsync(shard, $"{type}/{key}", Stamp(asOf));
+        if (read.Record.Status == RecordStatus.Missing)
+        {
+            http.Response.Headers[ReadTokenHeader] = client.SessionToken.ToString();
+            throw new Pr2Exception(ErrorCode.RecordMissing, $"actor {read.Record.Actor} has no record{(asOf is null ? "" : $" as of {asOf}")} (replica {read.Replica}, position {read.Mark})");
+        }
+
+        return Answer(http, client, RecordReadResponse.From(read));
+    }
+
+    private static async Task<IResult> QueryAsync(int shard, string type, string? contains, string? cursor, int? limit, string? consistency, HttpContext http, IClusterClient cluster)
+    {
+        Require(http, shard);
+        var client = Session(http, cluster);
+        var page = await client.QueryRecordsAsync(shard, type, contains, cursor, limit ?? 100, Consistency(consistency));
+        return Answer(http, client, RecordPageResponse.From(page));
+    }
+
+    private static IResult Changes(int shard, string? type, string? actor, long? after, HttpContext http, IClusterClient cluster)
+    {
+        Require(http, shard);
+        if (actor is not null && !ActorRef.TryValidate(shard, actor, out var problem))
+        {
+            throw new Pr2Exception(ErrorCode.BadActorId, problem);
+        }
+
+        // A reconnecting EventSource sends the id of the last event it received: continue right after it.
+        var resume = long.TryParse(http.Request.Headers["Last-Event-ID"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var lastSeen) ? lastSeen : after;
+        var changes = new Pr2Client(cluster).WatchAsync(shard, type, actor, resume, cancellationToken: http.RequestAborted);
+        return TypedResults.ServerSentEvents(Events(changes));
+    }
+
+    private static async IAsyncEnumerable<SseItem<RecordChangeView>> Events(IAsyncEnumerable<RecordChange> changes)
+    {
+        await foreach (var change in changes)
+        {
+            yield return new SseItem<RecordChangeView>(RecordChangeView.From(change), "change") { EventId = change.Position.ToString(CultureInfo.InvariantCulture) };
+        }
+    }
+
+    private static async Task<IResult> ReadJournalAsync(int shard, long? from, int? limit, HttpContext http, IClusterClient cluster)
+    {
+        Require(http, shard);
+        var entries = await new Pr2Client(cluster).ReadJournalAsync(shard, from ?? 1, limit ?? 100);
+        return Results.Ok(entries.Select(JournalEntryView.From).ToList());
+    }
+
+    private static async Task<IResult> StatusAsync(HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).GetStatusAsync());
+    }
+
+    private static async Task<IResult> ListRulesAsync(HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).GetRulesAsync());
+    }
+
+    private static async Task<IResult> GetRuleAsync(string name, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).GetRuleAsync(name));
+    }
+
+    private static async Task<IResult> PutRuleAsync(HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var definition = await ReadJsonAsync<JsonElement>(http);
+        return Results.Ok(await new Pr2Client(cluster).PutRuleAsync(definition.GetRawText()));
+    }
+
+    private static async Task<IResult> SetPausedAsync(string name, bool paused, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var client = new Pr2Client(cluster);
+        return Results.Ok(paused ? await client.PauseRuleAsync(name) : await client.ResumeRuleAsync(name));
+    }
+
+    private static async Task<IResult> RemoveRuleAsync(string name, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var client = new Pr2Client(cluster);
+        await client.GetRuleAsync(name); // UnknownRule (404) rather than a silent success
+        await client.RemoveRuleAsync(name);
+        return Results.NoContent();
+    }
+
+    private static string Require(HttpContext http, int shard)
+    {
+        ShardAccess.Require(http.User, Options(http), shard);
+        return ShardAccess.Who(http.User);
+    }
+
+    private static void RequireAll(HttpContext http) => ShardAccess.RequireAll(http.User, Options(http));
+
+    private static HttpApiOptions Options(HttpContext http) => http.RequestServices.GetRequiredService<IOptions<HttpApiOptions>>().Value;
+
+    // One request is one step of the caller's session: it starts from the token the caller sent.
+    private static Pr2Client Session(HttpContext http, IClusterClient cluster)
+    {
+        var client = new Pr2Client(cluster);
+        client.Observe(ReadToken.Parse(http.Request.Headers[ReadTokenHeader].FirstOrDefault()));
+        return client;
+    }
+
+    private static IResult Answer<T>(HttpContext http, Pr2Client session, T body)
+    {
+        http.Response.Headers[ReadTokenHeader] = session.SessionToken.ToString();
+        return Results.Ok(body);
+    }
+
+    private static async Task<T> ReadJsonAsync<T>(HttpContext http)
+    {
+        var json = http.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<T>(http.Request.Body, json, http.RequestAborted)
+                ?? throw new Pr2Exception(ErrorCode.BadBody, "the request body is empty (null); send a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new Pr2Exception(ErrorCode.BadBody, $"the request body is not valid JSON for this endpoint: {e.Message}");
+        }
+    }
+
+    private static ReadConsistency Consistency(string? text) =>
+        text is null ? ReadConsistency.Session
+        : Enum.TryParse<ReadConsistency>(text, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !int.TryParse(text, out _) ? parsed
+        : throw new Pr2Exception(ErrorCode.BadMessage, $"consistency must be session, strong or eventual, got '{text}'");
+
+    private static LamportStamp Stamp(string text)
+    {
+        var parts = text.Split('@');
+        return parts.Length == 2
+            && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var counter)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var shard)
+            ? new LamportStamp(counter, shard)
+            : throw new Pr2Exception(ErrorCode.BadMessage, $"asOf must be a stamp counter@shard (as acknowledgements show them), got '{text}'");
+    }
+}

@@ -1,0 +1,50 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+
+namespace PR2.Silo.Http;
+
+/// <summary>
+/// Turns refusals into RFC 9457 problem details: <c>code</c> is the <see cref="ErrorCode"/> name (as the Orleans
+/// client sees it), <c>retriable</c> says whether sending the same request again may succeed (with
+/// <c>Retry-After</c>), <c>detail</c> is the refusal's own message.
+/// </summary>
+public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, code, retriable, detail) = exception switch
+        {
+            Pr2Exception refused => (ErrorStatus.For(refused.Code), refused.Code.ToString(), refused.IsRetriable, refused.Message),
+            AccessDeniedException denied => (StatusCodes.Status403Forbidden, "Forbidden", false, denied.Message),
+            BadHttpRequestException bad => (bad.StatusCode, "BadRequest", false, bad.Message),
+            TimeoutException or OrleansException => (StatusCodes.Status503ServiceUnavailable, "Unavailable", true, $"the cluster did not answer in time ({exception.Message})"),
+            _ => (StatusCodes.Status500InternalServerError, "Internal", false, "an unexpected error; the silo log has the details"),
+        };
+        if (status >= 500 && !retriable)
+        {
+            Log.UnexpectedHttpError(logger, exception, http.Request.Path);
+        }
+
+        http.Response.StatusCode = status;
+        if (retriable)
+        {
+            http.Response.Headers.RetryAfter = "1";
+        }
+
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = http,
+            Exception = exception,
+            ProblemDetails = new ProblemDetails
+            {
+                Status = status,
+                Type = $"urn:pr2:error:{code}",
+                Title = code,
+                Detail = detail,
+                Extensions = { ["code"] = code, ["retriable"] = retriable },
+            },
+        });
+    }
+}

@@ -1,0 +1,22 @@
+using System.Text.Json;
+
+namespace PR2.Silo.Http;
+
+/// <summary>The body of <c>POST /v1/shards/{shard}/actors/{type}/{key}/messages</c>.</summary>
+public sealed class SendMessageRequest
+{
+    /// <summary><c>insert</c>, <c>modify</c> or <c>cancel</c>.</summary>
+    public required string Kind { get; init; }
+
+    /// <summary>A JSON object: the new record for insert, a merge patch for modify; omit for cancel.</summary>
+    public JsonElement? Body { get; init; }
+
+    /// <summary>Send the same id again to retry safely; a new one is made when omitted.</summary>
+    public Guid? MessageId { get; init; }
+
+    /// <summary>Refuse unless the record is at this version.</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Who sends it; defaults to <c>http:</c> and the caller's key or token name.</summary>
+    public string? Sender { get; init; }
+}

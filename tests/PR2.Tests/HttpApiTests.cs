@@ -1,0 +1,257 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.ServerSentEvents;
+using System.Security.Claims;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using PR2.Silo.Http;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// The HTTP/JSON API end to end through a real Kestrel server on loopback and a real silo: per-shard
+/// authorization by API key and JWT (401 without or with bad credentials, 403 for another company's shard),
+/// problem details with the Orleans error codes (400 bad JSON, 404 unknown shard, 409 conflicts), session reads
+/// through the read-token header, the OpenAPI document, and live changes over Server-Sent Events.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class HttpApiTests(PostgresFixture postgres)
+{
+    private const string AcmeKey = "acme-key-0123456789";
+    private const string OpsKey = "ops-key-0123456789";
+    private const string SigningKey = "test-signing-key-of-at-least-32-characters";
+
+    [Fact]
+    public async Task Messages_reads_and_queries_over_http_with_per_shard_keys_and_problem_details()
+    {
+        await using var silo = await HttpSilo.StartAsync(Settings("http_api"));
+        using var anonymous = silo.Client();
+        using var acme = silo.Client(AcmeKey);
+        using var ops = silo.Client(OpsKey);
+
+        // Authentication: none or an unknown key is 401, as problem details.
+        var none = await anonymous.GetAsync("/v1/shards/1/actors/order/1");
+        Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        Assert.Equal("application/problem+json", none.Content.Headers.ContentType?.MediaType);
+        using (var wrong = silo.Client("not-a-key-0123456789"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.GetAsync("/v1/shards/1/actors/order/1")).StatusCode);
+        }
+
+        // A write, then reading it back in the same session (the token travels in a header).
+        var sent = await acme.PostAsync("/v1/shards/1/actors/order/1/messages", Json("""{"kind": "insert", "body": {"customer": "c-7", "total": 10}}"""));
+        Assert.Equal(HttpStatusCode.OK, sent.StatusCode);
+        var ack = await Body(sent);
+        Assert.Equal(("order/1", 1L, "http:acme"), (ack["actor"]!.GetValue<string>(), ack["version"]!.GetValue<long>(), await SenderAsync(ops, ack)));
+        var token = sent.Headers.GetValues(HttpApiEndpoints.ReadTokenHeader).Single();
+
+        var modifyRequest = new HttpRequestMessage(HttpMethod.Post, "/v1/shards/1/actors/order/1/messages") { Content = Json("""{"kind": "modify", "body": {"total": 12}, "expectedVersion": 1}""") };
+        modifyRequest.Headers.Add(HttpApiEndpoints.ReadTokenHeader, token);
+        var modify = await acme.SendAsync(modifyRequest);
+        token = modify.Headers.GetValues(HttpApiEndpoints.ReadTokenHeader).Single();
+        var read = await acme.SendAsync(Get("/v1/shards/1/actors/order/1", token));
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        var record = (await Body(read))["record"]!;
+        Assert.Equal((2L, 12, "c-7"), (record["version"]!.GetValue<long>(), record["state"]!["total"]!.GetValue<int>(), record["state"]!["customer"]!.GetValue<string>()));
+
+        // As of the first write's stamp; a query by containment; the journal.
+        var then = await Body(await acme.GetAsync($"/v1/shards/1/actors/order/1?asOf={ack["stamp"]!.GetValue<string>()}"));
+        Assert.Equal(10, then["record"]!["state"]!["total"]!.GetValue<int>());
+        var page = await Body(await acme.GetAsync("/v1/shards/1/records/order?consistency=strong&contains=" + Uri.EscapeDataString("""{"customer": "c-7"}""")));
+        Assert.Equal(["order/1"], page["records"]!.AsArray().Select(r => r!["actor"]!.GetValue<string>()));
+        var journal = (await Body(await acme.GetAsync("/v1/shards/1/journal?from=1&limit=10"))).AsArray();
+        Assert.Equal(["insert", "modify"], journal.Select(e => e!["kind"]!.GetValue<string>()));
+
+        // Per-shard authorization: acme's key is for shard 1 only; cluster-wide endpoints need "*".
+        await AssertProblemAsync(await acme.GetAsync("/v1/shards/2/actors/order/1"), HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/2/actors/order/1/messages", Json("""{"kind": "insert", "body": {}}""")), HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await acme.GetAsync("/v1/status"), HttpStatusCode.Forbidden, "Forbidden");
+        Assert.Equal(HttpStatusCode.OK, (await ops.GetAsync("/v1/status")).StatusCode);
+
+        // Refusals carry the same codes as over Orleans.
+        var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");
+        Assert.Contains("not valid JSON", badJson["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "upsert", "body": {}}""")), HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": [1, 2]}""")), HttpStatusCode.BadRequest, "BadBody");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/Order!/2/messages", Json("""{"kind": "insert", "body": {}}""")), HttpStatusCode.BadRequest, "BadActorId");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/1/messages", Json("""{"kind": "insert", "body": {}}""")), HttpStatusCode.Conflict, "RecordExists");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/1/messages", Json("""{"kind": "modify", "body": {}, "expectedVersion": 1}""")), HttpStatusCode.Conflict, "VersionMismatch");
+        await AssertProblemAsync(await acme.GetAsync("/v1/shards/1/actors/order/404"), HttpStatusCode.NotFound, "RecordMissing");
+        await AssertProblemAsync(await acme.GetAsync("/v1/shards/1/actors/order/1?consistency=sometimes"), HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await ops.GetAsync("/v1/shards/9/actors/order/1"), HttpStatusCode.NotFound, "UnknownShard");
+        await AssertProblemAsync(await ops.GetAsync("/v1/rules/nope"), HttpStatusCode.NotFound, "UnknownRule");
+        var garbled = new HttpRequestMessage(HttpMethod.Get, "/v1/shards/1/actors/order/1");
+        garbled.Headers.Add(HttpApiEndpoints.ReadTokenHeader, "garbage!");
+        await AssertProblemAsync(await acme.SendAsync(garbled), HttpStatusCode.BadRequest, "BadMessage");
+
+        // The same MessageId again is the first acknowledgement, marked duplicate.
+        var id = Guid.NewGuid();
+        var first = await Body(await acme.PostAsync("/v1/shards/1/actors/order/3/messages", Json($$"""{"kind": "insert", "body": {}, "messageId": "{{id}}"}""")));
+        var again = await Body(await acme.PostAsync("/v1/shards/1/actors/order/3/messages", Json($$"""{"kind": "insert", "body": {}, "messageId": "{{id}}"}""")));
+        Assert.Equal((first["position"]!.GetValue<long>(), true), (again["position"]!.GetValue<long>(), again["duplicate"]!.GetValue<bool>()));
+
+        // The OpenAPI document is served without credentials.
+        var openApi = await Body(await anonymous.GetAsync("/openapi/v1.json"));
+        Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/actors/{type}/{key}/messages"]);
+        Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/changes"]);
+    }
+
+    [Fact]
+    public async Task Bearer_tokens_carry_their_shards_and_bad_tokens_are_refused()
+    {
+        await using var silo = await HttpSilo.StartAsync(Settings("http_jwt"));
+        using var http = silo.Client();
+
+        var good = Request(HttpMethod.Post, "/v1/shards/2/actors/invoice/1/messages", Jwt("beta", "2", SigningKey), """{"kind": "insert", "body": {"n": 1}}""");
+        var sent = await http.SendAsync(good);
+        Assert.Equal(HttpStatusCode.OK, sent.StatusCode);
+        Assert.Equal("http:beta", await SenderAsync(silo.Client(OpsKey), await Body(sent), shard: 2));
+
+        await AssertProblemAsync(await http.SendAsync(Request(HttpMethod.Get, "/v1/shards/1/actors/invoice/1", Jwt("beta", "2", SigningKey))), HttpStatusCode.Forbidden, "Forbidden");
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(Request(HttpMethod.Get, "/v1/status", Jwt("root", "*", SigningKey)))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(Request(HttpMethod.Get, "/v1/shards/2/actors/invoice/1", Jwt("beta", "2", "another-signing-key-of-at-least-32-chars")))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(Request(HttpMethod.Get, "/v1/shards/2/actors/invoice/1", Jwt("beta", "2", SigningKey, expired: true)))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_server_sent_events_client_receives_a_types_changes_in_order_and_resumes_after_the_last_event()
+    {
+        await using var silo = await HttpSilo.StartAsync(Settings("http_sse"));
+        using var acme = silo.Client(AcmeKey);
+        await acme.PostAsync("/v1/shards/1/actors/order/old/messages", Json("""{"kind": "insert", "body": {}}"""));
+        var head = (await Body(await acme.GetAsync("/v1/shards/1/journal?from=1&limit=10"))).AsArray().Count;
+
+        using var subscription = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var events = ReadEventsAsync(acme, $"/v1/shards/1/changes?type=order&after={head}", null, 20, subscription.Token);
+        var writes = Task.Run(async () =>
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                foreach (var actor in new[] { "order/a", "order/b", "customer/c" })
+                {
+                    var kind = i == 0 ? "insert" : "modify";
+                    var response = await acme.PostAsync($"/v1/shards/1/actors/{actor}/messages", Json($$$"""{"kind": "{{{kind}}}", "body": {"i": {{{i}}}}}"""));
+                    response.EnsureSuccessStatusCode();
+                }
+            }
+        });
+        var received = await events;
+        await writes;
+
+        // Only orders, in journal order, each record as its entry left it: versions 1..10 per actor, i = version - 1.
+        Assert.Equal(received.Select(e => e.Position).Order(), received.Select(e => e.Position));
+        Assert.All(received, e => Assert.StartsWith("order/", e.Actor, StringComparison.Ordinal));
+        foreach (var actor in new[] { "order/a", "order/b" })
+        {
+            var mine = received.Where(e => e.Actor == actor).ToList();
+            Assert.Equal(Enumerable.Range(1, 10).Select(v => (long)v), mine.Select(e => e.Version));
+            Assert.All(mine, e => Assert.Equal(e.Version - 1, e.I));
+        }
+
+        // Reconnecting with Last-Event-ID continues right after that event: nothing lost, nothing repeated.
+        var resumed = await ReadEventsAsync(acme, "/v1/shards/1/changes?type=order", received[9].Position.ToString(), 10, subscription.Token);
+        Assert.Equal(received.Skip(10).Select(e => e.Position), resumed.Select(e => e.Position));
+    }
+
+    private Dictionary<string, string?> Settings(string prefix)
+    {
+        var settings = new Dictionary<string, string?>(postgres.CreateTopology(prefix, 0, 1, 2).Settings)
+        {
+            ["Pr2:Http:ApiKeys:0:Name"] = "acme",
+            ["Pr2:Http:ApiKeys:0:Key"] = AcmeKey,
+            ["Pr2:Http:ApiKeys:0:Shards:0"] = "1",
+            ["Pr2:Http:ApiKeys:1:Name"] = "ops",
+            ["Pr2:Http:ApiKeys:1:Key"] = OpsKey,
+            ["Pr2:Http:ApiKeys:1:Shards:0"] = "*",
+            ["Pr2:Http:Jwt:SigningKey"] = SigningKey,
+            ["Pr2:Http:Jwt:Issuer"] = "pr2-tests",
+        };
+        return settings;
+    }
+
+    private static async Task<List<(long Position, string Actor, long Version, int I)>> ReadEventsAsync(
+        HttpClient http, string path, string? lastEventId, int count, CancellationToken cancellationToken)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        if (lastEventId is not null)
+        {
+            request.Headers.Add("Last-Event-ID", lastEventId);
+        }
+
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        response.EnsureSuccessStatusCode();
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        var events = new List<(long, string, long, int)>();
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        await foreach (var item in SseParser.Create(stream).EnumerateAsync(cancellationToken))
+        {
+            Assert.Equal("change", item.EventType);
+            var change = JsonNode.Parse(item.Data)!;
+            var record = change["record"]!;
+            Assert.Equal(item.EventId, change["position"]!.GetValue<long>().ToString());
+            events.Add((change["position"]!.GetValue<long>(), record["actor"]!.GetValue<string>(), record["version"]!.GetValue<long>(), record["state"]!["i"]!.GetValue<int>()));
+            if (events.Count == count)
+            {
+                break;
+            }
+        }
+
+        return events;
+    }
+
+    private static async Task<string> SenderAsync(HttpClient admin, JsonNode ack, int shard = 1)
+    {
+        var position = ack["position"]!.GetValue<long>();
+        var entries = (await Body(await admin.GetAsync($"/v1/shards/{shard}/journal?from={position}&limit=1"))).AsArray();
+        return entries.Single()!["sender"]!.GetValue<string>();
+    }
+
+    private static async Task<JsonNode> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string code)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonNode.Parse(body)!;
+        Assert.Equal((code, (int)status), (problem["code"]!.GetValue<string>(), problem["status"]!.GetValue<int>()));
+        Assert.False(string.IsNullOrEmpty(problem["detail"]?.GetValue<string>()), body);
+        return problem;
+    }
+
+    private static async Task<JsonNode> Body(HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {text}");
+        return JsonNode.Parse(text)!;
+    }
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static HttpRequestMessage Get(string path, string token)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add(HttpApiEndpoints.ReadTokenHeader, token);
+        return request;
+    }
+
+    private static HttpRequestMessage Request(HttpMethod method, string path, string bearer, string? json = null)
+    {
+        var request = new HttpRequestMessage(method, path) { Content = json is null ? null : Json(json) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return request;
+    }
+
+    private static string Jwt(string subject, string shards, string signingKey, bool expired = false) =>
+        new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = "pr2-tests",
+            Subject = new ClaimsIdentity([new Claim("sub", subject), new Claim(ShardAccess.ClaimType, shards)]),
+            NotBefore = DateTime.UtcNow.AddMinutes(expired ? -20 : -1),
+            Expires = DateTime.UtcNow.AddMinutes(expired ? -10 : 10),
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(signingKey)), SecurityAlgorithms.HmacSha256),
+        });
+}
