@@ -25,4 +25,16 @@ public readonly record struct LamportStamp(
     public static bool operator >=(LamportStamp left, LamportStamp right) => left.CompareTo(right) >= 0;
 
     public override string ToString() => $"{Counter}@{Shard}";
+
+    /// <summary>Reads the text form <c>counter@shard</c>.</summary>
+    /// <exception cref="Pr2Exception">BadMessage when the text is not of that form.</exception>
+    public static LamportStamp Parse(string text)
+    {
+        var at = text.IndexOf('@', StringComparison.Ordinal);
+        return at > 0
+            && long.TryParse(text.AsSpan(0, at), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var counter)
+            && int.TryParse(text.AsSpan(at + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shard)
+            ? new LamportStamp(counter, shard)
+            : throw new Pr2Exception(ErrorCode.BadMessage, $"a stamp is counter@shard (as acknowledgements show them), got '{text}'");
+    }
 }

@@ -34,6 +34,8 @@ public static class Pr2Cli
             Directory(output, error),
             RuleCommands.Build(output, error),
             ViewCommand.Build(output, error),
+            QueryCommand.Build(output, error),
+            WatchCommand.Build(output, error),
         };
         root.Options.Add(JsonOption);
         root.Options.Add(GatewayOption);
@@ -77,10 +79,13 @@ public static class Pr2Cli
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
         var actor = new Argument<string>("actor") { Description = "Actor id, type/key" };
-        var command = new Command("get", "Show an actor's record") { shard, actor };
+        var asOf = new Option<string?>("--as-of") { Description = "The record as it was at a Lamport stamp counter@shard (as acknowledgements print them)" };
+        var command = new Command("get", "Show an actor's record") { shard, actor, asOf };
         command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
         {
-            var record = await client.GetRecordAsync(result.GetValue(shard), result.GetValue(actor)!);
+            var record = result.GetValue(asOf) is { } stamp
+                ? (await client.ReadRecordAsOfAsync(result.GetValue(shard), result.GetValue(actor)!, LamportStamp.Parse(stamp))).Record
+                : await client.GetRecordAsync(result.GetValue(shard), result.GetValue(actor)!);
             if (result.GetValue(JsonOption))
             {
                 Output.WriteJson(output, Output.ToJson(record));

@@ -78,7 +78,7 @@ public static class HttpApiEndpoints
         var client = Session(http, cluster);
         var read = asOf is null
             ? await client.ReadRecordAsync(shard, $"{type}/{key}", Consistency(consistency))
-            : await client.ReadRecordAsOfAsync(shard, $"{type}/{key}", Stamp(asOf));
+            : await client.ReadRecordAsOfAsync(shard, $"{type}/{key}", LamportStamp.Parse(asOf));
         if (read.Record.Status == RecordStatus.Missing)
         {
             http.Response.Headers[ReadTokenHeader] = client.SessionToken.ToString();
@@ -208,14 +208,4 @@ public static class HttpApiEndpoints
         text is null ? ReadConsistency.Session
         : Enum.TryParse<ReadConsistency>(text, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !int.TryParse(text, out _) ? parsed
         : throw new Pr2Exception(ErrorCode.BadMessage, $"consistency must be session, strong or eventual, got '{text}'");
-
-    private static LamportStamp Stamp(string text)
-    {
-        var parts = text.Split('@');
-        return parts.Length == 2
-            && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var counter)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var shard)
-            ? new LamportStamp(counter, shard)
-            : throw new Pr2Exception(ErrorCode.BadMessage, $"asOf must be a stamp counter@shard (as acknowledgements show them), got '{text}'");
-    }
 }

@@ -93,6 +93,17 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("event: change", http.Output, StringComparison.Ordinal);
         Assert.Matches("(?m)^token=[A-Za-z0-9_-]{20,}$", http.Output);
 
+        // Reads from the tool: a query in one snapshot, the record as of its first stamp, and changes as they happened.
+        var query = (await Pr2Async("query", "1", "order", "--contains", """{"customer": "c-7"}""")).Output;
+        Assert.Contains("order/42", query, StringComparison.Ordinal);
+        Assert.Contains("order/7", query, StringComparison.Ordinal);
+        Assert.Contains("records from replica 0 at position", query, StringComparison.Ordinal);
+        var first = (await Pr2Async("get", "1", "order/42", "--as-of", "1@1")).Output;
+        Assert.Contains("version  1", first, StringComparison.Ordinal);
+        Assert.Contains("\"total\": 10", first, StringComparison.Ordinal);
+        var watched = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3")).Output.Trim().Split('\n');
+        Assert.Equal(["insert order/42 v1", "modify order/42 v2", "cancel order/42 v3"], watched.Select(line => string.Join(' ', line.Split(' ')[2..5])));
+
         // Ctrl-C: the silo and its embedded PostgreSQL stop cleanly.
         _silo!.Interrupt();
         await _silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
