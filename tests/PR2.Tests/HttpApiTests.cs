@@ -94,6 +94,25 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         var again = await Body(await acme.PostAsync("/v1/shards/1/actors/order/3/messages", Json($$"""{"kind": "insert", "body": {}, "messageId": "{{id}}"}""")));
         Assert.Equal((first["position"]!.GetValue<long>(), true), (again["position"]!.GetValue<long>(), again["duplicate"]!.GetValue<bool>()));
 
+        // Rules over HTTP (cluster-wide: the ops key): add, list, pause, resume, remove; a bad rule is a 400 with its JSON path.
+        var rule = """{"name": "audit-orders", "on": {"type": "order", "kinds": ["insert"]}, "do": [{"view": {"name": "seen", "key": "{entry.key}", "set": {"n": 1}}}]}""";
+        await AssertProblemAsync(await acme.PutAsync("/v1/rules", Json(rule)), HttpStatusCode.Forbidden, "Forbidden");
+        Assert.Equal(1, (await Body(await ops.PutAsync("/v1/rules", Json(rule))))["version"]!.GetValue<int>());
+        Assert.Equal(["audit-orders"], (await Body(await ops.GetAsync("/v1/rules"))).AsArray().Select(r => r!["name"]!.GetValue<string>()));
+        Assert.True((await Body(await ops.PostAsync("/v1/rules/audit-orders/pause", null)))["paused"]!.GetValue<bool>());
+        Assert.False((await Body(await ops.PostAsync("/v1/rules/audit-orders/resume", null)))["paused"]!.GetValue<bool>());
+        Assert.Equal(HttpStatusCode.NoContent, (await ops.DeleteAsync("/v1/rules/audit-orders")).StatusCode);
+        await AssertProblemAsync(await ops.GetAsync("/v1/rules/audit-orders"), HttpStatusCode.NotFound, "UnknownRule");
+        var badRule = await AssertProblemAsync(await ops.PutAsync("/v1/rules", Json("""{"name": "bad", "on": {"type": "order"}, "do": [{"send": {"shard": 1}}]}""")), HttpStatusCode.BadRequest, "BadRule");
+        Assert.Contains("$.do[0].send", badRule["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // A session token no replica can cover (from another cluster's future): 503, retriable, after the wait bound.
+        var future = new HttpRequestMessage(HttpMethod.Get, "/v1/shards/1/actors/order/1");
+        future.Headers.Add(HttpApiEndpoints.ReadTokenHeader, ReadToken.Of(1, Guid.NewGuid(), 5).ToString());
+        var uncovered = await acme.SendAsync(future);
+        Assert.Equal("1", uncovered.Headers.RetryAfter?.ToString());
+        Assert.True((await AssertProblemAsync(uncovered, HttpStatusCode.ServiceUnavailable, "SessionNotCovered"))["retriable"]!.GetValue<bool>());
+
         // The OpenAPI document is served without credentials.
         var openApi = await Body(await anonymous.GetAsync("/openapi/v1.json"));
         Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/actors/{type}/{key}/messages"]);
