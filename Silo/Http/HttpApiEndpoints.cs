@@ -41,6 +41,9 @@ public static class HttpApiEndpoints
             .WithSummary("The shard's journal entries from a position.")
             .Produces<IReadOnlyList<JournalEntryView>>();
 
+        shard.MapGet("/views/{view}", QueryViewAsync).WithName("QueryView")
+            .WithSummary("Documents of a view kept by rules in this shard, by key (prefix, limit).")
+            .Produces<IReadOnlyList<ViewDocumentView>>();
         shard.MapGet("/changes", Changes).WithName("WatchChanges")
             .WithSummary("Server-Sent Events: record changes of a type (or one actor) in journal order, from now or after a position (after, or Last-Event-ID).")
             .Produces<RecordChangeView>(StatusCodes.Status200OK, "text/event-stream");
@@ -94,6 +97,13 @@ public static class HttpApiEndpoints
         var client = Session(http, cluster);
         var page = await client.QueryRecordsAsync(shard, type, contains, cursor, limit ?? 100, Consistency(consistency));
         return Answer(http, client, RecordPageResponse.From(page));
+    }
+
+    private static async Task<IResult> QueryViewAsync(int shard, string view, string? prefix, int? limit, HttpContext http, IClusterClient cluster)
+    {
+        Require(http, shard);
+        var documents = await new Pr2Client(cluster).QueryViewAsync(shard, view, prefix, limit ?? 100);
+        return Results.Ok(documents.Select(ViewDocumentView.From).ToList());
     }
 
     private static IResult Changes(int shard, string? type, string? actor, long? after, HttpContext http, IClusterClient cluster)

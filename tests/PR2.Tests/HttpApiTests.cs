@@ -98,6 +98,10 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         var rule = """{"name": "audit-orders", "on": {"type": "order", "kinds": ["insert"]}, "do": [{"view": {"name": "seen", "key": "{entry.key}", "set": {"n": 1}}}]}""";
         await AssertProblemAsync(await acme.PutAsync("/v1/rules", Json(rule)), HttpStatusCode.Forbidden, "Forbidden");
         Assert.Equal(1, (await Body(await ops.PutAsync("/v1/rules", Json(rule))))["version"]!.GetValue<int>());
+        Assert.Equal(HttpStatusCode.OK, (await acme.PostAsync("/v1/shards/1/actors/order/seen1/messages", Json("""{"kind": "insert", "body": {}}"""))).StatusCode);
+        await Eventually.TrueAsync(async () => (await Body(await acme.GetAsync("/v1/shards/1/views/seen?prefix=seen"))).AsArray().Count == 1,
+            TimeSpan.FromSeconds(30), "the rule's view document is served");
+        Assert.Equal(1, (await Body(await acme.GetAsync("/v1/shards/1/views/seen?prefix=seen")))[0]!["doc"]!["n"]!.GetValue<int>());
         Assert.Equal(["audit-orders"], (await Body(await ops.GetAsync("/v1/rules"))).AsArray().Select(r => r!["name"]!.GetValue<string>()));
         Assert.True((await Body(await ops.PostAsync("/v1/rules/audit-orders/pause", null)))["paused"]!.GetValue<bool>());
         Assert.False((await Body(await ops.PostAsync("/v1/rules/audit-orders/resume", null)))["paused"]!.GetValue<bool>());
