@@ -205,7 +205,11 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
                 return false;
             }
 
-            if (await Task.WhenAny(pending, Task.Delay(remaining < ProbeAfter ? remaining : ProbeAfter)) == pending)
+            // WaitAsync releases its timer as soon as the append completes; a Task.Delay per append would keep
+            // thousands of one-second timers alive under load. Its outcome is the caller's to observe.
+            await pending.WaitAsync(remaining < ProbeAfter ? remaining : ProbeAfter)
+                .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+            if (pending.IsCompleted)
             {
                 return false;
             }
