@@ -50,7 +50,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         switch (consistency)
         {
             case ReadConsistency.Strong:
-                return await OnReplicaAsync(shards.Get(ShardCode).PrimaryIndex, async (connection, transaction, replica) =>
+                return await OnReplicaAsync(await PrimaryAsync(), async (connection, transaction, replica) =>
                 {
                     var head = await HeadAsync(connection, transaction);
                     var entries = await JournalStore.ReadActorAsync(connection, actor, head);
@@ -67,7 +67,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
     public async Task<RecordRead> GetRecordAsOf(string actorId, LamportStamp asOf)
     {
         var actor = Actor(actorId);
-        return await OnReplicaAsync(shards.Get(ShardCode).PrimaryIndex, async (connection, transaction, replica) =>
+        return await OnReplicaAsync(await PrimaryAsync(), async (connection, transaction, replica) =>
         {
             var head = await HeadAsync(connection, transaction);
             var entries = await JournalStore.ReadActorAsync(connection, actor, head);
@@ -89,7 +89,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         if (consistency == ReadConsistency.Strong)
         {
             // The primary's records view first takes in everything committed so far.
-            var primary = shards.Get(ShardCode).PrimaryIndex;
+            var primary = await PrimaryAsync();
             await GrainFactory.GetGrain<IAgentGrain>(AgentCatalog.Key(RecordsProjector.AgentName, ShardCode, primary)).CatchUp();
             only = primary;
         }
@@ -235,6 +235,22 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
 
         throw new Pr2Exception(ErrorCode.SessionNotCovered,
             $"no replica of shard {ShardCode} caught up with this session's read token within {SessionWait.TotalSeconds:0.#} s ({string.Join("; ", shortfalls)}); retry, or read with another consistency");
+    }
+
+    // The shard's writer decides the primary; this silo's registry may not have heard of a fail-over decided on
+    // another silo, and a strong read from an old primary (reachable again, but behind) would miss acknowledged writes.
+    private async Task<int> PrimaryAsync()
+    {
+        try
+        {
+            var primary = await GrainFactory.GetGrain<IShardWriterGrain>(ShardCode).GetPrimary().WaitAsync(AttemptTimeout);
+            shards.Get(ShardCode).Promote(primary);
+            return primary;
+        }
+        catch (TimeoutException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} has no primary answering within {AttemptTimeout.TotalSeconds:0} s (fail-over in progress?); retry");
+        }
     }
 
     private static DateTime Min(DateTime a, DateTime b) => a < b ? a : b;

@@ -18,10 +18,26 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         return new ClusterStatus(statuses, DateTimeOffset.UtcNow);
     }
 
+    // The shard's writer decides the primary, maybe on another silo: ask it (briefly), and fall back to what this
+    // silo last heard while it cannot answer (a fail-over in progress).
+    private async Task<int> PrimaryAsync(ShardReplicaSet set)
+    {
+        try
+        {
+            set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(set.Shard).GetPrimary().WaitAsync(ProbeTimeout));
+        }
+        catch (Exception e) when (e is Pr2Exception or TimeoutException)
+        {
+            // Shown as it is known here; the replica states below say which ones answer.
+        }
+
+        return set.PrimaryIndex;
+    }
+
     private async Task<ShardStatus> ReadShardAsync(int shard)
     {
         var set = shards.Get(shard);
-        var primary = set.PrimaryIndex;
+        var primary = await PrimaryAsync(set);
         var replicas = await Task.WhenAll(set.Replicas.Select((source, index) => ReadReplicaAsync(shard, index, index == primary, source)));
         replicas = WithBehind(replicas);
         var head = replicas[primary].Head;

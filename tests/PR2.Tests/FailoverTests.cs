@@ -9,7 +9,8 @@ namespace PR2.Tests;
 
 /// <summary>
 /// Fail fast, fail over: the primary replica's PostgreSQL server is killed (pg_ctl stop -m immediate) or
-/// paused (SIGSTOP) in the middle of a workload; writes go on at the other replica, every call gets an answer
+/// paused (SIGSTOP) in the middle of a workload, on a two-silo cluster; writes go on at the other replica and strong
+/// reads follow them there, every call gets an answer
 /// within the call bound, and after the server comes back anti-entropy brings both replicas to the same
 /// entries and records.
 /// </summary>
@@ -64,7 +65,8 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
         };
         var (a, b) = (onA.Database(Shard), onB.Database(Shard));
 
-        await using var cluster = await TestClusters.StartAsync(settings);
+        // Two silos: the writer fails over on one of them; the other hears of it only when it asks.
+        await using var cluster = await TestClusters.StartAsync(settings, silos: 2);
         var client = new Pr2Client(cluster.Client);
         var actors = Enumerable.Range(0, 30).Select(i => $"account/{i}").ToList();
         var acked = new List<WriteAck>();
@@ -92,6 +94,13 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
                 acked.AddRange(results.Select(r => r.Ack));
                 errors += results.Sum(r => r.Failures);
                 slowest = results.Max(r => r.Slowest) > slowest ? results.Max(r => r.Slowest) : slowest;
+            }
+
+            // Strong reads, whichever silo answers them, go to the new primary and see every acknowledged write.
+            foreach (var actor in actors)
+            {
+                var read = await client.ReadRecordAsync(Shard, actor, ReadConsistency.Strong);
+                Assert.Equal((1, 8L), (read.Replica, read.Record.Version));
             }
 
             var shard = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
