@@ -18,6 +18,8 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
 
     private const int ScanLimit = 1000;
 
+    private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
+
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
     public async Task<long> Head()
@@ -25,7 +27,7 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         CheckShard();
         try
         {
-            return (await JournalStore.ReadHeadAsync(shards.Get(ShardCode).Primary, ShardCode)).Position;
+            return (await JournalStore.ReadHeadAsync(await PrimaryAsync(), ShardCode)).Position;
         }
         catch (NpgsqlException e)
         {
@@ -48,7 +50,7 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
 
         try
         {
-            await using var connection = await shards.Get(ShardCode).Primary.OpenConnectionAsync();
+            await using var connection = await (await PrimaryAsync()).OpenConnectionAsync();
             await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
             var scanned = await JournalStore.ReadAsync(connection, ShardCode, afterPosition, ScanLimit);
             var wanted = scanned.Where(e => actorId is not null ? e.Actor.ActorId == actorId : type is null || e.Actor.Type == type).Take(limit).ToList();
@@ -70,6 +72,19 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         catch (NpgsqlException e)
         {
             throw Unavailable(e);
+        }
+    }
+
+    private async Task<NpgsqlDataSource> PrimaryAsync()
+    {
+        var set = shards.Get(ShardCode);
+        try
+        {
+            return set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout)];
+        }
+        catch (TimeoutException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} has no primary answering (fail-over in progress?); retry");
         }
     }
 

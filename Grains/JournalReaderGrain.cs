@@ -19,10 +19,15 @@ public sealed class JournalReaderGrain(ShardRegistry shards) : Grain, IJournalRe
             throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and {MaxPage}, got {limit}");
         }
 
-        var primary = shards.Get(shard).Primary;
         try
         {
+            var set = shards.Get(shard);
+            var primary = set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, TimeSpan.FromSeconds(2))];
             return await JournalStore.ReadAsync(primary, shard, Math.Max(0, fromPosition - 1), limit);
+        }
+        catch (TimeoutException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} has no primary answering (fail-over in progress?); retry");
         }
         catch (NpgsqlException e)
         {

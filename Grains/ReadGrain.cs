@@ -237,15 +237,11 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
             $"no replica of shard {ShardCode} caught up with this session's read token within {SessionWait.TotalSeconds:0.#} s ({string.Join("; ", shortfalls)}); retry, or read with another consistency");
     }
 
-    // The shard's writer decides the primary; this silo's registry may not have heard of a fail-over decided on
-    // another silo, and a strong read from an old primary (reachable again, but behind) would miss acknowledged writes.
     private async Task<int> PrimaryAsync()
     {
         try
         {
-            var primary = await GrainFactory.GetGrain<IShardWriterGrain>(ShardCode).GetPrimary().WaitAsync(AttemptTimeout);
-            shards.Get(ShardCode).Promote(primary);
-            return primary;
+            return await CurrentPrimary.AskAsync(GrainFactory, shards.Get(ShardCode), AttemptTimeout);
         }
         catch (TimeoutException)
         {

@@ -24,7 +24,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
     {
         try
         {
-            set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(set.Shard).GetPrimary().WaitAsync(ProbeTimeout));
+            await CurrentPrimary.AskAsync(GrainFactory, set, ProbeTimeout);
         }
         catch (Exception e) when (e is Pr2Exception or TimeoutException)
         {
