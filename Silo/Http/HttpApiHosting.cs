@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Tokens;
+using PR2.Grains.Configuration;
 
 namespace PR2.Silo.Http;
 
@@ -23,7 +24,14 @@ public static class HttpApiHosting
         var options = builder.Configuration.GetSection(HttpApiOptions.SectionName).Get<HttpApiOptions>() ?? new HttpApiOptions();
         Validate(options);
         builder.Services.Configure<HttpApiOptions>(builder.Configuration.GetSection(HttpApiOptions.SectionName));
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Parse(options.Address), options.Port));
+        // A request is a message envelope around a body of at most MaxBodyBytes: refuse far larger ones before
+        // reading them (413), instead of buffering Kestrel's default 30 MB.
+        var maxBody = builder.Configuration.GetSection(WriteOptions.SectionName).Get<WriteOptions>()?.MaxBodyBytes ?? new WriteOptions().MaxBodyBytes;
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Parse(options.Address), options.Port);
+            kestrel.Limits.MaxRequestBodySize = (4L * maxBody) + (64 * 1024);
+        });
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));

@@ -88,6 +88,13 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         garbled.Headers.Add(HttpApiEndpoints.ReadTokenHeader, "garbage!");
         await AssertProblemAsync(await acme.SendAsync(garbled), HttpStatusCode.BadRequest, "BadMessage");
 
+        // Bodies: over the message limit (256 KiB) refused by the actor; far over it refused before it is read.
+        var big = new string('x', 300 * 1024);
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/9/messages", Json($$$"""{"kind": "insert", "body": {"x": "{{{big}}}"}}""")), HttpStatusCode.RequestEntityTooLarge, "BodyTooLarge");
+        var huge = new string('x', 2 * 1024 * 1024);
+        var tooHuge = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/9/messages", Json($$$"""{"kind": "insert", "body": {"x": "{{{huge}}}"}}""")), HttpStatusCode.RequestEntityTooLarge, "BodyTooLarge");
+        Assert.Contains("larger than this API accepts", tooHuge["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+
         // The same MessageId again is the first acknowledgement, marked duplicate.
         var id = Guid.NewGuid();
         var first = await Body(await acme.PostAsync("/v1/shards/1/actors/order/3/messages", Json($$"""{"kind": "insert", "body": {}, "messageId": "{{id}}"}""")));
