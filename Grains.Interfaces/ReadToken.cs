@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Buffers.Text;
 
 namespace PR2;
 
@@ -56,7 +57,7 @@ public sealed class ReadToken
             span = span[PartBytes..];
         }
 
-        return Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        return Base64Url.EncodeToString(bytes);
     }
 
     /// <summary>Reads the text form; null or empty text is the empty token.</summary>
@@ -71,8 +72,7 @@ public sealed class ReadToken
         byte[] bytes;
         try
         {
-            var base64 = text.Replace('-', '+').Replace('_', '/');
-            bytes = Convert.FromBase64String(base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '='));
+            bytes = Base64Url.DecodeFromChars(text);
         }
         catch (FormatException)
         {

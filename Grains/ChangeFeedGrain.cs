@@ -24,7 +24,6 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
 
     public async Task<long> Head()
     {
-        CheckShard();
         try
         {
             return (await JournalStore.ReadHeadAsync(await PrimaryAsync(), ShardCode)).Position;
@@ -37,7 +36,7 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
 
     public async Task<ChangePage> Read(long afterPosition, string? type, string? actorId, int limit)
     {
-        CheckShard();
+        shards.Get(ShardCode); // UnknownShard when it is not configured
         if (limit is < 1 or > MaxPage)
         {
             throw new Pr2Exception(ErrorCode.BadMessage, $"limit must be between 1 and {MaxPage}, got {limit}");
@@ -59,10 +58,9 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
             foreach (var actorEntries in wanted.GroupBy(e => e.Actor))
             {
                 var history = await JournalStore.ReadActorAsync(connection, actorEntries.Key, actorEntries.Max(e => e.Position));
-                foreach (var entry in actorEntries)
+                foreach (var (entry, state) in StatesAfter(history, actorEntries.ToList()))
                 {
-                    var record = RecordState.Fold(history.Where(e => e.Position <= entry.Position)).ToRecord(entry.Actor);
-                    changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, record));
+                    changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor)));
                 }
             }
 
@@ -75,25 +73,36 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         }
     }
 
+    // The record each wanted entry left: the fold of the actor's entries up to that entry's position. History comes in
+    // Lamport order; when that is also position order (always, unless anti-entropy brought in lower-stamped entries
+    // later), one pass folds them all, else each is folded from its own prefix.
+    private static IEnumerable<(JournalEntry Entry, RecordState State)> StatesAfter(IReadOnlyList<JournalEntry> history, IReadOnlyList<JournalEntry> wanted)
+    {
+        var inPositionOrder = history.Zip(history.Skip(1)).All(pair => pair.First.Position < pair.Second.Position);
+        if (!inPositionOrder)
+        {
+            return wanted.Select(entry => (entry, RecordState.Fold(history.Where(e => e.Position <= entry.Position))));
+        }
+
+        var positions = wanted.Select(e => e.Position).ToHashSet();
+        var states = new Dictionary<long, RecordState>();
+        var state = RecordState.Missing;
+        foreach (var entry in history)
+        {
+            state = RecordState.Fold([entry], state);
+            if (positions.Contains(entry.Position))
+            {
+                states[entry.Position] = state;
+            }
+        }
+
+        return wanted.Select(entry => (entry, states[entry.Position]));
+    }
+
     private async Task<NpgsqlDataSource> PrimaryAsync()
     {
         var set = shards.Get(ShardCode);
-        try
-        {
-            return set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout)];
-        }
-        catch (TimeoutException)
-        {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} has no primary answering (fail-over in progress?); retry");
-        }
-    }
-
-    private void CheckShard()
-    {
-        if (!shards.Contains(ShardCode))
-        {
-            throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {ShardCode} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
-        }
+        return set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout)];
     }
 
     private Pr2Exception Unavailable(NpgsqlException e) => new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({e.Message}); retry");

@@ -25,10 +25,6 @@ public sealed class JournalReaderGrain(ShardRegistry shards) : Grain, IJournalRe
             var primary = set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, TimeSpan.FromSeconds(2))];
             return await JournalStore.ReadAsync(primary, shard, Math.Max(0, fromPosition - 1), limit);
         }
-        catch (TimeoutException)
-        {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} has no primary answering (fail-over in progress?); retry");
-        }
         catch (NpgsqlException e)
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} primary is unavailable ({e.Message})");

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Data;
 using System.Text;
 using System.Text.Json;
@@ -110,11 +111,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
 
     private ActorRef Actor(string actorId)
     {
-        if (!shards.Contains(ShardCode))
-        {
-            throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {ShardCode} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
-        }
-
+        shards.Get(ShardCode); // UnknownShard when it is not configured
         return ActorRef.TryValidate(ShardCode, actorId, out var problem) ? new ActorRef(ShardCode, actorId) : throw new Pr2Exception(ErrorCode.BadActorId, problem);
     }
 
@@ -138,7 +135,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
     }
 
     // The cursor is opaque to callers: the last actor id of the page, base64url.
-    private static string EncodeCursor(string actorId) => Convert.ToBase64String(Encoding.UTF8.GetBytes(actorId)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    private static string EncodeCursor(string actorId) => Base64Url.EncodeToString(Encoding.UTF8.GetBytes(actorId));
 
     private static string DecodeCursor(string? cursor)
     {
@@ -149,8 +146,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
 
         try
         {
-            var base64 = cursor.Replace('-', '+').Replace('_', '/');
-            return Encoding.UTF8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=')));
+            return Encoding.UTF8.GetString(Base64Url.DecodeFromChars(cursor));
         }
         catch (FormatException)
         {
@@ -237,17 +233,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
             $"no replica of shard {ShardCode} caught up with this session's read token within {SessionWait.TotalSeconds:0.#} s ({string.Join("; ", shortfalls)}); retry, or read with another consistency");
     }
 
-    private async Task<int> PrimaryAsync()
-    {
-        try
-        {
-            return await CurrentPrimary.AskAsync(GrainFactory, shards.Get(ShardCode), AttemptTimeout);
-        }
-        catch (TimeoutException)
-        {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} has no primary answering within {AttemptTimeout.TotalSeconds:0} s (fail-over in progress?); retry");
-        }
-    }
+    private Task<int> PrimaryAsync() => CurrentPrimary.AskAsync(GrainFactory, shards.Get(ShardCode), AttemptTimeout);
 
     private static DateTime Min(DateTime a, DateTime b) => a < b ? a : b;
 

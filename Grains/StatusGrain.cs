@@ -26,7 +26,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         {
             await CurrentPrimary.AskAsync(GrainFactory, set, ProbeTimeout);
         }
-        catch (Exception e) when (e is Pr2Exception or TimeoutException)
+        catch (Pr2Exception)
         {
             // Shown as it is known here; the replica states below say which ones answer.
         }

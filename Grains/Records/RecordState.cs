@@ -32,9 +32,9 @@ public sealed record RecordState(
         return new RecordState(status, Version + 1, state, FirstStamp ?? stamp, stamp, position);
     }
 
-    /// <summary>Folds entries (in the order given) onto a missing record.</summary>
-    public static RecordState Fold(IEnumerable<JournalEntry> entries) =>
-        entries.Aggregate(Missing, (record, entry) =>
+    /// <summary>Folds entries (in the order given) onto <paramref name="start"/> (default: a missing record).</summary>
+    public static RecordState Fold(IEnumerable<JournalEntry> entries, RecordState? start = null) =>
+        entries.Aggregate(start ?? Missing, (record, entry) =>
             record.Apply(entry.Kind, JsonNode.Parse(entry.Body)!.AsObject(), entry.Stamp, entry.Position));
 
     public ActorRecord ToRecord(ActorRef actor) =>

@@ -8,11 +8,19 @@ namespace PR2.Grains.Storage;
 public static class CurrentPrimary
 {
     /// <summary>Asks the writer (at most <paramref name="timeout"/>), records the answer in this silo's set, and returns it.</summary>
-    /// <exception cref="TimeoutException">The writer did not answer in time (a fail-over in progress).</exception>
+    /// <exception cref="Pr2Exception">ShardUnavailable when the writer did not answer in time (a fail-over in progress).</exception>
     public static async Task<int> AskAsync(IGrainFactory grains, ShardReplicaSet set, TimeSpan timeout)
     {
-        var primary = await grains.GetGrain<IShardWriterGrain>(set.Shard).GetPrimary().WaitAsync(timeout);
-        set.Promote(primary);
-        return primary;
+        try
+        {
+            var primary = await grains.GetGrain<IShardWriterGrain>(set.Shard).GetPrimary().WaitAsync(timeout);
+            set.Promote(primary);
+            return primary;
+        }
+        catch (TimeoutException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {set.Shard} has no primary answering within {timeout.TotalSeconds:0.#} s (fail-over in progress?); retry");
+        }
     }
 }

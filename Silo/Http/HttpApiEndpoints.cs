@@ -64,10 +64,7 @@ public static class HttpApiEndpoints
     {
         var user = Require(http, shard);
         var request = await ReadJsonAsync<SendMessageRequest>(http);
-        if (!Enum.TryParse<MessageKind>(request.Kind, ignoreCase: true, out var kind) || !Enum.IsDefined(kind) || int.TryParse(request.Kind, out _))
-        {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"kind must be insert, modify or cancel, got '{request.Kind}'");
-        }
+        var kind = ByName<MessageKind>(request.Kind) ?? throw new Pr2Exception(ErrorCode.BadMessage, $"kind must be insert, modify or cancel, got '{request.Kind}'");
 
         var client = Session(http, cluster);
         var body = request.Body is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } json ? json.GetRawText() : "";
@@ -170,9 +167,7 @@ public static class HttpApiEndpoints
     private static async Task<IResult> RemoveRuleAsync(string name, HttpContext http, IClusterClient cluster)
     {
         RequireAll(http);
-        var client = new Pr2Client(cluster);
-        await client.GetRuleAsync(name); // UnknownRule (404) rather than a silent success
-        await client.RemoveRuleAsync(name);
+        await new Pr2Client(cluster).RemoveRuleAsync(name); // UnknownRule (404) for a name that is not there
         return Results.NoContent();
     }
 
@@ -216,6 +211,9 @@ public static class HttpApiEndpoints
 
     private static ReadConsistency Consistency(string? text) =>
         text is null ? ReadConsistency.Session
-        : Enum.TryParse<ReadConsistency>(text, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !int.TryParse(text, out _) ? parsed
-        : throw new Pr2Exception(ErrorCode.BadMessage, $"consistency must be session, strong or eventual, got '{text}'");
+        : ByName<ReadConsistency>(text) ?? throw new Pr2Exception(ErrorCode.BadMessage, $"consistency must be session, strong or eventual, got '{text}'");
+
+    // A member by its name, any case; numbers are not names.
+    private static T? ByName<T>(string? text) where T : struct, Enum =>
+        text is not null && !int.TryParse(text, out _) && Enum.TryParse<T>(text, ignoreCase: true, out var value) && Enum.IsDefined(value) ? value : null;
 }
