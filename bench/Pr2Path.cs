@@ -42,6 +42,21 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         }
     }
 
+    /// <summary>
+    /// The floor under any PR2 write: one Orleans call per message with no database work (each writer reads its
+    /// actor's record, which the actor holds in memory after the first call). PR2's write rate cannot exceed it.
+    /// </summary>
+    public async Task RunCallFloorAsync(Runner runner, IReadOnlyList<int> writerCounts)
+    {
+        foreach (var writers in writerCounts)
+        {
+            var run = Guid.NewGuid().ToString("N")[..6];
+            await Parallel.ForEachAsync(Enumerable.Range(0, writers), async (w, _) =>
+                await Client.SendAsync(1, $"floor/{run}-{w}", MessageKind.Insert, Payload.Json(w, 0)));
+            await runner.MeasureAsync("orleans-call", 1, writers, 1, async (w, _) => await Client.GetRecordAsync(1, $"floor/{run}-{w}"));
+        }
+    }
+
     /// <summary>Offered load at <paramref name="rate"/> messages/s on shard 1 for <paramref name="duration"/>: latency from the scheduled send time.</summary>
     public async Task<ResultRow> RunOpenLoopAsync(ResourceMeter meter, int rate, TimeSpan duration, string path = "pr2-open-loop", Action<double>? memorySample = null)
     {

@@ -58,6 +58,7 @@ if (settings.Paths.Contains("pr2"))
     await using var pr2 = new Pr2Path(silo, shardSources);
     await pr2.ConnectAsync();
     await pr2.RunClosedLoopAsync(runner, settings.Writers);
+    await pr2.RunCallFloorAsync(runner, settings.Writers);
     runner.Rows.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
     if (settings.Soak > TimeSpan.Zero)
     {
