@@ -65,6 +65,14 @@ public sealed class ShardRegistry : IAsyncDisposable
             builder.CancellationTimeout = 1000;
         }
 
+        // The writer and the agents run the same few statements thousands of times a second: prepared once per
+        // connection, PostgreSQL skips parsing and planning them each time.
+        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
+
         builder.ApplicationName ??= "pr2";
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
     }
