@@ -5,6 +5,7 @@ using PR2.Grains.Configuration;
 using PR2.Grains.Json;
 using PR2.Grains.Records;
 using PR2.Grains.Storage;
+using PR2.Grains.Writing;
 
 namespace PR2.Grains;
 
@@ -14,7 +15,7 @@ namespace PR2.Grains;
 /// in memory, folded from the journal on first use, and validates every message against it before
 /// anything reaches the shard's journal writer.
 /// </summary>
-public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
+public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWriters, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
     : Grain, IActorGrain
 {
     private const int MaxSenderLength = 200;
@@ -22,6 +23,10 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
     // A read of the primary slower than this asks the writer whether the primary is still there, leaving
     // the rest of the call's budget for a fail-over and a second read.
     private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(1.5);
+
+    // An append to this silo's writer without an answer for this long goes to the writer grain, which probes
+    // the primary and fails over if it must (the same limit the grain waits before it probes).
+    private static readonly TimeSpan LocalAppendLimit = TimeSpan.FromSeconds(1);
 
     private ActorRef? _self;
     private Pr2Exception? _invalidAddress;
@@ -100,7 +105,7 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
             var request = new AppendRequest(message, body.Canonical, hash, _record.Version + 1);
             try
             {
-                var ack = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).Append(request).WaitAsync(budget);
+                var ack = await AppendAsync(self.Shard, request, budget);
                 if (ack.Duplicate)
                 {
                     // Accepted before, possibly after this activation loaded: read the journal again next time.
@@ -125,6 +130,30 @@ public sealed class ActorGrain(ShardRegistry shards, IOptions<WriteOptions> opti
                 throw;
             }
         }
+    }
+
+    // Straight to the shard's writer when it is open in this silo; through the writer grain otherwise, and
+    // whenever the local writer stalls or stops (the grain owns fail-over). Sending the same request twice
+    // is safe: the second is answered by MessageId.
+    private async Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget)
+    {
+        if (localWriters.Find(shard) is { } writer)
+        {
+            try
+            {
+                return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
+            }
+            catch (TimeoutException)
+            {
+                Log.LocalAppendStalled(logger, shard);
+            }
+            catch (Pr2Exception) when (!writer.IsOpen)
+            {
+                // Closed, broken or fenced while this append waited: the grain opens or finds the next one.
+            }
+        }
+
+        return await GrainFactory.GetGrain<IShardWriterGrain>(shard).Append(request).WaitAsync(budget);
     }
 
     private ActorRef Self() => _self ?? throw _invalidAddress!;

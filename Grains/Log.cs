@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Actor {Actor} was behind the journal; reloading and retrying once")]
     public static partial void ActorStale(ILogger logger, ActorRef actor);
 
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "An append to shard {Shard}'s writer in this silo got no answer in time; it goes to the writer grain")]
+    public static partial void LocalAppendStalled(ILogger logger, int shard);
+
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Agent {Agent} on shard {Shard} failed; its mark did not move and it will retry")]
     public static partial void AgentFailed(ILogger logger, Exception exception, string agent, int shard);
 

@@ -6,6 +6,7 @@ using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
 using PR2.Grains.Rules;
 using PR2.Grains.Storage;
+using PR2.Grains.Writing;
 
 namespace PR2.Grains;
 
@@ -19,6 +20,7 @@ public static class Pr2ServiceCollectionExtensions
         services.AddOptions<WriteOptions>().Bind(configuration.GetSection(WriteOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<WriteOptions>, WriteOptionsValidator>();
         services.AddSingleton<ShardRegistry>();
+        services.AddSingleton<LocalJournalWriters>();
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();
         services.AddSingleton<IJournalAgent, RecordsProjector>();

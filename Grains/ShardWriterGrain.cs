@@ -23,7 +23,8 @@ namespace PR2.Grains;
 /// </para>
 /// </summary>
 [Reentrant]
-public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
+public sealed class ShardWriterGrain(
+    ShardRegistry shards, AgentCatalog agents, LocalJournalWriters localWriters, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
     : Grain, IShardWriterGrain
 {
     /// <summary>How long an append may spend waiting for a fail-over before it is refused (retriable).</summary>
@@ -35,11 +36,21 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
     private static readonly TimeSpan ProbeAfter = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(1);
 
+    // Actors on this silo append to the published writer directly, so the grain may see no calls for a long
+    // time; this timer keeps the activation, and with it the writer, alive.
+    private static readonly TimeSpan KeepAlivePeriod = TimeSpan.FromMinutes(1);
+
     private Task<JournalWriter>? _opening;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
     private ShardReplicaSet Set => shards.Get(ShardCode);
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        this.RegisterGrainTimer(() => Task.CompletedTask, new GrainTimerCreationOptions(KeepAlivePeriod, KeepAlivePeriod) { KeepAlive = true });
+        return Task.CompletedTask;
+    }
 
     public async Task<WriteAck> Append(AppendRequest request)
     {
@@ -63,12 +74,14 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
             {
+                localWriters.Withdraw(writer);
                 DeactivateOnIdle();
                 throw;
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken && DateTime.UtcNow < deadline)
             {
                 // The primary is gone: the next GetWriterAsync chooses again (once for all waiting appends).
+                localWriters.Withdraw(writer);
                 if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
                 {
                     _opening = null;
@@ -114,6 +127,7 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
         if (_opening is { IsCompletedSuccessfully: true })
         {
             // Commits whatever is still queued before the activation goes away.
+            localWriters.Withdraw(_opening.Result);
             await _opening.Result.DisposeAsync();
         }
     }
@@ -156,6 +170,7 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
             // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).
             _ = FenceOthersAsync(primary);
             Set.Promote(primary);
+            localWriters.Publish(writer);
             if (primary != previous)
             {
                 Log.PrimaryChosen(logger, ShardCode, previous, primary);
@@ -226,6 +241,7 @@ public sealed class ShardWriterGrain(ShardRegistry shards, AgentCatalog agents, 
     // Leaves the writer to finish or fail on its own; new appends go to the next primary chosen.
     private void Abandon(JournalWriter writer)
     {
+        localWriters.Withdraw(writer);
         if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
         {
             _opening = null;

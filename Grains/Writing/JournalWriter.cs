@@ -42,6 +42,8 @@ public sealed class JournalWriter : IAsyncDisposable
     private readonly Func<Task>? _beforeAck;
     private readonly Task _loop;
     private volatile Pr2Exception? _fenced;
+    private volatile bool _closed;
+    private volatile bool _broken;
 
     private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed, Func<Task>? beforeAck)
     {
@@ -71,7 +73,10 @@ public sealed class JournalWriter : IAsyncDisposable
     /// True once a commit failed because the database could not be reached (not because of what was in the
     /// batch): the writer stopped and failed everything queued with <see cref="ErrorCode.ShardUnavailable"/>.
     /// </summary>
-    public bool IsBroken { get; private set; }
+    public bool IsBroken => _broken;
+
+    /// <summary>True while the writer takes appends: not closed, broken or fenced.</summary>
+    public bool IsOpen => !_closed && !IsBroken && _fenced is null;
 
     /// <summary>
     /// Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.
@@ -105,6 +110,7 @@ public sealed class JournalWriter : IAsyncDisposable
     /// <summary>Stops taking appends, commits what is queued, and returns when the last commit finished.</summary>
     public async ValueTask DisposeAsync()
     {
+        _closed = true;
         _queue.Writer.TryComplete();
         await _loop;
     }
@@ -135,7 +141,7 @@ public sealed class JournalWriter : IAsyncDisposable
                 {
                     // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
                     // it is refused and retried elsewhere with the same MessageIds.
-                    IsBroken = true;
+                    _broken = true;
                     _queue.Writer.TryComplete();
                     while (_queue.Reader.TryRead(out var queued))
                     {
