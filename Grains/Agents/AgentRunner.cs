@@ -22,10 +22,26 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
     public NpgsqlDataSource Home => agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(agent.HomeShard(sourceShard)).Primary;
 
     /// <summary>Applies at most one batch; returns how many entries it applied (0 when caught up).</summary>
-    public Task<int> RunOnceAsync(CancellationToken cancellationToken = default) => RunOnceAsync(long.MaxValue, cancellationToken);
+    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default) => (await RunBatchAsync(long.MaxValue, cancellationToken)).Applied;
 
-    // Applies at most one batch of entries up to position upTo.
-    private async Task<int> RunOnceAsync(long upTo, CancellationToken cancellationToken)
+    /// <summary>Applies batches until one finds nothing more to apply after the mark; returns the total applied.</summary>
+    public async Task<long> CatchUpAsync(CancellationToken cancellationToken = default)
+    {
+        long total = 0;
+        while (true)
+        {
+            var (applied, more) = await RunBatchAsync(long.MaxValue, cancellationToken);
+            total += applied;
+            if (!more)
+            {
+                return total;
+            }
+        }
+    }
+
+    // Applies at most one batch of entries up to position upTo. More: the batch was cut at its size limit, so
+    // entries may be waiting after it (a batch that took everything there was needs no empty one after it).
+    private async Task<(int Applied, bool More)> RunBatchAsync(long upTo, CancellationToken cancellationToken)
     {
         var source = agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(sourceShard).Primary;
         var home = Home;
@@ -33,21 +49,23 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var mark = await LockMarkAsync(connection, transaction, cancellationToken);
-        var extra = await agent.BeforeBatchAsync(sourceShard, connection, transaction, cancellationToken);
+        var batch = new AgentBatch(sourceShard, replica, mark);
+        var extra = await agent.BeforeBatchAsync(batch, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
         var limit = (int)Math.Clamp(Math.Min(ready, upTo) - mark, 0, batchSize);
         IReadOnlyList<JournalEntry> entries = limit == 0 ? []
             : ReferenceEquals(source, home)
-                ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, cancellationToken)
-                : await JournalStore.ReadAsync(source, sourceShard, mark, limit, cancellationToken);
+                ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken)
+                : await JournalStore.ReadAsync(source, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken);
         if (entries.Count == 0)
         {
             if (extra > 0)
             {
                 await transaction.CommitAsync(cancellationToken);
+                agent.Committed(batch, mark);
             }
 
-            return extra;
+            return (extra, false);
         }
 
         if (entries[0].Position != mark + 1 || entries[^1].Position != mark + entries.Count)
@@ -59,13 +77,14 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
         try
         {
-            await agent.ApplyAsync(sourceShard, entries, connection, transaction, cancellationToken);
+            await agent.ApplyAsync(batch, entries, connection, transaction, cancellationToken);
         }
         catch (AgentStoppedException stop) when (stop.Position > mark + 1 && stop.Position <= entries[^1].Position)
         {
             // Keep what came before the entry it stopped at: roll back and apply only those.
             await transaction.RollbackAsync(cancellationToken);
-            return await RunOnceAsync(stop.Position - 1, cancellationToken);
+            var (applied, _) = await RunBatchAsync(stop.Position - 1, cancellationToken);
+            return (applied, false);
         }
 
         faults.AfterEffects(agent.Name, sourceShard, entries);
@@ -79,24 +98,12 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         advance.Parameters.Add(new() { Value = mark });
         if (await advance.ExecuteNonQueryAsync(cancellationToken) != 1)
         {
-            return 0;
+            return (0, false);
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return entries.Count + extra;
-    }
-
-    /// <summary>Applies batches until the journal has nothing more after the mark; returns the total applied.</summary>
-    public async Task<int> CatchUpAsync(CancellationToken cancellationToken = default)
-    {
-        var total = 0;
-        int applied;
-        while ((applied = await RunOnceAsync(cancellationToken)) > 0)
-        {
-            total += applied;
-        }
-
-        return total;
+        agent.Committed(batch, entries[^1].Position);
+        return (entries.Count + extra, entries.Count == limit || extra > 0);
     }
 
     private async Task<long> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)

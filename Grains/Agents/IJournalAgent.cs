@@ -25,6 +25,9 @@ public interface IJournalAgent
     /// <summary>The shard whose primary database holds the agent's effects and marks while it follows <paramref name="sourceShard"/> (not per replica).</summary>
     int HomeShard(int sourceShard);
 
+    /// <summary>False for agents that look only at an entry's position, actor and kind: their entries are read with empty bodies.</summary>
+    bool ReadsBodies => true;
+
     /// <summary>A paused agent does not move (rules can be paused); it goes on from its mark when resumed.</summary>
     bool Paused => false;
 
@@ -32,13 +35,21 @@ public interface IJournalAgent
     long StartPosition(int shard) => 0;
 
     /// <summary>Work of the agent's own inside each batch's transaction, before the entries (e.g. retrying parked entries); returns how much it did.</summary>
-    Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+    Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
         Task.FromResult(0);
 
     /// <summary>The last position the agent may apply now (e.g. no further than another agent's mark); the default: no limit.</summary>
     Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
         Task.FromResult(long.MaxValue);
 
-    /// <summary>Applies a contiguous batch of entries (position order) from <paramref name="sourceShard"/>.</summary>
-    Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken);
+    /// <summary>Applies a contiguous batch of entries (position order) from the batch's source shard.</summary>
+    Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The batch's transaction committed, leaving the mark at <paramref name="mark"/>. Not called when it rolled back, so
+    /// an agent that keeps in memory what it wrote learns here that the database now holds it.
+    /// </summary>
+    void Committed(AgentBatch batch, long mark)
+    {
+    }
 }

@@ -21,7 +21,9 @@ public sealed class ObjectDirectoryProjector : IJournalAgent
 
     public int HomeShard(int sourceShard) => 0;
 
-    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    public bool ReadsBodies => false;
+
+    public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         // Only inserts (an actor appears) and cancels (it ends) matter here; modifies change nothing.
         var actors = entries
@@ -41,7 +43,7 @@ public sealed class ObjectDirectoryProjector : IJournalAgent
             on conflict (shard, actor_id) do update set status = 2, updated_at = now()
                 where excluded.status = 2 and pr2_object_directory.status <> 2
             """, connection, transaction);
-        command.Parameters.Add(new() { Value = sourceShard });
+        command.Parameters.Add(new() { Value = batch.SourceShard });
         command.Parameters.Add(JournalStore.Array(actors.Select(a => a.ActorId).ToArray(), NpgsqlDbType.Text));
         command.Parameters.Add(JournalStore.Array(actors.Select(a => a.First).ToArray(), NpgsqlDbType.Bigint));
         command.Parameters.Add(JournalStore.Array(actors.Select(a => a.Canceled).ToArray(), NpgsqlDbType.Boolean));

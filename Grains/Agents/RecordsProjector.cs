@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Npgsql;
 using PR2.Grains.Records;
@@ -15,6 +16,9 @@ public sealed class RecordsProjector : IJournalAgent
 {
     public const string AgentName = "records";
 
+    // Per (shard, replica): what this silo's agent last wrote there.
+    private readonly ConcurrentDictionary<(int Shard, int Replica), ProjectedRecords> _written = new();
+
     public string Name => AgentName;
 
     public bool Follows(int shard) => true;
@@ -25,8 +29,9 @@ public sealed class RecordsProjector : IJournalAgent
 
     // Messages whose stamp was lowered by anti-entropy (sql/008): refold their actors up to the mark, so the
     // record is what the agreed stamps give. Runs in the batch's transaction, with the mark locked.
-    public async Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    public async Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
+        var sourceShard = batch.SourceShard;
         var actors = new List<string>();
         await using (var pending = new NpgsqlCommand("""
             update pr2_restamp r set refolded = true from pr2_journal j
@@ -46,7 +51,9 @@ public sealed class RecordsProjector : IJournalAgent
             return 0;
         }
 
-        var mark = await AgentMarks.ReadAsync(connection, AgentName, sourceShard, cancellationToken);
+        // Records change below that the cache of written records does not see.
+        Written(batch).Clear();
+        var mark = batch.Mark;
         var refolded = new Dictionary<string, RecordState>(StringComparer.Ordinal);
         foreach (var actorId in actors.Distinct(StringComparer.Ordinal))
         {
@@ -61,9 +68,19 @@ public sealed class RecordsProjector : IJournalAgent
         return actors.Count;
     }
 
-    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        var records = await RecordStore.ReadAsync(connection, entries.Select(e => e.Actor.ActorId).Distinct().ToList(), cancellationToken);
+        var sourceShard = batch.SourceShard;
+        var written = Written(batch);
+        var (records, missing) = written.Lookup(batch.Mark, entries.Select(e => e.Actor.ActorId).Distinct(StringComparer.Ordinal));
+        if (missing.Count > 0)
+        {
+            foreach (var (actorId, record) in await RecordStore.ReadAsync(connection, missing, cancellationToken))
+            {
+                records[actorId] = record;
+            }
+        }
+
         var changed = new Dictionary<string, RecordState>(StringComparer.Ordinal);
         var refold = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in entries)
@@ -92,5 +109,10 @@ public sealed class RecordsProjector : IJournalAgent
         }
 
         await RecordStore.UpsertAsync(connection, changed, cancellationToken);
+        written.Stage(batch, changed);
     }
+
+    public void Committed(AgentBatch batch, long mark) => Written(batch).Committed(batch, mark);
+
+    private ProjectedRecords Written(AgentBatch batch) => _written.GetOrAdd((batch.SourceShard, batch.Replica), _ => new ProjectedRecords());
 }

@@ -23,24 +23,24 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
     public Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
         AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, sourceShard, cancellationToken);
 
-    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         foreach (var entry in entries.Where(Matches))
         {
             if (entry.Hops >= RuleAgent.MaxHops)
             {
-                await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, RuleAgent.HopLimitReason(entry), cancellationToken);
+                await RuleEffects.ParkAsync(connection, transaction, Name, batch.SourceShard, entry.Position, RuleAgent.HopLimitReason(entry), cancellationToken);
                 continue;
             }
 
             var failed = await EntrySavepoint.TryAsync(transaction, async () =>
             {
                 var effects = await rule.HandleAsync(new RuleInput(entry, JsonNode.Parse(entry.Body)!.AsObject(), connection, transaction), cancellationToken);
-                await ApplyEffectsAsync(sourceShard, entry, effects, connection, transaction, cancellationToken);
+                await ApplyEffectsAsync(batch.SourceShard, entry, effects, connection, transaction, cancellationToken);
             }, cancellationToken);
             if (failed is not null)
             {
-                await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failed.Message, cancellationToken);
+                await RuleEffects.ParkAsync(connection, transaction, Name, batch.SourceShard, entry.Position, failed.Message, cancellationToken);
             }
         }
     }

@@ -41,26 +41,26 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     public long StartPosition(int shard) => info.StartPositions.GetValueOrDefault(shard);
 
-    public async Task<int> BeforeBatchAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    public async Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        var retries = await RuleEffects.TakeRetriesAsync(connection, transaction, Name, sourceShard, cancellationToken);
+        var retries = await RuleEffects.TakeRetriesAsync(connection, transaction, Name, batch.SourceShard, cancellationToken);
         foreach (var position in retries)
         {
-            var entries = await JournalStore.ReadAsync(connection, sourceShard, position - 1, 1, cancellationToken);
+            var entries = await JournalStore.ReadAsync(connection, batch.SourceShard, position - 1, 1, cancellationToken: cancellationToken);
             if (entries.Count == 1)
             {
-                await RunAsync(sourceShard, entries[0], connection, transaction, cancellationToken);
+                await RunAsync(batch.SourceShard, entries[0], connection, transaction, cancellationToken);
             }
         }
 
         return retries.Count;
     }
 
-    public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         foreach (var entry in entries.Where(definition.Matches))
         {
-            await RunAsync(sourceShard, entry, connection, transaction, cancellationToken);
+            await RunAsync(batch.SourceShard, entry, connection, transaction, cancellationToken);
         }
     }
 

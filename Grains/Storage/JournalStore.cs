@@ -16,21 +16,24 @@ public static class JournalStore
         actor_id, kind, actor_version, body::text, sender, caused_by_counter, caused_by_shard, j.recorded_at, content_hash, hops
         """;
 
+    // The same columns with an empty body, for readers that never look at it (no jsonb to text, nothing to transfer).
+    private static readonly string HeaderColumns = EntryColumns.Replace("body::text", "''::text as body", StringComparison.Ordinal);
+
     private const string Journal = "pr2_journal j left join pr2_restamp r using (message_id)";
 
-    /// <summary>Entries with position greater than <paramref name="afterPosition"/>, in position order.</summary>
-    public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlDataSource source, int shard, long afterPosition, int limit, CancellationToken cancellationToken = default)
+    /// <summary>Entries with position greater than <paramref name="afterPosition"/>, in position order (with empty bodies unless <paramref name="withBodies"/>).</summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlDataSource source, int shard, long afterPosition, int limit, bool withBodies = true, CancellationToken cancellationToken = default)
     {
-        await using var command = source.CreateCommand($"select {EntryColumns} from {Journal} where position > $1 order by position limit $2");
+        await using var command = source.CreateCommand($"select {(withBodies ? EntryColumns : HeaderColumns)} from {Journal} where position > $1 order by position limit $2");
         command.Parameters.Add(new() { Value = afterPosition });
         command.Parameters.Add(new() { Value = limit });
         return await ReadEntriesAsync(command, shard, cancellationToken);
     }
 
     /// <summary>Entries after <paramref name="afterPosition"/>, read on an open connection (inside its transaction).</summary>
-    public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlConnection connection, int shard, long afterPosition, int limit, CancellationToken cancellationToken = default)
+    public static async Task<IReadOnlyList<JournalEntry>> ReadAsync(NpgsqlConnection connection, int shard, long afterPosition, int limit, bool withBodies = true, CancellationToken cancellationToken = default)
     {
-        await using var command = new NpgsqlCommand($"select {EntryColumns} from {Journal} where position > $1 order by position limit $2", connection);
+        await using var command = new NpgsqlCommand($"select {(withBodies ? EntryColumns : HeaderColumns)} from {Journal} where position > $1 order by position limit $2", connection);
         command.Parameters.Add(new() { Value = afterPosition });
         command.Parameters.Add(new() { Value = limit });
         return await ReadEntriesAsync(command, shard, cancellationToken);

@@ -146,7 +146,7 @@ public sealed class ExactlyOnceProjectionTests(PostgresFixture postgres)
 
         public int HomeShard(int sourceShard) => sourceShard;
 
-        public async Task ApplyAsync(int sourceShard, IReadOnlyList<JournalEntry> entries, Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction, CancellationToken cancellationToken)
+        public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction, CancellationToken cancellationToken)
         {
             await using (var create = new Npgsql.NpgsqlCommand("create table if not exists test_entry_log (position bigint not null)", connection, transaction))
             {
