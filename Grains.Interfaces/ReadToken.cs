@@ -37,7 +37,11 @@ public sealed class ReadToken
         Normalize(vector.Select(p => new ReadTokenPart(shard, p.Key, p.Value)));
 
     /// <summary>Everything either token has seen (per component, the higher position).</summary>
-    public ReadToken Merge(ReadToken? other) => other is null || other.IsEmpty ? this : IsEmpty ? other : Normalize(_parts.Concat(other._parts));
+    public ReadToken Merge(ReadToken? other) =>
+        other is null || other.IsEmpty ? this
+        : IsEmpty ? other
+        : other._parts.Length == 1 ? With(other._parts[0])
+        : Normalize(_parts.Concat(other._parts));
 
     /// <summary>The part of this token about <paramref name="shard"/>: per origin, the position required.</summary>
     public IReadOnlyDictionary<Guid, long> ForShard(int shard) =>
@@ -97,6 +101,28 @@ public sealed class ReadToken
         }
 
         return Normalize(parts);
+    }
+
+    // Merging one write's token, the common case (every acknowledgement): no grouping, and no new token when
+    // this one already covers it.
+    private ReadToken With(ReadTokenPart part)
+    {
+        for (var i = 0; i < _parts.Length; i++)
+        {
+            if (_parts[i].Shard == part.Shard && _parts[i].Origin == part.Origin)
+            {
+                if (_parts[i].Position >= part.Position)
+                {
+                    return this;
+                }
+
+                var parts = (ReadTokenPart[])_parts.Clone();
+                parts[i] = part;
+                return new ReadToken(parts);
+            }
+        }
+
+        return Normalize(_parts.Append(part));
     }
 
     private static Pr2Exception NotAToken() => new(ErrorCode.BadMessage, "the read token is not one this service gave out");
