@@ -73,6 +73,13 @@ public sealed class ShardRegistry : IAsyncDisposable
             builder.AutoPrepareMinUsages = 2;
         }
 
+        // Nothing PR2 runs leaves session state behind (settings are SET LOCAL, the migration's advisory lock is
+        // released in a finally), so a pooled connection needs no reset statements each time it is handed out.
+        if (!connectionString.Contains("Reset On Close", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.NoResetOnClose = true;
+        }
+
         builder.ApplicationName ??= "pr2";
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
     }
