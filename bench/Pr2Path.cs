@@ -116,6 +116,19 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
             (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand,
             peak, rate, At(lags, 0.5), At(lags, 0.99));
         Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {row.P50Ms,6:N2} ms  p99 {row.P99Ms,7:N2} ms  lag p99 {row.ProjectionLagP99Ms,6:N1} ms{(errors > 0 ? $"  errors {errors}" : "")}");
+        if (duration >= TimeSpan.FromMinutes(1))
+        {
+            // Where a long run's tail comes from: its slowest seconds, by when the messages were due.
+            var start = acks.Count == 0 ? 0 : acks.Min(a => a.ScheduledTicks);
+            var startedAt = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
+            var slowest = acks
+                .GroupBy(a => (a.ScheduledTicks - start) / Stopwatch.Frequency)
+                .Select(g => (Second: g.Key, Worst: g.Max(a => Stopwatch.GetElapsedTime(a.ScheduledTicks, a.AckTicks).TotalMilliseconds)))
+                .OrderByDescending(s => s.Worst)
+                .Take(5);
+            Console.WriteLine($"  slowest seconds: {string.Join(", ", slowest.Select(s => $"{startedAt.AddSeconds(s.Second):HH:mm:ss} UTC, +{s.Second} s ({s.Worst:N0} ms)"))}");
+        }
+
         return row;
 
         async Task SendOneAsync(string actor, long k, long scheduledTicks)
