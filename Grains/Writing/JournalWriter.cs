@@ -31,6 +31,17 @@ public sealed class JournalWriter : IAsyncDisposable
              as e(position, message_id, counter, actor_id, kind, version, body, hash, sender, caused_counter, caused_shard, origin_position, hops)
         """;
 
+    // Latest version per actor: one backward index probe each, on (actor_id, actor_version); 0 when none.
+    private const string LatestVersions = """
+        select a.actor_id,
+               coalesce((select j.actor_version from pr2_journal j where j.actor_id = a.actor_id
+                         order by j.actor_version desc limit 1), 0)
+        from unnest($1::text[]) as a(actor_id)
+        """;
+
+    // Bound on the versions a writer remembers between commits (an actor's id and a number each).
+    private const int MaxRememberedActors = 100_000;
+
     private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(
         new UnboundedChannelOptions { SingleReader = true });
 
@@ -42,11 +53,19 @@ public sealed class JournalWriter : IAsyncDisposable
     private readonly Func<Task>? _beforeAck;
     private readonly Task _loop;
     private volatile Pr2Exception? _fenced;
+
+    // Each actor's latest version as of _versionsAt, the head position this writer's last commit left (or found
+    // on opening). Only writers move the head, and a newer writer fences this one, so while the locked head is
+    // still at _versionsAt nobody else appended (anti-entropy moves the head too) and these are the journal's
+    // latest versions: the commit asks the database only about actors not in here. Loop thread only.
+    private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
+    private long _versionsAt;
     private volatile bool _closed;
     private volatile bool _broken;
 
-    private JournalWriter(int shard, long epoch, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed, Func<Task>? beforeAck)
+    private JournalWriter(int shard, long epoch, long position, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed, Func<Task>? beforeAck)
     {
+        _versionsAt = position;
         _committed = committed;
         _beforeAck = beforeAck;
         Shard = shard;
@@ -95,7 +114,7 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.ReadAsync(cancellationToken);
         var (epoch, position, clock, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetGuid(3));
         Log.WriterOpened(logger, shard, epoch, position, clock);
-        return new JournalWriter(shard, epoch, replicaId, source, maxBatchSize, logger, committed ?? (_ => { }), beforeAck);
+        return new JournalWriter(shard, epoch, position, replicaId, source, maxBatchSize, logger, committed ?? (_ => { }), beforeAck);
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -167,6 +186,7 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions);
+        // The plan moves latestVersions on as it accepts entries: after the commit they are the journal's.
         foreach (var pending in batch)
         {
             plan.Add(pending);
@@ -191,6 +211,7 @@ public sealed class JournalWriter : IAsyncDisposable
             }
         }
 
+        RememberVersions(latestVersions, plan.Position);
         plan.Complete();
         if (plan.NewEntries.Count > 0)
         {
@@ -202,7 +223,8 @@ public sealed class JournalWriter : IAsyncDisposable
         LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingAppend> batch)
     {
         var messageIds = batch.Select(p => p.Request.Message.MessageId).Distinct().ToArray();
-        var actorIds = batch.Select(p => p.Request.Message.Receiver.ActorId).Distinct().ToArray();
+        var actorIds = batch.Select(p => p.Request.Message.Receiver.ActorId).Distinct(StringComparer.Ordinal).ToArray();
+        var unknownActors = actorIds.Where(a => !_versions.ContainsKey(a)).ToArray();
         await using var check = new NpgsqlBatch(connection, transaction)
         {
             BatchCommands =
@@ -213,19 +235,14 @@ public sealed class JournalWriter : IAsyncDisposable
                     select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash, origin_replica, origin_position
                     from pr2_journal where message_id = any($1)
                     """) { Parameters = { JournalStore.Array(messageIds, NpgsqlDbType.Uuid) } },
-                // Latest version per actor: one backward index probe each, on (actor_id, actor_version).
-                new("""
-                    select a.actor_id,
-                           coalesce((select j.actor_version from pr2_journal j where j.actor_id = a.actor_id
-                                     order by j.actor_version desc limit 1), 0)
-                    from unnest($1::text[]) as a(actor_id)
-                    """) { Parameters = { JournalStore.Array(actorIds, NpgsqlDbType.Text) } },
+                new(LatestVersions) { Parameters = { JournalStore.Array(unknownActors, NpgsqlDbType.Text) } },
             },
         };
 
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();
-        var (epoch, head) = (reader.GetInt64(0), (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
+        var epoch = reader.GetInt64(0);
+        (long Position, long Clock, long OriginPosition) head = (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
 
         await reader.NextResultAsync();
         var known = new Dictionary<Guid, (WriteAck, byte[])>();
@@ -250,7 +267,59 @@ public sealed class JournalWriter : IAsyncDisposable
             latest[reader.GetString(0)] = reader.GetInt64(1);
         }
 
+        await reader.DisposeAsync();
+        if (head.Position == _versionsAt)
+        {
+            foreach (var actorId in actorIds.Except(unknownActors, StringComparer.Ordinal))
+            {
+                latest[actorId] = _versions[actorId];
+            }
+        }
+        else
+        {
+            // Someone else appended since this writer's last commit (anti-entropy): what it remembers may be old.
+            _versions.Clear();
+            foreach (var (actorId, version) in await ReadLatestVersionsAsync(connection, transaction, actorIds.Except(unknownActors, StringComparer.Ordinal).ToArray()))
+            {
+                latest[actorId] = version;
+            }
+        }
+
         return (epoch, head, known, latest);
+    }
+
+    private static async Task<Dictionary<string, long>> ReadLatestVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string[] actorIds)
+    {
+        var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (actorIds.Length == 0)
+        {
+            return latest;
+        }
+
+        await using var command = new NpgsqlCommand(LatestVersions, connection, transaction) { Parameters = { JournalStore.Array(actorIds, NpgsqlDbType.Text) } };
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            latest[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return latest;
+    }
+
+    // After a commit: the versions the batch read or wrote are the journal's at the new head.
+    private void RememberVersions(Dictionary<string, long> latest, long position)
+    {
+        if (_versions.Count + latest.Count > MaxRememberedActors)
+        {
+            _versions.Clear();
+        }
+
+        foreach (var (actorId, version) in latest)
+        {
+            _versions[actorId] = version;
+        }
+
+        _versionsAt = position;
     }
 
     private async Task InsertAndAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan)
