@@ -47,6 +47,11 @@ internal sealed class SiloProcess : IAsyncDisposable
             {
                 ready.TrySetResult();
             }
+            else if (e.Data is not null && ready.Task.IsCompleted)
+            {
+                // Logging is at Warning: what the silo says during a run (fail-overs, failed commits) explains a stall.
+                Console.Error.WriteLine($"silo: {e.Data}");
+            }
         };
         process.ErrorDataReceived += (_, e) =>
         {
