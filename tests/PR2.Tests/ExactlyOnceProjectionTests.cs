@@ -34,8 +34,9 @@ public sealed class ExactlyOnceProjectionTests(PostgresFixture postgres)
             using var sampling = new CancellationTokenSource();
             var sampler = SampleMarksAsync(topology, marks, sampling.Token);
             var client = new Pr2Client(cluster.Client);
-            await WriteWavesAsync(client, actors, firstWave: 0, waves: 6);
-            await WaitUntilCaughtUpAsync(client);
+            // Catching up after each wave keeps the waves in separate batches, so each is crashed once: how many
+            // crashes there are does not depend on how fast the writes come compared with the agents.
+            await WriteWavesAsync(client, actors, firstWave: 0, waves: 6, afterEach: () => WaitUntilCaughtUpAsync(client));
             await sampling.CancelAsync();
             await sampler;
         }
@@ -73,12 +74,16 @@ public sealed class ExactlyOnceProjectionTests(PostgresFixture postgres)
         });
 
     // Each wave: every actor gets one message; the first wave inserts. Waves make many separate commits.
-    private static async Task WriteWavesAsync(Pr2Client client, List<ActorRef> actors, int firstWave, int waves)
+    private static async Task WriteWavesAsync(Pr2Client client, List<ActorRef> actors, int firstWave, int waves, Func<Task>? afterEach = null)
     {
         for (var wave = firstWave; wave < firstWave + waves; wave++)
         {
             await Task.WhenAll(actors.Select(actor => client.SendAsync(actor.Shard, actor.ActorId,
                 wave == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"wave": {{wave}}, "w{{wave}}": true}""")));
+            if (afterEach is not null)
+            {
+                await afterEach();
+            }
         }
     }
 
