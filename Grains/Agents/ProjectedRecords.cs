@@ -64,8 +64,7 @@ internal sealed class ProjectedRecords
             if (_mark != batch.Mark)
             {
                 // The cache did not describe the records this batch started from (emptied by a refold): start over.
-                _records.Clear();
-                _mark = -1;
+                Clear();
                 return;
             }
 

@@ -225,6 +225,7 @@ public sealed class JournalWriter : IAsyncDisposable
         var messageIds = batch.Select(p => p.Request.Message.MessageId).Distinct().ToArray();
         var actorIds = batch.Select(p => p.Request.Message.Receiver.ActorId).Distinct(StringComparer.Ordinal).ToArray();
         var unknownActors = actorIds.Where(a => !_versions.ContainsKey(a)).ToArray();
+        var rememberedActors = actorIds.Where(_versions.ContainsKey).ToArray();
         await using var check = new NpgsqlBatch(connection, transaction)
         {
             BatchCommands =
@@ -262,15 +263,11 @@ public sealed class JournalWriter : IAsyncDisposable
 
         await reader.NextResultAsync();
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
-        while (await reader.ReadAsync())
-        {
-            latest[reader.GetString(0)] = reader.GetInt64(1);
-        }
-
+        await ReadVersionsAsync(reader, latest);
         await reader.DisposeAsync();
         if (head.Position == _versionsAt)
         {
-            foreach (var actorId in actorIds.Except(unknownActors, StringComparer.Ordinal))
+            foreach (var actorId in rememberedActors)
             {
                 latest[actorId] = _versions[actorId];
             }
@@ -279,31 +276,24 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             // Someone else appended since this writer's last commit (anti-entropy): what it remembers may be old.
             _versions.Clear();
-            foreach (var (actorId, version) in await ReadLatestVersionsAsync(connection, transaction, actorIds.Except(unknownActors, StringComparer.Ordinal).ToArray()))
+            if (rememberedActors.Length > 0)
             {
-                latest[actorId] = version;
+                await using var command = new NpgsqlCommand(LatestVersions, connection, transaction) { Parameters = { JournalStore.Array(rememberedActors, NpgsqlDbType.Text) } };
+                await using var again = await command.ExecuteReaderAsync();
+                await ReadVersionsAsync(again, latest);
             }
         }
 
         return (epoch, head, known, latest);
     }
 
-    private static async Task<Dictionary<string, long>> ReadLatestVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string[] actorIds)
+    // Rows of LatestVersions: actor id, latest version.
+    private static async Task ReadVersionsAsync(NpgsqlDataReader reader, Dictionary<string, long> into)
     {
-        var latest = new Dictionary<string, long>(StringComparer.Ordinal);
-        if (actorIds.Length == 0)
-        {
-            return latest;
-        }
-
-        await using var command = new NpgsqlCommand(LatestVersions, connection, transaction) { Parameters = { JournalStore.Array(actorIds, NpgsqlDbType.Text) } };
-        await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
-            latest[reader.GetString(0)] = reader.GetInt64(1);
+            into[reader.GetString(0)] = reader.GetInt64(1);
         }
-
-        return latest;
     }
 
     // After a commit: the versions the batch read or wrote are the journal's at the new head.
