@@ -158,15 +158,20 @@ public sealed class ShardWriterGrain(
             // Half the call bound: a replica that cannot take a copy in that time gets the caller a clear refusal
             // ("only n of m replicas") rather than a timeout with an unknown outcome.
             var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies, options.Value.CallTimeout / 2);
-            var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, _ =>
+            // A commit that projected its records itself left the records agent at the head: it need not be woken.
+            var recordsAgent = AgentCatalog.Key(RecordsProjector.AgentName, shardCode, primary);
+            var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, (_, recordsProjected) =>
             {
                 foreach (var key in agents.KeysFollowing(shardCode, primary))
                 {
-                    grains.GetGrain<IAgentGrain>(key).Wake();
+                    if (!(recordsProjected && key == recordsAgent))
+                    {
+                        grains.GetGrain<IAgentGrain>(key).Wake();
+                    }
                 }
 
                 antiEntropy?.Wake();
-            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null);
+            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline);
             // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).
             _ = FenceOthersAsync(primary);
             Set.Promote(primary);

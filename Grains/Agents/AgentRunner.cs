@@ -10,8 +10,11 @@ namespace PR2.Grains.Agents;
 /// together; a second runner for the same (agent, shard) waits on the mark lock and then finds the mark
 /// moved, so it cannot apply a batch twice.
 /// </summary>
-public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = 500, int replica = 0)
+public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = AgentRunner.DefaultBatchSize, int replica = 0)
 {
+    /// <summary>Most entries one batch applies, unless the runner is given another size.</summary>
+    public const int DefaultBatchSize = 500;
+
     public string Agent => agent.Name;
 
     public int SourceShard => sourceShard;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json.Nodes;
 using Npgsql;
 using PR2.Grains.Records;
 using PR2.Grains.Storage;
@@ -92,13 +91,14 @@ public sealed class RecordsProjector : IJournalAgent
             }
 
             var record = changed.GetValueOrDefault(actorId) ?? records.GetValueOrDefault(actorId) ?? RecordState.Missing;
-            if (record.LastStamp is { } last && entry.Stamp <= last)
+            if (record.ApplyIfNewer(entry.Kind, entry.Body, entry.Stamp, entry.Position) is { } next)
+            {
+                changed[actorId] = next;
+            }
+            else
             {
                 refold.Add(actorId);
-                continue;
             }
-
-            changed[actorId] = record.Apply(entry.Kind, JsonNode.Parse(entry.Body)!.AsObject(), entry.Stamp, entry.Position);
         }
 
         var upTo = entries[^1].Position;

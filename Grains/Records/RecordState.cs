@@ -32,6 +32,13 @@ public sealed record RecordState(
         return new RecordState(status, Version + 1, state, FirstStamp ?? stamp, stamp, position);
     }
 
+    /// <summary>
+    /// Applies an entry on top when it is newer (Lamport) than the record's last one; null when it is not, and the
+    /// actor must be refolded from its journal to keep the Lamport order.
+    /// </summary>
+    public RecordState? ApplyIfNewer(MessageKind kind, string body, LamportStamp stamp, long position) =>
+        LastStamp is { } last && stamp <= last ? null : Apply(kind, JsonNode.Parse(body)!.AsObject(), stamp, position);
+
     /// <summary>Folds entries (in the order given) onto <paramref name="start"/> (default: a missing record).</summary>
     public static RecordState Fold(IEnumerable<JournalEntry> entries, RecordState? start = null) =>
         entries.Aggregate(start ?? Missing, (record, entry) =>

@@ -10,16 +10,19 @@ public static class RecordStore
 {
     private const string Columns = "actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard, last_position";
 
+    /// <summary>The records of the actors in $1 (text[]); rows are read with <see cref="ReadRow"/>, the actor id in column 0.</summary>
+    public const string SelectByActors = $"select {Columns} from pr2_record where actor_id = any($1)";
+
     /// <summary>The stored records of the given actors (missing ones are absent from the result).</summary>
     public static async Task<Dictionary<string, RecordState>> ReadAsync(NpgsqlConnection connection, IReadOnlyCollection<string> actorIds, CancellationToken cancellationToken = default)
     {
-        await using var command = new NpgsqlCommand($"select {Columns} from pr2_record where actor_id = any($1)", connection);
+        await using var command = new NpgsqlCommand(SelectByActors, connection);
         command.Parameters.Add(JournalStore.Array(actorIds.ToArray(), NpgsqlDbType.Text));
         var records = new Dictionary<string, RecordState>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            records[reader.GetString(0)] = ReadState(reader);
+            records[reader.GetString(0)] = ReadRow(reader);
         }
 
         return records;
@@ -31,7 +34,7 @@ public static class RecordStore
         await using var command = source.CreateCommand($"select {Columns} from pr2_record where actor_id = $1");
         command.Parameters.Add(new() { Value = actorId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? ReadState(reader) : RecordState.Missing;
+        return await reader.ReadAsync(cancellationToken) ? ReadRow(reader) : RecordState.Missing;
     }
 
     /// <summary>Live records of one type whose state contains <paramref name="contains"/> (jsonb containment), by actor id, read in a transaction.</summary>
@@ -45,7 +48,7 @@ public static class RecordStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            found.Add(ReadState(reader).ToRecord(new ActorRef(shard, reader.GetString(0))));
+            found.Add(ReadRow(reader).ToRecord(new ActorRef(shard, reader.GetString(0))));
         }
 
         return found;
@@ -67,7 +70,7 @@ public static class RecordStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            found.Add((reader.GetString(0), ReadState(reader)));
+            found.Add((reader.GetString(0), ReadRow(reader)));
         }
 
         return found;
@@ -81,8 +84,15 @@ public static class RecordStore
             return;
         }
 
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Upsert(records) } };
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>The statement that inserts or replaces the given records, to run in a batch of the caller's.</summary>
+    public static NpgsqlBatchCommand Upsert(IReadOnlyDictionary<string, RecordState> records)
+    {
         var rows = records.ToList();
-        await using var command = new NpgsqlCommand("""
+        return new NpgsqlBatchCommand("""
             insert into pr2_record (actor_id, actor_type, status, version, state, first_counter, first_shard,
                                     last_counter, last_shard, last_position)
             select r.actor_id, split_part(r.actor_id, '/', 1), r.status, r.version, r.state::jsonb, r.first_counter, r.first_shard,
@@ -95,20 +105,25 @@ public static class RecordStore
                 first_counter = excluded.first_counter, first_shard = excluded.first_shard,
                 last_counter = excluded.last_counter, last_shard = excluded.last_shard,
                 last_position = excluded.last_position, updated_at = now()
-            """, connection);
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => (short)r.Value.Status).ToArray(), NpgsqlDbType.Smallint));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.Version).ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.State?.ToJsonString()).ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer));
-        command.Parameters.Add(JournalStore.Array(rows.Select(r => r.Value.LastPosition).ToArray(), NpgsqlDbType.Bigint));
-        await command.ExecuteNonQueryAsync(cancellationToken);
+            """)
+        {
+            Parameters =
+            {
+                JournalStore.Array(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(rows.Select(r => (short)r.Value.Status).ToArray(), NpgsqlDbType.Smallint),
+                JournalStore.Array(rows.Select(r => r.Value.Version).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(rows.Select(r => r.Value.State?.ToJsonString()).ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer),
+                JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer),
+                JournalStore.Array(rows.Select(r => r.Value.LastPosition).ToArray(), NpgsqlDbType.Bigint),
+            },
+        };
     }
 
-    private static RecordState ReadState(NpgsqlDataReader reader) => new(
+    /// <summary>The record in the current row of a select of this class's columns.</summary>
+    public static RecordState ReadRow(NpgsqlDataReader reader) => new(
         Status: (RecordStatus)reader.GetInt16(1),
         Version: reader.GetInt64(2),
         State: reader.IsDBNull(3) ? null : JsonNode.Parse(reader.GetString(3))!.AsObject(),

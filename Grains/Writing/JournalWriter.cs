@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
+using PR2.Grains.Records;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains.Writing;
@@ -17,6 +18,10 @@ namespace PR2.Grains.Writing;
 /// head's clock, and advances the head. Acks are released only after COMMIT returned (synchronous_commit
 /// on). Because positions come from the locked head row, a failed transaction leaves no gap, and a
 /// writer that opened later (higher epoch) fences this one out at its next commit.
+/// </para>
+/// <para>
+/// With records projection on, the same transaction also folds the new entries into the records view when the
+/// records agent stands at the head (see <see cref="InlineRecords"/>), so most entries never need the agent.
 /// </para>
 /// </summary>
 public sealed class JournalWriter : IAsyncDisposable
@@ -49,7 +54,8 @@ public sealed class JournalWriter : IAsyncDisposable
     private readonly Guid _replicaId;
     private readonly int _maxBatchSize;
     private readonly ILogger _logger;
-    private readonly Action<long> _committed;
+    private readonly Action<long, bool> _committed;
+    private readonly bool _projectRecords;
     private readonly Func<Task>? _beforeAck;
     private readonly Task _loop;
     private volatile Pr2Exception? _fenced;
@@ -63,8 +69,10 @@ public sealed class JournalWriter : IAsyncDisposable
     private volatile bool _closed;
     private volatile bool _broken;
 
-    private JournalWriter(int shard, long epoch, long position, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger, Action<long> committed, Func<Task>? beforeAck)
+    private JournalWriter(int shard, long epoch, long position, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
+        Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords)
     {
+        _projectRecords = projectRecords;
         _versionsAt = position;
         _committed = committed;
         _beforeAck = beforeAck;
@@ -99,12 +107,14 @@ public sealed class JournalWriter : IAsyncDisposable
 
     /// <summary>
     /// Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.
-    /// <paramref name="committed"/> is called with the new head position after each commit that wrote entries;
+    /// <paramref name="committed"/> is called after each commit that wrote entries, with the new head position and
+    /// whether the commit also projected them into the records view (the records agent then need not be woken);
     /// <paramref name="beforeAck"/>, when given, runs after each commit and must succeed before the batch is
     /// acknowledged (the ack policy's replication); if it throws, the batch gets that error instead.
+    /// <paramref name="projectRecords"/> turns on the records projection in the commit (<see cref="InlineRecords"/>).
     /// </summary>
     public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
-        Action<long>? committed = null, Func<Task>? beforeAck = null, CancellationToken cancellationToken = default)
+        Action<long, bool>? committed = null, Func<Task>? beforeAck = null, bool projectRecords = false, CancellationToken cancellationToken = default)
     {
         await using var command = source.CreateCommand("""
             update pr2_writer_head set epoch = epoch + 1, updated_at = now()
@@ -114,7 +124,7 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.ReadAsync(cancellationToken);
         var (epoch, position, clock, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetGuid(3));
         Log.WriterOpened(logger, shard, epoch, position, clock);
-        return new JournalWriter(shard, epoch, position, replicaId, source, maxBatchSize, logger, committed ?? (_ => { }), beforeAck);
+        return new JournalWriter(shard, epoch, position, replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck, projectRecords);
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -178,7 +188,7 @@ public sealed class JournalWriter : IAsyncDisposable
         await using var connection = await _source.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
 
-        var (epoch, head, known, latestVersions) = await LockHeadAndCheckAsync(connection, transaction, batch);
+        var (epoch, head, known, latestVersions, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
         if (epoch != Epoch)
         {
             Fence(epoch, batch);
@@ -192,9 +202,10 @@ public sealed class JournalWriter : IAsyncDisposable
             plan.Add(pending);
         }
 
+        var projected = InlineRecords.Fold(records, head.Position, plan);
         if (plan.NewEntries.Count > 0)
         {
-            await InsertAndAdvanceAsync(connection, transaction, plan);
+            await InsertAndAdvanceAsync(connection, transaction, plan, head.Position, projected);
         }
 
         await transaction.CommitAsync();
@@ -215,11 +226,11 @@ public sealed class JournalWriter : IAsyncDisposable
         plan.Complete();
         if (plan.NewEntries.Count > 0)
         {
-            _committed(plan.Position);
+            _committed(plan.Position, projected is not null);
         }
     }
 
-    private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions)>
+    private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions, RecordsAtMark Records)>
         LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingAppend> batch)
     {
         var messageIds = batch.Select(p => p.Request.Message.MessageId).Distinct().ToArray();
@@ -239,6 +250,10 @@ public sealed class JournalWriter : IAsyncDisposable
                 new(LatestVersions) { Parameters = { JournalStore.Array(unknownActors, NpgsqlDbType.Text) } },
             },
         };
+        if (_projectRecords)
+        {
+            InlineRecords.AddChecks(check, Shard, actorIds);
+        }
 
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();
@@ -264,6 +279,13 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.NextResultAsync();
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
         await ReadVersionsAsync(reader, latest);
+        var records = RecordsAtMark.None;
+        if (_projectRecords)
+        {
+            await reader.NextResultAsync();
+            records = await InlineRecords.ReadChecksAsync(reader);
+        }
+
         await reader.DisposeAsync();
         if (head.Position == _versionsAt)
         {
@@ -284,7 +306,7 @@ public sealed class JournalWriter : IAsyncDisposable
             }
         }
 
-        return (epoch, head, known, latest);
+        return (epoch, head, known, latest, records);
     }
 
     // Rows of LatestVersions: actor id, latest version.
@@ -312,7 +334,10 @@ public sealed class JournalWriter : IAsyncDisposable
         _versionsAt = position;
     }
 
-    private async Task InsertAndAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan)
+    // Inserts the plan's entries and moves the head from headBefore; with projected records, writes those and moves
+    // the records agent's mark along with the head.
+    private async Task InsertAndAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, long headBefore,
+        Dictionary<string, RecordState>? projected)
     {
         var entries = plan.NewEntries;
         await using var write = new NpgsqlBatch(connection, transaction)
@@ -346,6 +371,11 @@ public sealed class JournalWriter : IAsyncDisposable
                 },
             },
         };
+        if (projected is not null)
+        {
+            InlineRecords.AddWrites(write, Shard, headBefore, plan.Position, projected);
+        }
+
         await write.ExecuteNonQueryAsync();
     }
 
