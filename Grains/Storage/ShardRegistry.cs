@@ -73,12 +73,16 @@ public sealed class ShardRegistry : IAsyncDisposable
             builder.AutoPrepareMinUsages = 2;
         }
 
-        // Nothing PR2 runs leaves session state behind (settings are SET LOCAL, the migration's advisory lock is
-        // released in a finally), so a pooled connection needs no reset statements each time it is handed out.
+        // Nothing PR2 runs leaves session state behind (its one session setting is given at connect, below; the
+        // migration's advisory lock is released in a finally), so a pooled connection needs no reset statements.
         if (!connectionString.Contains("Reset On Close", StringComparison.OrdinalIgnoreCase))
         {
             builder.NoResetOnClose = true;
         }
+
+        // Acknowledged means durable: every PR2 session commits synchronously, whatever the server's default.
+        // A session setting rather than SET LOCAL, so that a group commit sent as one implicit transaction has it too.
+        builder.Options = $"{builder.Options} -c synchronous_commit=on".Trim();
 
         builder.ApplicationName ??= "pr2";
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();

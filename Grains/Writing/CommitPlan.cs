@@ -19,6 +19,9 @@ internal sealed class CommitPlan(
     /// <summary>The entries to insert, in position order, with the origin position each gets on this replica.</summary>
     public List<(AppendRequest Request, WriteAck Ack, long OriginPosition)> NewEntries { get; } = [];
 
+    /// <summary>The latest version of each actor of the batch after the planned entries (as given, moved on by them).</summary>
+    public IReadOnlyDictionary<string, long> LatestVersions => latestVersions;
+
     /// <summary>The head position after the planned entries.</summary>
     public long Position { get; private set; } = position;
 

@@ -20,6 +20,14 @@ namespace PR2.Grains.Writing;
 /// writer that opened later (higher epoch) fences this one out at its next commit.
 /// </para>
 /// <para>
+/// Most commits take a shorter way, in one round trip: while the head is where this writer's last commit left it,
+/// the writer knows the head, and the latest version of every actor it wrote, without asking. If every append
+/// of the batch is then a new entry, it sends the head's move (<c>pr2_move_writer_head</c>, which refuses unless
+/// the head is still there, under its row lock) and the inserts as one batch, one implicit transaction. If the
+/// head moved (anti-entropy, a newer writer) or a MessageId is already in the journal (a retry), that
+/// transaction fails as a whole and the batch takes the checked way above.
+/// </para>
+/// <para>
 /// With records projection on, the same transaction also folds the new entries into the records view when the
 /// records agent stands at the head (see <see cref="InlineRecords"/>), so most entries never need the agent.
 /// </para>
@@ -44,6 +52,9 @@ public sealed class JournalWriter : IAsyncDisposable
         from unnest($1::text[]) as a(actor_id)
         """;
 
+    // Raised by pr2_move_writer_head (sql/010) when the head is not where this writer left it.
+    private const string HeadMoved = "PR2HM";
+
     // Bound on the versions a writer remembers between commits (an actor's id and a number each).
     private const int MaxRememberedActors = 100_000;
 
@@ -66,14 +77,18 @@ public sealed class JournalWriter : IAsyncDisposable
     // latest versions: the commit asks the database only about actors not in here. Loop thread only.
     private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
     private long _versionsAt;
+
+    // The rest of the head at _versionsAt: its Lamport clock and this replica's origin position.
+    private long _clockAt;
+    private long _originAt;
     private volatile bool _closed;
     private volatile bool _broken;
 
-    private JournalWriter(int shard, long epoch, long position, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
+    private JournalWriter(int shard, long epoch, (long Position, long Clock, long OriginPosition) head, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
         Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords)
     {
         _projectRecords = projectRecords;
-        _versionsAt = position;
+        (_versionsAt, _clockAt, _originAt) = head;
         _committed = committed;
         _beforeAck = beforeAck;
         Shard = shard;
@@ -118,13 +133,13 @@ public sealed class JournalWriter : IAsyncDisposable
     {
         await using var command = source.CreateCommand("""
             update pr2_writer_head set epoch = epoch + 1, updated_at = now()
-            returning epoch, position, clock, (select replica_id from pr2_replica)
+            returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
             """);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        var (epoch, position, clock, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetGuid(3));
+        var (epoch, position, clock, originPosition, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetGuid(4));
         Log.WriterOpened(logger, shard, epoch, position, clock);
-        return new JournalWriter(shard, epoch, position, replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck, projectRecords);
+        return new JournalWriter(shard, epoch, (position, clock, originPosition), replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck, projectRecords);
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -186,13 +201,106 @@ public sealed class JournalWriter : IAsyncDisposable
     private async Task CommitAsync(List<PendingAppend> batch)
     {
         await using var connection = await _source.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
+        var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick)
+            ? (quick, null)
+            : await CommitCheckedAsync(connection, batch);
+        if (outcome is not { } committed)
+        {
+            return; // fenced
+        }
 
+        var (plan, projected) = committed;
+
+        if (_beforeAck is not null)
+        {
+            try
+            {
+                await _beforeAck();
+            }
+            catch (Pr2Exception refused)
+            {
+                batch.ForEach(p => p.Fail(refused));
+                return;
+            }
+        }
+
+        RememberHead(plan);
+        plan.Complete();
+        if (plan.NewEntries.Count > 0)
+        {
+            _committed(plan.Position, projected is not null);
+        }
+    }
+
+    // The plan of a batch from what this writer remembers, if every append in it becomes a new entry there; null
+    // otherwise (an actor it does not know, a refusal or a repeated MessageId: those need the journal's answer).
+    private CommitPlan? PlanFromMemory(List<PendingAppend> batch)
+    {
+        if (_projectRecords)
+        {
+            return null;
+        }
+
+        var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var pending in batch)
+        {
+            var actorId = pending.Request.Message.Receiver.ActorId;
+            if (!_versions.TryGetValue(actorId, out var version))
+            {
+                return null;
+            }
+
+            latest[actorId] = version;
+        }
+
+        var plan = new CommitPlan(Shard, _replicaId, _versionsAt, _clockAt, _originAt, [], latest);
+        foreach (var pending in batch)
+        {
+            plan.Add(pending);
+        }
+
+        return plan.NewEntries.Count == batch.Count ? plan : null;
+    }
+
+    // One round trip: the head moved on from where this writer left it, and the entries inserted, as one implicit
+    // transaction. False (nothing written) when the head is no longer there or a MessageId is taken.
+    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitPlan plan)
+    {
+        await using var write = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new("select pr2_move_writer_head($1, $2, $3, $4, $5, $6, $7)")
+                {
+                    Parameters =
+                    {
+                        new() { Value = Epoch }, new() { Value = _versionsAt }, new() { Value = _clockAt }, new() { Value = _originAt },
+                        new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = plan.OriginPosition },
+                    },
+                },
+                InsertCommand(plan),
+            },
+        };
+        try
+        {
+            await write.ExecuteNonQueryAsync();
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState is HeadMoved or PostgresErrorCodes.UniqueViolation)
+        {
+            return false;
+        }
+    }
+
+    // The checked way: lock the head, look up MessageIds and versions, insert. Null when this writer was fenced.
+    private async Task<(CommitPlan Plan, Dictionary<string, RecordState>? Projected)?> CommitCheckedAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    {
+        await using var transaction = await connection.BeginTransactionAsync();
         var (epoch, head, known, latestVersions, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
         if (epoch != Epoch)
         {
             Fence(epoch, batch);
-            return;
+            return null;
         }
 
         var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions);
@@ -209,25 +317,7 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         await transaction.CommitAsync();
-        if (_beforeAck is not null)
-        {
-            try
-            {
-                await _beforeAck();
-            }
-            catch (Pr2Exception refused)
-            {
-                batch.ForEach(p => p.Fail(refused));
-                return;
-            }
-        }
-
-        RememberVersions(latestVersions, plan.Position);
-        plan.Complete();
-        if (plan.NewEntries.Count > 0)
-        {
-            _committed(plan.Position, projected is not null);
-        }
+        return (plan, projected);
     }
 
     private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions, RecordsAtMark Records)>
@@ -241,7 +331,6 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             BatchCommands =
             {
-                new("set local synchronous_commit = on"),
                 new("select epoch, position, clock, origin_position from pr2_writer_head for update"),
                 new("""
                     select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash, origin_replica, origin_position
@@ -318,20 +407,20 @@ public sealed class JournalWriter : IAsyncDisposable
         }
     }
 
-    // After a commit: the versions the batch read or wrote are the journal's at the new head.
-    private void RememberVersions(Dictionary<string, long> latest, long position)
+    // After a commit: the head it left, and the versions the batch read or wrote, which are the journal's there.
+    private void RememberHead(CommitPlan plan)
     {
-        if (_versions.Count + latest.Count > MaxRememberedActors)
+        if (_versions.Count + plan.LatestVersions.Count > MaxRememberedActors)
         {
             _versions.Clear();
         }
 
-        foreach (var (actorId, version) in latest)
+        foreach (var (actorId, version) in plan.LatestVersions)
         {
             _versions[actorId] = version;
         }
 
-        _versionsAt = position;
+        (_versionsAt, _clockAt, _originAt) = (plan.Position, plan.Clock, plan.OriginPosition);
     }
 
     // Inserts the plan's entries and moves the head from headBefore; with projected records, writes those and moves
@@ -339,32 +428,11 @@ public sealed class JournalWriter : IAsyncDisposable
     private async Task InsertAndAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, long headBefore,
         Dictionary<string, RecordState>? projected)
     {
-        var entries = plan.NewEntries;
         await using var write = new NpgsqlBatch(connection, transaction)
         {
             BatchCommands =
             {
-                new(InsertEntries)
-                {
-                    Parameters =
-                    {
-                        new() { Value = Shard },
-                        new() { Value = _replicaId },
-                        JournalStore.Array(entries.Select(e => e.Ack.Position).ToArray(), NpgsqlDbType.Bigint),
-                        JournalStore.Array(entries.Select(e => e.Ack.MessageId).ToArray(), NpgsqlDbType.Uuid),
-                        JournalStore.Array(entries.Select(e => e.Ack.Stamp.Counter).ToArray(), NpgsqlDbType.Bigint),
-                        JournalStore.Array(entries.Select(e => e.Ack.Actor.ActorId).ToArray(), NpgsqlDbType.Text),
-                        JournalStore.Array(entries.Select(e => (short)e.Request.Message.Kind).ToArray(), NpgsqlDbType.Smallint),
-                        JournalStore.Array(entries.Select(e => e.Ack.Version).ToArray(), NpgsqlDbType.Bigint),
-                        JournalStore.Array(entries.Select(e => e.Request.CanonicalBody).ToArray(), NpgsqlDbType.Text),
-                        JournalStore.Array(entries.Select(e => e.Request.ContentHash).ToArray(), NpgsqlDbType.Bytea),
-                        JournalStore.Array(entries.Select(e => e.Request.Message.Sender).ToArray(), NpgsqlDbType.Text),
-                        JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Counter).ToArray(), NpgsqlDbType.Bigint),
-                        JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Shard).ToArray(), NpgsqlDbType.Integer),
-                        JournalStore.Array(entries.Select(e => e.OriginPosition).ToArray(), NpgsqlDbType.Bigint),
-                        JournalStore.Array(entries.Select(e => (short)e.Request.Message.Hops).ToArray(), NpgsqlDbType.Smallint),
-                    },
-                },
+                InsertCommand(plan),
                 new("update pr2_writer_head set position = $1, clock = $2, origin_position = $3, updated_at = now() where epoch = $4")
                 {
                     Parameters = { new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = plan.OriginPosition }, new() { Value = Epoch } },
@@ -377,6 +445,33 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         await write.ExecuteNonQueryAsync();
+    }
+
+    // The insert of the plan's new entries, at the positions and stamps the plan gave them.
+    private NpgsqlBatchCommand InsertCommand(CommitPlan plan)
+    {
+        var entries = plan.NewEntries;
+        return new NpgsqlBatchCommand(InsertEntries)
+        {
+            Parameters =
+            {
+                new() { Value = Shard },
+                new() { Value = _replicaId },
+                JournalStore.Array(entries.Select(e => e.Ack.Position).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(entries.Select(e => e.Ack.MessageId).ToArray(), NpgsqlDbType.Uuid),
+                JournalStore.Array(entries.Select(e => e.Ack.Stamp.Counter).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(entries.Select(e => e.Ack.Actor.ActorId).ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(entries.Select(e => (short)e.Request.Message.Kind).ToArray(), NpgsqlDbType.Smallint),
+                JournalStore.Array(entries.Select(e => e.Ack.Version).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(entries.Select(e => e.Request.CanonicalBody).ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(entries.Select(e => e.Request.ContentHash).ToArray(), NpgsqlDbType.Bytea),
+                JournalStore.Array(entries.Select(e => e.Request.Message.Sender).ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Counter).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(entries.Select(e => e.Request.Message.CausedBy?.Shard).ToArray(), NpgsqlDbType.Integer),
+                JournalStore.Array(entries.Select(e => e.OriginPosition).ToArray(), NpgsqlDbType.Bigint),
+                JournalStore.Array(entries.Select(e => (short)e.Request.Message.Hops).ToArray(), NpgsqlDbType.Smallint),
+            },
+        };
     }
 
     /// <summary>Moves the epoch of another replica on, so that any writer still holding it is fenced out (best effort).</summary>

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using PR2.Grains.Json;
+using PR2.Grains.Writing;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// A group commit whose actors the writer already knows is sent in one round trip, planned from what the writer
+/// remembers of the head. These are the cases where that memory is wrong, and the journal must decide instead:
+/// a MessageId already written (a retry), and a head whose clock moved while its position did not (anti-entropy
+/// importing only a lower stamp for a message it already had). <see cref="WriterVersionCheckTests"/> covers a
+/// head moved by an imported entry, <see cref="WriterFencingTests"/> a newer writer. A commit sent as one implicit
+/// transaction cannot carry SET LOCAL, so durability rests on the connection's own setting: checked here too.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
+{
+    private const int Shard = 1;
+
+    [Fact]
+    public async Task A_retried_message_gets_its_first_acknowledgement_and_nothing_is_written_twice()
+    {
+        var topology = postgres.CreateTopology("memory_retry", 0, Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        await using var writer = await JournalWriter.OpenAsync(Shard, topology.Database(Shard), 100, NullLogger.Instance);
+        var actor = new ActorRef(Shard, "item/1");
+
+        await writer.AppendAsync(Request(actor, MessageKind.Insert, 1));
+        var modify = Request(actor, MessageKind.Modify, 2);
+        var first = await writer.AppendAsync(modify);
+        var retry = await writer.AppendAsync(modify with { Version = 3 });
+
+        Assert.True(retry.Duplicate);
+        Assert.Equal((first.Position, first.Stamp, first.Version), (retry.Position, retry.Stamp, retry.Version));
+        Assert.Equal(2, await topology.JournalCountAsync(Shard));
+        var next = await writer.AppendAsync(Request(actor, MessageKind.Modify, 3));
+        Assert.Equal((3L, 3L), (next.Position, next.Version));
+    }
+
+    [Fact]
+    public async Task Stamps_follow_a_clock_that_moved_without_the_position()
+    {
+        var topology = postgres.CreateTopology("memory_clock", 0, Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        var database = topology.Database(Shard);
+        await using var writer = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance);
+        var actor = new ActorRef(Shard, "item/1");
+
+        await writer.AppendAsync(Request(actor, MessageKind.Insert, 1));
+        var before = await writer.AppendAsync(Request(actor, MessageKind.Modify, 2));
+
+        // What an import of a lower stamp for a message already held does to the head: the clock moves, not the position.
+        await database.CreateCommand("update pr2_writer_head set clock = clock + 100").ExecuteNonQueryAsync();
+        var after = await writer.AppendAsync(Request(actor, MessageKind.Modify, 3));
+
+        Assert.Equal(before.Stamp.Counter + 101, after.Stamp.Counter);
+        Assert.Equal(after.Stamp.Counter, await topology.ScalarAsync(Shard, "select clock from pr2_writer_head"));
+    }
+
+    [Fact]
+    public async Task Every_connection_commits_synchronously_even_where_the_database_says_otherwise()
+    {
+        var topology = postgres.CreateTopology("sync_commit", 0, Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        var name = (string)(await topology.Database(Shard).CreateCommand("select current_database()").ExecuteScalarAsync())!;
+        await topology.Database(Shard).CreateCommand($"alter database \"{name}\" set synchronous_commit = off").ExecuteNonQueryAsync();
+        await using var registry = Migrations.Registry(topology.Settings);
+
+        await using var show = registry.Get(Shard).Primary.CreateCommand("show synchronous_commit");
+        Assert.Equal("on", await show.ExecuteScalarAsync());
+    }
+
+    private static AppendRequest Request(ActorRef actor, MessageKind kind, long version)
+    {
+        var body = MessageBody.Parse(kind, $$"""{"v": {{version}}}""", 1024);
+        var message = new Message(Guid.NewGuid(), "test", actor, kind, body.Canonical);
+        return new AppendRequest(message, body.Canonical, MessageBody.ContentHash(actor, kind, body.Canonical), version);
+    }
+}
