@@ -20,6 +20,7 @@ catch (Exception e) when (e is ArgumentException or FormatException)
 
 var serverSettings = new Dictionary<string, string> { ["shared_buffers"] = "128MB", ["synchronous_commit"] = "on", ["fsync"] = "on" };
 var dataDirectory = Path.Combine(Path.GetTempPath(), "pr2-bench", Guid.NewGuid().ToString("N")[..8]);
+using var throwaway = new ThrowawayDirectory(dataDirectory);
 await using var server = settings.PostgresConnectionString is null
     ? await PostgresServer.StartAsync(dataDirectory, PostgresBinaries.Locate(Environment.GetEnvironmentVariable("PR2_PG_BIN")), settings: serverSettings)
     : null;

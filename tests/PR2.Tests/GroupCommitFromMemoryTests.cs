@@ -39,6 +39,38 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_commit_from_memory_that_fails_is_redone_checked_and_the_ones_after_it_keep_order_without_gaps()
+    {
+        var topology = postgres.CreateTopology("memory_flights", 0, Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        // One append per commit: appends queued together go out as successive commits.
+        await using var writer = await JournalWriter.OpenAsync(Shard, topology.Database(Shard), 1, NullLogger.Instance);
+        var actors = Enumerable.Range(1, 4).Select(i => new ActorRef(Shard, $"item/{i}")).ToList();
+        var inserts = actors.Select(a => Request(a, MessageKind.Insert, 1)).ToList();
+        foreach (var insert in inserts)
+        {
+            await writer.AppendAsync(insert);
+        }
+
+        // The second is a retry of a message already written: its commit from memory fails on the MessageId.
+        var appends = new[]
+        {
+            writer.AppendAsync(Request(actors[0], MessageKind.Modify, 2)),
+            writer.AppendAsync(inserts[1] with { Version = 2 }),
+            writer.AppendAsync(Request(actors[2], MessageKind.Modify, 2)),
+            writer.AppendAsync(Request(actors[3], MessageKind.Modify, 2)),
+        };
+        var acks = await Task.WhenAll(appends);
+
+        Assert.Equal([false, true, false, false], acks.Select(a => a.Duplicate));
+        Assert.Equal(2L, acks[1].Position);
+        Assert.Equal((5L, 6L, 7L), (acks[0].Position, acks[2].Position, acks[3].Position));
+        Assert.Equal(7, await topology.JournalCountAsync(Shard));
+        Assert.Equal(7, await topology.ScalarAsync(Shard, "select max(position) from pr2_journal"));
+        Assert.Equal(7, await topology.ScalarAsync(Shard, "select position from pr2_writer_head"));
+    }
+
+    [Fact]
     public async Task Stamps_follow_a_clock_that_moved_without_the_position()
     {
         var topology = postgres.CreateTopology("memory_clock", 0, Shard);
