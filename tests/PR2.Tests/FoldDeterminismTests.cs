@@ -18,11 +18,7 @@ public sealed class FoldDeterminismTests(PostgresFixture postgres)
 {
     private const int Shard = 1;
 
-    private static readonly Gen<Op> OpGen = Gen.Select(
-        Gen.Int[0, 3],
-        Gen.Int[1, 3],
-        Gen.Select(Gen.Int[0, 2], Gen.Int[-1, 6]).Array[0, 3],
-        (actor, kind, members) => new Op(actor, (MessageKind)kind, Body(members)));
+    private static readonly Gen<Op> OpGen = RandomBodies.Ops.Select(op => new Op(op.Actor, op.Kind, op.Body));
 
     [Fact]
     public async Task Any_arrival_order_and_batching_of_the_same_entries_folds_to_the_same_records()
@@ -56,22 +52,6 @@ public sealed class FoldDeterminismTests(PostgresFixture postgres)
     }
 
     private sealed record Op(int Actor, MessageKind Kind, string Body);
-
-    private static string Body((int Key, int Value)[] members)
-    {
-        var body = new JsonObject();
-        foreach (var (key, value) in members)
-        {
-            body[((char)('a' + key)).ToString()] = value switch
-            {
-                -1 => null,
-                6 => new JsonObject { ["x"] = key, ["y"] = null },
-                _ => value,
-            };
-        }
-
-        return body.ToJsonString();
-    }
 
     // Unique Lamport stamps in a random order relative to the op list, from two origin shards.
     private static List<JournalEntry> Stamp(Op[] ops, Random random)

@@ -26,15 +26,15 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         await using var writer = await JournalWriter.OpenAsync(Shard, topology.Database(Shard), 100, NullLogger.Instance);
         var actor = new ActorRef(Shard, "item/1");
 
-        await writer.AppendAsync(Request(actor, MessageKind.Insert, 1));
-        var modify = Request(actor, MessageKind.Modify, 2);
+        await writer.AppendAsync(Appends.Request(actor, MessageKind.Insert, 1));
+        var modify = Appends.Request(actor, MessageKind.Modify, 2);
         var first = await writer.AppendAsync(modify);
         var retry = await writer.AppendAsync(modify with { Version = 3 });
 
         Assert.True(retry.Duplicate);
         Assert.Equal((first.Position, first.Stamp, first.Version), (retry.Position, retry.Stamp, retry.Version));
         Assert.Equal(2, await topology.JournalCountAsync(Shard));
-        var next = await writer.AppendAsync(Request(actor, MessageKind.Modify, 3));
+        var next = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 3));
         Assert.Equal((3L, 3L), (next.Position, next.Version));
     }
 
@@ -46,7 +46,7 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         // One append per commit: appends queued together go out as successive commits.
         await using var writer = await JournalWriter.OpenAsync(Shard, topology.Database(Shard), 1, NullLogger.Instance);
         var actors = Enumerable.Range(1, 4).Select(i => new ActorRef(Shard, $"item/{i}")).ToList();
-        var inserts = actors.Select(a => Request(a, MessageKind.Insert, 1)).ToList();
+        var inserts = actors.Select(a => Appends.Request(a, MessageKind.Insert, 1)).ToList();
         foreach (var insert in inserts)
         {
             await writer.AppendAsync(insert);
@@ -55,10 +55,10 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         // The second is a retry of a message already written: its commit from memory fails on the MessageId.
         var appends = new[]
         {
-            writer.AppendAsync(Request(actors[0], MessageKind.Modify, 2)),
+            writer.AppendAsync(Appends.Request(actors[0], MessageKind.Modify, 2)),
             writer.AppendAsync(inserts[1] with { Version = 2 }),
-            writer.AppendAsync(Request(actors[2], MessageKind.Modify, 2)),
-            writer.AppendAsync(Request(actors[3], MessageKind.Modify, 2)),
+            writer.AppendAsync(Appends.Request(actors[2], MessageKind.Modify, 2)),
+            writer.AppendAsync(Appends.Request(actors[3], MessageKind.Modify, 2)),
         };
         var acks = await Task.WhenAll(appends);
 
@@ -79,12 +79,12 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         await using var writer = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance);
         var actor = new ActorRef(Shard, "item/1");
 
-        await writer.AppendAsync(Request(actor, MessageKind.Insert, 1));
-        var before = await writer.AppendAsync(Request(actor, MessageKind.Modify, 2));
+        await writer.AppendAsync(Appends.Request(actor, MessageKind.Insert, 1));
+        var before = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 2));
 
         // What an import of a lower stamp for a message already held does to the head: the clock moves, not the position.
         await database.CreateCommand("update pr2_writer_head set clock = clock + 100").ExecuteNonQueryAsync();
-        var after = await writer.AppendAsync(Request(actor, MessageKind.Modify, 3));
+        var after = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 3));
 
         Assert.Equal(before.Stamp.Counter + 101, after.Stamp.Counter);
         Assert.Equal(after.Stamp.Counter, await topology.ScalarAsync(Shard, "select clock from pr2_writer_head"));
@@ -103,10 +103,4 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         Assert.Equal("on", await show.ExecuteScalarAsync());
     }
 
-    private static AppendRequest Request(ActorRef actor, MessageKind kind, long version)
-    {
-        var body = MessageBody.Parse(kind, $$"""{"v": {{version}}}""", 1024);
-        var message = new Message(Guid.NewGuid(), "test", actor, kind, body.Canonical);
-        return new AppendRequest(message, body.Canonical, MessageBody.ContentHash(actor, kind, body.Canonical), version);
-    }
 }

@@ -23,12 +23,6 @@ public sealed class InlineProjectionTests(PostgresFixture postgres)
 {
     private const int Shard = 1;
 
-    private static readonly Gen<(int Actor, MessageKind Kind, string Body)> OpGen = Gen.Select(
-        Gen.Int[0, 3],
-        Gen.Int[1, 3],
-        Gen.Select(Gen.Int[0, 2], Gen.Int[-1, 6]).Array[0, 3],
-        (actor, kind, members) => (actor, (MessageKind)kind, Body(members)));
-
     [Fact]
     public async Task Records_projected_by_the_writer_are_the_ones_the_agent_folds()
     {
@@ -42,12 +36,12 @@ public sealed class InlineProjectionTests(PostgresFixture postgres)
         var agent = new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults());
 
         // The agent has not run yet, so it has no mark: the first commit is left to it.
-        await writer.AppendAsync(Request(new ActorRef(Shard, "warm/up"), MessageKind.Insert, 1, "{}"));
+        await writer.AppendAsync(Appends.Request(new ActorRef(Shard, "warm/up"), MessageKind.Insert, 1, "{}"));
         Assert.Equal([false], projected);
         await agent.CatchUpAsync();
 
         var run = 0;
-        await Gen.Select(OpGen.Array[1, 30], Gen.Int[1, 8]).SampleAsync(async (ops, groupSize) =>
+        await Gen.Select(RandomBodies.Ops.Array[1, 30], Gen.Int[1, 8]).SampleAsync(async (ops, groupSize) =>
         {
             var prefix = $"r{Interlocked.Increment(ref run)}";
             var start = await HeadAsync(database);
@@ -58,7 +52,7 @@ public sealed class InlineProjectionTests(PostgresFixture postgres)
                 var appends = group.Select(op =>
                 {
                     versions[op.Actor] = versions.GetValueOrDefault(op.Actor) + 1;
-                    return writer.AppendAsync(Request(new ActorRef(Shard, $"{prefix}/{op.Actor}"), op.Kind, versions[op.Actor], op.Body));
+                    return writer.AppendAsync(Appends.Request(new ActorRef(Shard, $"{prefix}/{op.Actor}"), op.Kind, versions[op.Actor], op.Body));
                 }).ToList();
                 await Task.WhenAll(appends);
                 Assert.Equal(await HeadAsync(database), await AgentMarks.ReadAsync(database, RecordsProjector.AgentName, Shard));
@@ -101,7 +95,7 @@ public sealed class InlineProjectionTests(PostgresFixture postgres)
         var agent = new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults());
         var actor = new ActorRef(Shard, "item/1");
         var version = 0L;
-        Task<WriteAck> Next() => writer.AppendAsync(Request(actor, version++ == 0 ? MessageKind.Insert : MessageKind.Modify, version, $$"""{"v{{version}}": {{version}}}"""));
+        Task<WriteAck> Next() => writer.AppendAsync(Appends.Request(actor, version++ == 0 ? MessageKind.Insert : MessageKind.Modify, version, $$"""{"v{{version}}": {{version}}}"""));
 
         var first = await Next();
         await agent.CatchUpAsync();
@@ -127,7 +121,7 @@ public sealed class InlineProjectionTests(PostgresFixture postgres)
         await Next();
         Assert.Equal((4L, 3L, false), (await HeadAsync(database), await MarkAsync(database), projected[^1]));
         await Task.WhenAll(Enumerable.Range(0, AgentRunner.DefaultBatchSize + 5).Select(i =>
-            writer.AppendAsync(Request(new ActorRef(Shard, $"bulk/{i}"), MessageKind.Insert, 1, "{}"))));
+            writer.AppendAsync(Appends.Request(new ActorRef(Shard, $"bulk/{i}"), MessageKind.Insert, 1, "{}"))));
         Assert.Equal(3L, await MarkAsync(database));
         await database.CreateCommand("update pr2_restamp set refolded = true").ExecuteNonQueryAsync();
 
@@ -183,29 +177,6 @@ public sealed class InlineProjectionTests(PostgresFixture postgres)
 
     private static async Task<long> WaitingOnLocksAsync(NpgsqlDataSource database) =>
         (long)(await database.CreateCommand("select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'").ExecuteScalarAsync())!;
-
-    private static AppendRequest Request(ActorRef actor, MessageKind kind, long version, string body)
-    {
-        var parsed = MessageBody.Parse(kind, body, 4096);
-        var message = new Message(Guid.NewGuid(), "test", actor, kind, parsed.Canonical);
-        return new AppendRequest(message, parsed.Canonical, MessageBody.ContentHash(actor, kind, parsed.Canonical), version);
-    }
-
-    private static string Body((int Key, int Value)[] members)
-    {
-        var body = new JsonObject();
-        foreach (var (key, value) in members)
-        {
-            body[((char)('a' + key)).ToString()] = value switch
-            {
-                -1 => null,
-                6 => new JsonObject { ["x"] = key, ["y"] = null },
-                _ => value,
-            };
-        }
-
-        return body.ToJsonString();
-    }
 
     private static async Task<long> HeadAsync(NpgsqlDataSource database) =>
         (long)(await database.CreateCommand("select position from pr2_writer_head").ExecuteScalarAsync())!;

@@ -25,14 +25,14 @@ public sealed class WriterVersionCheckTests(PostgresFixture postgres)
         await using var writer = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance);
         var actor = new ActorRef(Shard, "item/1");
 
-        Assert.Equal(1, (await writer.AppendAsync(Request(actor, MessageKind.Insert, 1))).Version);
-        await AssertStaleAsync(writer.AppendAsync(Request(actor, MessageKind.Modify, 1)));
-        await AssertStaleAsync(writer.AppendAsync(Request(actor, MessageKind.Modify, 3)));
-        Assert.Equal(2, (await writer.AppendAsync(Request(actor, MessageKind.Modify, 2))).Version);
+        Assert.Equal(1, (await writer.AppendAsync(Appends.Request(actor, MessageKind.Insert, 1))).Version);
+        await AssertStaleAsync(writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 1)));
+        await AssertStaleAsync(writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 3)));
+        Assert.Equal(2, (await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 2))).Version);
 
         await AppendElsewhereAsync(database, actor, version: 3);
-        await AssertStaleAsync(writer.AppendAsync(Request(actor, MessageKind.Modify, 3)));
-        var next = await writer.AppendAsync(Request(actor, MessageKind.Modify, 4));
+        await AssertStaleAsync(writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 3)));
+        var next = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 4));
         Assert.Equal((4L, 4L), (next.Version, next.Position));
     }
 
@@ -40,13 +40,6 @@ public sealed class WriterVersionCheckTests(PostgresFixture postgres)
     {
         var refused = await Assert.ThrowsAsync<Pr2Exception>(() => append);
         Assert.Equal(ErrorCode.StaleActor, refused.Code);
-    }
-
-    private static AppendRequest Request(ActorRef actor, MessageKind kind, long version)
-    {
-        var body = MessageBody.Parse(kind, $$"""{"v": {{version}}}""", 1024);
-        var message = new Message(Guid.NewGuid(), "test", actor, kind, body.Canonical);
-        return new AppendRequest(message, body.Canonical, MessageBody.ContentHash(actor, kind, body.Canonical), version);
     }
 
     // Another replica's entry for the actor, added as anti-entropy adds one: the head locked and moved on.
