@@ -21,11 +21,12 @@ namespace PR2.Grains.Writing;
 /// </para>
 /// <para>
 /// Most commits take a shorter way, in one round trip: while the head is where this writer's last commit left it,
-/// the writer knows the head, and the latest version of every actor it wrote, without asking. If every append
-/// of the batch is then a new entry, it sends the head's move (<c>pr2_move_writer_head</c>, which refuses unless
-/// the head is still there, under its row lock) and the inserts as one batch, one implicit transaction. If the
-/// head moved (anti-entropy, a newer writer) or a MessageId is already in the journal (a retry), that
-/// transaction fails as a whole and the batch takes the checked way above.
+/// the writer knows the head, and the latest version of every actor it wrote, without asking; an actor it has not
+/// written it takes at the version its grain proposes. If every append of the batch is then a new entry, it sends
+/// the head's move (<c>pr2_move_writer_head</c>, which refuses unless the head is still there, under its row lock),
+/// a check of the assumed versions and the inserts as one batch, one implicit transaction. If the head moved
+/// (anti-entropy, a newer writer), an actor is not where it was assumed, or a MessageId is already in the journal
+/// (a retry), that transaction fails as a whole and the batch takes the checked way above.
 /// </para>
 /// <para>
 /// With records projection on, the same transaction also folds the new entries into the records view when the
@@ -54,6 +55,9 @@ public sealed class JournalWriter : IAsyncDisposable
 
     // Raised by pr2_move_writer_head (sql/010) when the head is not where this writer left it.
     private const string HeadMoved = "PR2HM";
+
+    // Raised by pr2_expect_latest_versions (sql/011) when an actor is not at the version its append assumed.
+    private const string NotAtAssumedVersion = "PR2SV";
 
     // Bound on the versions a writer remembers between commits (an actor's id and a number each).
     private const int MaxRememberedActors = 100_000;
@@ -201,8 +205,8 @@ public sealed class JournalWriter : IAsyncDisposable
     private async Task CommitAsync(List<PendingAppend> batch)
     {
         await using var connection = await _source.OpenConnectionAsync();
-        var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick)
-            ? (quick, null)
+        var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick.Plan, quick.Assumed)
+            ? (quick.Plan, null)
             : await CommitCheckedAsync(connection, batch);
         if (outcome is not { } committed)
         {
@@ -233,8 +237,9 @@ public sealed class JournalWriter : IAsyncDisposable
     }
 
     // The plan of a batch from what this writer remembers, if every append in it becomes a new entry there; null
-    // otherwise (an actor it does not know, a refusal or a repeated MessageId: those need the journal's answer).
-    private CommitPlan? PlanFromMemory(List<PendingAppend> batch)
+    // otherwise (a refusal or a repeated MessageId needs the journal's answer). An actor it does not remember is
+    // taken to be where its grain says (the version proposed - 1); those go into Assumed, checked in the commit.
+    private (CommitPlan Plan, Dictionary<string, long> Assumed)? PlanFromMemory(List<PendingAppend> batch)
     {
         if (_projectRecords)
         {
@@ -242,12 +247,18 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        var assumed = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var pending in batch)
         {
             var actorId = pending.Request.Message.Receiver.ActorId;
+            if (latest.ContainsKey(actorId))
+            {
+                continue;
+            }
+
             if (!_versions.TryGetValue(actorId, out var version))
             {
-                return null;
+                version = assumed[actorId] = pending.Request.Version - 1;
             }
 
             latest[actorId] = version;
@@ -259,12 +270,13 @@ public sealed class JournalWriter : IAsyncDisposable
             plan.Add(pending);
         }
 
-        return plan.NewEntries.Count == batch.Count ? plan : null;
+        return plan.NewEntries.Count == batch.Count ? (plan, assumed) : null;
     }
 
-    // One round trip: the head moved on from where this writer left it, and the entries inserted, as one implicit
-    // transaction. False (nothing written) when the head is no longer there or a MessageId is taken.
-    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitPlan plan)
+    // One round trip: the head moved on from where this writer left it, the assumed versions checked, and the entries
+    // inserted, as one implicit transaction. False (nothing written) when the head is no longer there, an actor is
+    // not where it was assumed, or a MessageId is taken.
+    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitPlan plan, Dictionary<string, long> assumed)
     {
         await using var write = new NpgsqlBatch(connection)
         {
@@ -278,15 +290,27 @@ public sealed class JournalWriter : IAsyncDisposable
                         new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = plan.OriginPosition },
                     },
                 },
-                InsertCommand(plan),
             },
         };
+        if (assumed.Count > 0)
+        {
+            write.BatchCommands.Add(new("select pr2_expect_latest_versions($1, $2)")
+            {
+                Parameters =
+                {
+                    JournalStore.Array(assumed.Keys.ToArray(), NpgsqlDbType.Text),
+                    JournalStore.Array(assumed.Values.ToArray(), NpgsqlDbType.Bigint),
+                },
+            });
+        }
+
+        write.BatchCommands.Add(InsertCommand(plan));
         try
         {
             await write.ExecuteNonQueryAsync();
             return true;
         }
-        catch (PostgresException e) when (e.SqlState is HeadMoved or PostgresErrorCodes.UniqueViolation)
+        catch (PostgresException e) when (e.SqlState is HeadMoved or NotAtAssumedVersion or PostgresErrorCodes.UniqueViolation)
         {
             return false;
         }

@@ -6,10 +6,11 @@ using PR2.Tests.Infrastructure;
 namespace PR2.Tests;
 
 /// <summary>
-/// A group commit whose actors the writer already knows is sent in one round trip, planned from what the writer
-/// remembers of the head. These are the cases where that memory is wrong, and the journal must decide instead:
-/// a MessageId already written (a retry), and a head whose clock moved while its position did not (anti-entropy
-/// importing only a lower stamp for a message it already had). <see cref="WriterVersionCheckTests"/> covers a
+/// A group commit is sent in one round trip, planned from what the writer remembers of the head and of its actors'
+/// versions (taking an actor it has not written at the version its grain proposes, checked in the commit). These
+/// are the cases where that is wrong, and the journal must decide instead: a MessageId already written (a retry),
+/// a head whose clock moved while its position did not (anti-entropy importing only a lower stamp for a message it
+/// already had), and an actor not at the version assumed. <see cref="WriterVersionCheckTests"/> covers a
 /// head moved by an imported entry, <see cref="WriterFencingTests"/> a newer writer. A commit sent as one implicit
 /// transaction cannot carry SET LOCAL, so durability rests on the connection's own setting: checked here too.
 /// </summary>
@@ -68,6 +69,34 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         Assert.Equal(7, await topology.JournalCountAsync(Shard));
         Assert.Equal(7, await topology.ScalarAsync(Shard, "select max(position) from pr2_journal"));
         Assert.Equal(7, await topology.ScalarAsync(Shard, "select position from pr2_writer_head"));
+    }
+
+    [Fact]
+    public async Task A_writer_new_to_an_actor_refuses_a_taken_or_skipped_version_and_takes_the_next()
+    {
+        var topology = postgres.CreateTopology("memory_assumed", 0, Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        var database = topology.Database(Shard);
+        var actor = new ActorRef(Shard, "item/1");
+        await using (var earlier = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance))
+        {
+            await earlier.AppendAsync(Appends.Request(actor, MessageKind.Insert, 1));
+            await earlier.AppendAsync(Appends.Request(actor, MessageKind.Modify, 2));
+        }
+
+        // This writer has never written the actor: it takes each append's version on trust and checks it in the commit.
+        await using var writer = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance);
+        foreach (var version in new[] { 2L, 4L })
+        {
+            var refused = await Assert.ThrowsAsync<Pr2Exception>(() => writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, version)));
+            Assert.Equal(ErrorCode.StaleActor, refused.Code);
+        }
+
+        var next = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 3));
+        Assert.Equal((3L, 3L), (next.Version, next.Position));
+        var other = await writer.AppendAsync(Appends.Request(new ActorRef(Shard, "item/2"), MessageKind.Insert, 1));
+        Assert.Equal((1L, 4L), (other.Version, other.Position));
+        Assert.Equal(4, await topology.JournalCountAsync(Shard));
     }
 
     [Fact]
