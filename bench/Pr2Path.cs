@@ -10,7 +10,7 @@ namespace PR2.Bench;
 
 /// <summary>
 /// PR2 through the Orleans client: N writers each sending to its own actor (insert, then modifies), each
-/// call awaited for its acknowledgement; then an open-loop run at a fixed offered rate for ack latency
+/// call awaited for its acknowledgement, and the same with every message inserting a new actor (pr2-insert); then an open-loop run at a fixed offered rate for ack latency
 /// and projection lag (ack until the records agent's mark covers the entry).
 /// </summary>
 internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlDataSource> shards) : IAsyncDisposable
@@ -39,6 +39,14 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
                 await runner.MeasureAsync("pr2", shardCount, writers, 1, async (w, n) =>
                     await Client.SendAsync(1 + (w % shardCount), $"bench/{run}-{w}", n == 0 ? MessageKind.Insert : MessageKind.Modify, Payload.Json(w, n)));
             }
+        }
+
+        // Every message creates an actor (new orders, say): each is one the shard's writer has never written.
+        foreach (var writers in writerCounts)
+        {
+            var run = Guid.NewGuid().ToString("N")[..6];
+            await runner.MeasureAsync("pr2-insert", 1, writers, 1, async (w, n) =>
+                await Client.SendAsync(1, $"new/{run}-{w}-{n}", MessageKind.Insert, Payload.Json(w, n)));
         }
     }
 
