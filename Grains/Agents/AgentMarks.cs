@@ -2,9 +2,16 @@ using Npgsql;
 
 namespace PR2.Grains.Agents;
 
-/// <summary>Reads agent high-water marks.</summary>
+/// <summary>Reads agent high-water marks, and says how one is moved.</summary>
 public static class AgentMarks
 {
+    /// <summary>
+    /// Moves the mark of (agent $2, shard $3) to $1 only from $4, the value read under its lock: a compare-and-set, so
+    /// a mark never moves twice from the same place.
+    /// </summary>
+    public const string Advance =
+        "update pr2_agent_mark set position = $1, updated_at = now() where agent = $2 and shard = $3 and position = $4";
+
     /// <summary>The mark of (agent, shard) in its home database; 0 before the agent first ran.</summary>
     public static async Task<long> ReadAsync(NpgsqlDataSource home, string agent, int shard, CancellationToken cancellationToken = default)
     {

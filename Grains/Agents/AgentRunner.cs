@@ -92,9 +92,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
         faults.AfterEffects(agent.Name, sourceShard, entries);
 
-        await using var advance = new NpgsqlCommand(
-            "update pr2_agent_mark set position = $1, updated_at = now() where agent = $2 and shard = $3 and position = $4",
-            connection, transaction);
+        await using var advance = new NpgsqlCommand(AgentMarks.Advance, connection, transaction);
         advance.Parameters.Add(new() { Value = entries[^1].Position });
         advance.Parameters.Add(new() { Value = agent.Name });
         advance.Parameters.Add(new() { Value = sourceShard });

@@ -9,10 +9,11 @@ namespace PR2.Grains.Writing;
 /// <summary>
 /// Projects a group commit's new entries into the records view of the replica it writes, in the commit's own
 /// transaction, when the records agent there stands exactly at the head (or gets there with the batch it is
-/// applying): the records and the agent's mark move with the entries, so the records are visible with the acknowledgement and the agent has nothing left to read,
-/// parse or commit for them. In every other case (the agent further behind, a refold pending
-/// after anti-entropy lowered a stamp, an entry not newer than its record) the commit leaves the entries to the
-/// agent, which reads them from the journal as before. Both fold with <see cref="RecordState.ApplyIfNewer"/>.
+/// applying): the records and the agent's mark move with the entries, so the records are visible with the
+/// acknowledgement and the agent has nothing left to read, parse or commit for them. In every other case (the
+/// agent further behind, a refold pending after anti-entropy lowered a stamp, an entry not newer than its record)
+/// the commit leaves the entries to the agent, which reads them from the journal as before. Both fold with
+/// <see cref="RecordState.ApplyIfNewer"/>.
 /// </summary>
 internal static class InlineRecords
 {
@@ -27,9 +28,6 @@ internal static class InlineRecords
           and not exists (select 1 from pr2_restamp where not refolded)
         for update
         """;
-
-    private const string AdvanceMark =
-        "update pr2_agent_mark set position = $1, updated_at = now() where agent = $2 and shard = $3 and position = $4";
 
     /// <summary>Adds the two checks (the mark, locked; the batch's actors' records) to a commit's first batch.</summary>
     public static void AddChecks(NpgsqlBatch batch, int shard, string[] actorIds)
@@ -86,7 +84,7 @@ internal static class InlineRecords
     public static void AddWrites(NpgsqlBatch batch, int shard, long from, long to, Dictionary<string, RecordState> records)
     {
         batch.BatchCommands.Add(RecordStore.Upsert(records));
-        batch.BatchCommands.Add(new(AdvanceMark)
+        batch.BatchCommands.Add(new(AgentMarks.Advance)
         {
             Parameters = { new() { Value = to }, new() { Value = RecordsProjector.AgentName }, new() { Value = shard }, new() { Value = from } },
         });
