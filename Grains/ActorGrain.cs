@@ -95,14 +95,23 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
     {
         for (var attempt = 0; ; attempt++)
         {
-            await EnsureLoadedAsync(self, budget);
-            if (RefusalFor(message) is { } refusal)
+            // The first insert to an actor this activation has not read (a new order, say) is sent as if the actor had
+            // no entries, without reading its journal first: the writer checks that in the commit and answers
+            // StaleActor when the actor does exist, and the second attempt reads the journal and refuses as usual.
+            var assumedNew = !_loaded && attempt == 0 && message.Kind == MessageKind.Insert && message.ExpectedVersion is null or 0;
+            if (!assumedNew)
+            {
+                await EnsureLoadedAsync(self, budget);
+            }
+
+            var record = assumedNew ? RecordState.Missing : _record;
+            if (RefusalFor(message, record) is { } refusal)
             {
                 // A retry of a message accepted earlier is not refused: it gets its first acknowledgement.
                 return await FindEarlierAckAsync(self, message.MessageId, hash, budget) ?? throw refusal;
             }
 
-            var request = new AppendRequest(message, body.Canonical, hash, _record.Version + 1);
+            var request = new AppendRequest(message, body.Canonical, hash, record.Version + 1);
             try
             {
                 var ack = await AppendAsync(self.Shard, request, budget);
@@ -113,14 +122,20 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
                 }
                 else
                 {
-                    _record = _record.Apply(message.Kind, body.Value, ack.Stamp, ack.Position);
+                    // The writer accepted the version: the record is the one this activation holds plus this entry.
+                    _record = record.Apply(message.Kind, body.Value, ack.Stamp, ack.Position);
+                    _loaded = true;
                 }
 
                 return ack;
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt == 0)
             {
-                Log.ActorStale(logger, self);
+                if (!assumedNew)
+                {
+                    Log.ActorStale(logger, self);
+                }
+
                 _loaded = false;
             }
             catch (Pr2Exception e) when (e.IsRetriable)
@@ -181,19 +196,19 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
         }
     }
 
-    private Pr2Exception? RefusalFor(Message message)
+    private Pr2Exception? RefusalFor(Message message, RecordState record)
     {
         var self = _self!;
-        return (_record.Status, message.Kind) switch
+        return (record.Status, message.Kind) switch
         {
             (RecordStatus.Canceled, _) => new Pr2Exception(ErrorCode.RecordCanceled,
-                $"{self} was canceled at version {_record.Version}; a canceled record stays canceled"),
+                $"{self} was canceled at version {record.Version}; a canceled record stays canceled"),
             (RecordStatus.Live, MessageKind.Insert) => new Pr2Exception(ErrorCode.RecordExists,
-                $"{self} already exists (version {_record.Version}); use modify"),
+                $"{self} already exists (version {record.Version}); use modify"),
             (RecordStatus.Missing, MessageKind.Modify or MessageKind.Cancel) => new Pr2Exception(ErrorCode.RecordMissing,
                 $"{self} does not exist; {message.Kind.ToString().ToLowerInvariant()} needs an insert first"),
-            _ when message.ExpectedVersion is { } expected && expected != _record.Version => new Pr2Exception(ErrorCode.VersionMismatch,
-                $"{self} is at version {_record.Version}, the message expected version {expected}"),
+            _ when message.ExpectedVersion is { } expected && expected != record.Version => new Pr2Exception(ErrorCode.VersionMismatch,
+                $"{self} is at version {record.Version}, the message expected version {expected}"),
             _ => null,
         };
     }

@@ -61,6 +61,32 @@ public sealed class ActorWriteTests(SharedClusterFixture fixture)
     }
 
     [Fact]
+    public async Task An_insert_to_an_existing_actor_from_a_fresh_activation_is_refused_and_writes_nothing()
+    {
+        // A fresh activation sends a first insert without reading the journal; the writer's version check must catch it.
+        var live = SharedClusterFixture.NewActorId();
+        var canceled = SharedClusterFixture.NewActorId();
+        var insertId = Guid.NewGuid();
+        var insert = await fixture.Client.SendAsync(1, live, MessageKind.Insert, """{"a": 1}""", insertId);
+        await fixture.Client.SendAsync(1, canceled, MessageKind.Insert, """{"b": 1}""");
+        await fixture.Client.SendAsync(1, canceled, MessageKind.Cancel, null);
+        var management = fixture.Cluster.Client.GetGrain<IManagementGrain>(0);
+
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        var exists = await Assert.ThrowsAsync<Pr2Exception>(() => fixture.Client.SendAsync(1, live, MessageKind.Insert, """{"a": 2}"""));
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        var ended = await Assert.ThrowsAsync<Pr2Exception>(() => fixture.Client.SendAsync(1, canceled, MessageKind.Insert, """{"b": 2}"""));
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        var retried = await fixture.Client.SendAsync(1, live, MessageKind.Insert, """{"a": 1}""", insertId);
+
+        Assert.Equal((ErrorCode.RecordExists, ErrorCode.RecordCanceled), (exists.Code, ended.Code));
+        Assert.Equal(insert with { Duplicate = true }, retried);
+        Assert.Equal(1, await _db.ScalarAsync(1, "select count(*) from pr2_journal where actor_id = $1", live));
+        Assert.Equal(2, await _db.ScalarAsync(1, "select count(*) from pr2_journal where actor_id = $1", canceled));
+        Assert.Equal(2, (await fixture.Client.SendAsync(1, live, MessageKind.Modify, """{"a": 3}""")).Version);
+    }
+
+    [Fact]
     public async Task The_same_message_id_again_returns_the_first_ack_and_writes_nothing()
     {
         var actor = SharedClusterFixture.NewActorId();
