@@ -70,6 +70,8 @@ if (settings.Paths.Contains("pr2"))
         var end = samples.LastOrDefault();
         Console.WriteLine($"  soak: silo memory {warm:N0} MiB after warm-up, {end:N0} MiB at the end ({(end - warm) / Math.Max(1, warm):P1}), errors {soak.Errors}");
     }
+
+    await pr2.RunInsertRowsAsync(runner, settings.Writers);
 }
 
 foreach (var source in shardSources.Values)
