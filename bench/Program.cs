@@ -18,7 +18,7 @@ catch (Exception e) when (e is ArgumentException or FormatException)
     return 2;
 }
 
-var serverSettings = new Dictionary<string, string> { ["shared_buffers"] = "128MB", ["synchronous_commit"] = "on", ["fsync"] = "on" };
+var serverSettings = new Dictionary<string, string>(ServerLogEvents.Settings) { ["shared_buffers"] = "128MB", ["synchronous_commit"] = "on", ["fsync"] = "on" };
 var dataDirectory = Path.Combine(Path.GetTempPath(), "pr2-bench", Guid.NewGuid().ToString("N")[..8]);
 using var throwaway = new ThrowawayDirectory(dataDirectory);
 await using var server = settings.PostgresConnectionString is null
@@ -64,11 +64,19 @@ if (settings.Paths.Contains("pr2"))
     if (settings.Soak > TimeSpan.Zero)
     {
         var samples = new List<double>();
+        var soakStarted = DateTime.UtcNow;
         var soak = await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.Soak, "pr2-soak", samples.Add);
         runner.Rows.Add(soak);
         var warm = samples.Skip(samples.Count / 5).FirstOrDefault();
         var end = samples.LastOrDefault();
         Console.WriteLine($"  soak: silo memory {warm:N0} MiB after warm-up, {end:N0} MiB at the end ({(end - warm) / Math.Max(1, warm):P1}), errors {soak.Errors}");
+        var events = server is null ? [] : ServerLogEvents.Between(server.DataDirectory, soakStarted, DateTime.UtcNow);
+        foreach (var line in events.Take(60))
+        {
+            Console.WriteLine($"  server: {line}");
+        }
+
+        Console.WriteLine(events.Count > 60 ? $"  server: ... {events.Count - 60} more checkpoint and autovacuum lines" : "");
     }
 
     await pr2.RunInsertRowsAsync(runner, settings.Writers);
