@@ -76,7 +76,10 @@ if (settings.Paths.Contains("pr2"))
             Console.WriteLine($"  server: {line}");
         }
 
-        Console.WriteLine(events.Count > 60 ? $"  server: ... {events.Count - 60} more checkpoint and autovacuum lines" : "");
+        if (events.Count > 60)
+        {
+            Console.WriteLine($"  server: ... {events.Count - 60} more checkpoint and autovacuum lines");
+        }
     }
 
     await pr2.RunInsertRowsAsync(runner, settings.Writers);
