@@ -12,7 +12,7 @@ public static class Pr2ClientHostingExtensions
     public static IHostApplicationBuilder AddPr2Client(this IHostApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(Pr2ClientOptions.SectionName).Get<Pr2ClientOptions>() ?? new Pr2ClientOptions();
-        var gateways = options.Gateways.Select(ParseEndpoint).ToArray();
+        var gateways = options.EffectiveGateways.Select(ParseEndpoint).ToArray();
         builder.UseOrleansClient(client => client
             .UseStaticClustering(gateways)
             .Configure<ClusterOptions>(cluster =>

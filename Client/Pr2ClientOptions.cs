@@ -5,8 +5,18 @@ public sealed class Pr2ClientOptions
 {
     public const string SectionName = "Pr2:Client";
 
-    /// <summary>Silo gateways as <c>host:port</c>; the client uses any that answers.</summary>
-    public List<string> Gateways { get; set; } = ["127.0.0.1:30000"];
+    /// <summary>The gateway used when none is configured: a silo on this machine with its default gateway port.</summary>
+    public const string DefaultGateway = "127.0.0.1:30000";
+
+    /// <summary>
+    /// Silo gateways as <c>host:port</c>; the client uses any that answers. Empty means <see cref="DefaultGateway"/>.
+    /// (Not pre-filled: configuration binding adds to a list's initial items, so a configured gateway would have come
+    /// on top of the default, and the client would have kept trying a gateway that is not there.)
+    /// </summary>
+    public List<string> Gateways { get; set; } = [];
+
+    /// <summary>The gateways to use: the configured ones, or <see cref="DefaultGateway"/> when none is.</summary>
+    public IReadOnlyList<string> EffectiveGateways => Gateways.Count > 0 ? Gateways : [DefaultGateway];
 
     /// <summary>Must match the silos' <c>Pr2:Silo:ClusterId</c>.</summary>
     public string ClusterId { get; set; } = "pr2";
