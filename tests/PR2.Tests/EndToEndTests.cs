@@ -181,6 +181,11 @@ public sealed class EndToEndTests : IDisposable
             ["Pr2__Silo__SiloPort"] = _siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Pr2__Silo__GatewayPort"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Pr2__Http__Port"] = _httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            // Each shutdown stage and PR2's own steps in the output, so a silo that does not stop in time shows where it is.
+            ["Logging__LogLevel__Orleans.Runtime.SiloLifecycleSubject"] = "Debug",
+            ["Logging__LogLevel__Orleans.Runtime.Silo"] = "Information",
+            ["Logging__LogLevel__Microsoft.Extensions.Hosting.Internal.Host"] = "Debug",
+            ["Logging__LogLevel__PR2"] = "Debug",
         };
         if (Environment.GetEnvironmentVariable("PR2_PG_BIN") is { } bin)
         {
