@@ -7,7 +7,7 @@ namespace PR2.Tests;
 
 /// <summary>
 /// As a user would: start the silo on the embedded default as a child process, drive the pr2 tool,
-/// stop the silo with Ctrl-C, start it again, and find the data still there.
+/// stop the silo (SIGTERM, handled as Ctrl-C is), start it again, and find the data still there.
 /// </summary>
 public sealed class EndToEndTests : IDisposable
 {
@@ -104,8 +104,8 @@ public sealed class EndToEndTests : IDisposable
         var watched = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3")).Output.Trim().Split('\n');
         Assert.Equal(["insert order/42 v1", "modify order/42 v2", "cancel order/42 v3"], watched.Select(line => string.Join(' ', line.Split(' ')[2..5])));
 
-        // Ctrl-C: the silo and its embedded PostgreSQL stop cleanly.
-        _silo!.Interrupt();
+        // A stop request: the silo and its embedded PostgreSQL stop cleanly.
+        _silo!.Terminate();
         await _silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(0, _silo.ExitCode);
         Assert.False(File.Exists(Path.Combine(_dataDirectory, "postmaster.pid")), "embedded PostgreSQL still running");
@@ -157,7 +157,7 @@ public sealed class EndToEndTests : IDisposable
     {
         if (_silo is { HasExited: false })
         {
-            _silo.Interrupt();
+            _silo.Terminate();
             _silo.WaitForExitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
         }
 

@@ -92,10 +92,13 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
-    /// <summary>Sends SIGINT, as Ctrl-C in a terminal does.</summary>
-    public void Interrupt()
+    /// <summary>
+    /// Sends SIGTERM, the stop request of Kubernetes and systemd (the silo handles it as it handles Ctrl-C). Not SIGINT:
+    /// a command a non-interactive shell starts in the background inherits SIGINT as ignored, and so would the silo.
+    /// </summary>
+    public void Terminate()
     {
-        using var kill = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
     }
 
