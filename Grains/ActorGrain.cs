@@ -123,7 +123,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
                 else
                 {
                     // The writer accepted the version: the record is the one this activation holds plus this entry.
-                    _record = record.Apply(message.Kind, body.Value, ack.Stamp, ack.Position);
+                    _record = record.Apply(message.Kind, body.Canonical, ack.Stamp, ack.Position);
                     _loaded = true;
                 }
 

@@ -1,19 +1,26 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace PR2.Grains.Json;
 
 /// <summary>
-/// JSON merge patch (RFC 7386) on System.Text.Json nodes: members of the patch replace members of the
-/// target, <c>null</c> removes a member, nested objects merge recursively, anything else replaces.
+/// JSON merge patch (RFC 7386): members of the patch replace members of the target, <c>null</c> removes a member,
+/// nested objects merge recursively, anything else replaces. Members keep the target's order; new ones follow in
+/// the patch's order.
 /// </summary>
 public static class JsonMergePatch
 {
-    /// <summary>Returns a new object: <paramref name="target"/> with <paramref name="patch"/> applied. Neither input changes.</summary>
-    public static JsonObject Apply(JsonObject target, JsonObject patch)
+    /// <summary>
+    /// <paramref name="target"/> with <paramref name="patch"/> applied, both JSON object texts, in canonical form
+    /// (<see cref="CanonicalJson"/>). Streams both documents into the result without building a node tree: it runs
+    /// for every modify an actor or the records agent folds.
+    /// </summary>
+    public static string Apply(string target, string patch)
     {
-        var result = (JsonObject)target.DeepClone();
-        MergeInto(result, patch);
-        return result;
+        using var targetDocument = JsonDocument.Parse(target, CanonicalJson.ParseOptions);
+        using var patchDocument = JsonDocument.Parse(patch, CanonicalJson.ParseOptions);
+        return CanonicalJson.Write((Target: targetDocument.RootElement, Patch: patchDocument.RootElement),
+            static (documents, writer) => Merge(documents.Target, documents.Patch, writer));
     }
 
     /// <summary>The merge patch that turns <paramref name="from"/> into <paramref name="to"/> (members only in <paramref name="from"/> become null).</summary>
@@ -45,29 +52,49 @@ public static class JsonMergePatch
         return patch;
     }
 
-    private static void MergeInto(JsonObject target, JsonObject patch)
+    // Writes target (an object, or anything else, which counts as an empty object) merged with the patch object.
+    private static void Merge(JsonElement target, JsonElement patch, Utf8JsonWriter writer)
     {
-        foreach (var (name, value) in patch)
+        var targetIsObject = target.ValueKind == JsonValueKind.Object;
+        writer.WriteStartObject();
+        if (targetIsObject)
         {
-            if (value is null)
+            foreach (var member in target.EnumerateObject())
             {
-                target.Remove(name);
-            }
-            else if (value is JsonObject patchObject)
-            {
-                // A non-object member is replaced by an object built from the patch (its nulls dropped).
-                if (target[name] is not JsonObject existing)
+                var name = member.Name;
+                if (!patch.TryGetProperty(name, out var replacement))
                 {
-                    existing = [];
-                    target[name] = existing;
+                    member.WriteTo(writer);
                 }
+                else if (replacement.ValueKind != JsonValueKind.Null)
+                {
+                    WriteMember(name, member.Value, replacement, writer);
+                }
+            }
+        }
 
-                MergeInto(existing, patchObject);
-            }
-            else
+        foreach (var member in patch.EnumerateObject())
+        {
+            if (member.Value.ValueKind != JsonValueKind.Null && !(targetIsObject && target.TryGetProperty(member.Name, out _)))
             {
-                target[name] = value.DeepClone();
+                WriteMember(member.Name, default, member.Value, writer);
             }
+        }
+
+        writer.WriteEndObject();
+    }
+
+    // A member the patch sets: an object merges into what was there (its nulls dropped), anything else replaces it.
+    private static void WriteMember(string name, JsonElement current, JsonElement replacement, Utf8JsonWriter writer)
+    {
+        writer.WritePropertyName(name);
+        if (replacement.ValueKind == JsonValueKind.Object)
+        {
+            Merge(current, replacement, writer);
+        }
+        else
+        {
+            replacement.WriteTo(writer);
         }
     }
 }

@@ -1,15 +1,15 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace PR2.Grains.Json;
 
 /// <summary>
-/// A message body checked and put in canonical form (parsed and re-serialized without whitespace),
-/// with the hash that identifies the message's content for idempotency.
+/// A message body checked and put in canonical form (<see cref="CanonicalJson"/>), with the hash that identifies
+/// the message's content for idempotency.
 /// </summary>
-public sealed record MessageBody(JsonObject Value, string Canonical)
+public sealed record MessageBody(string Canonical)
 {
     /// <summary>Checks size and shape; throws <see cref="Pr2Exception"/> naming the problem.</summary>
     public static MessageBody Parse(MessageKind kind, string? body, int maxBytes)
@@ -30,29 +30,42 @@ public sealed record MessageBody(JsonObject Value, string Canonical)
             throw new Pr2Exception(ErrorCode.BodyTooLarge, $"body is {size} bytes; the limit is {maxBytes} bytes");
         }
 
-        JsonNode? node;
+        JsonDocument document;
         try
         {
-            node = JsonNode.Parse(body);
+            document = JsonDocument.Parse(body, CanonicalJson.ParseOptions);
         }
         catch (JsonException e)
         {
             throw new Pr2Exception(ErrorCode.BadBody, $"body is not valid JSON: {e.Message}");
         }
 
-        if (node is not JsonObject value)
+        using (document)
         {
-            var found = node?.GetValueKind().ToString().ToLowerInvariant() ?? "null";
-            throw new Pr2Exception(ErrorCode.BadBody, $"body must be a JSON object, got {found}");
-        }
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new Pr2Exception(ErrorCode.BadBody, $"body must be a JSON object, got {root.ValueKind.ToString().ToLowerInvariant()}");
+            }
 
-        return new MessageBody(value, value.ToJsonString());
+            return new MessageBody(CanonicalJson.Of(root));
+        }
     }
 
     /// <summary>16 bytes of SHA-256 over receiver, kind and canonical body: equal hashes mean the same message content.</summary>
     public static byte[] ContentHash(ActorRef receiver, MessageKind kind, string canonicalBody)
     {
         var text = $"{receiver.Shard}\n{receiver.ActorId}\n{(short)kind}\n{canonicalBody}";
-        return SHA256.HashData(Encoding.UTF8.GetBytes(text))[..16];
+        var utf8 = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length));
+        try
+        {
+            Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(utf8.AsSpan(0, Encoding.UTF8.GetBytes(text, utf8)), digest);
+            return digest[..16].ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(utf8);
+        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Npgsql;
 using NpgsqlTypes;
+using PR2.Grains.Json;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains.Records;
@@ -112,7 +113,7 @@ public static class RecordStore
                 JournalStore.Array(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Text),
                 JournalStore.Array(rows.Select(r => (short)r.Value.Status).ToArray(), NpgsqlDbType.Smallint),
                 JournalStore.Array(rows.Select(r => r.Value.Version).ToArray(), NpgsqlDbType.Bigint),
-                JournalStore.Array(rows.Select(r => r.Value.State?.ToJsonString()).ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(rows.Select(r => r.Value.State).ToArray(), NpgsqlDbType.Text),
                 JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint),
                 JournalStore.Array(rows.Select(r => r.Value.FirstStamp!.Value.Shard).ToArray(), NpgsqlDbType.Integer),
                 JournalStore.Array(rows.Select(r => r.Value.LastStamp!.Value.Counter).ToArray(), NpgsqlDbType.Bigint),
@@ -126,7 +127,7 @@ public static class RecordStore
     public static RecordState ReadRow(NpgsqlDataReader reader) => new(
         Status: (RecordStatus)reader.GetInt16(1),
         Version: reader.GetInt64(2),
-        State: reader.IsDBNull(3) ? null : JsonNode.Parse(reader.GetString(3))!.AsObject(),
+        State: reader.IsDBNull(3) ? null : CanonicalJson.Compact(reader.GetString(3)),
         FirstStamp: new LamportStamp(reader.GetInt64(4), reader.GetInt32(5)),
         LastStamp: new LamportStamp(reader.GetInt64(6), reader.GetInt32(7)),
         LastPosition: reader.GetInt64(8));

@@ -151,6 +151,6 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
     private static async Task<JsonObject?> RecordAfterAsync(JournalEntry entry, NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var entries = await JournalStore.ReadActorAsync(connection, entry.Actor, entry.Position, cancellationToken);
-        return (JsonObject?)RecordState.Fold(entries).State?.DeepClone();
+        return RecordState.Fold(entries).State is { } state ? JsonNode.Parse(state)!.AsObject() : null;
     }
 }

@@ -53,9 +53,9 @@ public static class RuleEffects
         var current = mode == ViewMode.Set ? null : await ReadForUpdateAsync(connection, transaction, view, key, cancellationToken);
         var doc = mode switch
         {
-            ViewMode.Set => value!,
-            ViewMode.Merge => JsonMergePatch.Apply(current ?? [], value!),
-            _ => Add(current ?? [], value!),
+            ViewMode.Set => value!.ToJsonString(),
+            ViewMode.Merge => JsonMergePatch.Apply(current?.ToJsonString() ?? "{}", value!.ToJsonString()),
+            _ => Add(current ?? [], value!).ToJsonString(),
         };
         await using var upsert = new NpgsqlCommand("""
             insert into pr2_view (view, key, doc, rule, position) values ($1, $2, $3::jsonb, $4, $5)
@@ -63,7 +63,7 @@ public static class RuleEffects
             """, connection, transaction);
         upsert.Parameters.Add(new() { Value = view });
         upsert.Parameters.Add(new() { Value = key });
-        upsert.Parameters.Add(new() { Value = doc.ToJsonString() });
+        upsert.Parameters.Add(new() { Value = doc });
         upsert.Parameters.Add(new() { Value = rule });
         upsert.Parameters.Add(new() { Value = position });
         await upsert.ExecuteNonQueryAsync(cancellationToken);

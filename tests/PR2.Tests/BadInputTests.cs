@@ -15,6 +15,7 @@ public sealed class BadInputTests(SharedClusterFixture fixture)
         { "string", "\"text\"", ErrorCode.BadBody, "must be a JSON object, got string" },
         { "null", "null", ErrorCode.BadBody, "must be a JSON object, got null" },
         { "empty", "", ErrorCode.BadBody, "needs a body" },
+        { "repeated member", "{\"a\": 1, \"b\": {\"c\": 1, \"c\": 2}}", ErrorCode.BadBody, "Duplicate property 'c'" },
         // The shared cluster runs with Pr2:Write:MaxBodyBytes = 4096.
         { "too large", "{\"blob\": \"" + new string('x', 5000) + "\"}", ErrorCode.BodyTooLarge, "limit is 4096 bytes" },
     };
@@ -101,6 +102,19 @@ public sealed class BadInputTests(SharedClusterFixture fixture)
         }
 
         Assert.Equal(RecordStatus.Canceled, (await fixture.Client.GetRecordAsync(Shard, canceled)).Status);
+    }
+
+    [Fact]
+    public async Task A_modify_that_repeats_a_member_is_refused_and_the_record_stays_as_it_was()
+    {
+        // Accepted, such a patch would have no single meaning (which "n" wins?) and would reach every fold of the record.
+        var actor = SharedClusterFixture.NewActorId();
+        await fixture.Client.SendAsync(Shard, actor, MessageKind.Insert, """{"n": 1}""");
+        await AssertRefusedAsync(() => fixture.Client.SendAsync(Shard, actor, MessageKind.Modify, """{"n": 2, "n": 3}"""),
+            ErrorCode.BadBody, "Duplicate property 'n'", "modify repeating a member");
+
+        var record = await fixture.Client.GetRecordAsync(Shard, actor);
+        Assert.Equal((1L, """{"n":1}"""), (record.Version, record.State));
     }
 
     [Fact]
