@@ -7,18 +7,25 @@ namespace PR2.Grains.Json;
 /// <summary>
 /// The one text form PR2 keeps JSON in (message bodies, record states): no whitespace, strings escaped the way
 /// System.Text.Json escapes them by default, numbers as they were written. Work goes through
-/// <see cref="JsonDocument"/> (pooled buffers) and <see cref="Utf8JsonWriter"/>, not through a node tree.
+/// <see cref="JsonDocument"/> and <see cref="Utf8JsonWriter"/> on pooled or reused buffers, not through a node tree.
 /// </summary>
 public static class CanonicalJson
 {
-    /// <summary>Duplicate member names are refused: a later fold could not say which one a record holds.</summary>
+    /// <summary>Duplicate member names are refused where bodies come in: a fold could not say which one a record holds.</summary>
     public static readonly JsonDocumentOptions ParseOptions = new() { AllowDuplicateProperties = false };
+
+    // Output buffers kept past this size are dropped after use, so one huge record does not pin memory per thread.
+    private const int KeptBufferBytes = 64 * 1024;
+
+    // One writer and buffer per thread, reused: writing never awaits, and a nested write takes a fresh pair.
+    [ThreadStatic]
+    private static (ArrayBufferWriter<byte> Buffer, Utf8JsonWriter Writer)? _cached;
 
     /// <summary><paramref name="json"/> (any valid JSON text) in canonical form.</summary>
     public static string Compact(string json)
     {
-        using var document = JsonDocument.Parse(json, ParseOptions);
-        return Of(document.RootElement);
+        using var document = new PooledJsonDocument(json);
+        return Of(document.Root);
     }
 
     /// <summary>The canonical text of <paramref name="element"/>.</summary>
@@ -27,12 +34,18 @@ public static class CanonicalJson
     /// <summary>The canonical text of what <paramref name="write"/> writes.</summary>
     public static string Write<TState>(TState state, Action<TState, Utf8JsonWriter> write)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        var (buffer, writer) = _cached ?? (new ArrayBufferWriter<byte>(512), new Utf8JsonWriter(Stream.Null));
+        _cached = null;
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        write(state, writer);
+        writer.Flush();
+        var text = Encoding.UTF8.GetString(buffer.WrittenSpan);
+        if (buffer.Capacity <= KeptBufferBytes)
         {
-            write(state, writer);
+            _cached = (buffer, writer);
         }
 
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        return text;
     }
 }

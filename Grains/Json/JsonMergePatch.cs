@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -17,9 +18,10 @@ public static class JsonMergePatch
     /// </summary>
     public static string Apply(string target, string patch)
     {
-        using var targetDocument = JsonDocument.Parse(target, CanonicalJson.ParseOptions);
-        using var patchDocument = JsonDocument.Parse(patch, CanonicalJson.ParseOptions);
-        return CanonicalJson.Write((Target: targetDocument.RootElement, Patch: patchDocument.RootElement),
+        // Both are texts PR2 checked on the way in (bodies refuse repeated members) or wrote itself.
+        using var targetDocument = new PooledJsonDocument(target);
+        using var patchDocument = new PooledJsonDocument(patch);
+        return CanonicalJson.Write((Target: targetDocument.Root, Patch: patchDocument.Root),
             static (documents, writer) => Merge(documents.Target, documents.Patch, writer));
     }
 
@@ -61,23 +63,22 @@ public static class JsonMergePatch
         {
             foreach (var member in target.EnumerateObject())
             {
-                var name = member.Name;
-                if (!patch.TryGetProperty(name, out var replacement))
+                if (!TryFind(patch, member, out var replacement))
                 {
                     member.WriteTo(writer);
                 }
                 else if (replacement.ValueKind != JsonValueKind.Null)
                 {
-                    WriteMember(name, member.Value, replacement, writer);
+                    WriteMember(member, member.Value, replacement, writer);
                 }
             }
         }
 
         foreach (var member in patch.EnumerateObject())
         {
-            if (member.Value.ValueKind != JsonValueKind.Null && !(targetIsObject && target.TryGetProperty(member.Name, out _)))
+            if (member.Value.ValueKind != JsonValueKind.Null && !(targetIsObject && TryFind(target, member, out _)))
             {
-                WriteMember(member.Name, default, member.Value, writer);
+                WriteMember(member, default, member.Value, writer);
             }
         }
 
@@ -85,9 +86,17 @@ public static class JsonMergePatch
     }
 
     // A member the patch sets: an object merges into what was there (its nulls dropped), anything else replaces it.
-    private static void WriteMember(string name, JsonElement current, JsonElement replacement, Utf8JsonWriter writer)
+    private static void WriteMember(JsonProperty name, JsonElement current, JsonElement replacement, Utf8JsonWriter writer)
     {
-        writer.WritePropertyName(name);
+        if (Unescaped(name, out var utf8Name))
+        {
+            writer.WritePropertyName(utf8Name);
+        }
+        else
+        {
+            writer.WritePropertyName(name.Name);
+        }
+
         if (replacement.ValueKind == JsonValueKind.Object)
         {
             Merge(current, replacement, writer);
@@ -96,5 +105,16 @@ public static class JsonMergePatch
         {
             replacement.WriteTo(writer);
         }
+    }
+
+    // The member of an object with the same name as another document's member, compared without making strings.
+    private static bool TryFind(JsonElement obj, JsonProperty name, out JsonElement value) =>
+        Unescaped(name, out var utf8Name) ? obj.TryGetProperty(utf8Name, out value) : obj.TryGetProperty(name.Name, out value);
+
+    // The member's name as UTF-8, straight from the document, when it has no escapes (a name with one goes through a string).
+    private static bool Unescaped(JsonProperty member, out ReadOnlySpan<byte> utf8Name)
+    {
+        utf8Name = JsonMarshal.GetRawUtf8PropertyName(member);
+        return !utf8Name.Contains((byte)'\\');
     }
 }

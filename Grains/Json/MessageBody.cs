@@ -30,10 +30,10 @@ public sealed record MessageBody(string Canonical)
             throw new Pr2Exception(ErrorCode.BodyTooLarge, $"body is {size} bytes; the limit is {maxBytes} bytes");
         }
 
-        JsonDocument document;
+        PooledJsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, CanonicalJson.ParseOptions);
+            document = new PooledJsonDocument(body, CanonicalJson.ParseOptions);
         }
         catch (JsonException e)
         {
@@ -42,13 +42,12 @@ public sealed record MessageBody(string Canonical)
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            if (document.Root.ValueKind != JsonValueKind.Object)
             {
-                throw new Pr2Exception(ErrorCode.BadBody, $"body must be a JSON object, got {root.ValueKind.ToString().ToLowerInvariant()}");
+                throw new Pr2Exception(ErrorCode.BadBody, $"body must be a JSON object, got {document.Root.ValueKind.ToString().ToLowerInvariant()}");
             }
 
-            return new MessageBody(CanonicalJson.Of(root));
+            return new MessageBody(CanonicalJson.Of(document.Root));
         }
     }
 

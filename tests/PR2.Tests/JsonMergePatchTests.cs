@@ -17,6 +17,8 @@ public sealed class JsonMergePatchTests
     [InlineData("""{"a":1}""", """{}""", """{"a":1}""")]
     [InlineData("""{"a":1}""", """{"a":null,"b":null}""", """{}""")]
     [InlineData("""{"é":"\u00e9 <&>"}""", """{"n":1.50e3}""", """{"\u00E9":"\u00E9 \u003C\u0026\u003E","n":1.50e3}""")]
+    [InlineData("""{"\u00E9":1,"\u0041":{"b":1}}""", """{"é":2,"A":{"c":3}}""", """{"\u00E9":2,"A":{"b":1,"c":3}}""")]
+    [InlineData("""{"é":1,"A":2}""", """{"\u00e9":null,"\u0041":null}""", """{}""")]
     public void A_patch_merges_as_the_rfc_says_into_canonical_text(string target, string patch, string expected) =>
         Assert.Equal(expected, JsonMergePatch.Apply(target, patch));
 
