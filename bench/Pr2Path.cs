@@ -84,6 +84,8 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         var marks = new List<(long Ticks, long Mark)>();
         using var stopMonitor = new CancellationTokenSource();
         var monitor = MonitorMarkAsync(shards[1], marks, stopMonitor.Token);
+        var longRun = duration >= TimeSpan.FromMinutes(1);
+        var perSecond = longRun ? SecondSamples.RunAsync(shards[1], stopMonitor.Token) : null;
         var before = meter.CpuSeconds();
         var total = (long)(rate * duration.TotalSeconds);
         var acks = new List<(long ScheduledTicks, long AckTicks, long Position)>((int)Math.Min(total, int.MaxValue));
@@ -125,6 +127,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         await Task.Delay(500);
         await stopMonitor.CancelAsync();
         await monitor;
+        var seconds = perSecond is null ? null : await perSecond;
         var after = meter.CpuSeconds();
 
         var latencies = acks.Select(a => Stopwatch.GetElapsedTime(a.ScheduledTicks, a.AckTicks).TotalMilliseconds).Order().ToArray();
@@ -138,9 +141,10 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
             (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand,
             peak, rate, At(lags, 0.5), At(lags, 0.99));
         Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {row.P50Ms,6:N2} ms  p99 {row.P99Ms,7:N2} ms  lag p99 {row.ProjectionLagP99Ms,6:N1} ms{(errors > 0 ? $"  errors {errors}" : "")}");
-        if (duration >= TimeSpan.FromMinutes(1))
+        if (seconds is not null)
         {
-            // Where a long run's tail comes from: its slowest seconds, by when the messages were due.
+            // Where a long run's tail comes from: its slowest seconds, by when the messages were due, with what the
+            // server's WAL fsyncs and this process's collections took around them.
             var start = acks.Count == 0 ? 0 : acks.Min(a => a.ScheduledTicks);
             var startedAt = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
             var slowest = acks
@@ -148,7 +152,12 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
                 .Select(g => (Second: g.Key, Worst: g.Max(a => Stopwatch.GetElapsedTime(a.ScheduledTicks, a.AckTicks).TotalMilliseconds)))
                 .OrderByDescending(s => s.Worst)
                 .Take(5);
-            Console.WriteLine($"  slowest seconds: {string.Join(", ", slowest.Select(s => $"{startedAt.AddSeconds(s.Second):HH:mm:ss} UTC, +{s.Second} s ({s.Worst:N0} ms)"))}");
+            Console.WriteLine("  slowest seconds:");
+            foreach (var (second, worst) in slowest)
+            {
+                var middle = start + (second * Stopwatch.Frequency) + (Stopwatch.Frequency / 2);
+                Console.WriteLine($"    {startedAt.AddSeconds(second):HH:mm:ss} UTC, +{second} s: {worst:N0} ms; {seconds.Around(middle)}");
+            }
         }
 
         return row;

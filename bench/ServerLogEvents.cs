@@ -14,11 +14,17 @@ internal static class ServerLogEvents
         ["log_checkpoints"] = "on",
         ["log_autovacuum_min_duration"] = "0",
         ["log_line_prefix"] = "'%m '",
+
+        // Times WAL writes and fsyncs in pg_stat_wal, which SecondSamples reads.
+        ["track_wal_io_timing"] = "on",
     };
 
-    private static readonly string[] Interesting = ["checkpoint", "automatic vacuum", "automatic analyze"];
+    private static readonly string[] Interesting = ["checkpoint", "automatic vacuum"];
 
-    /// <summary>The log lines about checkpoints and autovacuum stamped between <paramref name="from"/> and <paramref name="to"/> (UTC).</summary>
+    // Vacuums of the system catalogs are quick and many: they would crowd out the ones of PR2's tables.
+    private static readonly string[] Ignored = ["pg_catalog.", "information_schema."];
+
+    /// <summary>The log lines about checkpoints and autovacuum of PR2's tables stamped between <paramref name="from"/> and <paramref name="to"/> (UTC).</summary>
     public static IReadOnlyList<string> Between(string dataDirectory, DateTime from, DateTime to)
     {
         var log = Path.Combine(dataDirectory, "server.log");
@@ -35,7 +41,8 @@ internal static class ServerLogEvents
             if (line.Length > 23
                 && DateTime.TryParseExact(line[..23], "yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at)
                 && at >= from && at <= to
-                && Interesting.Any(word => line.Contains(word, StringComparison.Ordinal)))
+                && Interesting.Any(word => line.Contains(word, StringComparison.Ordinal))
+                && !Ignored.Any(word => line.Contains(word, StringComparison.Ordinal)))
             {
                 found.Add(line.Length > 200 ? line[..200] : line);
             }
