@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
 using PR2.Grains.Rules;
@@ -19,6 +20,8 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<TopologyOptions>, TopologyOptionsValidator>();
         services.AddOptions<WriteOptions>().Bind(configuration.GetSection(WriteOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<WriteOptions>, WriteOptionsValidator>();
+        services.AddOptions<GrainCollectionOptions>().Configure<IOptions<WriteOptions>>((collection, write) =>
+            collection.ClassSpecificCollectionAge[typeof(ActorGrain).FullName!] = TimeSpan.FromMinutes(write.Value.ActorIdleMinutes));
         services.AddSingleton<ShardRegistry>();
         services.AddSingleton<LocalJournalWriters>();
         services.AddSingleton<SchemaMigrator>();

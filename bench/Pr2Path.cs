@@ -152,7 +152,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
                 .Select(g => (Second: g.Key, Worst: g.Max(a => Stopwatch.GetElapsedTime(a.ScheduledTicks, a.AckTicks).TotalMilliseconds)))
                 .OrderByDescending(s => s.Worst)
                 .Take(5);
-            Console.WriteLine("  slowest seconds:");
+            Console.WriteLine($"  slowest seconds (a typical 2 s: {seconds.Typical()}):");
             foreach (var (second, worst) in slowest)
             {
                 var middle = start + (second * Stopwatch.Frequency) + (Stopwatch.Frequency / 2);

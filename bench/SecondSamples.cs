@@ -41,6 +41,22 @@ internal sealed class SecondSamples
         return $"server WAL fsync {to.WalSyncMs - from.WalSyncMs:N0} ms in {to.WalSyncs - from.WalSyncs:N0} syncs, bench GC pauses {to.ClientGcMs - from.ClientGcMs:N0} ms (2 s around it)";
     }
 
+    /// <summary>The same figures for a typical (median) two seconds of the run, to compare the slowest seconds with.</summary>
+    public string Typical()
+    {
+        if (_samples.Count < 3)
+        {
+            return "no samples";
+        }
+
+        var windows = Enumerable.Range(0, _samples.Count - 2)
+            .Select(i => (Fsync: _samples[i + 2].WalSyncMs - _samples[i].WalSyncMs, Syncs: _samples[i + 2].WalSyncs - _samples[i].WalSyncs))
+            .OrderBy(w => w.Fsync)
+            .ToList();
+        var median = windows[windows.Count / 2];
+        return $"server WAL fsync {median.Fsync:N0} ms in {median.Syncs:N0} syncs";
+    }
+
     private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stop)
     {
         try

@@ -28,6 +28,11 @@ public sealed class WriteOptionsValidator : IValidateOptions<WriteOptions>
             failures.Add($"{WriteOptions.SectionName}:{nameof(options.CallTimeoutSeconds)} must be between 1 and 60 (seconds), got {options.CallTimeoutSeconds}");
         }
 
+        if (options.ActorIdleMinutes is <= 1 or > 24 * 60)
+        {
+            failures.Add($"{WriteOptions.SectionName}:{nameof(options.ActorIdleMinutes)} must be more than 1 (Orleans looks for idle activations once a minute) and at most 1440, got {options.ActorIdleMinutes}");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

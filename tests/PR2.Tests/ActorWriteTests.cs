@@ -1,4 +1,10 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Metadata;
+using PR2.Grains;
+using PR2.Grains.Configuration;
 using PR2.Tests.Infrastructure;
 
 namespace PR2.Tests;
@@ -8,6 +14,19 @@ namespace PR2.Tests;
 public sealed class ActorWriteTests(SharedClusterFixture fixture)
 {
     private readonly TestTopology _db = fixture.Topology;
+
+    [Fact]
+    public void Actors_are_collected_after_the_configured_idle_time_and_other_grains_keep_the_default()
+    {
+        var services = fixture.Cluster.Silos[0].SiloHost.Services;
+        var types = services.GetRequiredService<GrainTypeResolver>();
+        var contexts = services.GetRequiredService<GrainTypeSharedContextResolver>();
+        TimeSpan IdleTime(Type grainClass) => contexts.GetComponents(types.GetGrainType(grainClass)).CollectionAgeLimit;
+
+        Assert.Equal(TimeSpan.FromMinutes(new WriteOptions().ActorIdleMinutes), IdleTime(typeof(ActorGrain)));
+        Assert.Equal(services.GetRequiredService<IOptions<GrainCollectionOptions>>().Value.CollectionAge, IdleTime(typeof(ShardWriterGrain)));
+        Assert.NotEqual(IdleTime(typeof(ActorGrain)), IdleTime(typeof(ShardWriterGrain)));
+    }
 
     [Fact]
     public async Task Insert_modify_cancel_get_versions_1_2_3_in_contiguous_positions()

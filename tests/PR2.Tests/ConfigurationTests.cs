@@ -39,8 +39,8 @@ public sealed class ConfigurationTests(PostgresFixture postgres)
     [Fact]
     public void Write_limits_that_cannot_work_are_refused()
     {
-        var result = new WriteOptionsValidator().Validate(null, new WriteOptions { MaxBodyBytes = 0, MaxBatchSize = 0, CommandTimeoutSeconds = 0 });
-        Assert.Equal(3, result.Failures!.Count());
+        var result = new WriteOptionsValidator().Validate(null, new WriteOptions { MaxBodyBytes = 0, MaxBatchSize = 0, CommandTimeoutSeconds = 0, ActorIdleMinutes = 0.5 });
+        Assert.Equal(4, result.Failures!.Count());
         Assert.All(result.Failures!, f => Assert.StartsWith("Pr2:Write:", f, StringComparison.Ordinal));
     }
 
