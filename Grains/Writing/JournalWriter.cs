@@ -229,11 +229,14 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         RememberHead(plan);
-        plan.Complete();
         if (plan.NewEntries.Count > 0)
         {
+            // Before the acknowledgements, whose continuations run on this loop: whoever holds an ack can count on
+            // the agents having been woken for it.
             _committed(plan.Position, projected is not null);
         }
+
+        plan.Complete();
     }
 
     // The plan of a batch from what this writer remembers, if every append in it becomes a new entry there; null
