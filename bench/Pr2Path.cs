@@ -44,8 +44,8 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
 
     /// <summary>
     /// Every message creates an actor (new orders, say): each is one the shard's writer has never written. Run after the
-    /// latency runs: each new actor stays activated (about 3 KB) until Orleans collects it, 15 minutes after its last
-    /// use, in one sweep with every other actor that became idle in the same minute.
+    /// latency runs: each new actor stays activated until the silo collects it, 2 minutes after its last use
+    /// (Pr2:Write:ActorIdleMinutes), in one sweep with every other actor that became idle in the same minute.
     /// </summary>
     public async Task RunInsertRowsAsync(Runner runner, IReadOnlyList<int> writerCounts)
     {
