@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -54,12 +55,23 @@ public sealed record MessageBody(string Canonical)
     /// <summary>16 bytes of SHA-256 over receiver, kind and canonical body: equal hashes mean the same message content.</summary>
     public static byte[] ContentHash(ActorRef receiver, MessageKind kind, string canonicalBody)
     {
-        var text = $"{receiver.Shard}\n{receiver.ActorId}\n{(short)kind}\n{canonicalBody}";
-        var utf8 = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length));
+        // The UTF-8 of "shard\nactor\nkind\nbody", written piece by piece into one pooled buffer (no joined string).
+        var utf8 = ArrayPool<byte>.Shared.Rent(32 + Encoding.UTF8.GetMaxByteCount(receiver.ActorId.Length + canonicalBody.Length));
         try
         {
+            var length = 0;
+            receiver.Shard.TryFormat(utf8.AsSpan(length), out var written, provider: CultureInfo.InvariantCulture);
+            length += written;
+            utf8[length++] = (byte)'\n';
+            length += Encoding.UTF8.GetBytes(receiver.ActorId, utf8.AsSpan(length));
+            utf8[length++] = (byte)'\n';
+            ((short)kind).TryFormat(utf8.AsSpan(length), out written, provider: CultureInfo.InvariantCulture);
+            length += written;
+            utf8[length++] = (byte)'\n';
+            length += Encoding.UTF8.GetBytes(canonicalBody, utf8.AsSpan(length));
+
             Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-            SHA256.HashData(utf8.AsSpan(0, Encoding.UTF8.GetBytes(text, utf8)), digest);
+            SHA256.HashData(utf8.AsSpan(0, length), digest);
             return digest[..16].ToArray();
         }
         finally
