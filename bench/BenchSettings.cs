@@ -9,6 +9,7 @@ internal sealed record BenchSettings(
     int OfferedRate,
     TimeSpan OpenLoopDuration,
     TimeSpan Soak,
+    bool SoakInserts,
     IReadOnlyList<string> Paths,
     string OutputPath,
     string? PostgresConnectionString)
@@ -21,6 +22,8 @@ internal sealed record BenchSettings(
           --seconds <n>        seconds per measured row
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
+          --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
+                               (new actors pile up in the silo until it collects them)
           --paths raw,marten,pr2,anti-entropy  which paths to run (default all)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --out <path>         JSON results (default bench/results/latest.json)
@@ -37,6 +40,7 @@ internal sealed record BenchSettings(
             5000,
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
+            false,
             ["raw", "marten", "pr2", "anti-entropy"],
             Path.Combine("bench", "results", "latest.json"),
             null);
@@ -50,6 +54,7 @@ internal sealed record BenchSettings(
                 "--seconds" => settings with { Duration = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
                 "--rate" => settings with { OfferedRate = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--soak" => settings with { Soak = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
+                "--soak-inserts" => settings with { SoakInserts = true },
                 "--paths" => settings with { Paths = Next().Split(',') },
                 "--postgres" => settings with { PostgresConnectionString = Next() },
                 "--out" => settings with { OutputPath = Next() },

@@ -72,8 +72,12 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         }
     }
 
-    /// <summary>Offered load at <paramref name="rate"/> messages/s on shard 1 for <paramref name="duration"/>: latency from the scheduled send time.</summary>
-    public async Task<ResultRow> RunOpenLoopAsync(ResourceMeter meter, int rate, TimeSpan duration, string path = "pr2-open-loop", Action<double>? memorySample = null)
+    /// <summary>
+    /// Offered load at <paramref name="rate"/> messages/s on shard 1 for <paramref name="duration"/>: latency from the
+    /// scheduled send time. Modifies of 1,000 actors, or with <paramref name="newActors"/> an insert to a new actor each.
+    /// </summary>
+    public async Task<ResultRow> RunOpenLoopAsync(ResourceMeter meter, int rate, TimeSpan duration, string path = "pr2-open-loop",
+        Action<double>? memorySample = null, bool newActors = false)
     {
         const int Actors = 1000;
         var run = Guid.NewGuid().ToString("N")[..6];
@@ -118,7 +122,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
 
             var scheduled = Stopwatch.GetTimestamp() - (clock.Elapsed - due).Ticks * Stopwatch.Frequency / TimeSpan.TicksPerSecond;
             Interlocked.Increment(ref inFlight);
-            _ = SendOneAsync($"open/{run}-{k % Actors}", k, scheduled);
+            _ = newActors ? SendOneAsync($"open/{run}-new-{k}", MessageKind.Insert, k, scheduled) : SendOneAsync($"open/{run}-{k % Actors}", MessageKind.Modify, k, scheduled);
         }
 
         SendFinished();
@@ -162,11 +166,11 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
 
         return row;
 
-        async Task SendOneAsync(string actor, long k, long scheduledTicks)
+        async Task SendOneAsync(string actor, MessageKind kind, long k, long scheduledTicks)
         {
             try
             {
-                var ack = await Client.SendAsync(1, actor, MessageKind.Modify, Payload.Json((int)(k % Actors), k));
+                var ack = await Client.SendAsync(1, actor, kind, Payload.Json((int)(k % Actors), k));
                 var now = Stopwatch.GetTimestamp();
                 lock (acks)
                 {

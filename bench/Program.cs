@@ -65,7 +65,8 @@ if (settings.Paths.Contains("pr2"))
     {
         var samples = new List<double>();
         var soakStarted = DateTime.UtcNow;
-        var soak = await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.Soak, "pr2-soak", samples.Add);
+        var soak = await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.Soak,
+            settings.SoakInserts ? "pr2-insert-soak" : "pr2-soak", samples.Add, settings.SoakInserts);
         runner.Rows.Add(soak);
         var warm = samples.Skip(samples.Count / 5).FirstOrDefault();
         var end = samples.LastOrDefault();
