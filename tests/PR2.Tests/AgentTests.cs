@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Npgsql;
 using PR2.Grains.Agents;
 using PR2.Tests.Infrastructure;
@@ -28,7 +27,7 @@ public sealed class AgentTests(SharedClusterFixture fixture)
             Assert.Equal(((short)expected.Status, expected.Version, expected.LastStamp!.Value.Counter, expected.LastPosition),
                 (row.Status, row.Version, row.LastCounter, row.LastPosition));
             // jsonb orders members its own way: compare the JSON values, not the text.
-            Assert.True(JsonNode.DeepEquals(JsonNode.Parse(expected.State!), JsonNode.Parse(row.State!)), $"{expected.State} != {row.State}");
+            Assert.True(SameJson.As(expected.State, row.State), $"{expected.State} != {row.State}");
         }
     }
 
