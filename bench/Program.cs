@@ -7,6 +7,10 @@ using PR2.Grains.Storage;
 using PR2.Silo.Embedded;
 
 // PR2 against Marten and raw PostgreSQL, one server, one run. See BenchSettings.Usage.
+// This process is the client of every path; it runs socket completions as the silo does (the silo sets the same
+// variable for itself), so all paths share one setting.
+PR2.Silo.SocketCompletions.PreferInline();
+var inlineCompletions = Environment.GetEnvironmentVariable(PR2.Silo.SocketCompletions.Variable) == "1";
 BenchSettings settings;
 try
 {
@@ -35,7 +39,7 @@ foreach (var name in new[] { "bench_raw", "bench_marten" })
 }
 
 Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): writers {string.Join(", ", settings.Writers)}, {settings.Duration.TotalSeconds:0} s per row, " +
-    $"{Environment.ProcessorCount} cores, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
+    $"{Environment.ProcessorCount} cores, socket completions {(inlineCompletions ? "inline" : "queued")}, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
 await using var silo = await SiloProcess.StartAsync(pr2Shards);
 var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
 var meter = new ResourceMeter(silo.Pid, postmaster);
@@ -126,6 +130,7 @@ var output = new
         shared_buffers = serverFacts.SharedBuffers,
         synchronous_commit = serverFacts.SynchronousCommit,
         fsync = serverFacts.Fsync,
+        inline_socket_completions = inlineCompletions,
         taken_at = DateTimeOffset.UtcNow,
     },
     rows = runner.Rows,
