@@ -46,7 +46,7 @@ public sealed class Pr2Client(IClusterClient cluster)
         string sender = "client")
     {
         var receiver = ActorRef.Create(shard, actorId);
-        var message = new Message(messageId ?? Guid.NewGuid(), sender, receiver, kind, body ?? "", expectedVersion);
+        var message = new Message(messageId ?? MessageIds.New(), sender, receiver, kind, body ?? "", expectedVersion);
         return SendAsync(message);
     }
 

@@ -56,7 +56,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
 
         try
         {
-            await actor.Send(new Message(Guid.NewGuid(), "anti-entropy", new ActorRef(ControlShard, actorId), MessageKind.Modify,
+            await actor.Send(new Message(MessageIds.New(), "anti-entropy", new ActorRef(ControlShard, actorId), MessageKind.Modify,
                 new JsonObject { ["replicaStates"] = desired }.ToJsonString(), current.Version));
             return true;
         }
@@ -163,7 +163,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         var body = kind == MessageKind.Insert ? full.ToJsonString() : ReplacementPatch(state!, full).ToJsonString();
         try
         {
-            await actor.Send(new Message(Guid.NewGuid(), Sender, new ActorRef(ControlShard, actorId), kind, body, current.Version));
+            await actor.Send(new Message(MessageIds.New(), Sender, new ActorRef(ControlShard, actorId), kind, body, current.Version));
         }
         catch (Pr2Exception e) when (e.Code is ErrorCode.VersionMismatch or ErrorCode.RecordExists)
         {

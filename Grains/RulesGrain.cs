@@ -178,8 +178,8 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var self = new ActorRef(ControlShard, $"rule/{current.Actor.Key}");
         var previous = current.State is { } text ? JsonNode.Parse(text)!.AsObject() : null;
         var message = previous is null || current.Status != RecordStatus.Live
-            ? new Message(Guid.NewGuid(), Sender, self, MessageKind.Insert, desired.ToJsonString(), current.Version)
-            : new Message(Guid.NewGuid(), Sender, self, MessageKind.Modify, JsonMergePatch.Diff(previous, desired).ToJsonString(), current.Version);
+            ? new Message(MessageIds.New(), Sender, self, MessageKind.Insert, desired.ToJsonString(), current.Version)
+            : new Message(MessageIds.New(), Sender, self, MessageKind.Modify, JsonMergePatch.Diff(previous, desired).ToJsonString(), current.Version);
         try
         {
             var ack = await actor.Send(message);

@@ -307,7 +307,7 @@ public sealed class ShardWriterGrain(
             var current = await actor.GetRecord();
             if (current.Status == RecordStatus.Live)
             {
-                await actor.Send(new Message(Guid.NewGuid(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify,
+                await actor.Send(new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify,
                     $$"""{"primary": {{primary}}}""", current.Version));
             }
         }

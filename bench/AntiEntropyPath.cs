@@ -24,19 +24,22 @@ internal static class AntiEntropyPath
                 var actor = new ActorRef(1, $"catchup/{i}");
                 var body = MessageBody.Parse(MessageKind.Insert, Payload.Json(i % 100, i), 4096);
                 await writer.AppendAsync(new AppendRequest(
-                    new Message(Guid.NewGuid(), "bench", actor, MessageKind.Insert, body.Canonical),
+                    new Message(MessageIds.New(), "bench", actor, MessageKind.Insert, body.Canonical),
                     body.Canonical, MessageBody.ContentHash(actor, MessageKind.Insert, body.Canonical), 1));
             });
         }
 
         var before = meter.CpuSeconds();
+        var walBefore = await meter.WalBytesAsync();
         var clock = Stopwatch.StartNew();
         var moved = await ReplicaSync.PushAllAsync(source, target, batchSize: 2000);
         var elapsed = clock.Elapsed;
         var after = meter.CpuSeconds();
+        var walAfter = await meter.WalBytesAsync();
         var perThousand = 1000.0 / Math.Max(1, moved);
         var row = new ResultRow("anti-entropy", 1, 1, moved, elapsed.TotalSeconds, moved / elapsed.TotalSeconds, double.NaN, double.NaN, double.NaN,
-            moved == entries ? 0 : entries - moved, (after.Client - before.Client) * perThousand, 0, (after.Postgres - before.Postgres) * perThousand, 0);
+            moved == entries ? 0 : entries - moved, (after.Client - before.Client) * perThousand, 0, (after.Postgres - before.Postgres) * perThousand, 0,
+            (walAfter - walBefore) / (double)Math.Max(1, moved));
         Console.WriteLine($" {row.MessagesPerSecond,9:N0} entries/s ({moved:N0} in {elapsed.TotalSeconds:0.0} s)");
         return row;
     }

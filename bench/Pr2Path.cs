@@ -91,6 +91,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         var longRun = duration >= TimeSpan.FromMinutes(1);
         var perSecond = longRun ? SecondSamples.RunAsync(shards[1], stopMonitor.Token) : null;
         var before = meter.CpuSeconds();
+        var walBefore = await meter.WalBytesAsync();
         var total = (long)(rate * duration.TotalSeconds);
         var acks = new List<(long ScheduledTicks, long AckTicks, long Position)>((int)Math.Min(total, int.MaxValue));
 
@@ -133,6 +134,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         await monitor;
         var seconds = perSecond is null ? null : await perSecond;
         var after = meter.CpuSeconds();
+        var walAfter = await meter.WalBytesAsync();
 
         var latencies = acks.Select(a => Stopwatch.GetElapsedTime(a.ScheduledTicks, a.AckTicks).TotalMilliseconds).Order().ToArray();
         var markTicks = marks.Select(m => m.Ticks).ToArray();
@@ -143,7 +145,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         var row = new ResultRow(path, 1, Actors, acks.Count, elapsed.TotalSeconds, acks.Count / elapsed.TotalSeconds,
             At(latencies, 0.5), At(latencies, 0.95), At(latencies, 0.99), errors,
             (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand,
-            peak, rate, At(lags, 0.5), At(lags, 0.99));
+            peak, (walAfter - walBefore) / (double)Math.Max(1, acks.Count), rate, At(lags, 0.5), At(lags, 0.99));
         Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {row.P50Ms,6:N2} ms  p99 {row.P99Ms,7:N2} ms  lag p99 {row.ProjectionLagP99Ms,6:N1} ms{(errors > 0 ? $"  errors {errors}" : "")}");
         if (seconds is not null)
         {

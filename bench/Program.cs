@@ -42,7 +42,8 @@ Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): write
     $"{Environment.ProcessorCount} cores, socket completions {(inlineCompletions ? "inline" : "queued")}, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
 await using var silo = await SiloProcess.StartAsync(pr2Shards);
 var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
-var meter = new ResourceMeter(silo.Pid, postmaster);
+await using var serverStatistics = NpgsqlDataSource.Create(Database("bench_raw"));
+var meter = new ResourceMeter(silo.Pid, postmaster, serverStatistics);
 var runner = new Runner(settings, meter);
 var serverFacts = await ReadServerFactsAsync(Database("bench_raw"));
 

@@ -36,7 +36,7 @@ internal static class RawPaths
             {
                 await using var insert = source.CreateCommand(
                     "insert into bench_journal (message_id, actor_id, actor_version, kind, body) values ($1, $2, $3, $4, $5::jsonb)");
-                insert.Parameters.Add(new() { Value = Guid.NewGuid() });
+                insert.Parameters.Add(new() { Value = MessageIds.New() });
                 insert.Parameters.Add(new() { Value = $"single-{writers}/{w}" });
                 insert.Parameters.Add(new() { Value = n + 1 });
                 insert.Parameters.Add(new() { Value = (short)1 });
@@ -53,7 +53,7 @@ internal static class RawPaths
                     insert into bench_journal (message_id, actor_id, actor_version, kind, body)
                     select m, a, v, 1, b::jsonb from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) as r(m, a, v, b)
                     """);
-                insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(_ => Guid.NewGuid()).ToArray() });
+                insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(_ => MessageIds.New()).ToArray() });
                 insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(i => $"batch-{writers}/{w}-{i}").ToArray() });
                 insert.Parameters.Add(new() { Value = Enumerable.Repeat(n + 1, BatchRows).ToArray() });
                 insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(i => Payload.Json(w, n)).ToArray() });
@@ -71,7 +71,7 @@ internal static class RawPaths
                 for (var i = 0; i < CopyRows; i++)
                 {
                     await copy.StartRowAsync();
-                    await copy.WriteAsync(Guid.NewGuid(), NpgsqlDbType.Uuid);
+                    await copy.WriteAsync(MessageIds.New(), NpgsqlDbType.Uuid);
                     await copy.WriteAsync($"copy-{writers}/{w}-{i}", NpgsqlDbType.Text);
                     await copy.WriteAsync(n + 1, NpgsqlDbType.Bigint);
                     await copy.WriteAsync((short)1, NpgsqlDbType.Smallint);

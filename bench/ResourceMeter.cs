@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using System.Globalization;
+using Npgsql;
 
 namespace PR2.Bench;
 
 /// <summary>
 /// CPU seconds used by this process, the silo process and the PostgreSQL server (postmaster, its live
-/// children, and the children it already reaped), read from /proc; and the silo's resident memory.
+/// children, and the children it already reaped), read from /proc; the silo's resident memory; and the bytes of
+/// write-ahead log the server has written (all databases: one path runs at a time).
 /// </summary>
-internal sealed class ResourceMeter(int? siloPid, int? postmasterPid)
+internal sealed class ResourceMeter(int? siloPid, int? postmasterPid, NpgsqlDataSource server)
 {
     private static readonly double TicksPerSecond = 100.0; // USER_HZ on Linux
 
@@ -15,6 +17,13 @@ internal sealed class ResourceMeter(int? siloPid, int? postmasterPid)
         (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds,
          siloPid is { } silo ? ProcessCpu(silo, includeReaped: false) : 0,
          postmasterPid is { } pm ? ProcessCpu(pm, includeReaped: true) + ChildrenOf(pm).Sum(c => ProcessCpu(c, includeReaped: false)) : 0);
+
+    /// <summary>WAL bytes the server has written since it started (<c>pg_stat_wal</c>).</summary>
+    public async Task<long> WalBytesAsync()
+    {
+        await using var command = server.CreateCommand("select wal_bytes::bigint from pg_stat_wal");
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
 
     /// <summary>Resident memory of the silo in MiB (0 when not measured).</summary>
     public double SiloMemoryMiB()

@@ -18,6 +18,7 @@ internal sealed record ResultRow(
     [property: JsonPropertyName("cpu_s_per_1k_silo")] double CpuSiloPer1K,
     [property: JsonPropertyName("cpu_s_per_1k_postgres")] double CpuPostgresPer1K,
     [property: JsonPropertyName("silo_peak_mib")] double SiloPeakMiB,
+    [property: JsonPropertyName("wal_bytes_per_message")] double WalBytesPerMessage,
     [property: JsonPropertyName("offered_per_second")] double? OfferedPerSecond = null,
     [property: JsonPropertyName("projection_lag_p50_ms")] double? ProjectionLagP50Ms = null,
     [property: JsonPropertyName("projection_lag_p99_ms")] double? ProjectionLagP99Ms = null);

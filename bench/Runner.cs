@@ -14,6 +14,7 @@ internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
     {
         Console.Write($"  {path,-13} shards={shards} writers={writers,-4} ");
         var before = meter.CpuSeconds();
+        var walBefore = await meter.WalBytesAsync();
         var peak = meter.SiloMemoryMiB();
         var (sends, elapsed, latencies, errors) = await ClosedLoop.RunAsync(writers, settings.Warmup, settings.Duration, send, count =>
         {
@@ -21,12 +22,15 @@ internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
             Console.Write('.');
         });
         var after = meter.CpuSeconds();
+        var walAfter = await meter.WalBytesAsync();
         var (_, p50, p95, p99) = latencies.Summarize();
         var messages = sends * messagesPerSend;
-        // CPU includes the warm-up and wind-down, so it is divided by all messages sent, measured or not.
-        var perThousand = 1000.0 / Math.Max(1, messages * (settings.Duration + settings.Warmup) / settings.Duration);
+        // CPU and WAL include the warm-up and wind-down, so they are divided by all messages sent, measured or not.
+        var allMessages = Math.Max(1, messages * (settings.Duration + settings.Warmup) / settings.Duration);
+        var perThousand = 1000.0 / allMessages;
         var row = new ResultRow(path, shards, writers, messages, elapsed.TotalSeconds, messages / elapsed.TotalSeconds, p50, p95, p99, errors,
-            (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand, peak);
+            (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand, peak,
+            (walAfter - walBefore) / allMessages);
         Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {p50,6:N2} ms  p99 {p99,7:N2} ms{(errors > 0 ? $"  errors {errors}" : "")}");
         Rows.Add(row);
         return row;

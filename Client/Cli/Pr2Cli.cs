@@ -63,7 +63,7 @@ public static class Pr2Cli
 
             var messageKind = Enum.Parse<MessageKind>(result.GetValue(kind)!, ignoreCase: true);
             var ack = await client.SendAsync(result.GetValue(shard), result.GetValue(actor)!, messageKind, text,
-                result.GetValue(id) ?? Guid.NewGuid(), result.GetValue(expect), result.GetValue(sender)!);
+                result.GetValue(id) ?? MessageIds.New(), result.GetValue(expect), result.GetValue(sender)!);
             if (result.GetValue(JsonOption))
             {
                 Output.WriteJson(output, ack);
