@@ -5,9 +5,6 @@ using PR2.Silo;
 using PR2.Silo.Embedded;
 using PR2.Silo.Http;
 
-// Before anything opens a socket: the runtime reads this once.
-SocketCompletions.PreferInline();
-
 // appsettings.json is read from beside the executable, wherever the silo is started from.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 PostgresServer? embedded = null;

@@ -7,10 +7,8 @@ using PR2.Grains.Storage;
 using PR2.Silo.Embedded;
 
 // PR2 against Marten and raw PostgreSQL, one server, one run. See BenchSettings.Usage.
-// This process is the client of every path; it runs socket completions as the silo does (the silo sets the same
-// variable for itself), so all paths share one setting.
-PR2.Silo.SocketCompletions.PreferInline();
-var inlineCompletions = Environment.GetEnvironmentVariable(PR2.Silo.SocketCompletions.Variable) == "1";
+// Inline socket completions are a runtime switch this process and the silo inherit from the environment: recorded.
+var inlineCompletions = Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1";
 BenchSettings settings;
 try
 {

@@ -10,13 +10,6 @@ namespace PR2.Tests;
 [Collection(PostgresCollection.Name)]
 public sealed class ConfigurationTests(PostgresFixture postgres)
 {
-    // test.runsettings sets it; without it the suite's in-process silos would not run as Silo/Program.cs runs them.
-    [Fact]
-    public void The_test_host_runs_socket_completions_inline_as_a_silo_does()
-    {
-        Assert.Equal("1", Environment.GetEnvironmentVariable(PR2.Silo.SocketCompletions.Variable));
-    }
-
     [Fact]
     public void Topology_errors_name_the_bad_key()
     {
