@@ -40,10 +40,11 @@ Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): write
     $"{Environment.ProcessorCount} cores, socket completions {(inlineCompletions ? "inline" : "queued")}, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
 await using var silo = await SiloProcess.StartAsync(pr2Shards);
 var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
+// One pool for questions about the server itself (its settings, its WAL counters).
 await using var serverStatistics = NpgsqlDataSource.Create(Database("bench_raw"));
 var meter = new ResourceMeter(silo.Pid, postmaster, serverStatistics);
 var runner = new Runner(settings, meter);
-var serverFacts = await ReadServerFactsAsync(Database("bench_raw"));
+var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
 if (settings.Paths.Contains("raw"))
 {
@@ -151,9 +152,8 @@ if (failed.Count > 0)
 
 return 0;
 
-static async Task<(string Version, string SharedBuffers, string SynchronousCommit, string Fsync)> ReadServerFactsAsync(string connectionString)
+static async Task<(string Version, string SharedBuffers, string SynchronousCommit, string Fsync)> ReadServerFactsAsync(NpgsqlDataSource source)
 {
-    await using var source = NpgsqlDataSource.Create(connectionString);
     async Task<string> Show(string sql)
     {
         await using var command = source.CreateCommand(sql);
