@@ -50,10 +50,10 @@ public sealed class Pr2Client(IClusterClient cluster)
         return SendAsync(message);
     }
 
-    /// <summary>Sends a fully built message.</summary>
+    /// <summary>Sends a fully built message (a first insert by its shard's insert path, anything else to its actor).</summary>
     public async Task<WriteAck> SendAsync(Message message)
     {
-        var ack = await Actor(message.Receiver).Send(message);
+        var ack = await cluster.SendMessage(message);
         Observe(ack.Token);
         return ack;
     }

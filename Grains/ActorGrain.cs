@@ -13,41 +13,35 @@ namespace PR2.Grains;
 /// One actor (shard code + <c>type/key</c>). Not reentrant: messages are handled one at a time, which is
 /// what makes it the actor's queue and gives versions 1, 2, 3 in acceptance order. It keeps its record
 /// in memory, folded from the journal on first use, and validates every message against it before
-/// anything reaches the shard's journal writer.
+/// anything reaches the shard's journal writer. First inserts usually come through <see cref="InsertGrain"/> and
+/// never reach the actor; the actor reads its journal when it is first used after one.
 /// </summary>
-public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWriters, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
+public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
     : Grain, IActorGrain
 {
-    private const int MaxSenderLength = 200;
-
     // A read of the primary slower than this asks the writer whether the primary is still there, leaving
     // the rest of the call's budget for a fail-over and a second read.
     private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(1.5);
-
-    // An append to this silo's writer without an answer for this long goes to the writer grain, which probes
-    // the primary and fails over if it must (the same limit the grain waits before it probes).
-    private static readonly TimeSpan LocalAppendLimit = TimeSpan.FromSeconds(1);
 
     private ActorRef? _self;
     private Pr2Exception? _invalidAddress;
     private RecordState _record = RecordState.Missing;
     private bool _loaded;
 
+    // Whether the record held can be trusted without reading the journal. A missing one cannot: a first insert may
+    // be appended without activating its actor (InsertGrain), so "no entries" is read again before it is acted on.
+    private bool Known => _loaded && _record.Status != RecordStatus.Missing;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var shard = this.GetPrimaryKeyLong(out var actorId);
-        if (shard is < 0 or > int.MaxValue || !shards.Contains((int)shard))
+        try
         {
-            _invalidAddress = new Pr2Exception(ErrorCode.UnknownShard,
-                $"shard {shard} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
+            _self = MessageEnvelope.Resolve(shards, shard, actorId);
         }
-        else if (!ActorRef.TryValidate((int)shard, actorId, out var problem))
+        catch (Pr2Exception e)
         {
-            _invalidAddress = new Pr2Exception(ErrorCode.BadActorId, problem);
-        }
-        else
-        {
-            _self = new ActorRef((int)shard, actorId!);
+            _invalidAddress = e;
         }
 
         return Task.CompletedTask;
@@ -56,7 +50,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
     public async Task<WriteAck> Send(Message message)
     {
         var self = Self();
-        CheckEnvelope(message, self);
+        MessageEnvelope.Check(message, self);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);
         var hash = MessageBody.ContentHash(self, message.Kind, body.Canonical);
         using var budget = new CancellationTokenSource(options.Value.CallTimeout);
@@ -69,8 +63,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
             // The append may still commit later: the retry is then answered by MessageId, and a version it took
             // from this actor is caught by the writer's version check (StaleActor), so giving up here is safe.
             _loaded = false;
-            throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                $"shard {self.Shard} did not confirm the write within {options.Value.CallTimeoutSeconds:0.#} s; the outcome is unknown, retry with the same MessageId");
+            throw ShardAppender.Unconfirmed(self.Shard, options.Value.CallTimeoutSeconds);
         }
     }
 
@@ -98,7 +91,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
             // The first insert to an actor this activation has not read (a new order, say) is sent as if the actor had
             // no entries, without reading its journal first: the writer checks that in the commit and answers
             // StaleActor when the actor does exist, and the second attempt reads the journal and refuses as usual.
-            var assumedNew = !_loaded && attempt == 0 && message.Kind == MessageKind.Insert && message.ExpectedVersion is null or 0;
+            var assumedNew = !Known && attempt == 0 && message.Kind == MessageKind.Insert && message.ExpectedVersion is null or 0;
             if (!assumedNew)
             {
                 await EnsureLoadedAsync(self, budget);
@@ -114,7 +107,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
             var request = new AppendRequest(message, body.Canonical, hash, record.Version + 1);
             try
             {
-                var ack = await AppendAsync(self.Shard, request, budget);
+                var ack = await appender.AppendAsync(self.Shard, request, budget);
                 if (ack.Duplicate)
                 {
                     // Accepted before, possibly after this activation loaded: read the journal again next time.
@@ -147,54 +140,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
         }
     }
 
-    // Straight to the shard's writer when it is open in this silo; through the writer grain otherwise, and
-    // whenever the local writer stalls or stops (the grain owns fail-over). Sending the same request twice
-    // is safe: the second is answered by MessageId.
-    private async Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget)
-    {
-        if (localWriters.Find(shard) is { } writer)
-        {
-            try
-            {
-                return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
-            }
-            catch (TimeoutException)
-            {
-                Log.LocalAppendStalled(logger, shard);
-            }
-            catch (Pr2Exception) when (!writer.IsOpen)
-            {
-                // Closed, broken or fenced while this append waited: the grain opens or finds the next one.
-            }
-        }
-
-        return await GrainFactory.GetGrain<IShardWriterGrain>(shard).Append(request).WaitAsync(budget);
-    }
-
     private ActorRef Self() => _self ?? throw _invalidAddress!;
-
-    private static void CheckEnvelope(Message message, ActorRef self)
-    {
-        if (message.MessageId == Guid.Empty)
-        {
-            throw new Pr2Exception(ErrorCode.BadMessage, "MessageId must not be empty: it is the idempotency key");
-        }
-
-        if (message.Receiver != self)
-        {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"message is addressed to {message.Receiver} but was sent to actor {self}");
-        }
-
-        if (!Enum.IsDefined(message.Kind))
-        {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"kind {(int)message.Kind} is not insert, modify or cancel");
-        }
-
-        if (message.Sender is null || message.Sender.Length > MaxSenderLength)
-        {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"sender must be given and at most {MaxSenderLength} characters");
-        }
-    }
 
     private Pr2Exception? RefusalFor(Message message, RecordState record)
     {
@@ -215,7 +161,7 @@ public sealed class ActorGrain(ShardRegistry shards, LocalJournalWriters localWr
 
     private async Task EnsureLoadedAsync(ActorRef self, CancellationToken budget)
     {
-        if (_loaded)
+        if (Known)
         {
             return;
         }

@@ -103,7 +103,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
             string? failure = null;
             try
             {
-                await GrainFactory.GetGrain<IActorGrain>(message.Receiver.Shard, message.Receiver.ActorId, null).Send(message);
+                await GrainFactory.SendMessage(message);
             }
             catch (Pr2Exception e) when (!e.IsRetriable)
             {

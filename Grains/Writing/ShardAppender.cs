@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Logging;
+
+namespace PR2.Grains.Writing;
+
+/// <summary>
+/// Hands an append to its shard's journal writer: straight to the writer when it is open in this silo, through the
+/// writer grain otherwise, and whenever the local writer stalls or stops (the grain owns fail-over). Sending the
+/// same request twice is safe: the second is answered by MessageId. Used by the actor grain and by the insert path.
+/// </summary>
+public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactory grains, ILogger<ShardAppender> logger)
+{
+    // An append to this silo's writer without an answer for this long goes to the writer grain, which probes
+    // the primary and fails over if it must (the same limit the grain waits before it probes).
+    private static readonly TimeSpan LocalAppendLimit = TimeSpan.FromSeconds(1);
+
+    public async Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget)
+    {
+        if (localWriters.Find(shard) is { } writer)
+        {
+            try
+            {
+                return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
+            }
+            catch (TimeoutException)
+            {
+                Log.LocalAppendStalled(logger, shard);
+            }
+            catch (Pr2Exception) when (!writer.IsOpen)
+            {
+                // Closed, broken or fenced while this append waited: the grain opens or finds the next one.
+            }
+        }
+
+        return await grains.GetGrain<IShardWriterGrain>(shard).Append(request).WaitAsync(budget);
+    }
+
+    /// <summary>What a caller gets when its call's budget ran out before the shard confirmed the write.</summary>
+    public static Pr2Exception Unconfirmed(int shard, double budgetSeconds) => new(ErrorCode.ShardUnavailable,
+        $"shard {shard} did not confirm the write within {budgetSeconds:0.#} s; the outcome is unknown, retry with the same MessageId");
+}
