@@ -23,7 +23,6 @@ internal sealed record BenchSettings(
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
-                               (new actors pile up in the silo until it collects them)
           --paths raw,marten,pr2,anti-entropy  which paths to run (default all)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --out <path>         JSON results (default bench/results/latest.json)
