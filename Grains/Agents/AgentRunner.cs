@@ -56,11 +56,10 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         var extra = await agent.BeforeBatchAsync(batch, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
         var limit = (int)Math.Clamp(Math.Min(ready, upTo) - mark, 0, batchSize);
-        IReadOnlyList<JournalEntry> entries = limit == 0 ? []
-            : ReferenceEquals(source, home)
-                ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken)
-                : await JournalStore.ReadAsync(source, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken);
-        if (entries.Count == 0)
+        var (end, entries) = limit == 0 ? (mark, [])
+            : agent.ReadsModifies ? await ReadAllAsync(source, home, connection, mark, limit, cancellationToken)
+            : await JournalStore.ReadInsertsAndCancelsAsync(source, sourceShard, mark, mark + limit, cancellationToken);
+        if (end == mark)
         {
             if (extra > 0)
             {
@@ -71,18 +70,11 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
             return (extra, false);
         }
 
-        if (entries[0].Position != mark + 1 || entries[^1].Position != mark + entries.Count)
-        {
-            // Never skip: positions are contiguous in every journal, so a hole means something is badly wrong.
-            throw new InvalidOperationException(
-                $"agent {agent.Name} on shard {sourceShard}: journal positions after {mark} are not contiguous ({entries[0].Position}..{entries[^1].Position} for {entries.Count} entries)");
-        }
-
         try
         {
             await agent.ApplyAsync(batch, entries, connection, transaction, cancellationToken);
         }
-        catch (AgentStoppedException stop) when (stop.Position > mark + 1 && stop.Position <= entries[^1].Position)
+        catch (AgentStoppedException stop) when (stop.Position > mark + 1 && stop.Position <= end)
         {
             // Keep what came before the entry it stopped at: roll back and apply only those.
             await transaction.RollbackAsync(cancellationToken);
@@ -93,7 +85,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         faults.AfterEffects(agent.Name, sourceShard, entries);
 
         await using var advance = new NpgsqlCommand(AgentMarks.Advance, connection, transaction);
-        advance.Parameters.Add(new() { Value = entries[^1].Position });
+        advance.Parameters.Add(new() { Value = end });
         advance.Parameters.Add(new() { Value = agent.Name });
         advance.Parameters.Add(new() { Value = sourceShard });
         advance.Parameters.Add(new() { Value = mark });
@@ -103,8 +95,25 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         }
 
         await transaction.CommitAsync(cancellationToken);
-        agent.Committed(batch, entries[^1].Position);
-        return (entries.Count + extra, entries.Count == limit || extra > 0);
+        agent.Committed(batch, end);
+        return ((int)(end - mark) + extra, end - mark == limit || extra > 0);
+    }
+
+    // Every entry after the mark (up to limit), checked to be contiguous; the batch ends at the last one read.
+    private async Task<(long End, IReadOnlyList<JournalEntry> Entries)> ReadAllAsync(NpgsqlDataSource source, NpgsqlDataSource home,
+        NpgsqlConnection connection, long mark, int limit, CancellationToken cancellationToken)
+    {
+        var entries = ReferenceEquals(source, home)
+            ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken)
+            : await JournalStore.ReadAsync(source, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken);
+        if (entries.Count > 0 && (entries[0].Position != mark + 1 || entries[^1].Position != mark + entries.Count))
+        {
+            // Never skip: positions are contiguous in every journal, so a hole means something is badly wrong.
+            throw new InvalidOperationException(
+                $"agent {agent.Name} on shard {sourceShard}: journal positions after {mark} are not contiguous ({entries[0].Position}..{entries[^1].Position} for {entries.Count} entries)");
+        }
+
+        return (entries.Count == 0 ? mark : entries[^1].Position, entries);
     }
 
     private async Task<long> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)

@@ -28,6 +28,12 @@ public interface IJournalAgent
     /// <summary>False for agents that look only at an entry's position, actor and kind: their entries are read with empty bodies.</summary>
     bool ReadsBodies => true;
 
+    /// <summary>
+    /// False for agents that act on inserts and cancels only: the runner reads just those, up to the journal's head,
+    /// and moves the mark over the modifies in between without reading them.
+    /// </summary>
+    bool ReadsModifies => true;
+
     /// <summary>A paused agent does not move (rules can be paused); it goes on from its mark when resumed.</summary>
     bool Paused => false;
 

@@ -39,6 +39,40 @@ public static class JournalStore
         return await ReadEntriesAsync(command, shard, cancellationToken);
     }
 
+    /// <summary>
+    /// The inserts and cancels (with empty bodies) after <paramref name="afterPosition"/> up to <paramref name="upToPosition"/>
+    /// or the journal's head, whichever is lower, and that bound (<paramref name="afterPosition"/> when nothing was
+    /// committed after it). One statement, so one snapshot: entries and the head's move commit together, so every
+    /// position up to the bound is there, and the modifies between the entries are skipped without being read
+    /// (a partial index holds only the rest, sql/012).
+    /// </summary>
+    public static async Task<(long Bound, IReadOnlyList<JournalEntry> Entries)> ReadInsertsAndCancelsAsync(NpgsqlDataSource source, int shard,
+        long afterPosition, long upToPosition, CancellationToken cancellationToken = default)
+    {
+        // kind 2 is modify (MessageKind values are stored, never renumbered). The bound comes last, after the entry's columns.
+        await using var command = source.CreateCommand($"""
+            with head as (select greatest(least(position, $2), $1) as bound from pr2_writer_head)
+            select {HeaderColumns}, head.bound
+            from head left join ({Journal}) on j.position > $1 and j.position <= head.bound and j.kind <> 2
+            order by j.position
+            """);
+        command.Parameters.Add(new() { Value = afterPosition });
+        command.Parameters.Add(new() { Value = upToPosition });
+        var entries = new List<JournalEntry>();
+        var bound = afterPosition;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            bound = reader.GetInt64(16);
+            if (!reader.IsDBNull(0))
+            {
+                entries.Add(ReadEntry(reader, shard));
+            }
+        }
+
+        return (bound, entries);
+    }
+
     /// <summary>One actor's entries up to <paramref name="upToPosition"/>, in Lamport order, on an open connection.</summary>
     public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlConnection connection, ActorRef actor, long upToPosition, CancellationToken cancellationToken = default)
     {

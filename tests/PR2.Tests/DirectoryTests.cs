@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using PR2.Client;
 using PR2.Grains.Agents;
+using PR2.Grains.Storage;
 using PR2.Tests.Infrastructure;
 
 namespace PR2.Tests;
@@ -83,6 +85,47 @@ public sealed class DirectoryTests(PostgresFixture postgres)
         var types = await client.GetActorTypesAsync();
         Assert.Contains(new ActorTypeCount("invoice", 3, 1), types);
         Assert.Contains(new ActorTypeCount("invoice_line", 1, 0), types);
+    }
+
+    [Fact]
+    public async Task The_object_directory_reads_only_inserts_and_cancels_and_its_mark_still_reaches_the_head()
+    {
+        var topology = postgres.CreateTopology("lifecycle", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        var acks = new List<WriteAck>
+        {
+            await client.SendAsync(1, "ticket/a", MessageKind.Insert, """{"n": 0}"""),
+            await client.SendAsync(1, "ticket/b", MessageKind.Insert, """{"n": 0}"""),
+        };
+        for (var n = 1; n <= 6; n++)
+        {
+            acks.Add(await client.SendAsync(1, n % 2 == 0 ? "ticket/a" : "ticket/b", MessageKind.Modify, $$"""{"n": {{n}}}"""));
+        }
+
+        acks.Add(await client.SendAsync(1, "ticket/b", MessageKind.Cancel, ""));
+        acks.Add(await client.SendAsync(1, "ticket/c", MessageKind.Insert, "{}"));
+        acks.Add(await client.SendAsync(1, "ticket/a", MessageKind.Modify, """{"n": 7}"""));
+        var head = acks[^1].Position;
+
+        // Any window of positions: the entries that are not modifies, and the bound the window reached.
+        var shard1 = cluster.Silos[0].SiloHost.Services.GetRequiredService<ShardRegistry>().Get(1).Primary;
+        var lifecycle = acks.Where(ack => ack.Actor.ActorId == "ticket/c" || ack.Version == 1 || ack == acks[^3]).Select(ack => ack.Position).ToList();
+        for (var after = 0L; after <= head; after++)
+        {
+            foreach (var size in new[] { 1, 2, 3, 500 })
+            {
+                var (bound, entries) = await JournalStore.ReadInsertsAndCancelsAsync(shard1, 1, after, after + size);
+                Assert.Equal(Math.Min(after + size, head), bound);
+                Assert.Equal(lifecycle.Where(p => p > after && p <= bound), entries.Select(e => e.Position));
+            }
+        }
+
+        Assert.Equal(head, await client.CatchUpAsync(ObjectDirectoryProjector.AgentName, 1));
+        var found = await client.FindObjectsAsync("ticket");
+        Assert.Equal(
+            [("ticket/a", RecordStatus.Live, acks[0].Position), ("ticket/b", RecordStatus.Canceled, acks[1].Position), ("ticket/c", RecordStatus.Live, acks[^2].Position)],
+            found.Select(o => (o.ActorId, o.Status, o.FirstPosition)));
     }
 
     private sealed class ShardEntryComparer : IEqualityComparer<ShardEntry>
