@@ -43,18 +43,20 @@ public static class JournalStore
     /// The inserts and cancels (with empty bodies) after <paramref name="afterPosition"/> up to <paramref name="upToPosition"/>
     /// or the journal's head, whichever is lower, and that bound (<paramref name="afterPosition"/> when nothing was
     /// committed after it). One statement, so one snapshot: entries and the head's move commit together, so every
-    /// position up to the bound is there, and the modifies between the entries are skipped without being read
-    /// (a partial index holds only the rest, sql/012).
+    /// position up to the bound is there, and the modifies between the entries are neither sent nor decoded.
     /// </summary>
     public static async Task<(long Bound, IReadOnlyList<JournalEntry> Entries)> ReadInsertsAndCancelsAsync(NpgsqlDataSource source, int shard,
         long afterPosition, long upToPosition, CancellationToken cancellationToken = default)
     {
-        // kind 2 is modify (MessageKind values are stored, never renumbered). The bound comes last, after the entry's columns.
+        // kind 2 is modify (MessageKind values are stored, never renumbered). The bound is a one-row subquery with the
+        // entries joined to it laterally, so the planner sees one outer row (joined to the head table directly it took
+        // the one-row head for thousands of rows and the whole statement for costly enough to compile: 100 ms each).
         await using var command = source.CreateCommand($"""
-            with head as (select greatest(least(position, $2), $1) as bound from pr2_writer_head)
-            select {HeaderColumns}, head.bound
-            from head left join ({Journal}) on j.position > $1 and j.position <= head.bound and j.kind <> 2
-            order by j.position
+            select e.*, b.bound
+            from (select (select greatest(least(position, $2), $1) from pr2_writer_head) as bound) b
+            left join lateral (select {HeaderColumns} from {Journal}
+                               where j.position > $1 and j.position <= b.bound and j.kind <> 2) e on true
+            order by e.position
             """);
         command.Parameters.Add(new() { Value = afterPosition });
         command.Parameters.Add(new() { Value = upToPosition });

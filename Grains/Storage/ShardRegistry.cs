@@ -82,7 +82,9 @@ public sealed class ShardRegistry : IAsyncDisposable
 
         // Acknowledged means durable: every PR2 session commits synchronously, whatever the server's default.
         // A session setting rather than SET LOCAL, so that a group commit sent as one implicit transaction has it too.
-        builder.Options = $"{builder.Options} -c synchronous_commit=on".Trim();
+        // No JIT: PR2 runs short statements only, and a misestimated plan (a one-row table with many dead rows looks
+        // large) can cross the JIT cost threshold and spend 100 ms compiling a statement that runs in one.
+        builder.Options = $"{builder.Options} -c synchronous_commit=on -c jit=off".Trim();
 
         builder.ApplicationName ??= "pr2";
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
