@@ -91,7 +91,7 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, IOp
             // The first insert to an actor this activation has not read (a new order, say) is sent as if the actor had
             // no entries, without reading its journal first: the writer checks that in the commit and answers
             // StaleActor when the actor does exist, and the second attempt reads the journal and refuses as usual.
-            var assumedNew = !Known && attempt == 0 && message.Kind == MessageKind.Insert && message.ExpectedVersion is null or 0;
+            var assumedNew = !Known && attempt == 0 && MessageRouting.IsFirstInsert(message);
             if (!assumedNew)
             {
                 await EnsureLoadedAsync(self, budget);
