@@ -3,6 +3,7 @@ using Orleans.Concurrency;
 using PR2.Grains.Agents;
 using PR2.Grains.Rules;
 using PR2.Grains.Storage;
+using PR2.Grains.Writing;
 
 namespace PR2.Grains;
 
@@ -12,7 +13,7 @@ namespace PR2.Grains;
 /// (which keeps the activation alive) retries after failures and catches anything a wake-up missed.
 /// </summary>
 [Reentrant]
-public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgentFaultInjector faults, ILogger<AgentGrain> logger)
+public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgentFaultInjector faults, RecentEntries recent, ILogger<AgentGrain> logger)
     : Grain, IAgentGrain
 {
     private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
@@ -46,7 +47,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
     {
         // May run beside a drain: the mark's row lock in the database serializes the two.
         var agent = catalog.Find(_agent) ?? throw new InvalidOperationException($"agent {_agent} is not known to this silo (a rule removed or not loaded yet)");
-        var runner = new AgentRunner(agent, _shard, shards, faults, replica: _replica);
+        var runner = new AgentRunner(agent, _shard, shards, faults, replica: _replica, recent: recent);
         if (!agent.Paused)
         {
             await runner.CatchUpAsync();
@@ -95,5 +96,5 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
 
     // Built for each drain from the catalog's current agent: rules change (replaced, paused, removed) at runtime.
     private AgentRunner? Runner() =>
-        catalog.Find(_agent) is { Paused: false } agent ? new AgentRunner(agent, _shard, shards, faults, replica: _replica) : null;
+        catalog.Find(_agent) is { Paused: false } agent ? new AgentRunner(agent, _shard, shards, faults, replica: _replica, recent: recent) : null;
 }

@@ -24,6 +24,7 @@ public static class Pr2ServiceCollectionExtensions
             collection.ClassSpecificCollectionAge[typeof(ActorGrain).FullName!] = TimeSpan.FromMinutes(write.Value.ActorIdleMinutes));
         services.AddSingleton<ShardRegistry>();
         services.AddSingleton<LocalJournalWriters>();
+        services.AddSingleton<RecentEntries>();
         services.AddSingleton<ShardAppender>();
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();

@@ -24,7 +24,7 @@ namespace PR2.Grains;
 /// </summary>
 [Reentrant]
 public sealed class ShardWriterGrain(
-    ShardRegistry shards, AgentCatalog agents, LocalJournalWriters localWriters, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
+    ShardRegistry shards, AgentCatalog agents, LocalJournalWriters localWriters, RecentEntries recentEntries, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
     : Grain, IShardWriterGrain
 {
     /// <summary>How long an append may spend waiting for a fail-over before it is refused (retriable).</summary>
@@ -171,7 +171,7 @@ public sealed class ShardWriterGrain(
                 }
 
                 antiEntropy?.Wake();
-            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline);
+            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries);
             // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).
             _ = FenceOthersAsync(primary);
             Set.Promote(primary);

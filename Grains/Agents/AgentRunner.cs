@@ -1,5 +1,6 @@
 using Npgsql;
 using PR2.Grains.Storage;
+using PR2.Grains.Writing;
 
 namespace PR2.Grains.Agents;
 
@@ -10,7 +11,8 @@ namespace PR2.Grains.Agents;
 /// together; a second runner for the same (agent, shard) waits on the mark lock and then finds the mark
 /// moved, so it cannot apply a batch twice.
 /// </summary>
-public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = AgentRunner.DefaultBatchSize, int replica = 0)
+public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = AgentRunner.DefaultBatchSize, int replica = 0,
+    RecentEntries? recent = null)
 {
     /// <summary>Most entries one batch applies, unless the runner is given another size.</summary>
     public const int DefaultBatchSize = 500;
@@ -56,9 +58,11 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         var extra = await agent.BeforeBatchAsync(batch, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
         var limit = (int)Math.Clamp(Math.Min(ready, upTo) - mark, 0, batchSize);
+        // Entries a writer on this silo just committed come from memory (contiguous from mark + 1, as read below).
         var (end, entries) = limit == 0 ? (mark, [])
-            : agent.ReadsModifies ? await ReadAllAsync(source, home, connection, mark, limit, cancellationToken)
-            : await JournalStore.ReadInsertsAndCancelsAsync(source, sourceShard, mark, mark + limit, cancellationToken);
+            : agent.ReadsRecordedAt || recent?.TryRead(source, mark, limit) is not { } committed
+                ? await ReadAsync(source, home, connection, mark, limit, cancellationToken)
+                : (committed[^1].Position, agent.ReadsModifies ? committed : [.. committed.Where(e => e.Kind != MessageKind.Modify)]);
         if (end == mark)
         {
             if (extra > 0)
@@ -98,6 +102,13 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         agent.Committed(batch, end);
         return ((int)(end - mark) + extra, end - mark == limit || extra > 0);
     }
+
+    // The entries after the mark from the journal: all of them, or only inserts and cancels up to the journal's head.
+    private async Task<(long End, IReadOnlyList<JournalEntry> Entries)> ReadAsync(NpgsqlDataSource source, NpgsqlDataSource home,
+        NpgsqlConnection connection, long mark, int limit, CancellationToken cancellationToken) =>
+        agent.ReadsModifies
+            ? await ReadAllAsync(source, home, connection, mark, limit, cancellationToken)
+            : await JournalStore.ReadInsertsAndCancelsAsync(source, sourceShard, mark, mark + limit, cancellationToken);
 
     // Every entry after the mark (up to limit), checked to be contiguous; the batch ends at the last one read.
     private async Task<(long End, IReadOnlyList<JournalEntry> Entries)> ReadAllAsync(NpgsqlDataSource source, NpgsqlDataSource home,

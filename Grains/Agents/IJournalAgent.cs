@@ -34,6 +34,13 @@ public interface IJournalAgent
     /// </summary>
     bool ReadsModifies => true;
 
+    /// <summary>
+    /// False for agents that never look at an entry's <see cref="JournalEntry.RecordedAt"/>: they may be given the entries
+    /// a writer on their silo just committed from memory (<see cref="Writing.RecentEntries"/>), where that time is the silo's
+    /// clock rather than the database's.
+    /// </summary>
+    bool ReadsRecordedAt => true;
+
     /// <summary>A paused agent does not move (rules can be paused); it goes on from its mark when resumed.</summary>
     bool Paused => false;
 

@@ -25,6 +25,8 @@ public sealed class ObjectDirectoryProjector : IJournalAgent
 
     public bool ReadsModifies => false;
 
+    public bool ReadsRecordedAt => false;
+
     public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         // Only inserts (an actor appears) and cancels (it ends) matter here; modifies change nothing.

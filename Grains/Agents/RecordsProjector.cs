@@ -24,6 +24,8 @@ public sealed class RecordsProjector : IJournalAgent
 
     public bool PerReplica => true;
 
+    public bool ReadsRecordedAt => false;
+
     public int HomeShard(int sourceShard) => sourceShard;
 
     // Messages whose stamp was lowered by anti-entropy (sql/008): refold their actors up to the mark, so the

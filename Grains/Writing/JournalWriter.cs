@@ -72,6 +72,7 @@ public sealed class JournalWriter : IAsyncDisposable
     private readonly Action<long, bool> _committed;
     private readonly bool _projectRecords;
     private readonly Func<Task>? _beforeAck;
+    private readonly RecentEntries? _recent;
     private readonly Task _loop;
     private volatile Pr2Exception? _fenced;
 
@@ -89,9 +90,10 @@ public sealed class JournalWriter : IAsyncDisposable
     private volatile bool _broken;
 
     private JournalWriter(int shard, long epoch, (long Position, long Clock, long OriginPosition) head, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
-        Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords)
+        Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords, RecentEntries? recent)
     {
         _projectRecords = projectRecords;
+        _recent = recent;
         (_versionsAt, _clockAt, _originAt) = head;
         _committed = committed;
         _beforeAck = beforeAck;
@@ -131,9 +133,11 @@ public sealed class JournalWriter : IAsyncDisposable
     /// <paramref name="beforeAck"/>, when given, runs after each commit and must succeed before the batch is
     /// acknowledged (the ack policy's replication); if it throws, the batch gets that error instead.
     /// <paramref name="projectRecords"/> turns on the records projection in the commit (<see cref="InlineRecords"/>).
+    /// <paramref name="recent"/>, when given, keeps the entries each commit wrote for the agents of this silo.
     /// </summary>
     public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
-        Action<long, bool>? committed = null, Func<Task>? beforeAck = null, bool projectRecords = false, CancellationToken cancellationToken = default)
+        Action<long, bool>? committed = null, Func<Task>? beforeAck = null, bool projectRecords = false, RecentEntries? recent = null,
+        CancellationToken cancellationToken = default)
     {
         await using var command = source.CreateCommand("""
             update pr2_writer_head set epoch = epoch + 1, updated_at = now()
@@ -143,7 +147,9 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.ReadAsync(cancellationToken);
         var (epoch, position, clock, originPosition, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetGuid(4));
         Log.WriterOpened(logger, shard, epoch, position, clock);
-        return new JournalWriter(shard, epoch, (position, clock, originPosition), replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck, projectRecords);
+        recent?.Forget(source);
+        return new JournalWriter(shard, epoch, (position, clock, originPosition), replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck,
+            projectRecords, recent);
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -231,12 +237,23 @@ public sealed class JournalWriter : IAsyncDisposable
         RememberHead(plan);
         if (plan.NewEntries.Count > 0)
         {
+            _recent?.Committed(_source, plan.NewEntries.ConvertAll(ToEntry));
             // Before the acknowledgements, whose continuations run on this loop: whoever holds an ack can count on
             // the agents having been woken for it.
             _committed(plan.Position, projected is not null);
         }
 
         plan.Complete();
+    }
+
+    // An entry as the journal now holds it, but for RecordedAt: the database's commit time is not read back, so this
+    // is the silo's clock (agents that read RecordedAt do not take entries from memory).
+    private JournalEntry ToEntry((AppendRequest Request, WriteAck Ack, long OriginPosition) entry)
+    {
+        var (request, ack, originPosition) = entry;
+        var message = request.Message;
+        return new JournalEntry(ack.Position, message.MessageId, ack.Stamp, _replicaId, originPosition, message.Receiver, message.Kind,
+            request.Version, request.CanonicalBody, message.Sender, message.CausedBy, DateTimeOffset.UtcNow, message.Hops);
     }
 
     // The plan of a batch from what this writer remembers, if every append in it becomes a new entry there; null
