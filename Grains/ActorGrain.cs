@@ -16,7 +16,7 @@ namespace PR2.Grains;
 /// anything reaches the shard's journal writer. First inserts usually come through <see cref="InsertGrain"/> and
 /// never reach the actor; the actor reads its journal when it is first used after one.
 /// </summary>
-public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
+public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, RecentMerges merges, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
     : Grain, IActorGrain
 {
     // A read of the primary slower than this asks the writer whether the primary is still there, leaving
@@ -104,6 +104,8 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, IOp
                 return await FindEarlierAckAsync(self, message.MessageId, hash, budget) ?? throw refusal;
             }
 
+            // Worked out before the append, so that the records agent on this silo finds the merge done (RecentMerges).
+            var proposed = record.Propose(message.Kind, body.Canonical, merges);
             var request = new AppendRequest(message, body.Canonical, hash, record.Version + 1);
             try
             {
@@ -116,7 +118,7 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, IOp
                 else
                 {
                     // The writer accepted the version: the record is the one this activation holds plus this entry.
-                    _record = record.Apply(message.Kind, body.Canonical, ack.Stamp, ack.Position);
+                    _record = record.Accept(proposed, ack.Stamp, ack.Position);
                     _loaded = true;
                 }
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
+using PR2.Grains.Records;
 using PR2.Grains.Rules;
 using PR2.Grains.Storage;
 using PR2.Grains.Writing;
@@ -25,6 +26,7 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<ShardRegistry>();
         services.AddSingleton<LocalJournalWriters>();
         services.AddSingleton<RecentEntries>();
+        services.AddSingleton<RecentMerges>();
         services.AddSingleton<ShardAppender>();
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();

@@ -11,7 +11,7 @@ namespace PR2.Grains.Agents;
 /// replicas exchange entries) makes the agent re-fold that actor from its journal entries up to the
 /// batch, so the same set of entries always yields the same record whatever order they arrived in.
 /// </summary>
-public sealed class RecordsProjector : IJournalAgent
+public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgent
 {
     public const string AgentName = "records";
 
@@ -93,7 +93,7 @@ public sealed class RecordsProjector : IJournalAgent
             }
 
             var record = changed.GetValueOrDefault(actorId) ?? records.GetValueOrDefault(actorId) ?? RecordState.Missing;
-            if (record.ApplyIfNewer(entry.Kind, entry.Body, entry.Stamp, entry.Position) is { } next)
+            if (record.ApplyIfNewer(entry.Kind, entry.Body, entry.Stamp, entry.Position, merges) is { } next)
             {
                 changed[actorId] = next;
             }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 
@@ -30,6 +31,60 @@ public static class CanonicalJson
 
     /// <summary>The canonical text of <paramref name="element"/>.</summary>
     public static string Of(JsonElement element) => Write(element, static (value, writer) => value.WriteTo(writer));
+
+    /// <summary>
+    /// Whether two JSON texts hold the same value with members in any order: what PostgreSQL's jsonb keeps of a state
+    /// (it orders members its own way), so two states that differ only in member order are stored alike. Numbers must
+    /// be written alike (1.0 and 1 are different jsonb texts).
+    /// </summary>
+    public static bool SameValue(string a, string b)
+    {
+        using var first = new PooledJsonDocument(a);
+        using var second = new PooledJsonDocument(b);
+        return SameValue(first.Root, second.Root);
+    }
+
+    private static bool SameValue(JsonElement a, JsonElement b)
+    {
+        if (a.ValueKind != b.ValueKind)
+        {
+            return false;
+        }
+
+        switch (a.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var members = 0;
+                foreach (var member in a.EnumerateObject())
+                {
+                    members++;
+                    if (!b.TryGetProperty(member.Name, out var other) || !SameValue(member.Value, other))
+                    {
+                        return false;
+                    }
+                }
+
+                // No repeated names in PR2's texts, so equal counts mean the same names.
+                return members == b.EnumerateObject().Count();
+            case JsonValueKind.Array:
+                if (a.GetArrayLength() != b.GetArrayLength())
+                {
+                    return false;
+                }
+
+                using (var items = b.EnumerateArray().GetEnumerator())
+                {
+                    return a.EnumerateArray().All(item => items.MoveNext() && SameValue(item, items.Current));
+                }
+
+            case JsonValueKind.String:
+                return a.ValueEquals(b.GetString());
+            case JsonValueKind.Number:
+                return JsonMarshal.GetRawUtf8Value(a).SequenceEqual(JsonMarshal.GetRawUtf8Value(b));
+            default:
+                return true; // true, false, null: the kind is the value
+        }
+    }
 
     /// <summary>The canonical text of what <paramref name="write"/> writes.</summary>
     public static string Write<TState>(TState state, Action<TState, Utf8JsonWriter> write)

@@ -2,6 +2,7 @@ using CsCheck;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using PR2.Grains.Agents;
+using PR2.Grains.Records;
 using PR2.Grains.Storage;
 using PR2.Grains.Writing;
 using PR2.Tests.Infrastructure;
@@ -28,21 +29,27 @@ public sealed class RecentEntriesTests(PostgresFixture postgres)
         var database = registry.Get(Shard).Primary;
         var control = registry.Get(0).Primary;
         var recent = new RecentEntries();
+        var merges = new RecentMerges();
         await using var writer = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance, recent: recent);
-        var records = new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults(), recent: recent);
+        var records = new AgentRunner(new RecordsProjector(merges), Shard, registry, new NoAgentFaults(), recent: recent);
         var directory = new AgentRunner(new ObjectDirectoryProjector(), Shard, registry, new NoAgentFaults(), recent: recent);
 
         var run = 0;
+        var mergedAhead = 0;
         await Gen.Select(RandomBodies.Ops.Array[1, 40], Gen.Int[1, 8]).SampleAsync(async (ops, groupSize) =>
         {
             var prefix = $"r{Interlocked.Increment(ref run)}";
-            var versions = new Dictionary<int, long>();
+            var held = new Dictionary<int, RecordState>();
             foreach (var group in ops.Chunk(groupSize))
             {
                 await Task.WhenAll(group.Select(op =>
                 {
-                    versions[op.Actor] = versions.GetValueOrDefault(op.Actor) + 1;
-                    return writer.AppendAsync(Appends.Request(new ActorRef(Shard, $"{prefix}/{op.Actor}"), op.Kind, versions[op.Actor], op.Body));
+                    // As the actor does: its record's next state worked out before the append, merges kept for the agent.
+                    var record = held.GetValueOrDefault(op.Actor) ?? RecordState.Missing;
+                    var request = Appends.Request(new ActorRef(Shard, $"{prefix}/{op.Actor}"), op.Kind, record.Version + 1, op.Body);
+                    mergedAhead += record.Status == RecordStatus.Live && op.Kind == MessageKind.Modify ? 1 : 0;
+                    held[op.Actor] = record.Accept(record.Propose(op.Kind, request.CanonicalBody, merges), default, 0);
+                    return writer.AppendAsync(request);
                 }));
                 await records.CatchUpAsync();
                 await directory.CatchUpAsync();
@@ -51,6 +58,8 @@ public sealed class RecentEntriesTests(PostgresFixture postgres)
 
         var head = await HeadAsync(database);
         Assert.Equal(head, recent.Taken / 2); // every entry, once by each agent
+        Assert.True(mergedAhead > 0);
+        Assert.Equal(mergedAhead, merges.Taken); // every merge the "actors" worked out, none worked out again
         var fromMemory = (await RecordsAsync(database), await DirectoryAsync(control));
 
         // The same agents with nothing in memory, from the start of the journal: the same rows, byte for byte.
