@@ -26,6 +26,7 @@ internal sealed record BenchSettings(
           --paths raw,marten,pr2,anti-entropy  which paths to run (default all)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --out <path>         JSON results (default bench/results/latest.json)
+          --help               this text
         """;
 
     public static BenchSettings Parse(string[] args)

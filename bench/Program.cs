@@ -9,6 +9,12 @@ using PR2.Silo.Embedded;
 // PR2 against Marten and raw PostgreSQL, one server, one run. See BenchSettings.Usage.
 // Inline socket completions are a runtime switch this process and the silo inherit from the environment: recorded.
 var inlineCompletions = Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1";
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(BenchSettings.Usage);
+    return 0;
+}
+
 BenchSettings settings;
 try
 {
