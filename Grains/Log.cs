@@ -17,6 +17,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Group commit of {Count} entries on shard {Shard} failed; nothing was acknowledged")]
     public static partial void GroupCommitFailed(ILogger logger, Exception exception, int shard, int count);
 
+    [LoggerMessage(EventId = 2010, Level = LogLevel.Warning, Message = "Group commit of {Count} entries on shard {Shard} was refused for an entry's data; committing them one at a time")]
+    public static partial void GroupCommitSplit(ILogger logger, Exception exception, int shard, int count);
+
     [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Actor {Actor} loaded at version {Version}")]
     public static partial void ActorLoaded(ILogger logger, ActorRef actor, long version);
 

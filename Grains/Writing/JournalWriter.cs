@@ -183,28 +183,63 @@ public sealed class JournalWriter : IAsyncDisposable
             {
                 await CommitAsync(batch);
             }
+            catch (Exception e) when (batch.Count > 1 && IsEntryDataError(e))
+            {
+                // PostgreSQL refused the data of some entry (the door's checks should make this impossible): commit the
+                // appends one at a time, so that only the one it refuses fails and the others of the batch go on.
+                Log.GroupCommitSplit(_logger, e, Shard, batch.Count);
+                foreach (var pending in batch)
+                {
+                    await CommitOrFailAsync([pending]);
+                }
+            }
             catch (Exception e)
             {
-                // Whatever went wrong, the loop must live on: fail this batch (nothing was acknowledged)
-                // and serve the next one. The next transaction re-reads the head, so nothing is skipped.
-                Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
-                var reason = new Pr2Exception(ErrorCode.ShardUnavailable,
-                    $"shard {Shard} journal could not be written ({e.GetType().Name}: {e.Message}); the outcome is unknown, retry with the same MessageId");
-                batch.ForEach(p => p.Fail(reason));
-                if (IsConnectionFailure(e))
-                {
-                    // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
-                    // it is refused and retried elsewhere with the same MessageIds.
-                    _broken = true;
-                    _queue.Writer.TryComplete();
-                    while (_queue.Reader.TryRead(out var queued))
-                    {
-                        queued.Fail(reason);
-                    }
-                }
+                Fail(batch, e);
             }
 
             batch.Clear();
+        }
+    }
+
+    private async Task CommitOrFailAsync(List<PendingAppend> batch)
+    {
+        try
+        {
+            await CommitAsync(batch);
+        }
+        catch (Exception e)
+        {
+            Fail(batch, e);
+        }
+    }
+
+    // Whatever went wrong, the loop must live on: fail this batch (nothing was acknowledged) and serve the next one.
+    // The next transaction re-reads the head, so nothing is skipped.
+    private void Fail(List<PendingAppend> batch, Exception e)
+    {
+        Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
+        if (batch.Count == 1 && IsEntryDataError(e))
+        {
+            // Alone in its transaction, so this entry is what PostgreSQL refuses, and will refuse again: final.
+            batch[0].Fail(new Pr2Exception(ErrorCode.BadBody,
+                $"PostgreSQL refused this entry's data ({DatabaseFailure.Describe(e)}); nothing was written"));
+            return;
+        }
+
+        var reason = new Pr2Exception(ErrorCode.ShardUnavailable,
+            $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); the outcome is unknown, retry with the same MessageId");
+        batch.ForEach(p => p.Fail(reason));
+        if (IsConnectionFailure(e))
+        {
+            // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
+            // it is refused and retried elsewhere with the same MessageIds.
+            _broken = true;
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var queued))
+            {
+                queued.Fail(reason);
+            }
         }
     }
 
@@ -524,6 +559,15 @@ public sealed class JournalWriter : IAsyncDisposable
         await using var command = replica.CreateCommand("update pr2_writer_head set epoch = epoch + 1, updated_at = now()");
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // What one entry's data can make PostgreSQL (or Npgsql, encoding it) refuse: a data exception (class 22) or a
+    // limit (class 54), never the connection.
+    private static bool IsEntryDataError(Exception e) => e switch
+    {
+        PostgresException p => p.SqlState.StartsWith("22", StringComparison.Ordinal) || p.SqlState.StartsWith("54", StringComparison.Ordinal),
+        System.Text.EncoderFallbackException => true,
+        _ => e.InnerException is { } inner && IsEntryDataError(inner),
+    };
 
     // Connection lost, server shutting down or refusing connections, or a timeout: the replica, not the batch.
     private static bool IsConnectionFailure(Exception e) => e switch
