@@ -28,9 +28,14 @@ public sealed record ActorRef(
     /// <summary>The part after the first <c>/</c>.</summary>
     public string Key => ActorId[(ActorId.IndexOf('/', StringComparison.Ordinal) + 1)..];
 
-    /// <summary>Builds a validated reference or throws <see cref="Pr2Exception"/> with <see cref="ErrorCode.BadActorId"/>.</summary>
+    /// <summary>Builds a validated reference or throws <see cref="Pr2Exception"/> with <see cref="ErrorCode.BadActorId"/> (<see cref="ErrorCode.UnknownShard"/> for a negative shard).</summary>
     public static ActorRef Create(int shard, string actorId)
     {
+        if (shard < 0)
+        {
+            throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} does not exist: shard codes are >= 0");
+        }
+
         if (TryValidate(shard, actorId, out var problem))
         {
             return new ActorRef(shard, actorId);

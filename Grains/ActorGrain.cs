@@ -50,7 +50,7 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
     public async Task<WriteAck> Send(Message message)
     {
         var self = Self();
-        MessageEnvelope.Check(message, self);
+        MessageEnvelope.Check(message, self, shards);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);
         var hash = MessageBody.ContentHash(self, message.Kind, body.Canonical);
         using var budget = new CancellationTokenSource(options.Value.CallTimeout);
@@ -196,7 +196,7 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
             }
             catch (Exception again) when (again is NpgsqlException or TimeoutException)
             {
-                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({again.Message}); retry with the same MessageId");
+                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({DatabaseFailure.Describe(again)}); retry with the same MessageId");
             }
         }
     }

@@ -105,5 +105,5 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         return set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout)];
     }
 
-    private Pr2Exception Unavailable(NpgsqlException e) => new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({e.Message}); retry");
+    private Pr2Exception Unavailable(NpgsqlException e) => new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({DatabaseFailure.Describe(e)}); retry");
 }

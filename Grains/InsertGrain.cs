@@ -29,7 +29,7 @@ public sealed class InsertGrain(ShardRegistry shards, ShardAppender appender, IO
         }
 
         var self = MessageEnvelope.Resolve(shards, receiver.Shard, receiver.ActorId);
-        MessageEnvelope.Check(message, self);
+        MessageEnvelope.Check(message, self, shards);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);
         var request = new AppendRequest(message, body.Canonical, MessageBody.ContentHash(self, message.Kind, body.Canonical), Version: 1);
         using var budget = new CancellationTokenSource(options.Value.CallTimeout);

@@ -27,7 +27,7 @@ public sealed class JournalReaderGrain(ShardRegistry shards) : Grain, IJournalRe
         }
         catch (NpgsqlException e)
         {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} primary is unavailable ({e.Message})");
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} primary is unavailable ({DatabaseFailure.Describe(e)})");
         }
     }
 }

@@ -262,7 +262,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} replica {replica} did not answer ({e.Message}); retry");
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} replica {replica} did not answer ({DatabaseFailure.Describe(e)}); retry");
         }
     }
 }

@@ -318,5 +318,5 @@ public sealed class ShardWriterGrain(
     }
 
     private Pr2Exception Unavailable(NpgsqlException e) =>
-        new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({e.Message}); retry with the same MessageId");
+        new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({DatabaseFailure.Describe(e)}); retry with the same MessageId");
 }

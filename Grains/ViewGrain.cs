@@ -43,7 +43,7 @@ public sealed class ViewGrain(ShardRegistry shards) : Grain, IViewGrain
         }
         catch (NpgsqlException e)
         {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} primary is unavailable ({e.Message})");
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} primary is unavailable ({DatabaseFailure.Describe(e)})");
         }
     }
 }

@@ -12,6 +12,8 @@ namespace PR2.Grains.Json;
 /// </summary>
 public sealed record MessageBody(string Canonical)
 {
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Checks size and shape; throws <see cref="Pr2Exception"/> naming the problem.</summary>
     public static MessageBody Parse(MessageKind kind, string? body, int maxBytes)
     {
@@ -25,7 +27,17 @@ public sealed record MessageBody(string Canonical)
             throw new Pr2Exception(ErrorCode.BadBody, $"{kind.ToString().ToLowerInvariant()} needs a body: a JSON object");
         }
 
-        var size = Encoding.UTF8.GetByteCount(body);
+        int size;
+        try
+        {
+            size = StrictUtf8.GetByteCount(body);
+        }
+        catch (EncoderFallbackException)
+        {
+            // A lone surrogate in the text itself: lenient encoding would store U+FFFD in its place, silently.
+            throw new Pr2Exception(ErrorCode.BadBody, "body is not valid Unicode text (it holds half of a surrogate pair)");
+        }
+
         if (size > maxBytes)
         {
             throw new Pr2Exception(ErrorCode.BodyTooLarge, $"body is {size} bytes; the limit is {maxBytes} bytes");
@@ -40,12 +52,22 @@ public sealed record MessageBody(string Canonical)
         {
             throw new Pr2Exception(ErrorCode.BadBody, $"body is not valid JSON: {e.Message}");
         }
+        catch (InvalidOperationException)
+        {
+            // Comparing member names (for repeats) decodes them, and a lone surrogate escape cannot be decoded.
+            throw new Pr2Exception(ErrorCode.BadBody, "body cannot be stored: a member name has a surrogate escape without its other half");
+        }
 
         using (document)
         {
             if (document.Root.ValueKind != JsonValueKind.Object)
             {
                 throw new Pr2Exception(ErrorCode.BadBody, $"body must be a JSON object, got {document.Root.ValueKind.ToString().ToLowerInvariant()}");
+            }
+
+            if (StorableJson.Problem(document.Root) is { } problem)
+            {
+                throw new Pr2Exception(ErrorCode.BadBody, $"body cannot be stored: the {problem}");
             }
 
             return new MessageBody(CanonicalJson.Of(document.Root));

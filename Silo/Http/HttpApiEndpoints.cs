@@ -67,8 +67,8 @@ public static class HttpApiEndpoints
         var kind = ByName<MessageKind>(request.Kind) ?? throw new Pr2Exception(ErrorCode.BadMessage, $"kind must be insert, modify or cancel, got '{request.Kind}'");
 
         var client = Session(http, cluster);
-        var body = request.Body is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } json ? json.GetRawText() : "";
-        var ack = await client.SendAsync(shard, $"{type}/{key}", kind, body, request.MessageId, request.ExpectedVersion, request.Sender ?? $"http:{user}");
+        var body = request.Body is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } json ? RawText(json) : "";
+        var ack = await client.SendAsync(shard, $"{type}/{key}", kind, body, request.MessageId, request.ExpectedVersion, SenderOf(user, request.Sender));
         return Answer(http, client, WriteAckResponse.From(ack));
     }
 
@@ -154,7 +154,7 @@ public static class HttpApiEndpoints
     {
         RequireAll(http);
         var definition = await ReadJsonAsync<JsonElement>(http);
-        return Results.Ok(await new Pr2Client(cluster).PutRuleAsync(definition.GetRawText()));
+        return Results.Ok(await new Pr2Client(cluster).PutRuleAsync(RawText(definition)));
     }
 
     private static async Task<IResult> SetPausedAsync(string name, bool paused, HttpContext http, IClusterClient cluster)
@@ -176,6 +176,9 @@ public static class HttpApiEndpoints
         ShardAccess.Require(http.User, Options(http), shard);
         return ShardAccess.Who(http.User);
     }
+
+    // A caller is always its authenticated identity; what it says of itself can only follow, after a slash.
+    private static string SenderOf(string user, string? suffix) => string.IsNullOrEmpty(suffix) ? $"http:{user}" : $"http:{user}/{suffix}";
 
     private static void RequireAll(HttpContext http) => ShardAccess.RequireAll(http.User, Options(http));
 
@@ -206,6 +209,24 @@ public static class HttpApiEndpoints
         catch (JsonException e)
         {
             throw new Pr2Exception(ErrorCode.BadBody, $"the request body is not valid JSON for this endpoint: {e.Message}");
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // What the reader throws for bytes that are not UTF-8 (or strings that cannot be decoded).
+            throw new Pr2Exception(ErrorCode.BadBody, "the request body is not valid UTF-8 JSON text");
+        }
+    }
+
+    // The reader checks UTF-8 inside strings only when they are decoded, which GetRawText does.
+    private static string RawText(JsonElement json)
+    {
+        try
+        {
+            return json.GetRawText();
+        }
+        catch (InvalidOperationException)
+        {
+            throw new Pr2Exception(ErrorCode.BadBody, "the request body is not valid UTF-8 JSON text");
         }
     }
 

@@ -43,7 +43,9 @@ public static class HttpApiHosting
 
         var authentication = builder.Services.AddAuthentication(Scheme)
             .AddPolicyScheme(Scheme, "API key or bearer token", policy => policy.ForwardDefaultSelector = http =>
-                http.Request.Headers.Authorization.FirstOrDefault()?.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) == true
+                // Without a signing key there is no bearer scheme: a bearer token is then simply not a credential (401).
+                !string.IsNullOrEmpty(options.Jwt.SigningKey)
+                && http.Request.Headers.Authorization.FirstOrDefault()?.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) == true
                     ? JwtBearerDefaults.AuthenticationScheme
                     : ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);

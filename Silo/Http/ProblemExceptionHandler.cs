@@ -21,10 +21,11 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (StatusCodes.Status413PayloadTooLarge, nameof(ErrorCode.BodyTooLarge), false,
                 "the request is larger than this API accepts (four times Pr2:Write:MaxBodyBytes, plus 64 KiB for the envelope)"),
             BadHttpRequestException bad => (bad.StatusCode, "BadRequest", false, bad.Message),
-            TimeoutException or OrleansException => (StatusCodes.Status503ServiceUnavailable, "Unavailable", true, $"the cluster did not answer in time ({exception.Message})"),
+            // Orleans' own text names silos and grains: it goes to the log, not to callers.
+            TimeoutException or OrleansException => (StatusCodes.Status503ServiceUnavailable, "Unavailable", true, "the cluster did not answer in time; retry"),
             _ => (StatusCodes.Status500InternalServerError, "Internal", false, "an unexpected error; the silo log has the details"),
         };
-        if (status >= 500 && !retriable)
+        if (status >= 500 && exception is not Pr2Exception)
         {
             Log.UnexpectedHttpError(logger, exception, http.Request.Path);
         }

@@ -17,6 +17,9 @@ public sealed class SendMessageRequest
     /// <summary>Refuse unless the record is at this version.</summary>
     public long? ExpectedVersion { get; init; }
 
-    /// <summary>Who sends it; defaults to <c>http:</c> and the caller's key or token name.</summary>
+    /// <summary>
+    /// What the caller says of itself (a front end, a job): recorded after its authenticated name, as
+    /// <c>http:{name}/{sender}</c>. The sender is always <c>http:{name}</c>, whatever is given here.
+    /// </summary>
     public string? Sender { get; init; }
 }

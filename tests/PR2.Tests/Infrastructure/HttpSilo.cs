@@ -26,6 +26,9 @@ public sealed class HttpSilo : IAsyncDisposable
     /// <summary>Where the API listens (a free loopback port).</summary>
     public Uri Address { get; }
 
+    /// <summary>The silo's own grain factory: for calls that bypass the HTTP API and the .NET client's checks.</summary>
+    public IGrainFactory Grains => _app.Services.GetRequiredService<IGrainFactory>();
+
     /// <summary>An HTTP client for the API; <paramref name="apiKey"/> goes in X-Api-Key.</summary>
     public HttpClient Client(string? apiKey = null)
     {
