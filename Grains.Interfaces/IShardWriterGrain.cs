@@ -10,6 +10,23 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// <summary>Appends one entry; returns its acknowledgement after the commit, or the first acknowledgement for a known MessageId.</summary>
     Task<WriteAck> Append(AppendRequest request);
 
+    /// <summary>
+    /// <see cref="Append"/> once more, for the same call: an earlier attempt of it may have committed (it stalled, or
+    /// its outcome is unknown). The entry found written is then this call's own, not an earlier call's: the ack does
+    /// not say <see cref="WriteAck.Duplicate"/>, and a refusal that the earlier attempt might still undo comes back as
+    /// <see cref="ErrorCode.ShardUnavailable"/> (outcome unknown) instead.
+    /// </summary>
+    Task<WriteAck> AppendAgain(AppendRequest request);
+
+    /// <summary>
+    /// Before an actor refuses a message: the first acknowledgement of <paramref name="messageId"/> if the shard
+    /// accepted it earlier (once the shard's ack policy holds for it), <see cref="ErrorCode.IdempotencyConflict"/> if
+    /// it was accepted with other content, or null when it was not and never will be. While an earlier append of it
+    /// may still commit somewhere (in flight on a replica that stopped answering), <see cref="ErrorCode.ShardUnavailable"/>:
+    /// the outcome is unknown, and a retry with the same MessageId gets the true one.
+    /// </summary>
+    Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash);
+
     /// <summary>The shard's committed head: last position and Lamport clock.</summary>
     Task<ShardHead> GetHead();
 

@@ -92,16 +92,28 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
             // no entries, without reading its journal first: the writer checks that in the commit and answers
             // StaleActor when the actor does exist, and the second attempt reads the journal and refuses as usual.
             var assumedNew = !Known && attempt == 0 && MessageRouting.IsFirstInsert(message);
-            if (!assumedNew)
+            var readJournal = !assumedNew && await EnsureLoadedAsync(self, budget);
+            var record = assumedNew ? RecordState.Missing : _record;
+            if (RefusalFor(message, record) is not null && !assumedNew && !readJournal)
             {
+                // A refusal is judged against the journal, never against a record held from before: after a fail-over
+                // and anti-entropy the journal may hold entries this activation never saw (they were written elsewhere).
+                _loaded = false;
                 await EnsureLoadedAsync(self, budget);
+                record = _record;
             }
 
-            var record = assumedNew ? RecordState.Missing : _record;
             if (RefusalFor(message, record) is { } refusal)
             {
-                // A retry of a message accepted earlier is not refused: it gets its first acknowledgement.
-                return await FindEarlierAckAsync(self, message.MessageId, hash, budget) ?? throw refusal;
+                // A retry of a message accepted earlier is not refused: it gets its first acknowledgement (once the ack
+                // policy holds for it), and while an earlier append of it may still commit, the outcome is unknown.
+                var earlier = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).FindAccepted(message.MessageId, hash).WaitAsync(budget);
+                if (earlier is not null)
+                {
+                    _loaded = false; // accepted before, possibly after this activation loaded: read the journal next time
+                }
+
+                return earlier ?? throw refusal;
             }
 
             // Worked out before the append, so that the records agent on this silo finds the merge done (RecentMerges).
@@ -161,17 +173,19 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
         };
     }
 
-    private async Task EnsureLoadedAsync(ActorRef self, CancellationToken budget)
+    // True when it read the journal (the record held could not be trusted).
+    private async Task<bool> EnsureLoadedAsync(ActorRef self, CancellationToken budget)
     {
         if (Known)
         {
-            return;
+            return false;
         }
 
         var entries = await OnPrimaryAsync(self, (primary, token) => JournalStore.ReadActorAsync(primary, self, token), budget);
         _record = RecordState.Fold(entries);
         _loaded = true;
         Log.ActorLoaded(logger, self, _record.Version);
+        return true;
     }
 
     // Reads from the shard's primary; if it does not answer within FirstReadLimit, asks the shard's writer
@@ -199,19 +213,5 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
                 throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {self.Shard} primary is unavailable ({DatabaseFailure.Describe(again)}); retry with the same MessageId");
             }
         }
-    }
-
-    private async Task<WriteAck?> FindEarlierAckAsync(ActorRef self, Guid messageId, byte[] hash, CancellationToken budget)
-    {
-        var found = await OnPrimaryAsync(self, (primary, token) => JournalStore.FindAsync(primary, self.Shard, messageId, token), budget);
-        if (found is not { } earlier)
-        {
-            return null;
-        }
-
-        return earlier.ContentHash.AsSpan().SequenceEqual(hash)
-            ? JournalStore.ToAck(earlier.Entry, duplicate: true)
-            : throw new Pr2Exception(ErrorCode.IdempotencyConflict,
-                $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
     }
 }

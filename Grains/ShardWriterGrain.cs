@@ -40,7 +40,18 @@ public sealed class ShardWriterGrain(
     // time; this timer keeps the activation, and with it the writer, alive.
     private static readonly TimeSpan KeepAlivePeriod = TimeSpan.FromMinutes(1);
 
+    // Bound on the MessageIds kept in doubt (a long outage under load); past it, new ones are not tracked.
+    private const int MaxInDoubt = 100_000;
+
     private Task<JournalWriter>? _opening;
+
+    // The open writer's replication gate, when the ack policy needs more than the primary.
+    private ReplicationGate? _gate;
+
+    // MessageIds whose append was in flight on a replica this activation abandoned (or whose commit failed with an
+    // unknown outcome), with that replica: until it has been fenced and searched, the append may still commit there,
+    // so a refusal of that MessageId would not be final (FindAccepted).
+    private readonly Dictionary<Guid, int> _inDoubt = [];
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -52,9 +63,15 @@ public sealed class ShardWriterGrain(
         return Task.CompletedTask;
     }
 
-    public async Task<WriteAck> Append(AppendRequest request)
+    public Task<WriteAck> Append(AppendRequest request) => AppendAsync(request, attemptedBefore: false);
+
+    public Task<WriteAck> AppendAgain(AppendRequest request) => AppendAsync(request, attemptedBefore: true);
+
+    private async Task<WriteAck> AppendAsync(AppendRequest request, bool attemptedBefore)
     {
         var deadline = DateTime.UtcNow + FailOverBudget;
+        // Whether an earlier attempt of this call may have committed: then the entry found is this call's own.
+        var maybeWritten = attemptedBefore;
         while (true)
         {
             var writer = await GetWriterAsync();
@@ -67,10 +84,12 @@ public sealed class ShardWriterGrain(
                     // commit completes later, its entries reach the others by anti-entropy and the retry below
                     // is absorbed by MessageId.
                     Abandon(writer);
+                    maybeWritten |= InDoubt(request, writer);
                     continue;
                 }
 
-                return await pending;
+                var ack = await pending;
+                return maybeWritten && ack.Duplicate ? ack with { Duplicate = false } : ack;
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
             {
@@ -78,8 +97,14 @@ public sealed class ShardWriterGrain(
                 DeactivateOnIdle();
                 throw;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken && DateTime.UtcNow < deadline)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken)
             {
+                maybeWritten |= InDoubt(request, writer);
+                if (DateTime.UtcNow >= deadline)
+                {
+                    throw;
+                }
+
                 // The primary is gone: the next GetWriterAsync chooses again (once for all waiting appends).
                 localWriters.Withdraw(writer);
                 if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
@@ -89,8 +114,118 @@ public sealed class ShardWriterGrain(
 
                 await Task.Delay(50);
             }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && maybeWritten)
+            {
+                // Refused here, but the earlier attempt may still commit where it went: not a refusal the actor may
+                // act on (it would reload a record without that entry and refuse for good).
+                throw OutcomeUnknown(request.Message.MessageId);
+            }
         }
     }
+
+    public async Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash)
+    {
+        var writer = await GetWriterAsync();
+        (JournalEntry Entry, byte[] ContentHash)? found;
+        try
+        {
+            found = await JournalStore.FindAsync(writer.Source, ShardCode, messageId);
+        }
+        catch (NpgsqlException e)
+        {
+            throw Unavailable(e);
+        }
+
+        if (found is { } earlier)
+        {
+            if (!earlier.ContentHash.AsSpan().SequenceEqual(contentHash))
+            {
+                throw new Pr2Exception(ErrorCode.IdempotencyConflict,
+                    $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
+            }
+
+            // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit.
+            if (_gate is { } gate)
+            {
+                await gate.EnsureAsync();
+            }
+
+            return JournalStore.ToAck(earlier.Entry, duplicate: true);
+        }
+
+        if (_inDoubt.TryGetValue(messageId, out var replica) && !await SettleAsync(replica, messageId))
+        {
+            throw OutcomeUnknown(messageId);
+        }
+
+        return null;
+    }
+    // Remembers that the request's append may still commit on the writer's replica; true.
+    private bool InDoubt(AppendRequest request, JournalWriter writer)
+    {
+        var replica = Set.Replicas.ToList().IndexOf(writer.Source);
+        if (replica >= 0 && _inDoubt.Count < MaxInDoubt)
+        {
+            _inDoubt[request.Message.MessageId] = replica;
+        }
+
+        return true;
+    }
+
+    // Whether the MessageIds in doubt on the replica are settled: fencing it (the epoch's bump waits for the head's row
+    // lock, so a commit in flight there has finished, and one not yet started will find itself fenced) and then
+    // searching it. The ones not there never will be and are forgotten; the ones there go on to the primary by
+    // anti-entropy. True when messageId is settled as not written.
+    private async Task<bool> SettleAsync(int replica, Guid messageId)
+    {
+        var ids = _inDoubt.Where(d => d.Value == replica).Select(d => d.Key).ToArray();
+        HashSet<Guid> written;
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout * 2);
+            written = await SettleOnAsync(Set.Replicas[replica], replica == Set.PrimaryIndex, ids, timeout.Token).WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return false; // not answering: whatever was in flight there may still commit
+        }
+
+        foreach (var id in ids.Where(id => !written.Contains(id)))
+        {
+            _inDoubt.Remove(id);
+        }
+
+        if (written.Count > 0 && Set.Replicas.Count > 1)
+        {
+            _ = GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode).Wake();
+        }
+
+        return !written.Contains(messageId);
+    }
+
+    private static async Task<HashSet<Guid>> SettleOnAsync(NpgsqlDataSource replica, bool isPrimary, Guid[] ids, CancellationToken cancellationToken)
+    {
+        if (!isPrimary)
+        {
+            // The primary's own writer bumped its epoch when it opened there, which settled it already.
+            await JournalWriter.FenceAsync(replica, cancellationToken);
+        }
+
+        await using var command = replica.CreateCommand("select message_id from pr2_journal where message_id = any($1)");
+        command.Parameters.Add(JournalStore.Array(ids, NpgsqlTypes.NpgsqlDbType.Uuid));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var written = new HashSet<Guid>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            written.Add(reader.GetGuid(0));
+        }
+
+        return written;
+    }
+
+    private Pr2Exception OutcomeUnknown(Guid messageId) => new(ErrorCode.ShardUnavailable,
+        $"an earlier attempt of message {messageId} may still commit on a replica of shard {ShardCode} that stopped answering; " +
+        "the outcome is unknown, retry with the same MessageId");
 
     public async Task<ShardHead> GetHead()
     {
@@ -172,6 +307,7 @@ public sealed class ShardWriterGrain(
 
                 antiEntropy?.Wake();
             }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries);
+            _gate = Set.RequiredCopies > 1 ? gate : null;
             // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).
             _ = FenceOthersAsync(primary);
             Set.Promote(primary);

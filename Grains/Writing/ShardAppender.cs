@@ -15,23 +15,32 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
 
     public async Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget)
     {
-        if (localWriters.Find(shard) is { } writer)
+        var writerGrain = grains.GetGrain<IShardWriterGrain>(shard);
+        if (localWriters.Find(shard) is not { } writer)
         {
-            try
-            {
-                return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
-            }
-            catch (TimeoutException)
-            {
-                Log.LocalAppendStalled(logger, shard);
-            }
-            catch (Pr2Exception) when (!writer.IsOpen)
-            {
-                // Closed, broken or fenced while this append waited: the grain opens or finds the next one.
-            }
+            return await writerGrain.Append(request).WaitAsync(budget);
         }
 
-        return await grains.GetGrain<IShardWriterGrain>(shard).Append(request).WaitAsync(budget);
+        try
+        {
+            return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
+        }
+        catch (TimeoutException)
+        {
+            Log.LocalAppendStalled(logger, shard);
+        }
+        catch (Pr2Exception e) when (!writer.IsOpen && e.Code != ErrorCode.WriterFenced)
+        {
+            // Closed or broken while this append waited (its commit may have happened): the grain opens or finds the next one.
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
+        {
+            // Fenced before its commit: nothing of this attempt was written.
+            return await writerGrain.Append(request).WaitAsync(budget);
+        }
+
+        // The first attempt may still commit: the grain answers for this call, not as if it were another one.
+        return await writerGrain.AppendAgain(request).WaitAsync(budget);
     }
 
     /// <summary>What a caller gets when its call's budget ran out before the shard confirmed the write.</summary>

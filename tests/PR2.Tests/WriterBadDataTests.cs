@@ -29,21 +29,13 @@ public sealed class WriterBadDataTests(PostgresFixture postgres)
         var badMessage = new Message(Guid.NewGuid(), "test", badActor, MessageKind.Insert, badBody);
         var bad = new AppendRequest(badMessage, badBody, MessageBody.ContentHash(badActor, MessageKind.Insert, badBody), 1);
         var good = Enumerable.Range(1, 20).Select(i => Appends.Request(new ActorRef(Shard, $"item/{i}"), MessageKind.Insert, 1)).ToList();
-        await using (var holder = await topology.Database(Shard).OpenConnectionAsync())
-        await using (var hold = await holder.BeginTransactionAsync())
+        await using (var hold = await HeadLock.TakeAsync(topology.Database(Shard)))
         {
-            await using (var lockHead = new Npgsql.NpgsqlCommand("select 1 from pr2_writer_head for update", holder, hold))
-            {
-                await lockHead.ExecuteNonQueryAsync();
-            }
-
             var first = writer.AppendAsync(Appends.Request(new ActorRef(Shard, "item/first"), MessageKind.Insert, 1));
-            await Eventually.TrueAsync(async () => await topology.ScalarAsync(Shard, "select count(*) from pg_locks where not granted") > 0,
-                TimeSpan.FromSeconds(10), "the first commit waits for the head's lock");
-            var queued = good.Take(10).Select(writer.AppendAsync).Append(writer.AppendAsync(bad)).Concat(good.Skip(10).Select(writer.AppendAsync)).ToList();
-            await hold.RollbackAsync();
+            await hold.WaitForWaiterAsync();
+            appends = good.Take(10).Select(writer.AppendAsync).Append(writer.AppendAsync(bad)).Concat(good.Skip(10).Select(writer.AppendAsync)).ToList();
+            await hold.ReleaseAsync();
             await first;
-            appends = queued;
         }
 
         var refusal = await Assert.ThrowsAsync<Pr2Exception>(() => appends[10]);

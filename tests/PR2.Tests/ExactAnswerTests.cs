@@ -1,0 +1,224 @@
+using Npgsql;
+using Orleans.Core.Internal;
+using PR2.Client;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// Every answer means exactly what it says, under the faults that used to make answers lie: a refusal is given only
+/// when nothing was and nothing ever will be written (not while an append of that MessageId is still in flight on a
+/// paused server), an actor never refuses against a record older than its journal, <c>Duplicate</c> means an earlier
+/// call was accepted (never this call's own retry), and a retry never gets an acknowledgement its ack policy does
+/// not hold for. Replicas live on two real servers; the faults are SIGSTOP and a held row lock.
+/// </summary>
+public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture<TwoPostgresServers>
+{
+    private const int Shard = 1;
+    private readonly PostgresFixture _serverA = servers.A;
+    private readonly PostgresFixture _serverB = servers.B;
+
+    [Fact]
+    public async Task A_refusal_is_never_given_while_an_earlier_append_may_still_commit_and_a_stale_actor_never_refuses_a_correct_write()
+    {
+        var (settings, replicas) = Topology("in_doubt", "Primary", copies: 2);
+        settings["Pr2:Write:CallTimeoutSeconds"] = "10"; // room for the fail-over inside one call
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/x";
+        const string other = "order/z";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        var otherInsert = await client.SendAsync(Shard, other, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(async () => await HoldsAsync(replicas[1], insert.MessageId) && await HoldsAsync(replicas[1], otherInsert.MessageId),
+            TimeSpan.FromSeconds(30), "replica 1 has the inserts");
+
+        // Replica 1 stops: versions 2..4 are acknowledged on replica 0 alone (Primary policy).
+        await _serverB.Server.PauseAsync();
+        var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 5}""", ExpectedVersion: 4);
+        var answers = new List<string>();
+        try
+        {
+            for (var v = 2; v <= 4; v++)
+            {
+                await client.SendAsync(Shard, actor, MessageKind.Modify, $$"""{"v": {{v}}}""");
+                await client.SendAsync(Shard, other, MessageKind.Modify, $$"""{"v": {{v}}}""");
+            }
+
+            // Version 5 is in flight on replica 0 (waiting for the head's lock) when its server stops and replica 1 returns:
+            // the writer fails over to replica 1, which is behind (version 1), while the append may still commit on 0.
+            await using (var hold = await HeadLock.TakeAsync(replicas[0]))
+            {
+                var inFlight = client.SendAsync(message);
+                await hold.WaitForWaiterAsync();
+                await _serverA.Server.PauseAsync();
+                await _serverB.Server.ResumeAsync();
+
+                var first = await Record.ExceptionAsync(() => inFlight);
+                answers.Add(Describe(first));
+                Assert.True(first is Pr2Exception { IsRetriable: true }, $"the call got a final answer while its append was in flight: {Describe(first)}");
+                var again = await Record.ExceptionAsync(() => client.SendAsync(message));
+                answers.Add(Describe(again));
+                Assert.True(again is Pr2Exception { IsRetriable: true }, $"a retry got a final answer while the first append was in flight: {Describe(again)}");
+
+                // The other actor starts afresh now and reads replica 1 (the primary now, behind): it holds version 1.
+                await cluster.Client.GetGrain<IActorGrain>(Shard, other, null).AsReference<IGrainManagementExtension>().DeactivateOnIdle();
+                await Eventually.TrueAsync(async () => (await client.GetRecordAsync(Shard, other)).Version == 1, TimeSpan.FromSeconds(10),
+                    "a new activation of the other actor reads version 1 from replica 1");
+
+                await _serverA.Server.ResumeAsync();
+                await hold.ReleaseAsync(); // the append in flight goes on, and commits on replica 0
+            }
+        }
+        finally
+        {
+            await _serverA.Server.ResumeAsync();
+            await _serverB.Server.ResumeAsync();
+        }
+
+        // Retried until the answer is final, it is the truth: acknowledged, version 5, on every replica once converged.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        WriteAck? ack = null;
+        while (ack is null)
+        {
+            try
+            {
+                ack = await client.SendAsync(message);
+            }
+            catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
+            {
+                answers.Add(Describe(e));
+                await Task.Delay(200);
+            }
+        }
+
+        Assert.True(ack.Version == 5, $"acknowledged at version {ack.Version}; answers: {string.Join(" | ", answers)}");
+        await Eventually.TrueAsync(async () => await HoldsAsync(replicas[0], message.MessageId) && await HoldsAsync(replicas[1], message.MessageId),
+            TimeSpan.FromSeconds(30), "both replicas hold the acknowledged entry");
+
+        // The actor held version 1 (read from replica 1 while it was behind): it must judge by the journal now.
+        var current = (await client.ReadRecordAsync(Shard, actor, ReadConsistency.Strong)).Record.Version;
+        Assert.Equal(5, current);
+        var next = await client.SendAsync(Shard, actor, MessageKind.Modify, """{"v": 6}""", expectedVersion: current);
+        Assert.Equal(6, next.Version);
+
+        // The other actor's activation still holds version 1, but its journal holds 2..4 now: a write expecting 4 is right.
+        await Eventually.TrueAsync(async () => (await client.ReadRecordAsync(Shard, other, ReadConsistency.Strong)).Record.Version == 4,
+            TimeSpan.FromSeconds(30), "the other actor's entries reach the primary");
+        var otherNext = await Record.ExceptionAsync(() => client.SendAsync(Shard, other, MessageKind.Modify, """{"v": 5}""", expectedVersion: 4));
+        Assert.True(otherNext is null, $"a correct write was refused by an actor holding an old record: {Describe(otherNext)}");
+    }
+
+    [Fact]
+    public async Task A_retry_of_a_write_committed_without_its_quorum_is_not_acknowledged_until_the_quorum_holds_it()
+    {
+        var (settings, replicas) = Topology("quorum_retry", "Quorum", copies: 3);
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await client.SendAsync(Shard, "order/c", MessageKind.Insert, "{}");
+        await client.SendAsync(Shard, "order/m", MessageKind.Insert, "{}");
+        var cancel = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "order/c"), MessageKind.Cancel, "{}");
+        var modify = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "order/m"), MessageKind.Modify, """{"n": 1}""", ExpectedVersion: 1);
+
+        // Replicas 1 and 2 (server B) stop: the writes commit on replica 0 but get no quorum.
+        await _serverB.Server.PauseAsync();
+        try
+        {
+            foreach (var message in new[] { cancel, modify })
+            {
+                for (var attempt = 0; attempt < 3; attempt++)
+                {
+                    var answer = await Record.ExceptionAsync(() => client.SendAsync(message));
+                    Assert.True(answer is Pr2Exception { Code: ErrorCode.ShardUnavailable },
+                        $"{message.Kind} attempt {attempt} without a quorum got {Describe(answer)}");
+                }
+
+                Assert.True(await HoldsAsync(replicas[0], message.MessageId), "committed on the primary");
+            }
+        }
+        finally
+        {
+            await _serverB.Server.ResumeAsync();
+        }
+
+        foreach (var message in new[] { cancel, modify })
+        {
+            var ack = await SendRetryingAsync(client, message);
+            var holders = 0;
+            foreach (var replica in replicas)
+            {
+                holders += await HoldsAsync(replica, message.MessageId) ? 1 : 0;
+            }
+
+            Assert.True(holders >= 2, $"{message.Kind} acknowledged on {holders} of 3 replicas");
+            Assert.Equal(2, ack.Version);
+        }
+    }
+
+    [Fact]
+    public async Task A_fresh_message_whose_append_stalled_and_then_committed_is_acknowledged_as_new_not_as_a_duplicate()
+    {
+        var (settings, replicas) = Topology("stalled_commit", "Primary", copies: 1);
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await client.SendAsync(Shard, "order/s", MessageKind.Insert, "{}");
+
+        var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "order/s"), MessageKind.Modify, """{"n": 1}""");
+        Task<WriteAck> send;
+        await using (var hold = await HeadLock.TakeAsync(replicas[0]))
+        {
+            send = client.SendAsync(message);
+            await hold.WaitForWaiterAsync();
+            // The fault: the commit stalls for longer than the silo waits before it sends the append again (1 s).
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            await hold.ReleaseAsync();
+        }
+
+        var ack = await send;
+        Assert.False(ack.Duplicate, "the only call with this MessageId was answered as a duplicate of an earlier one");
+        Assert.Equal(1, await CountAsync(replicas[0], message.MessageId));
+        Assert.True((await client.SendAsync(message)).Duplicate, "a second call is a duplicate");
+    }
+
+    // Replica 0 on server A, the others on server B; shard 0 on server B.
+    private (Dictionary<string, string?> Settings, NpgsqlDataSource[] Replicas) Topology(string prefix, string policy, int copies)
+    {
+        var settings = new Dictionary<string, string?>((copies == 1 ? _serverA : _serverB).CreateTopology(prefix, 0).Settings);
+        var databases = new NpgsqlDataSource[copies];
+        for (var i = 0; i < copies; i++)
+        {
+            var topology = (i == 0 ? _serverA : _serverB).CreateTopology($"{prefix}_{i}", Shard);
+            settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{i}"] = topology.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"];
+            databases[i] = topology.Database(Shard);
+        }
+
+        settings[$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = policy;
+        return (settings, databases);
+    }
+
+    private static async Task<WriteAck> SendRetryingAsync(Pr2Client client, Message message)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                return await client.SendAsync(message);
+            }
+            catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    private static string Describe(Exception? answer) => answer is null ? "an acknowledgement" : answer is Pr2Exception e ? $"{e.Code}: {e.Message}" : answer.ToString();
+
+    private static async Task<bool> HoldsAsync(NpgsqlDataSource replica, Guid messageId) => await CountAsync(replica, messageId) == 1;
+
+    private static async Task<long> CountAsync(NpgsqlDataSource replica, Guid messageId)
+    {
+        await using var command = replica.CreateCommand("select count(*) from pr2_journal where message_id = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = messageId });
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+}
