@@ -72,6 +72,12 @@ public sealed class ShardWriterGrain(
         var deadline = DateTime.UtcNow + FailOverBudget;
         // Whether an earlier attempt of this call may have committed: then the entry found is this call's own.
         var maybeWritten = attemptedBefore;
+        if (attemptedBefore && _opening is { IsCompletedSuccessfully: true } opened)
+        {
+            // The earlier attempt went to this silo's writer, which this grain published: it may still commit there.
+            InDoubt(request, opened.Result);
+        }
+
         while (true)
         {
             var writer = await GetWriterAsync();
@@ -147,7 +153,14 @@ public sealed class ShardWriterGrain(
             // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit.
             if (_gate is { } gate)
             {
-                await gate.EnsureAsync();
+                try
+                {
+                    await gate.EnsureAsync();
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+                {
+                    throw Unavailable(e);
+                }
             }
 
             return JournalStore.ToAck(earlier.Entry, duplicate: true);
@@ -453,6 +466,6 @@ public sealed class ShardWriterGrain(
         }
     }
 
-    private Pr2Exception Unavailable(NpgsqlException e) =>
+    private Pr2Exception Unavailable(Exception e) =>
         new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({DatabaseFailure.Describe(e)}); retry with the same MessageId");
 }

@@ -168,6 +168,12 @@ public static class StorableJson
             exponent = negative ? -exponent : exponent;
         }
 
+        // PostgreSQL refuses an exponent this large even on zero (0e1073741823); the cap above marks it.
+        if (Math.Abs(exponent) >= 1_000_000_000)
+        {
+            return "has an exponent beyond a billion, which PostgreSQL's numeric cannot read";
+        }
+
         if (fraction.Length - exponent > MaxFractionDigits)
         {
             return $"needs more than {MaxFractionDigits} digits after the decimal point, which PostgreSQL's numeric cannot store";

@@ -190,7 +190,16 @@ public sealed class JournalWriter : IAsyncDisposable
                 Log.GroupCommitSplit(_logger, e, Shard, batch.Count);
                 foreach (var pending in batch)
                 {
-                    await CommitOrFailAsync([pending]);
+                    if (IsOpen || _closed && !IsBroken && !IsFenced)
+                    {
+                        await CommitOrFailAsync([pending]);
+                    }
+                    else
+                    {
+                        // Broken or fenced on the way: the rest goes to the next writer like anything queued.
+                        pending.Fail(_fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable,
+                            $"the journal writer of shard {Shard} stopped; retry with the same MessageId"));
+                    }
                 }
             }
             catch (Exception e)

@@ -95,6 +95,20 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
             var status = await client.GetStatusAsync();
             return status.Shards.All(shard => shard.Replicas.All(r => r.Reachable && r.Behind == 0));
         }, TimeSpan.FromSeconds(120), "every replica of every shard reachable and holding everything");
+        // The directory may still write to shard 0 as replicas come back (their states): quiet means equal vectors.
+        await Eventually.TrueAsync(async () =>
+        {
+            foreach (var databases in replicas.Values)
+            {
+                var vectors = await Task.WhenAll(databases.Select(d => VersionVector.ReadAsync(d)));
+                if (vectors.Any(v => !v.SameAs(vectors[0])))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }, TimeSpan.FromSeconds(60), "every shard's replicas hold the same version vector");
         foreach (var (shard, databases) in replicas)
         {
             for (var r = 0; r < databases.Length; r++)
