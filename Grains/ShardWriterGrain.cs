@@ -48,10 +48,11 @@ public sealed class ShardWriterGrain(
     // The open writer's replication gate, when the ack policy needs more than the primary.
     private ReplicationGate? _gate;
 
-    // MessageIds whose append was in flight on a replica this activation abandoned (or whose commit failed with an
-    // unknown outcome), with that replica: until it has been fenced and searched, the append may still commit there,
-    // so a refusal of that MessageId would not be final (FindAccepted).
-    private readonly Dictionary<Guid, int> _inDoubt = [];
+    // MessageIds that a writer this activation gave up may still commit (in flight when its replica stopped answering,
+    // or failed on the connection), with that replica and the writer's epoch: until the replica's epoch has been moved
+    // past it (which waits for the head's row lock, so nothing of that writer can commit afterwards) and the replica
+    // searched, a refusal of such a MessageId would not be final (FindAccepted).
+    private readonly Dictionary<Guid, (int Replica, long Epoch)> _inDoubt = [];
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -72,11 +73,6 @@ public sealed class ShardWriterGrain(
         var deadline = DateTime.UtcNow + FailOverBudget;
         // Whether an earlier attempt of this call may have committed: then the entry found is this call's own.
         var maybeWritten = attemptedBefore;
-        if (attemptedBefore && _opening is { IsCompletedSuccessfully: true } opened)
-        {
-            // The earlier attempt went to this silo's writer, which this grain published: it may still commit there.
-            InDoubt(request, opened.Result);
-        }
 
         while (true)
         {
@@ -90,7 +86,7 @@ public sealed class ShardWriterGrain(
                     // commit completes later, its entries reach the others by anti-entropy and the retry below
                     // is absorbed by MessageId.
                     Abandon(writer);
-                    maybeWritten |= InDoubt(request, writer);
+                    maybeWritten |= _inDoubt.ContainsKey(request.Message.MessageId);
                     continue;
                 }
 
@@ -105,7 +101,8 @@ public sealed class ShardWriterGrain(
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken)
             {
-                maybeWritten |= InDoubt(request, writer);
+                GiveUp(writer);
+                maybeWritten |= _inDoubt.ContainsKey(request.Message.MessageId);
                 if (DateTime.UtcNow >= deadline)
                 {
                     throw;
@@ -166,37 +163,40 @@ public sealed class ShardWriterGrain(
             return JournalStore.ToAck(earlier.Entry, duplicate: true);
         }
 
-        if (_inDoubt.TryGetValue(messageId, out var replica) && !await SettleAsync(replica, messageId))
+        if (_inDoubt.TryGetValue(messageId, out var doubt) && !await SettleAsync(doubt.Replica, messageId))
         {
             throw OutcomeUnknown(messageId);
         }
 
         return null;
     }
-    // Remembers that the request's append may still commit on the writer's replica; true.
-    private bool InDoubt(AppendRequest request, JournalWriter writer)
+
+    // Stops the writer sending anything more and remembers what it may still commit on its replica.
+    private void GiveUp(JournalWriter writer)
     {
         var replica = Set.Replicas.ToList().IndexOf(writer.Source);
-        if (replica >= 0 && _inDoubt.Count < MaxInDoubt)
+        foreach (var messageId in writer.Abandon())
         {
-            _inDoubt[request.Message.MessageId] = replica;
+            if (_inDoubt.Count < MaxInDoubt)
+            {
+                _inDoubt[messageId] = (replica, writer.Epoch);
+            }
         }
-
-        return true;
     }
 
-    // Whether the MessageIds in doubt on the replica are settled: fencing it (the epoch's bump waits for the head's row
-    // lock, so a commit in flight there has finished, and one not yet started will find itself fenced) and then
-    // searching it. The ones not there never will be and are forgotten; the ones there go on to the primary by
-    // anti-entropy. True when messageId is settled as not written.
+    // Whether the MessageIds in doubt on the replica are settled: its epoch is moved past theirs (the bump waits for the
+    // head's row lock, so a commit in flight there has finished, and one not yet started will find itself fenced; a
+    // newer writer's epoch is never touched) and the replica searched. The ones not there never will be and are
+    // forgotten; the ones there go on to the primary by anti-entropy. True when messageId is settled as not written.
     private async Task<bool> SettleAsync(int replica, Guid messageId)
     {
-        var ids = _inDoubt.Where(d => d.Value == replica).Select(d => d.Key).ToArray();
+        var doubts = _inDoubt.Where(d => d.Value.Replica == replica).ToList();
+        var ids = doubts.Select(d => d.Key).ToArray();
         HashSet<Guid> written;
         try
         {
             using var timeout = new CancellationTokenSource(ProbeTimeout * 2);
-            written = await SettleOnAsync(Set.Replicas[replica], replica == Set.PrimaryIndex, ids, timeout.Token).WaitAsync(timeout.Token);
+            written = await SettleOnAsync(Set.Replicas[replica], doubts.Max(d => d.Value.Epoch), ids, timeout.Token).WaitAsync(timeout.Token);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
@@ -216,17 +216,20 @@ public sealed class ShardWriterGrain(
         return !written.Contains(messageId);
     }
 
-    private static async Task<HashSet<Guid>> SettleOnAsync(NpgsqlDataSource replica, bool isPrimary, Guid[] ids, CancellationToken cancellationToken)
+    private static async Task<HashSet<Guid>> SettleOnAsync(NpgsqlDataSource replica, long epoch, Guid[] ids, CancellationToken cancellationToken)
     {
-        if (!isPrimary)
+        await using var batch = new NpgsqlBatch
         {
-            // The primary's own writer bumped its epoch when it opened there, which settled it already.
-            await JournalWriter.FenceAsync(replica, cancellationToken);
-        }
-
-        await using var command = replica.CreateCommand("select message_id from pr2_journal where message_id = any($1)");
-        command.Parameters.Add(JournalStore.Array(ids, NpgsqlTypes.NpgsqlDbType.Uuid));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            BatchCommands =
+            {
+                new("update pr2_writer_head set epoch = epoch + 1, updated_at = now() where epoch <= $1") { Parameters = { new() { Value = epoch } } },
+                new("select message_id from pr2_journal where message_id = any($1)") { Parameters = { JournalStore.Array(ids, NpgsqlTypes.NpgsqlDbType.Uuid) } },
+            },
+        };
+        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
+        batch.Connection = connection;
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
         var written = new HashSet<Guid>();
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -392,9 +395,11 @@ public sealed class ShardWriterGrain(
         return false;
     }
 
-    // Leaves the writer to finish or fail on its own; new appends go to the next primary chosen.
+    // Leaves the batch in flight to finish or fail on its own (remembered as in doubt); what was queued behind it is
+    // not sent there. New appends go to the next primary chosen.
     private void Abandon(JournalWriter writer)
     {
+        GiveUp(writer);
         localWriters.Withdraw(writer);
         if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
         {

@@ -89,6 +89,13 @@ public sealed class JournalWriter : IAsyncDisposable
     private volatile bool _closed;
     private volatile bool _broken;
 
+    // Guarded by _sending: whether the owner abandoned this writer (nothing more is sent), the MessageIds of the batch
+    // in flight, and those of batches whose commit failed on the connection: what may still commit on this database.
+    private readonly Lock _sending = new();
+    private volatile bool _abandoned;
+    private Guid[] _inFlight = [];
+    private readonly List<Guid> _unknownOutcome = [];
+
     private JournalWriter(int shard, long epoch, (long Position, long Clock, long OriginPosition) head, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
         Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords, RecentEntries? recent)
     {
@@ -124,7 +131,7 @@ public sealed class JournalWriter : IAsyncDisposable
     public bool IsBroken => _broken;
 
     /// <summary>True while the writer takes appends: not closed, broken or fenced.</summary>
-    public bool IsOpen => !_closed && !IsBroken && _fenced is null;
+    public bool IsOpen => !_closed && !_abandoned && !IsBroken && _fenced is null;
 
     /// <summary>
     /// Takes over the shard's journal on <paramref name="source"/> by bumping the writer epoch.
@@ -161,6 +168,21 @@ public sealed class JournalWriter : IAsyncDisposable
             : Task.FromException<WriteAck>(_fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable, $"the journal writer of shard {Shard} is closed; retry with the same MessageId"));
     }
 
+    /// <summary>
+    /// For an owner that gives this writer up (its database stopped answering, or it broke): nothing more is sent, so
+    /// appends still queued fail, never written. Returns the MessageIds that may still commit on this database: the
+    /// batch in flight, and batches whose commit failed on the connection (their outcome is unknown).
+    /// </summary>
+    public IReadOnlyList<Guid> Abandon()
+    {
+        lock (_sending)
+        {
+            _abandoned = true;
+            _queue.Writer.TryComplete();
+            return [.. _inFlight, .. _unknownOutcome];
+        }
+    }
+
     /// <summary>Stops taking appends, commits what is queued, and returns when the last commit finished.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -179,6 +201,12 @@ public sealed class JournalWriter : IAsyncDisposable
                 batch.Add(next);
             }
 
+            if (!TryStartSending(batch))
+            {
+                batch.Clear();
+                continue;
+            }
+
             try
             {
                 await CommitAsync(batch);
@@ -190,15 +218,14 @@ public sealed class JournalWriter : IAsyncDisposable
                 Log.GroupCommitSplit(_logger, e, Shard, batch.Count);
                 foreach (var pending in batch)
                 {
-                    if (IsOpen || _closed && !IsBroken && !IsFenced)
+                    if (!IsBroken && !IsFenced && TryStartSending([pending]))
                     {
                         await CommitOrFailAsync([pending]);
                     }
                     else
                     {
-                        // Broken or fenced on the way: the rest goes to the next writer like anything queued.
-                        pending.Fail(_fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable,
-                            $"the journal writer of shard {Shard} stopped; retry with the same MessageId"));
+                        // Broken, fenced or abandoned on the way: the rest goes to the next writer like anything queued.
+                        pending.Fail(_fenced ?? NotSent());
                     }
                 }
             }
@@ -207,9 +234,34 @@ public sealed class JournalWriter : IAsyncDisposable
                 Fail(batch, e);
             }
 
+            lock (_sending)
+            {
+                _inFlight = [];
+            }
+
             batch.Clear();
         }
     }
+
+    // Marks the batch as in flight, unless the writer was abandoned: then it fails, never sent.
+    private bool TryStartSending(List<PendingAppend> batch)
+    {
+        lock (_sending)
+        {
+            if (!_abandoned)
+            {
+                _inFlight = [.. batch.Select(p => p.Request.Message.MessageId)];
+                return true;
+            }
+        }
+
+        var notSent = NotSent();
+        batch.ForEach(p => p.Fail(notSent));
+        return false;
+    }
+
+    private Pr2Exception NotSent() => new(ErrorCode.ShardUnavailable,
+        $"the journal writer of shard {Shard} stopped before this append was sent; nothing was written, retry with the same MessageId");
 
     private async Task CommitOrFailAsync(List<PendingAppend> batch)
     {
@@ -241,13 +293,18 @@ public sealed class JournalWriter : IAsyncDisposable
         batch.ForEach(p => p.Fail(reason));
         if (IsConnectionFailure(e))
         {
+            lock (_sending)
+            {
+                _unknownOutcome.AddRange(batch.Select(p => p.Request.Message.MessageId));
+            }
+
             // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
             // it is refused and retried elsewhere with the same MessageIds.
             _broken = true;
             _queue.Writer.TryComplete();
             while (_queue.Reader.TryRead(out var queued))
             {
-                queued.Fail(reason);
+                queued.Fail(NotSent());
             }
         }
     }

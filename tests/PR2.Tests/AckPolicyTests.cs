@@ -45,7 +45,7 @@ public sealed class AckPolicyTests(TwoPostgresServers servers) : IClassFixture<T
         {
             for (var i = 0; i < 10; i++)
             {
-                var ack = await SendRetryingAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(1, "order/q"), MessageKind.Modify, $$"""{"i": {{i}}}"""));
+                var ack = await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(1, "order/q"), MessageKind.Modify, $$"""{"i": {{i}}}"""));
                 Assert.True(await HoldsAsync(replicas[1][1], ack.MessageId) && await HoldsAsync(replicas[1][2], ack.MessageId),
                     "a quorum acknowledgement before both surviving replicas held the entry");
             }
@@ -84,26 +84,5 @@ public sealed class AckPolicyTests(TwoPostgresServers servers) : IClassFixture<T
         return (settings, replicas);
     }
 
-    private static async Task<WriteAck> SendRetryingAsync(Pr2Client client, Message message)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            try
-            {
-                return await client.SendAsync(message);
-            }
-            catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(100);
-            }
-        }
-    }
-
-    private static async Task<bool> HoldsAsync(NpgsqlDataSource replica, Guid messageId)
-    {
-        await using var command = replica.CreateCommand("select count(*) from pr2_journal where message_id = $1");
-        command.Parameters.Add(new NpgsqlParameter { Value = messageId });
-        return (long)(await command.ExecuteScalarAsync())! == 1;
-    }
+    private static async Task<bool> HoldsAsync(NpgsqlDataSource replica, Guid messageId) => await ReplicaContents.CountAsync(replica, messageId) == 1;
 }

@@ -76,21 +76,7 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
         }
 
         // Retried until the answer is final, it is the truth: acknowledged, version 5, on every replica once converged.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        WriteAck? ack = null;
-        while (ack is null)
-        {
-            try
-            {
-                ack = await client.SendAsync(message);
-            }
-            catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
-            {
-                answers.Add(Describe(e));
-                await Task.Delay(200);
-            }
-        }
-
+        var ack = await Retrying.SendAsync(client, message, e => answers.Add(Describe(e)));
         Assert.True(ack.Version == 5, $"acknowledged at version {ack.Version}; answers: {string.Join(" | ", answers)}");
         await Eventually.TrueAsync(async () => await HoldsAsync(replicas[0], message.MessageId) && await HoldsAsync(replicas[1], message.MessageId),
             TimeSpan.FromSeconds(30), "both replicas hold the acknowledged entry");
@@ -142,7 +128,7 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
 
         foreach (var message in new[] { cancel, modify })
         {
-            var ack = await SendRetryingAsync(client, message);
+            var ack = await Retrying.SendAsync(client, message);
             var holders = 0;
             foreach (var replica in replicas)
             {
@@ -175,7 +161,7 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
 
         var ack = await send;
         Assert.False(ack.Duplicate, "the only call with this MessageId was answered as a duplicate of an earlier one");
-        Assert.Equal(1, await CountAsync(replicas[0], message.MessageId));
+        Assert.Equal(1, await ReplicaContents.CountAsync(replicas[0], message.MessageId));
         Assert.True((await client.SendAsync(message)).Duplicate, "a second call is a duplicate");
     }
 
@@ -195,30 +181,7 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
         return (settings, databases);
     }
 
-    private static async Task<WriteAck> SendRetryingAsync(Pr2Client client, Message message)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            try
-            {
-                return await client.SendAsync(message);
-            }
-            catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(200);
-            }
-        }
-    }
-
     private static string Describe(Exception? answer) => answer is null ? "an acknowledgement" : answer is Pr2Exception e ? $"{e.Code}: {e.Message}" : answer.ToString();
 
-    private static async Task<bool> HoldsAsync(NpgsqlDataSource replica, Guid messageId) => await CountAsync(replica, messageId) == 1;
-
-    private static async Task<long> CountAsync(NpgsqlDataSource replica, Guid messageId)
-    {
-        await using var command = replica.CreateCommand("select count(*) from pr2_journal where message_id = $1");
-        command.Parameters.Add(new NpgsqlParameter { Value = messageId });
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
+    private static async Task<bool> HoldsAsync(NpgsqlDataSource replica, Guid messageId) => await ReplicaContents.CountAsync(replica, messageId) == 1;
 }

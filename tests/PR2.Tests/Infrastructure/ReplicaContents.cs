@@ -6,6 +6,14 @@ namespace PR2.Tests.Infrastructure;
 public static class ReplicaContents
 {
     /// <summary>Every MessageId in the replica's journal (duplicates kept, so a count shows them).</summary>
+    /// <summary>How many entries of <paramref name="database"/>'s journal carry <paramref name="messageId"/> (0 or 1).</summary>
+    public static async Task<long> CountAsync(NpgsqlDataSource database, Guid messageId)
+    {
+        await using var command = database.CreateCommand("select count(*) from pr2_journal where message_id = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = messageId });
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     public static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource database)
     {
         var ids = new List<Guid>();
