@@ -53,6 +53,12 @@ public sealed class Pr2Client(IClusterClient cluster)
     /// <summary>Sends a fully built message (a first insert by its shard's insert path, anything else to its actor).</summary>
     public async Task<WriteAck> SendAsync(Message message)
     {
+        if (message.Receiver is { IsReserved: true } reserved)
+        {
+            throw new Pr2Exception(ErrorCode.ReservedActor,
+                $"{reserved} is kept by PR2 itself ({string.Join(", ", ActorRef.ReservedTypes.Select(t => t + "/*"))} in shard 0): change rules through the rules API and shards through the topology, not by messages");
+        }
+
         var ack = await cluster.SendMessage(message);
         Observe(ack.Token);
         return ack;

@@ -84,6 +84,15 @@ public sealed record ActorRef(
         return true;
     }
 
+    /// <summary>
+    /// The actor types of the control shard that PR2 itself keeps (rules, the shard map, agent registrations): callers
+    /// change them through PR2's operations, never by sending them messages (<see cref="ErrorCode.ReservedActor"/>).
+    /// </summary>
+    public static IReadOnlyList<string> ReservedTypes { get; } = ["agent", "rule", "shard"];
+
+    /// <summary>True for an actor of shard 0 whose type is one of <see cref="ReservedTypes"/>.</summary>
+    public bool IsReserved => Shard == 0 && ReservedTypes.Contains(Type);
+
     public override string ToString() => $"{Shard}:{ActorId}";
 
     private static string Shorten(string text) => text.Length <= 80 ? text : text[..77] + "...";

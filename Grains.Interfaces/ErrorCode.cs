@@ -53,4 +53,10 @@ public enum ErrorCode
 
     /// <summary>No replica caught up with a session read's token within the wait bound. Safe to retry.</summary>
     SessionNotCovered = 16,
+
+    /// <summary>
+    /// The actor is one of PR2's own in the control shard (<c>rule/*</c>, <c>shard/*</c>, <c>agent/*</c> in shard 0): it is
+    /// written only by PR2, through its operations (the rules API, the configured topology), never by a message.
+    /// </summary>
+    ReservedActor = 17,
 }

@@ -53,6 +53,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 7001, Level = LogLevel.Error, Message = "Rule {Rule} is not run: its definition no longer holds ({Problem})")]
     public static partial void RuleNotLoaded(ILogger logger, string rule, string problem);
 
+    [LoggerMessage(EventId = 7003, Level = LogLevel.Error, Message = "Rule record {Actor} cannot be read and is skipped ({Problem})")]
+    public static partial void RuleRecordUnreadable(ILogger logger, string actor, string problem);
+
     [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Outbox of shard {Shard}: delivery paused, it retries")]
     public static partial void RelayFailed(ILogger logger, Exception exception, int shard);
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using PR2.Grains.Json;
 using PR2.Grains.Rules;
@@ -13,7 +15,7 @@ namespace PR2.Grains;
 /// its version and shard 0's journal is its history. A removed rule is flagged (its name can be used again),
 /// and its marks and parked entries are dropped so that a rule added again under that name starts afresh.
 /// </summary>
-public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerable<IRule> codeRules) : Grain, IRulesGrain
+public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerable<IRule> codeRules, ILogger<RulesGrain> logger) : Grain, IRulesGrain
 {
     private const int ControlShard = 0;
     private const string Sender = "rules";
@@ -28,7 +30,7 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
 
         var actor = Actor(definition.Name);
         var current = await actor.GetRecord();
-        var state = Live(current);
+        var state = LiveOrUnreadable(current);
         var start = state?["start"] as JsonObject ?? [];
         foreach (var shard in shards.ShardCodes.Where(definition.Follows).Where(s => !start.ContainsKey(Key(s))))
         {
@@ -62,7 +64,24 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         }
 
         var records = await Task.WhenAll(ids.Select(id => GrainFactory.GetGrain<IActorGrain>(ControlShard, id, null).GetRecord()));
-        return [.. records.Where(r => Live(r) is not null).Select(r => ToInfo(r.Actor.Key, r))];
+        var rules = new List<RuleInfo>();
+        foreach (var record in records)
+        {
+            // One record that is not a rule (written around PR2's operations) must not hide every other rule.
+            try
+            {
+                if (Live(record) is not null)
+                {
+                    rules.Add(ToInfo(record.Actor.Key, record));
+                }
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.BadRule)
+            {
+                Log.RuleRecordUnreadable(logger, record.Actor.ToString(), e.Message);
+            }
+        }
+
+        return rules;
     }
 
     public async Task<RuleInfo> Get(string name)
@@ -167,11 +186,11 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
     private IActorGrain Actor(string name) => GrainFactory.GetGrain<IActorGrain>(ControlShard, $"rule/{name}", null);
 
     // The record's state when it holds a rule that was not removed; null otherwise.
-    private static JsonObject? Live(ActorRecord record) =>
+    private static JsonObject? Live(ActorRecord record) => Readable(record.Actor.Key, () =>
         record.Status == RecordStatus.Live && record.State is { } text && JsonNode.Parse(text) is JsonObject state
         && state["removed"]?.GetValue<bool>() != true
             ? state
-            : null;
+            : null);
 
     private static async Task<RuleInfo> WriteAsync(IActorGrain actor, ActorRecord current, JsonObject desired)
     {
@@ -191,11 +210,40 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         }
     }
 
-    private static RuleInfo ToInfo(string name, ActorRecord record) => ToInfo(name, JsonNode.Parse(record.State!)!.AsObject(), record.Version);
+    private static RuleInfo ToInfo(string name, ActorRecord record) => Readable(name, () => ToInfo(name, JsonNode.Parse(record.State!)!.AsObject(), record.Version));
 
     private static RuleInfo ToInfo(string name, JsonObject state, long version) =>
-        new(name, version, state["paused"]?.GetValue<bool>() ?? false, state["definition"]!.ToJsonString(),
-            (state["start"] as JsonObject ?? []).ToDictionary(p => int.Parse(p.Key, CultureInfo.InvariantCulture), p => p.Value!.GetValue<long>()));
+        new(name, version, state["paused"]?.GetValue<bool>() ?? false,
+            (state["definition"] as JsonObject ?? throw new FormatException("it has no definition object")).ToJsonString(),
+            (state["start"] as JsonObject ?? []).ToDictionary(
+                p => int.Parse(p.Key, CultureInfo.InvariantCulture),
+                p => p.Value?.GetValue<long>() ?? throw new FormatException($"start of shard {p.Key} is not a position")));
+
+    // A record that is not a rule PR2 wrote is replaced as if there were none.
+    private static JsonObject? LiveOrUnreadable(ActorRecord record)
+    {
+        try
+        {
+            return Live(record);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.BadRule)
+        {
+            return null;
+        }
+    }
+
+    // A rule record in a shape PR2 did not write (sent around the rules API) is a refusal naming it, not a crash.
+    private static T Readable<T>(string name, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or OverflowException)
+        {
+            throw new Pr2Exception(ErrorCode.BadRule, $"the record of rule {name} is not a rule PR2 wrote ({e.Message}); put the rule again to replace it");
+        }
+    }
 
     private static string Key(int shard) => shard.ToString(CultureInfo.InvariantCulture);
 

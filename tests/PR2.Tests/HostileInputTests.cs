@@ -129,6 +129,12 @@ public sealed class HostileInputTests(PostgresFixture postgres)
         yield return new("key of 10,000 characters", HttpMethod.Post, send, Insert("{}"), 401, null, Key: new string('k', 10_000));
         yield return new("another company's shard", HttpMethod.Post, "/v1/shards/2/actors/order/{new}/messages", Insert("{}"), 403, "Forbidden");
         yield return new("the control shard", HttpMethod.Post, "/v1/shards/0/actors/rule/evil/messages", Insert("{}"), 403, "Forbidden");
+        foreach (var reserved in new[] { "rule/evil", "shard/1", "agent/records" })
+        {
+            yield return new($"PR2's own {reserved} with the cluster key", HttpMethod.Post, $"/v1/shards/0/actors/{reserved}/messages",
+                """{"kind": "modify", "body": {"primary": 1}}""", 403, "ReservedActor", OpsKey);
+        }
+
         yield return new("garbage bearer token", HttpMethod.Post, send, Insert("{}"), 401, null, Key: null,
             Adjust: r => r.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "abc.def.ghi"));
         yield return new("unsigned bearer token", HttpMethod.Post, send, Insert("{}"), 401, null, Key: null,
@@ -313,6 +319,40 @@ public sealed class HostileInputTests(PostgresFixture postgres)
         }
 
         Assert.True(failures.Count == 0, $"{failures.Count} of {count} cases failed:\n" + string.Join("\n", failures));
+    }
+
+    [Fact]
+    public async Task A_rule_record_written_around_the_rules_api_is_reported_and_skipped_and_never_hides_the_other_rules()
+    {
+        var topology = postgres.CreateTopology("hostile_rules", 0, 1, 2);
+        await using var silo = await HttpSilo.StartAsync(Settings(topology));
+        using var ops = silo.Client(OpsKey);
+        var good = await ops.PutAsync("/v1/rules", Json("""{"name": "good", "on": {"type": "order"}, "do": [{"view": {"name": "seen", "key": "{entry.key}", "set": {"n": 1}}}]}"""));
+        Assert.True(good.IsSuccessStatusCode, await good.Content.ReadAsStringAsync());
+
+        // Messages to PR2's own actors are refused to callers; only a caller inside the cluster, bypassing the client, can
+        // still write one (until the gateway authenticates callers): that record must not break rule loading.
+        var before = await topology.JournalCountAsync(0);
+        var refused = await Assert.ThrowsAsync<Pr2Exception>(() => new PR2.Client.Pr2Client(silo.ClusterClient).SendAsync(0, "rule/broken", MessageKind.Insert, """{"definition": 5}"""));
+        Assert.Equal(ErrorCode.ReservedActor, refused.Code);
+        Assert.Equal(before, await topology.JournalCountAsync(0));
+        foreach (var (name, state) in new[] { ("broken", """{"definition": 5}"""), ("odd", """{"definition": {}, "removed": "yes"}"""), ("bad-start", """{"definition": {}, "start": {"x": 1}}""") })
+        {
+            await silo.Grains.GetGrain<IActorGrain>(0, $"rule/{name}", null).Send(new Message(Guid.NewGuid(), "inside", new ActorRef(0, $"rule/{name}"), MessageKind.Insert, state));
+        }
+
+        var list = await ops.GetAsync("/v1/rules");
+        var text = await list.Content.ReadAsStringAsync();
+        Assert.True(list.IsSuccessStatusCode, text);
+        Assert.Equal(["good"], JsonNode.Parse(text)!.AsArray().Select(r => r!["name"]!.GetValue<string>()));
+        var broken = await ops.GetAsync("/v1/rules/broken");
+        Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
+        Assert.Equal("BadRule", JsonNode.Parse(await broken.Content.ReadAsStringAsync())!["code"]!.GetValue<string>());
+
+        // Putting the rule again replaces the record.
+        var replaced = await ops.PutAsync("/v1/rules", Json("""{"name": "broken", "on": {"type": "order"}, "do": [{"view": {"name": "seen2", "key": "{entry.key}", "set": {"n": 1}}}]}"""));
+        Assert.True(replaced.IsSuccessStatusCode, await replaced.Content.ReadAsStringAsync());
+        Assert.Equal(["broken", "good"], JsonNode.Parse(await (await ops.GetAsync("/v1/rules")).Content.ReadAsStringAsync())!.AsArray().Select(r => r!["name"]!.GetValue<string>()));
     }
 
     private static async Task SetUpAsync(HttpClient acme)

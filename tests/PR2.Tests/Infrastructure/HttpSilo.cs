@@ -29,6 +29,9 @@ public sealed class HttpSilo : IAsyncDisposable
     /// <summary>The silo's own grain factory: for calls that bypass the HTTP API and the .NET client's checks.</summary>
     public IGrainFactory Grains => _app.Services.GetRequiredService<IGrainFactory>();
 
+    /// <summary>The silo's co-hosted cluster client, as the HTTP API uses it.</summary>
+    public IClusterClient ClusterClient => _app.Services.GetRequiredService<IClusterClient>();
+
     /// <summary>An HTTP client for the API; <paramref name="apiKey"/> goes in X-Api-Key.</summary>
     public HttpClient Client(string? apiKey = null)
     {
