@@ -34,6 +34,14 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     Task<int> GetPrimary();
 
     /// <summary>
+    /// The primary, for a strong read: only when it holds every entry the shard may have acknowledged (per origin, what
+    /// every replica read since this writer took over holds, and what its earlier writers acknowledged), and the replicas
+    /// not heard from since are too few to hold an acknowledged entry alone (fewer than the ack policy's copies).
+    /// Otherwise <see cref="ErrorCode.ShardUnavailable"/> (retriable), saying what is missing.
+    /// </summary>
+    Task<int> GetStrongPrimary();
+
+    /// <summary>
     /// A reader could not reach replica <paramref name="primary"/> as the primary: if it is still the primary
     /// and does not answer a short probe either, the writer fails over. Returns the primary's index afterwards.
     /// </summary>

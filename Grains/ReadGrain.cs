@@ -32,6 +32,9 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
     /// <summary>How long it waits for one replica other than the primary before trying the next.</summary>
     public static readonly TimeSpan SessionWaitPerReplica = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long a strong read waits for the primary to hold every acknowledged entry before it is refused.</summary>
+    public static readonly TimeSpan StrongWait = TimeSpan.FromSeconds(3);
+
     private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan SessionPoll = TimeSpan.FromMilliseconds(20);
 
@@ -51,7 +54,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         switch (consistency)
         {
             case ReadConsistency.Strong:
-                return await OnReplicaAsync(await PrimaryAsync(), async (connection, transaction, replica) =>
+                return await OnReplicaAsync(await StrongPrimaryAsync(), async (connection, transaction, replica) =>
                 {
                     var head = await HeadAsync(connection, transaction);
                     var entries = await JournalStore.ReadActorAsync(connection, actor, head);
@@ -90,7 +93,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
         if (consistency == ReadConsistency.Strong)
         {
             // The primary's records view first takes in everything committed so far.
-            var primary = await PrimaryAsync();
+            var primary = await StrongPrimaryAsync();
             await GrainFactory.GetGrain<IAgentGrain>(AgentCatalog.Key(RecordsProjector.AgentName, ShardCode, primary)).CatchUp();
             only = primary;
         }
@@ -234,6 +237,31 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
     }
 
     private Task<int> PrimaryAsync() => CurrentPrimary.AskAsync(GrainFactory, shards.Get(ShardCode), AttemptTimeout);
+
+    // The primary once it holds every entry the shard may have acknowledged (the writer grain decides, and wakes
+    // anti-entropy when it does not yet); asked again for up to StrongWait, then the writer's refusal stands.
+    private async Task<int> StrongPrimaryAsync()
+    {
+        var set = shards.Get(ShardCode);
+        var deadline = DateTime.UtcNow + StrongWait;
+        while (true)
+        {
+            try
+            {
+                var primary = await GrainFactory.GetGrain<IShardWriterGrain>(ShardCode).GetStrongPrimary().WaitAsync(AttemptTimeout * 2);
+                set.Promote(primary);
+                return primary;
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && DateTime.UtcNow + SessionPoll < deadline)
+            {
+                await Task.Delay(SessionPoll * 5);
+            }
+            catch (TimeoutException)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode} has no primary answering within {(AttemptTimeout * 2).TotalSeconds:0.#} s; retry");
+            }
+        }
+    }
 
     private static DateTime Min(DateTime a, DateTime b) => a < b ? a : b;
 

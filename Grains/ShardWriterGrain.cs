@@ -54,6 +54,12 @@ public sealed class ShardWriterGrain(
     // searched, a refusal of such a MessageId would not be final (FindAccepted).
     private readonly Dictionary<Guid, (int Replica, long Epoch)> _inDoubt = [];
 
+    // What a strong read's replica must hold, per origin: every version vector this activation read and what its given-up
+    // writers acknowledged. Entries acknowledged before this activation were committed before it read the vectors, so
+    // they are in here, unless they are only on replicas it has not heard from (_unheard).
+    private readonly Dictionary<Guid, long> _acknowledged = [];
+    private HashSet<int>? _unheard;
+
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
     private ShardReplicaSet Set => shards.Get(ShardCode);
@@ -174,6 +180,8 @@ public sealed class ShardWriterGrain(
     // Stops the writer sending anything more and remembers what it may still commit on its replica.
     private void GiveUp(JournalWriter writer)
     {
+        // What it acknowledged may be on its replica alone (Primary policy): strong reads wait until the primary has it.
+        Acknowledge(writer.ReplicaId, writer.CommittedOriginPosition);
         var replica = Set.Replicas.ToList().IndexOf(writer.Source);
         foreach (var messageId in writer.Abandon())
         {
@@ -254,6 +262,72 @@ public sealed class ShardWriterGrain(
             throw Unavailable(e);
         }
     }
+
+    public async Task<int> GetStrongPrimary()
+    {
+        var writer = await GetWriterAsync();
+        var primary = Set.PrimaryIndex;
+        foreach (var replica in _unheard?.ToArray() ?? [])
+        {
+            await TryReadVectorAsync(replica);
+        }
+
+        if (_unheard is { Count: > 0 } unheard && unheard.Count >= Set.RequiredCopies)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"a strong read of shard {ShardCode} cannot be served: replica {string.Join(", ", unheard.Order())} has not answered since the writer took over " +
+                $"and may hold acknowledged entries no other replica has (an acknowledgement takes {Set.RequiredCopies} of {Set.Replicas.Count} replicas); retry");
+        }
+
+        VersionVector held;
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            held = await VersionVector.ReadAsync(writer.Source, timeout.Token).WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            throw Unavailable(e);
+        }
+
+        var lacking = _acknowledged.Count(a => held[a.Key] < a.Value);
+        if (lacking == 0)
+        {
+            return primary;
+        }
+
+        if (Set.Replicas.Count > 1)
+        {
+            _ = GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode).Wake();
+        }
+
+        throw new Pr2Exception(ErrorCode.ShardUnavailable,
+            $"a strong read of shard {ShardCode} cannot be served yet: the primary (replica {primary}) lacks acknowledged entries of {lacking} origin(s) that anti-entropy is copying; retry");
+    }
+
+    // Reads a replica's version vector into what strong reads must see; false when it does not answer.
+    private async Task<(bool Reachable, long Held)> TryReadVectorAsync(int replica)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            var vector = await VersionVector.ReadAsync(Set.Replicas[replica], timeout.Token).WaitAsync(timeout.Token);
+            foreach (var (origin, position) in vector.Positions)
+            {
+                Acknowledge(origin, position);
+            }
+
+            _unheard?.Remove(replica);
+            return (true, vector.Positions.Values.Sum());
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return (false, -1);
+        }
+    }
+
+    private void Acknowledge(Guid origin, long position) =>
+        _acknowledged[origin] = Math.Max(_acknowledged.GetValueOrDefault(origin), position);
 
     public async Task<int> GetPrimary()
     {
@@ -346,18 +420,11 @@ public sealed class ShardWriterGrain(
     private async Task<int> ChoosePrimaryAsync()
     {
         // A writer that failed over excludes nothing: a replica that answers again may be chosen again.
-        var candidates = await Task.WhenAll(Set.Replicas.Select(async (replica, index) =>
+        _unheard ??= [.. Enumerable.Range(0, Set.Replicas.Count)];
+        var candidates = await Task.WhenAll(Set.Replicas.Select(async (_, index) =>
         {
-            try
-            {
-                using var timeout = new CancellationTokenSource(ProbeTimeout);
-                var vector = await VersionVector.ReadAsync(replica, timeout.Token).WaitAsync(timeout.Token);
-                return (Index: index, Held: vector.Positions.Values.Sum(), Reachable: true);
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
-            {
-                return (Index: index, Held: -1L, Reachable: false);
-            }
+            var (reachable, held) = await TryReadVectorAsync(index);
+            return (Index: index, Held: held, Reachable: reachable);
         }));
         var best = candidates.Where(c => c.Reachable).OrderByDescending(c => c.Held).ThenBy(c => c.Index).FirstOrDefault();
         return best.Reachable

@@ -118,6 +118,12 @@ public sealed class JournalWriter : IAsyncDisposable
     /// <summary>The replica database this writer appends to.</summary>
     public NpgsqlDataSource Source => _source;
 
+    /// <summary>The id of the replica this writer appends to: the origin of every entry it writes.</summary>
+    public Guid ReplicaId => _replicaId;
+
+    /// <summary>This replica's own origin position after the last commit: every entry this writer acknowledged is at or below it.</summary>
+    public long CommittedOriginPosition => Volatile.Read(ref _originAt);
+
     /// <summary>This writer's fencing epoch; a writer opened later has a higher one and wins.</summary>
     public long Epoch { get; }
 

@@ -95,6 +95,56 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
     }
 
     [Fact]
+    public async Task A_strong_read_never_misses_an_acknowledged_write_after_the_primary_holding_it_is_lost()
+    {
+        var (settings, replicas) = Topology("strong_after_loss", "Primary", copies: 2);
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/r";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(() => HoldsAsync(replicas[1], insert.MessageId), TimeSpan.FromSeconds(30), "replica 1 has the insert");
+
+        // Versions 2 and 3 are acknowledged on replica 0 alone; then its server dies and the writer fails over to 1.
+        await _serverB.Server.PauseAsync();
+        try
+        {
+            await client.SendAsync(Shard, actor, MessageKind.Modify, """{"v": 2}""");
+            await client.SendAsync(Shard, actor, MessageKind.Modify, """{"v": 3}""");
+            NpgsqlConnection.ClearAllPools();
+            await _serverA.Server.StopAsync("immediate");
+        }
+        finally
+        {
+            await _serverB.Server.ResumeAsync();
+        }
+
+        try
+        {
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "order/after"), MessageKind.Insert, "{}"));
+            var read = await Record.ExceptionAsync(() => client.ReadRecordAsync(Shard, actor, ReadConsistency.Strong));
+            Assert.True(read is Pr2Exception { Code: ErrorCode.ShardUnavailable },
+                $"a strong read while the only replica holding acknowledged versions 2..3 is down got {Describe(read)}");
+        }
+        finally
+        {
+            await _serverA.Server.StartAgainAsync();
+        }
+
+        // Once replica 0 is back and its entries copied, the strong read has the last acknowledged version.
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                return (await client.ReadRecordAsync(Shard, actor, ReadConsistency.Strong)).Record.Version == 3;
+            }
+            catch (Pr2Exception e) when (e.IsRetriable)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), "a strong read returns version 3");
+    }
+
+    [Fact]
     public async Task A_retry_of_a_write_committed_without_its_quorum_is_not_acknowledged_until_the_quorum_holds_it()
     {
         var (settings, replicas) = Topology("quorum_retry", "Quorum", copies: 3);
@@ -181,7 +231,7 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
         return (settings, databases);
     }
 
-    private static string Describe(Exception? answer) => answer is null ? "an acknowledgement" : answer is Pr2Exception e ? $"{e.Code}: {e.Message}" : answer.ToString();
+    private static string Describe(Exception? answer) => answer is null ? "a successful answer" : answer is Pr2Exception e ? $"{e.Code}: {e.Message}" : answer.ToString();
 
     private static async Task<bool> HoldsAsync(NpgsqlDataSource replica, Guid messageId) => await ReplicaContents.CountAsync(replica, messageId) == 1;
 }
