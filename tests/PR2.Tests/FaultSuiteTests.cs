@@ -18,7 +18,9 @@ namespace PR2.Tests;
 /// while a nemesis kills a server (pg_ctl stop -m immediate) and restarts it, pauses one (SIGSTOP/SIGCONT),
 /// and stops a silo. Then heal, wait for quiet, and check: every acknowledged MessageId on every replica
 /// (lost = 0), no MessageId twice in a journal, records byte-equal across replicas, version vectors equal,
-/// marks never went backwards, canceled records canceled everywhere. Seed, faults and a summary are printed;
+/// marks never went backwards, canceled records canceled everywhere. And against what each client was told: a
+/// refused MessageId is in no journal, <c>Duplicate</c> only on a call that was itself a retry, each actor's acks in
+/// increasing versions, and a strong read never older than the last ack before it. Seed, faults and a summary are printed;
 /// PR2_FAULT_SEED replays a run, PR2_FAULT_SECONDS makes it a soak with a random seed (scripts/soak.sh).
 /// </summary>
 public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelper output) : IClassFixture<TwoPostgresServers>
@@ -50,6 +52,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
         var versions = actors.ToDictionary(a => a, _ => 0);
         var canceled = new HashSet<ActorRef>();
         var acked = new ConcurrentBag<WriteAck>();
+        var history = new ClientHistory();
         long errors = 0;
         var slowest = TimeSpan.Zero;
         var marks = new MarkSampler(replicas);
@@ -65,8 +68,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
             {
                 var kind = versions[actor] == 0 ? MessageKind.Insert : random.Next(12) == 0 ? MessageKind.Cancel : MessageKind.Modify;
                 var message = new Message(Guid.NewGuid(), "fault-suite", actor, kind, $$"""{"round": {{round}}, "v{{random.Next(4)}}": {{random.Next(100)}}}""");
-                return SendAsync(client, message);
+                return SendAsync(client, message, history);
             }));
+            await history.ReadStronglyAsync(client, batch.Take(4));
             foreach (var (actor, result) in batch.Zip(results))
             {
                 errors += result.Errors;
@@ -122,9 +126,14 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
         await sampling;
 
         // Checks.
-        long lost = 0, duplicated = 0, restamped = 0;
+        long lost = 0, duplicated = 0, restamped = 0, refusedButCommitted = 0;
         foreach (var (shard, databases) in replicas)
         {
+            foreach (var database in databases)
+            {
+                refusedButCommitted += await history.CommittedRefusalsAsync(database);
+            }
+
             var shardAcks = acked.Where(a => a.Actor.Shard == shard).Select(a => a.MessageId).ToList();
             List<string>? firstRecords = null;
             VersionVector? firstVector = null;
@@ -155,8 +164,19 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
 
         output.WriteLine($"{"acked",8}{"errors",8}{"lost",6}{"duplicated",12}{"restamped",11}{"slowest answer s",18}{"converge s",12}{"mark samples",14}{"longest stall ms",18}");
         output.WriteLine($"{acked.Count,8}{errors,8}{lost,6}{duplicated,12}{restamped,11}{slowest.TotalSeconds,18:0.0}{convergeTime.TotalSeconds,12:0.0}{marks.Samples,14}{stalls.Longest.TotalMilliseconds,18:0}");
+        output.WriteLine($"{"refused",8}{"refused-but-committed",23}{"false duplicates",18}{"order reversals",17}{"strong reads",14}{"stale strong reads",20}");
+        output.WriteLine($"{history.Refused,8}{refusedButCommitted,23}{history.FalseDuplicates.Count,18}{history.OrderReversals.Count,17}{history.StrongReads,14}{history.StaleStrongReads.Count,20}");
+        foreach (var problem in history.FalseDuplicates.Concat(history.OrderReversals).Concat(history.StaleStrongReads))
+        {
+            output.WriteLine("history: " + problem);
+        }
+
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
+        Assert.Equal(0, refusedButCommitted);
+        Assert.Empty(history.FalseDuplicates);
+        Assert.Empty(history.OrderReversals);
+        Assert.Empty(history.StaleStrongReads);
         Assert.Empty(marks.Regressions);
         // The call bound (Pr2:Write:CallTimeoutSeconds, 5 s) plus room for messaging on a loaded 2-core machine.
         Assert.True(slowest < CallBound + TimeSpan.FromSeconds(2), $"a call took {slowest.TotalSeconds:0.0} s; the bound is {CallBound.TotalSeconds} s");
@@ -224,17 +244,18 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
 
     // Sends with retries of the same MessageId on retriable errors, up to a deadline. A write still refused then
     // (e.g. a quorum shard with its majority down) is not acknowledged: it counts as an error, never as lost.
-    private static async Task<(WriteAck? Ack, MessageKind Kind, long Errors, TimeSpan Slowest)> SendAsync(Pr2Client client, Message message)
+    private static async Task<(WriteAck? Ack, MessageKind Kind, long Errors, TimeSpan Slowest)> SendAsync(Pr2Client client, Message message, ClientHistory history)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         long errors = 0;
         var slowest = TimeSpan.Zero;
-        while (true)
+        for (var call = 1; ; call++)
         {
             var started = Stopwatch.StartNew();
             try
             {
                 var ack = await client.SendAsync(message);
+                history.Acknowledged(message, ack, call);
                 return (ack, message.Kind, errors, started.Elapsed > slowest ? started.Elapsed : slowest);
             }
             catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException)
@@ -255,7 +276,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
             }
             catch (Pr2Exception e) when (e.Code is ErrorCode.VersionMismatch or ErrorCode.RecordCanceled or ErrorCode.RecordExists or ErrorCode.RecordMissing)
             {
-                // A retry after an unknown outcome may meet the state its own first attempt made: not an ack.
+                // Final: nothing was or ever will be written for this MessageId (checked after healing).
+                history.Refusal(message.MessageId);
                 return (null, message.Kind, errors + 1, slowest);
             }
         }

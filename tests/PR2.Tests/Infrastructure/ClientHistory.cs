@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using Npgsql;
+using PR2.Client;
+
+namespace PR2.Tests.Infrastructure;
+
+/// <summary>
+/// What a workload's clients were told (acknowledgements, refusals, strong reads) and the checks that hold it against
+/// the truth: a refused MessageId is in no journal, <c>Duplicate</c> is only ever the answer to a call that was itself a
+/// retry, one actor's acknowledgements come in increasing versions, and a strong read is never older than the last
+/// acknowledgement its actor got before the read began.
+/// </summary>
+public sealed class ClientHistory
+{
+    private readonly ConcurrentDictionary<Guid, bool> _refused = new();
+    private readonly ConcurrentDictionary<ActorRef, long> _lastAcked = new();
+
+    public int Refused => _refused.Count;
+
+    public int StrongReads { get; private set; }
+
+    public ConcurrentBag<string> FalseDuplicates { get; } = [];
+
+    public ConcurrentBag<string> OrderReversals { get; } = [];
+
+    public ConcurrentBag<string> StaleStrongReads { get; } = [];
+
+    /// <summary>The answer to a call; <paramref name="call"/> counts the calls with this MessageId, from 1.</summary>
+    public void Acknowledged(Message message, WriteAck ack, int call)
+    {
+        if (ack.Duplicate && call == 1)
+        {
+            FalseDuplicates.Add($"{message.MessageId} to {message.Receiver}: the first call was answered as a duplicate");
+        }
+
+        // One client per actor, one message at a time: each acknowledgement is a newer version than the one before.
+        _lastAcked.AddOrUpdate(message.Receiver, ack.Version, (actor, last) =>
+        {
+            if (ack.Version <= last)
+            {
+                OrderReversals.Add($"{actor}: acknowledged version {ack.Version} after version {last} ({message.MessageId})");
+            }
+
+            return Math.Max(last, ack.Version);
+        });
+    }
+
+    public void Refusal(Guid messageId) => _refused[messageId] = true;
+
+    /// <summary>Strong reads of <paramref name="actors"/>, each checked against the last acknowledgement before it; retriable refusals are allowed.</summary>
+    public async Task ReadStronglyAsync(Pr2Client client, IEnumerable<ActorRef> actors)
+    {
+        foreach (var actor in actors)
+        {
+            var before = _lastAcked.GetValueOrDefault(actor);
+            try
+            {
+                var read = await client.ReadRecordAsync(actor.Shard, actor.ActorId, ReadConsistency.Strong);
+                StrongReads++;
+                if (read.Record.Version < before)
+                {
+                    StaleStrongReads.Add($"{actor}: strong read at version {read.Record.Version} (replica {read.Replica}) after version {before} was acknowledged");
+                }
+            }
+            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException)
+            {
+                // Said it could not answer: allowed, and nothing to check.
+            }
+        }
+    }
+
+    /// <summary>How many refused MessageIds the replica's journal holds (each one a refusal that was not final).</summary>
+    public async Task<long> CommittedRefusalsAsync(NpgsqlDataSource replica)
+    {
+        await using var command = replica.CreateCommand("select count(*) from pr2_journal where message_id = any($1)");
+        command.Parameters.Add(new NpgsqlParameter { Value = _refused.Keys.ToArray() });
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+}
