@@ -102,7 +102,7 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
     private async Task<NpgsqlDataSource> PrimaryAsync()
     {
         var set = shards.Get(ShardCode);
-        return set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout)];
+        return set.Readers[await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout)];
     }
 
     private Pr2Exception Unavailable(NpgsqlException e) => new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({DatabaseFailure.Describe(e)}); retry");

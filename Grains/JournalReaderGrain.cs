@@ -22,7 +22,7 @@ public sealed class JournalReaderGrain(ShardRegistry shards) : Grain, IJournalRe
         try
         {
             var set = shards.Get(shard);
-            var primary = set.Replicas[await CurrentPrimary.AskAsync(GrainFactory, set, TimeSpan.FromSeconds(2))];
+            var primary = set.Readers[await CurrentPrimary.AskAsync(GrainFactory, set, TimeSpan.FromSeconds(2))];
             return await JournalStore.ReadAsync(primary, shard, Math.Max(0, fromPosition - 1), limit);
         }
         catch (NpgsqlException e)

@@ -275,7 +275,7 @@ public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
     {
         async Task<T> AttemptAsync(CancellationToken cancellationToken)
         {
-            await using var connection = await shards.Get(ShardCode).Replicas[replica].OpenConnectionAsync(cancellationToken);
+            await using var connection = await shards.Get(ShardCode).Readers[replica].OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
             var result = await read(connection, transaction, replica);
             await transaction.CommitAsync(cancellationToken);

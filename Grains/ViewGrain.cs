@@ -26,7 +26,7 @@ public sealed class ViewGrain(ShardRegistry shards) : Grain, IViewGrain
         var pattern = LikePattern.StartingWith(keyPrefix);
         try
         {
-            await using var command = shards.Get(shard).Primary.CreateCommand(
+            await using var command = shards.Get(shard).PrimaryReader.CreateCommand(
                 "select key, doc::text, rule, position from pr2_view where view = $1 and key like $2 order by key limit $3");
             command.Parameters.Add(new NpgsqlParameter { Value = view });
             command.Parameters.Add(new NpgsqlParameter { Value = pattern });

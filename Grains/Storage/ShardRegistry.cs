@@ -18,9 +18,12 @@ public sealed class ShardRegistry : IAsyncDisposable
         {
             var code = int.Parse(key, NumberStyles.None, CultureInfo.InvariantCulture);
             var sources = shard.Replicas
-                .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds))
+                .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds, "pr2"))
                 .ToList();
-            _shards.Add(code, new ShardReplicaSet(code, sources, shard.RequiredCopies));
+            var readers = shard.Replicas
+                .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds, "pr2-read"))
+                .ToList();
+            _shards.Add(code, new ShardReplicaSet(code, sources, shard.RequiredCopies, readers));
         }
     }
 
@@ -37,13 +40,14 @@ public sealed class ShardRegistry : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var source in _shards.Values.SelectMany(s => s.Replicas))
+        foreach (var source in _shards.Values.SelectMany(s => s.Replicas.Concat(s.Readers)))
         {
             await source.DisposeAsync();
         }
     }
 
-    private static NpgsqlDataSource CreateDataSource(string connectionString, int commandTimeoutSeconds)
+    // applicationName tells the two pools of a database apart in pg_stat_activity (unless the operator named it).
+    private static NpgsqlDataSource CreateDataSource(string connectionString, int commandTimeoutSeconds, string applicationName)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         // Fail fast: a replica that does not answer within seconds is treated as unavailable,
@@ -86,7 +90,7 @@ public sealed class ShardRegistry : IAsyncDisposable
         // large) can cross the JIT cost threshold and spend 100 ms compiling a statement that runs in one.
         builder.Options = $"{builder.Options} -c synchronous_commit=on -c jit=off".Trim();
 
-        builder.ApplicationName ??= "pr2";
+        builder.ApplicationName ??= applicationName;
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
     }
 }

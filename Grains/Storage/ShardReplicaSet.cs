@@ -7,7 +7,7 @@ namespace PR2.Grains.Storage;
 /// The shard's journal writer decides the primary (see ShardWriterGrain); other grains in this silo learn
 /// it through <see cref="Promote"/>.
 /// </summary>
-public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, int requiredCopies = 1)
+public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, int requiredCopies = 1, IReadOnlyList<NpgsqlDataSource>? readers = null)
 {
     private int _primary;
 
@@ -18,9 +18,18 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
 
     public IReadOnlyList<NpgsqlDataSource> Replicas { get; } = replicas;
 
+    /// <summary>
+    /// The same databases through pools of their own, for reads that callers drive (record reads, queries, change feeds,
+    /// journal pages, views): however many of those wait for a connection, the writer and the agents never do.
+    /// </summary>
+    public IReadOnlyList<NpgsqlDataSource> Readers { get; } = readers ?? replicas;
+
     public int PrimaryIndex => Volatile.Read(ref _primary);
 
     public NpgsqlDataSource Primary => Replicas[PrimaryIndex];
+
+    /// <summary>The primary through the readers' pool.</summary>
+    public NpgsqlDataSource PrimaryReader => Readers[PrimaryIndex];
 
     public void Promote(int index)
     {
