@@ -103,9 +103,9 @@ public static class HttpApiEndpoints
         return Results.Ok(documents.Select(ViewDocumentView.From).ToList());
     }
 
-    private static IResult Changes(int shard, string? type, string? actor, long? after, HttpContext http, IClusterClient cluster)
+    private static IResult Changes(int shard, string? type, string? actor, long? after, HttpContext http, IClusterClient cluster, StreamLimiter streams)
     {
-        Require(http, shard);
+        var caller = Require(http, shard);
         if (actor is not null && !ActorRef.TryValidate(shard, actor, out var problem))
         {
             throw new Pr2Exception(ErrorCode.BadActorId, problem);
@@ -113,15 +113,24 @@ public static class HttpApiEndpoints
 
         // A reconnecting EventSource sends the id of the last event it received: continue right after it.
         var resume = long.TryParse(http.Request.Headers["Last-Event-ID"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var lastSeen) ? lastSeen : after;
+        var limit = Options(http).MaxStreamsPerCaller;
+        var lease = streams.TryOpen(caller, limit)
+            ?? throw new TooManyStreamsException($"{caller} has {limit} change streams open, the most a caller may hold; close one and retry");
+        http.Response.RegisterForDispose(lease); // also when the stream never starts
         var changes = new Pr2Client(cluster).WatchAsync(shard, type, actor, resume, cancellationToken: http.RequestAborted);
-        return TypedResults.ServerSentEvents(Events(changes));
+        return TypedResults.ServerSentEvents(Events(changes, lease, http.Response));
     }
 
-    private static async IAsyncEnumerable<SseItem<RecordChangeView>> Events(IAsyncEnumerable<RecordChange> changes)
+    private static async IAsyncEnumerable<SseItem<RecordChangeView>> Events(IAsyncEnumerable<RecordChange> changes, IDisposable lease, HttpResponse response)
     {
-        await foreach (var change in changes)
+        using (lease)
         {
-            yield return new SseItem<RecordChangeView>(RecordChangeView.From(change), "change") { EventId = change.Position.ToString(CultureInfo.InvariantCulture) };
+            // The headers go out now, not with the first change: a subscriber knows at once that its stream is open.
+            await response.Body.FlushAsync(response.HttpContext.RequestAborted);
+            await foreach (var change in changes)
+            {
+                yield return new SseItem<RecordChangeView>(RecordChangeView.From(change), "change") { EventId = change.Position.ToString(CultureInfo.InvariantCulture) };
+            }
         }
     }
 

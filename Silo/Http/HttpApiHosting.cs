@@ -37,6 +37,7 @@ public static class HttpApiHosting
             json.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
             json.SerializerOptions.RespectRequiredConstructorParameters = true;
         });
+        builder.Services.AddSingleton<StreamLimiter>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddOpenApi();
@@ -103,6 +104,11 @@ public static class HttpApiHosting
                 throw new InvalidOperationException(
                     $"{HttpApiOptions.SectionName}:ApiKeys: every key needs a Name, a Key of at least 16 characters and Shards (codes or \"*\"); '{key.Name}' does not");
             }
+        }
+
+        if (options.MaxStreamsPerCaller < 1)
+        {
+            throw new InvalidOperationException($"{HttpApiOptions.SectionName}:MaxStreamsPerCaller must be at least 1, got {options.MaxStreamsPerCaller}");
         }
 
         if (options.Jwt.SigningKey.Length is > 0 and < 32)

@@ -17,6 +17,9 @@ public sealed class HttpApiOptions
     /// <summary>Bearer tokens (JWT, HMAC-SHA256) accepted when <see cref="JwtOptions.SigningKey"/> is set.</summary>
     public JwtOptions Jwt { get; set; } = new();
 
+    /// <summary>How many change streams (Server-Sent Events) one caller may hold open at once; more are refused (429).</summary>
+    public int MaxStreamsPerCaller { get; set; } = 8;
+
     /// <summary>No keys and no JWT: the API is open, which is allowed only on a loopback address.</summary>
     public bool IsOpen => ApiKeys.Count == 0 && string.IsNullOrEmpty(Jwt.SigningKey);
 }

@@ -18,6 +18,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         {
             Pr2Exception refused => (ErrorStatus.For(refused.Code), refused.Code.ToString(), refused.IsRetriable, refused.Message),
             AccessDeniedException denied => (StatusCodes.Status403Forbidden, "Forbidden", false, denied.Message),
+            TooManyStreamsException many => (StatusCodes.Status429TooManyRequests, "TooManyStreams", true, many.Message),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (StatusCodes.Status413PayloadTooLarge, nameof(ErrorCode.BodyTooLarge), false,
                 "the request is larger than this API accepts (four times Pr2:Write:MaxBodyBytes, plus 64 KiB for the envelope)"),
             BadHttpRequestException bad => (bad.StatusCode, "BadRequest", false, bad.Message),

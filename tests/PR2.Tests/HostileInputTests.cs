@@ -355,6 +355,42 @@ public sealed class HostileInputTests(PostgresFixture postgres)
         Assert.Equal(["broken", "good"], JsonNode.Parse(await (await ops.GetAsync("/v1/rules")).Content.ReadAsStringAsync())!.AsArray().Select(r => r!["name"]!.GetValue<string>()));
     }
 
+    [Fact]
+    public async Task A_caller_cannot_hold_more_change_streams_than_its_limit_and_a_closed_one_frees_its_place()
+    {
+        var topology = postgres.CreateTopology("hostile_streams", 0, 1, 2);
+        var settings = Settings(topology);
+        settings["Pr2:Http:MaxStreamsPerCaller"] = "2";
+        await using var silo = await HttpSilo.StartAsync(settings);
+        using var acme = silo.Client(AcmeKey);
+        using var ops = silo.Client(OpsKey);
+
+        async Task<HttpResponseMessage> OpenAsync(HttpClient client, CancellationToken cancellationToken) =>
+            await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/v1/shards/1/changes?type=order"), HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+
+        using var first = new CancellationTokenSource();
+        using var second = new CancellationTokenSource();
+        var open = new List<HttpResponseMessage> { await OpenAsync(acme, first.Token), await OpenAsync(acme, second.Token) };
+        Assert.All(open, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+
+        using var third = await OpenAsync(acme, CancellationToken.None);
+        Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+        var problem = JsonNode.Parse(await third.Content.ReadAsStringAsync())!;
+        Assert.Equal(("TooManyStreams", true), (problem["code"]!.GetValue<string>(), problem["retriable"]!.GetValue<bool>()));
+
+        // Another caller has limits of its own; and a stream that ends frees its place.
+        using var other = await OpenAsync(ops, CancellationToken.None);
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+        open[0].Dispose();
+        await first.CancelAsync();
+        await Eventually.TrueAsync(async () =>
+        {
+            using var again = await OpenAsync(acme, CancellationToken.None);
+            return again.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(30), "a closed stream frees its place");
+        open[1].Dispose();
+    }
+
     private static async Task SetUpAsync(HttpClient acme)
     {
         foreach (var (path, json) in new[]
