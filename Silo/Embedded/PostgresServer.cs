@@ -107,16 +107,34 @@ public sealed class PostgresServer : IAsyncDisposable
 
     private async Task SignalAllAsync(string signal)
     {
+        // The postmaster first: once it is stopped it forks no new backend, so the children listed after it are all of
+        // them. (Listed before, a connection opened in between got a backend that kept running through a "pause".)
         var postmaster = File.ReadLines(Path.Combine(DataDirectory, "postmaster.pid")).First().Trim();
-        var pids = new List<string> { postmaster };
+        await RunAsync("kill", [signal, postmaster], asServiceUser: false, CancellationToken.None);
+        foreach (var pid in ChildrenOf(postmaster))
+        {
+            try
+            {
+                await RunAsync("kill", [signal, pid], asServiceUser: false, CancellationToken.None);
+            }
+            catch (InvalidOperationException)
+            {
+                // Gone already: children may exit between listing and signalling.
+            }
+        }
+    }
+
+    private static List<string> ChildrenOf(string parent)
+    {
+        var children = new List<string>();
         foreach (var dir in Directory.EnumerateDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
         {
             try
             {
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                if (stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1] == postmaster)
+                if (stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1] == parent)
                 {
-                    pids.Add(Path.GetFileName(dir));
+                    children.Add(Path.GetFileName(dir));
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -125,19 +143,7 @@ public sealed class PostgresServer : IAsyncDisposable
             }
         }
 
-        // Children may exit between listing and signalling: only the postmaster's signal must succeed.
-        await RunAsync("kill", [signal, postmaster], asServiceUser: false, CancellationToken.None);
-        foreach (var pid in pids.Skip(1))
-        {
-            try
-            {
-                await RunAsync("kill", [signal, pid], asServiceUser: false, CancellationToken.None);
-            }
-            catch (InvalidOperationException)
-            {
-                // Gone already.
-            }
-        }
+        return children;
     }
 
     private static int ChoosePort(string dataDirectory)
