@@ -13,13 +13,21 @@ public static class Pr2ClientHostingExtensions
     {
         var options = builder.Configuration.GetSection(Pr2ClientOptions.SectionName).Get<Pr2ClientOptions>() ?? new Pr2ClientOptions();
         var gateways = options.EffectiveGateways.Select(ParseEndpoint).ToArray();
-        builder.UseOrleansClient(client => client
-            .UseStaticClustering(gateways)
-            .Configure<ClusterOptions>(cluster =>
+        const string tlsSection = $"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.Tls)}";
+        var certificate = options.Tls.IsConfigured ? ClusterTls.LoadCertificate(options.Tls, tlsSection) : null;
+        builder.UseOrleansClient(client =>
+        {
+            client.UseStaticClustering(gateways)
+                .Configure<ClusterOptions>(cluster =>
+                {
+                    cluster.ClusterId = options.ClusterId;
+                    cluster.ServiceId = options.ServiceId;
+                });
+            if (certificate is not null)
             {
-                cluster.ClusterId = options.ClusterId;
-                cluster.ServiceId = options.ServiceId;
-            }));
+                client.UseTls(certificate, tls => ClusterTls.Configure(tls, certificate, options.Tls, tlsSection));
+            }
+        });
         builder.Services.AddSingleton(services => new Pr2Client(services.GetRequiredService<IClusterClient>()));
         return builder;
     }

@@ -23,4 +23,7 @@ public sealed class Pr2ClientOptions
 
     /// <summary>Must match the silos' <c>Pr2:Silo:ServiceId</c>.</summary>
     public string ServiceId { get; set; } = "pr2";
+
+    /// <summary>Mutual TLS to the gateway: needed when the silos use <c>Pr2:Silo:Tls</c>.</summary>
+    public ClusterTlsOptions Tls { get; set; } = new();
 }

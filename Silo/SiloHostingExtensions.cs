@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
+using PR2.Client;
 using PR2.Grains;
 using PR2.Grains.Configuration;
 
@@ -24,10 +25,11 @@ public static class SiloHostingExtensions
             options.ConnectionString = ControlShardConnectionString(configuration);
         });
 
-    /// <summary>Clustering, endpoints and cluster identity from <see cref="SiloOptions"/>.</summary>
+    /// <summary>Clustering, endpoints, cluster identity and TLS from <see cref="SiloOptions"/>.</summary>
     public static ISiloBuilder UsePr2Clustering(this ISiloBuilder silo, IConfiguration configuration)
     {
         var options = configuration.GetSection(SiloOptions.SectionName).Get<SiloOptions>() ?? new SiloOptions();
+        silo.UsePr2Tls(options);
         switch (options.Clustering)
         {
             case "Localhost":
@@ -47,6 +49,26 @@ public static class SiloHostingExtensions
         }
 
         return silo;
+    }
+
+    /// <summary>
+    /// Mutual TLS on the silo-to-silo and gateway ports when <c>Pr2:Silo:Tls</c> names a certificate. Without it, a
+    /// silo that others reach off loopback would let anyone who can reach its gateway past the HTTP API's per-shard
+    /// authorization, so it refuses to start.
+    /// </summary>
+    public static ISiloBuilder UsePr2Tls(this ISiloBuilder silo, SiloOptions options)
+    {
+        const string section = $"{SiloOptions.SectionName}:{nameof(SiloOptions.Tls)}";
+        if (!options.Tls.IsConfigured)
+        {
+            return options.Clustering == "Localhost" || IPAddress.IsLoopback(IPAddress.Parse(options.AdvertisedAddress))
+                ? silo
+                : throw new InvalidOperationException(
+                    $"{SiloOptions.SectionName}:{nameof(SiloOptions.AdvertisedAddress)} {options.AdvertisedAddress} is not loopback, so the silo and gateway ports need TLS: set {section}:CertificatePath");
+        }
+
+        var certificate = ClusterTls.LoadCertificate(options.Tls, section);
+        return silo.UseTls(certificate, tls => ClusterTls.Configure(tls, certificate, options.Tls, section));
     }
 
     private static string ControlShardConnectionString(IConfiguration configuration) =>

@@ -18,4 +18,7 @@ public sealed class SiloOptions
 
     /// <summary>The address other silos and clients reach this silo at (AdoNet clustering); default loopback.</summary>
     public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Mutual TLS on the silo and gateway ports; required when <see cref="AdvertisedAddress"/> is not loopback.</summary>
+    public PR2.Client.ClusterTlsOptions Tls { get; set; } = new();
 }

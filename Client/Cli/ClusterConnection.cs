@@ -40,17 +40,23 @@ public sealed class ClusterConnection : IAsyncDisposable
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
+        const string tls = $"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.Tls)}";
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             [$"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.Gateways)}:0"] = gateway,
             [$"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.ClusterId)}"] = clusterId,
             [$"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.ServiceId)}"] = clusterId,
+            // A cluster with TLS on its ports: this tool's certificate, and the authority that issued the cluster's.
+            [$"{tls}:{nameof(ClusterTlsOptions.CertificatePath)}"] = Environment.GetEnvironmentVariable("PR2_TLS_CERTIFICATE"),
+            [$"{tls}:{nameof(ClusterTlsOptions.KeyPath)}"] = Environment.GetEnvironmentVariable("PR2_TLS_KEY"),
+            [$"{tls}:{nameof(ClusterTlsOptions.Password)}"] = Environment.GetEnvironmentVariable("PR2_TLS_PASSWORD"),
+            [$"{tls}:{nameof(ClusterTlsOptions.AuthorityPath)}"] = Environment.GetEnvironmentVariable("PR2_TLS_AUTHORITY"),
         });
         try
         {
             builder.AddPr2Client();
         }
-        catch (Exception e) when (e is FormatException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is FormatException or System.Net.Sockets.SocketException or InvalidOperationException)
         {
             throw new ClusterUnreachableException($"gateway '{gateway}': {e.Message}", e);
         }
