@@ -53,7 +53,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
             await runner.CatchUpAsync();
         }
 
-        return await AgentMarks.ReadAsync(runner.Home, _agent, _shard);
+        return await AgentMarks.ReadAsync(runner.Home, runner.MarkName, _shard);
     }
 
     private async Task DrainAsync()

@@ -56,6 +56,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 7003, Level = LogLevel.Error, Message = "Rule record {Actor} cannot be read and is skipped ({Problem})")]
     public static partial void RuleRecordUnreadable(ILogger logger, string actor, string problem);
 
+    [LoggerMessage(EventId = 7004, Level = LogLevel.Warning, Message = "Rule {Rule}: a replica did not answer; its marks or parked entries there are left as they are ({Problem})")]
+    public static partial void RuleLeftoversKept(ILogger logger, string rule, string problem);
+
     [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Outbox of shard {Shard}: delivery paused, it retries")]
     public static partial void RelayFailed(ILogger logger, Exception exception, int shard);
 }

@@ -6,11 +6,14 @@ using PR2.Grains.Storage;
 namespace PR2.Grains;
 
 /// <summary>
-/// Delivers one shard's outbox (messages written by rules) to the target actors, in the order they were
-/// written, one at a time. Each message keeps the MessageId the rule derived, so delivering it again (after a
-/// crash between send and marking it delivered, or a replay) is answered with the first acknowledgement:
-/// exactly once in effect. A refusal by the receiver (say, an insert for an actor that exists) is recorded
-/// on the row and not retried; an unavailable shard is retried on the next wake-up.
+/// Delivers one shard's outboxes (messages written by rules, one outbox per replica) to the target actors, in the
+/// order they were written, one at a time. Every replica runs the rules over its own journal, so each outbox holds the
+/// same messages under the same MessageIds: the receiver keeps the first copy and answers the others as duplicates,
+/// exactly once in effect, and a fail-over loses none because the new primary's outbox has them too. The primary's
+/// outbox (as this silo knows it) is delivered at once; the others' only after <see cref="StandbyDelay"/>, so that in
+/// the common case their copies are answered as duplicates rather than sent in a race. A refusal by the receiver (say,
+/// an insert for an actor that exists) is recorded on the row and not retried; an unavailable target shard is retried
+/// on the next wake-up, and only the rows for that shard wait (per-target order is kept).
 /// </summary>
 [Reentrant]
 public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGrain> logger) : Grain, IOutboxRelayGrain
@@ -18,8 +21,12 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
     private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
     private const int Page = 100;
 
-    private Task<int>? _draining;
-    private bool _wanted;
+    /// <summary>How old a message in a replica that is not the primary must be before that replica's copy is sent.</summary>
+    public static readonly TimeSpan StandbyDelay = TimeSpan.FromSeconds(5);
+
+    // One drain per replica outbox, so that a replica whose server hangs holds up only its own copies.
+    private readonly Dictionary<int, Task<int>> _draining = [];
+    private readonly HashSet<int> _wanted = [];
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -31,83 +38,121 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
 
     public Task Wake()
     {
-        _wanted = true;
-        _draining ??= DrainAsync();
+        StartDrains(StandbyDelay);
         return Task.CompletedTask;
     }
 
     public async Task<int> DeliverNow()
     {
         var total = 0;
-        while (_draining is { } running)
+        while (_draining.Count > 0)
         {
-            total += await running;
+            total += (await Task.WhenAll(_draining.Values)).Sum();
         }
 
-        _wanted = true;
-        _draining = DrainAsync();
-        return total + await _draining;
+        StartDrains(TimeSpan.Zero);
+        return total + (await Task.WhenAll(_draining.Values)).Sum();
     }
 
-    private async Task<int> DrainAsync()
+    private void StartDrains(TimeSpan standbyDelay)
+    {
+        var set = shards.Get(ShardCode);
+        for (var replica = 0; replica < set.Replicas.Count; replica++)
+        {
+            _wanted.Add(replica);
+            if (!_draining.ContainsKey(replica))
+            {
+                _draining[replica] = DrainAsync(replica, standbyDelay);
+            }
+        }
+    }
+
+    private async Task<int> DrainAsync(int replica, TimeSpan standbyDelay)
     {
         await Task.Yield();
         var total = 0;
         try
         {
-            while (_wanted)
+            while (_wanted.Remove(replica))
             {
-                _wanted = false;
-                int delivered;
-                while ((delivered = await DeliverPageAsync()) > 0)
-                {
-                    total += delivered;
-                }
+                var set = shards.Get(ShardCode);
+                total += await DrainReplicaAsync(set.Replicas[replica], replica == set.PrimaryIndex ? TimeSpan.Zero : standbyDelay);
             }
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException || e is Pr2Exception { IsRetriable: true })
-        {
-            Log.RelayFailed(logger, e, ShardCode);
         }
         finally
         {
-            _draining = null;
+            _draining.Remove(replica);
         }
 
         return total;
     }
 
-    // Returns how many rows it settled (delivered or refused).
-    private async Task<int> DeliverPageAsync()
+    // One replica's outbox; a replica that cannot be reached is tried again on the next wake-up, the others go on.
+    private async Task<int> DrainReplicaAsync(NpgsqlDataSource source, TimeSpan minimumAge)
     {
-        var source = shards.Get(ShardCode).Primary;
-        var pending = new List<(Message Message, long Position)>();
+        var total = 0;
+        var waiting = new HashSet<int>();
+        try
+        {
+            while (await DeliverPageAsync(source, minimumAge, waiting) is var (seen, settled) && seen > 0)
+            {
+                total += settled;
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            Log.RelayFailed(logger, e, ShardCode);
+        }
+
+        return total;
+    }
+
+    // Returns how many rows it read and how many of those it settled (delivered or refused). Rows for a target shard that
+    // did not answer this pass (in waiting) are left for the next pass, and so are the ones after them for that shard.
+    private async Task<(int Seen, int Settled)> DeliverPageAsync(NpgsqlDataSource source, TimeSpan minimumAge, HashSet<int> waiting)
+    {
+        var pending = new List<Message>();
         await using (var command = source.CreateCommand("""
-            select message_id, rule, target_shard, target_actor, kind, body::text, caused_counter, caused_shard, source_position, hops
-            from pr2_outbox where delivered_at is null and failure is null
+            select message_id, rule, target_shard, target_actor, kind, body::text, caused_counter, caused_shard, hops
+            from pr2_outbox where delivered_at is null and failure is null and created_at <= now() - $2 and target_shard <> all($3)
             order by created_at, source_position, action_index limit $1
             """))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = Page });
+            command.Parameters.Add(new NpgsqlParameter { Value = minimumAge });
+            command.Parameters.Add(new NpgsqlParameter { Value = waiting.ToArray() });
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
                 var receiver = new ActorRef(reader.GetInt32(2), reader.GetString(3));
-                pending.Add((new Message(reader.GetGuid(0), $"rule:{reader.GetString(1)[Rules.RuleAgent.Prefix.Length..]}", receiver,
-                    (MessageKind)reader.GetInt16(4), reader.GetString(5), null, new LamportStamp(reader.GetInt64(6), reader.GetInt32(7)), reader.GetInt16(9)), reader.GetInt64(8)));
+                pending.Add(new Message(reader.GetGuid(0), $"rule:{reader.GetString(1)[Rules.RuleAgent.Prefix.Length..]}", receiver,
+                    (MessageKind)reader.GetInt16(4), reader.GetString(5), null, new LamportStamp(reader.GetInt64(6), reader.GetInt32(7)), reader.GetInt16(8)));
             }
         }
 
-        foreach (var (message, _) in pending)
+        var settled = 0;
+        foreach (var message in pending.Where(m => !waiting.Contains(m.Receiver.Shard)))
         {
             string? failure = null;
             try
             {
                 await GrainFactory.SendMessage(message);
             }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.IdempotencyConflict)
+            {
+                // The id names this rule's effect of one source entry: another replica's copy (its record-dependent
+                // parts computed there) took effect first. The effect happened once: this copy is settled.
+            }
             catch (Pr2Exception e) when (!e.IsRetriable)
             {
                 failure = $"{e.Code}: {e.Message}";
+            }
+            catch (Exception e) when (e is Pr2Exception or TimeoutException or OrleansException)
+            {
+                // Retriable: the target shard is unavailable now. Its later rows wait with it; other targets go on.
+                Log.RelayFailed(logger, e, ShardCode);
+                waiting.Add(message.Receiver.Shard);
+                continue;
             }
 
             await using var settle = source.CreateCommand(failure is null
@@ -120,8 +165,9 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
             }
 
             await settle.ExecuteNonQueryAsync();
+            settled++;
         }
 
-        return pending.Count;
+        return (pending.Count, settled);
     }
 }

@@ -34,8 +34,8 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var start = state?["start"] as JsonObject ?? [];
         foreach (var shard in shards.ShardCodes.Where(definition.Follows).Where(s => !start.ContainsKey(Key(s))))
         {
-            // "now" means after the last entry committed when the rule (or its new shard) was added.
-            start[Key(shard)] = definition.StartFromBeginning ? 0 : (await GrainFactory.GetGrain<IShardWriterGrain>(shard).GetHead()).Position;
+            // "now" means the entries stamped after the shard's clock when the rule (or its new shard) was added.
+            start[Key(shard)] = definition.StartFromBeginning ? 0 : (await GrainFactory.GetGrain<IShardWriterGrain>(shard).GetHead()).Clock;
         }
 
         var desired = new JsonObject
@@ -44,6 +44,7 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
             ["paused"] = state?["paused"]?.GetValue<bool>() ?? false,
             ["removed"] = false,
             ["start"] = start.DeepClone(),
+            ["generation"] = state?["generation"]?.GetValue<string>() ?? Guid.NewGuid().ToString("N")[..12],
         };
         var info = await WriteAsync(actor, current, desired);
         ruleSet.Put(new RuleAgent(definition, info));
@@ -116,37 +117,54 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         desired["removed"] = true;
         await WriteAsync(actor, current, desired);
         ruleSet.Remove(name);
-        foreach (var shard in shards.ShardCodes)
+
+        // The marks and parked entries of every generation of the rule, on every replica that answers. One that does not
+        // keeps them as harmless leftovers: a rule added again under this name gets a new generation, and so new keys.
+        foreach (var database in shards.ShardCodes.SelectMany(s => shards.Get(s).Replicas))
         {
-            await using var batch = new NpgsqlBatch();
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("delete from pr2_agent_mark where agent = $1") { Parameters = { new() { Value = RuleAgent.Prefix + name } } });
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("delete from pr2_dead_letter where rule = $1") { Parameters = { new() { Value = RuleAgent.Prefix + name } } });
-            await using var connection = await shards.Get(shard).Primary.OpenConnectionAsync();
-            batch.Connection = connection;
-            await batch.ExecuteNonQueryAsync();
+            try
+            {
+                await using var batch = new NpgsqlBatch();
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("delete from pr2_agent_mark where agent = $1 or agent like $2")
+                    { Parameters = { new() { Value = RuleAgent.Prefix + name }, new() { Value = LikePattern.StartingWith(RuleAgent.Prefix + name + "#") } } });
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("delete from pr2_dead_letter where rule = $1 or rule like $2")
+                    { Parameters = { new() { Value = RuleAgent.Prefix + name }, new() { Value = LikePattern.StartingWith(RuleAgent.Prefix + name + "#") } } });
+                await using var connection = await database.OpenConnectionAsync();
+                batch.Connection = connection;
+                await batch.ExecuteNonQueryAsync();
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                Log.RuleLeftoversKept(logger, name, e.Message);
+            }
         }
     }
 
     public async Task<IReadOnlyList<ParkedEntry>> GetParked(string? rule)
     {
+        // Each replica runs the rules over its own journal; the primary's parked entries are the ones shown.
+        var marks = ruleSet.Agents.Select(a => a.MarkName).Concat(codeRules.Select(r => RuleAgent.Prefix + r.Name))
+            .Where(m => rule is null || m == RuleAgent.MarkNameOf(rule, "") || m.StartsWith(RuleAgent.Prefix + rule + "#", StringComparison.Ordinal))
+            .ToArray();
         var parked = new List<ParkedEntry>();
         foreach (var shard in shards.ShardCodes)
         {
             // Entries the rule could not handle, and messages it sent that the receiver refused.
-            await using var command = shards.Get(shard).Primary.CreateCommand("""
+            await using var command = shards.Get(shard).PrimaryReader.CreateCommand("""
                 select rule, position, reason, parked_at from pr2_dead_letter
-                where ($1::text is null or rule = $1) and shard = $2
+                where rule = any($1) and shard = $2
                 union all
                 select rule, source_position, 'delivery to ' || target_shard || ':' || target_actor || ' refused: ' || failure, created_at from pr2_outbox
-                where ($1::text is null or rule = $1) and failure is not null
+                where rule = any($3) and failure is not null
                 order by 1, 2
                 """);
-            command.Parameters.Add(new NpgsqlParameter { Value = rule is null ? DBNull.Value : RuleAgent.Prefix + rule, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = marks });
             command.Parameters.Add(new NpgsqlParameter { Value = shard });
+            command.Parameters.Add(new NpgsqlParameter { Value = marks.Select(RuleNameOfMark).Select(n => RuleAgent.Prefix + n).Distinct().ToArray() });
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                parked.Add(new ParkedEntry(reader.GetString(0)[RuleAgent.Prefix.Length..], shard, reader.GetInt64(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
+                parked.Add(new ParkedEntry(RuleNameOfMark(reader.GetString(0)), shard, reader.GetInt64(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
             }
         }
 
@@ -155,32 +173,60 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
 
     public async Task<int> RetryParked(string rule)
     {
-        await Get(rule);
+        var info = await Get(rule);
+        var mark = RuleAgent.MarkNameOf(rule, info.Generation);
         var queued = 0;
         foreach (var shard in shards.ShardCodes)
         {
-            await using var command = shards.Get(shard).Primary.CreateCommand("update pr2_dead_letter set retry = true where rule = $1 and shard = $2");
-            command.Parameters.Add(new NpgsqlParameter { Value = RuleAgent.Prefix + rule });
-            command.Parameters.Add(new NpgsqlParameter { Value = shard });
-            var count = await command.ExecuteNonQueryAsync();
-            if (count > 0)
+            var set = shards.Get(shard);
+            for (var replica = 0; replica < set.Replicas.Count; replica++)
             {
-                queued += count;
-                await GrainFactory.GetGrain<IAgentGrain>(Agents.AgentCatalog.Key(RuleAgent.Prefix + rule, shard)).Wake();
-            }
+                // Every replica parked the entry (each runs the rule); the primary's count is the one reported.
+                await using var command = set.Replicas[replica].CreateCommand("update pr2_dead_letter set retry = true where rule = $1 and shard = $2");
+                command.Parameters.Add(new NpgsqlParameter { Value = mark });
+                command.Parameters.Add(new NpgsqlParameter { Value = shard });
+                var count = await ReplicaCountAsync(command, rule);
+                queued += replica == set.PrimaryIndex ? count : 0;
+                if (count > 0)
+                {
+                    await GrainFactory.GetGrain<IAgentGrain>(Agents.AgentCatalog.Key(RuleAgent.Prefix + rule, shard, replica)).Wake();
+                }
 
-            // Refused deliveries are offered to their receivers again (say, after the receiver's record was fixed).
-            await using var redeliver = shards.Get(shard).Primary.CreateCommand("update pr2_outbox set failure = null where rule = $1 and failure is not null");
-            redeliver.Parameters.Add(new NpgsqlParameter { Value = RuleAgent.Prefix + rule });
-            var refused = await redeliver.ExecuteNonQueryAsync();
-            if (refused > 0)
-            {
-                queued += refused;
-                await GrainFactory.GetGrain<IOutboxRelayGrain>(shard).Wake();
+                // Refused deliveries are offered to their receivers again (say, after the receiver's record was fixed).
+                await using var redeliver = set.Replicas[replica].CreateCommand("update pr2_outbox set failure = null where rule = $1 and failure is not null");
+                redeliver.Parameters.Add(new NpgsqlParameter { Value = RuleAgent.Prefix + rule });
+                var refused = await ReplicaCountAsync(redeliver, rule);
+                queued += replica == set.PrimaryIndex ? refused : 0;
+                if (refused > 0)
+                {
+                    await GrainFactory.GetGrain<IOutboxRelayGrain>(shard).Wake();
+                }
             }
         }
 
         return queued;
+    }
+
+    // A replica that does not answer retries nothing now; it parked the same entries, which wait for the next retry.
+    private async Task<int> ReplicaCountAsync(NpgsqlCommand command, string rule)
+    {
+        try
+        {
+            return await command.ExecuteNonQueryAsync();
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            Log.RuleLeftoversKept(logger, rule, e.Message);
+            return 0;
+        }
+    }
+
+    // "rule-x#generation" (or "rule-x") -> "x".
+    private static string RuleNameOfMark(string mark)
+    {
+        var name = mark[RuleAgent.Prefix.Length..];
+        var hash = name.LastIndexOf('#');
+        return hash < 0 ? name : name[..hash];
     }
 
     private IActorGrain Actor(string name) => GrainFactory.GetGrain<IActorGrain>(ControlShard, $"rule/{name}", null);
@@ -217,7 +263,8 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
             (state["definition"] as JsonObject ?? throw new FormatException("it has no definition object")).ToJsonString(),
             (state["start"] as JsonObject ?? []).ToDictionary(
                 p => int.Parse(p.Key, CultureInfo.InvariantCulture),
-                p => p.Value?.GetValue<long>() ?? throw new FormatException($"start of shard {p.Key} is not a position")));
+                p => p.Value?.GetValue<long>() ?? throw new FormatException($"start of shard {p.Key} is not a stamp")),
+            state["generation"]?.GetValue<string>() ?? "");
 
     // A record that is not a rule PR2 wrote is replaced as if there were none.
     private static JsonObject? LiveOrUnreadable(ActorRecord record)

@@ -47,8 +47,9 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         {
             try
             {
-                var home = agent.PerReplica ? set.Primary : shards.Get(agent.HomeShard(shard)).Primary;
-                var mark = await AgentMarks.ReadAsync(home, agent.Name, shard);
+                // A per-replica agent is shown by its run on the primary.
+                var replica = agent.PerReplica ? primary : 0;
+                var mark = await AgentMarks.ReadAsync(AgentMarks.Home(agent, shards, shard, replica), AgentMarks.Name(agent, shard, replica), shard);
                 progress.Add(new AgentProgress(agent.Name, mark, head < 0 ? -1 : Math.Max(0, head - mark)));
             }
             catch (NpgsqlException)

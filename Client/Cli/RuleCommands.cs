@@ -73,7 +73,7 @@ public static class RuleCommands
             output.WriteLine($"rule     {rule.Name}");
             output.WriteLine($"version  {rule.Version}");
             output.WriteLine($"state    {(rule.Paused ? "paused" : "active")}");
-            output.WriteLine($"started  {string.Join(", ", rule.StartPositions.OrderBy(p => p.Key).Select(p => $"shard {p.Key} after position {p.Value}"))}");
+            output.WriteLine($"started  {string.Join(", ", rule.StartAfter.OrderBy(p => p.Key).Select(p => $"shard {p.Key} after stamp {p.Value}"))}");
             output.WriteLine($"definition {Output.Pretty(rule.Definition)}");
         }));
         return command;
@@ -153,5 +153,5 @@ public static class RuleCommands
 
     // The definition as JSON, not as a string of JSON.
     private static object Shape(RuleInfo rule) =>
-        new { rule.Name, rule.Version, rule.Paused, Definition = JsonNode.Parse(rule.Definition), rule.StartPositions };
+        new { rule.Name, rule.Version, rule.Paused, Definition = JsonNode.Parse(rule.Definition), rule.StartAfter, rule.Generation };
 }

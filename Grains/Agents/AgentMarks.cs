@@ -1,4 +1,5 @@
 using Npgsql;
+using PR2.Grains.Storage;
 
 namespace PR2.Grains.Agents;
 
@@ -11,6 +12,17 @@ public static class AgentMarks
     /// </summary>
     public const string Advance =
         "update pr2_agent_mark set position = $1, updated_at = now() where agent = $2 and shard = $3 and position = $4";
+
+    /// <summary>
+    /// The key of the mark of <paramref name="agent"/> following <paramref name="shard"/> on <paramref name="replica"/>: its
+    /// <see cref="IJournalAgent.MarkName"/>, with the replica added when the marks of several replicas share one home.
+    /// </summary>
+    public static string Name(IJournalAgent agent, int shard, int replica) =>
+        agent.PerReplica && agent.HomeShard(shard) != shard ? $"{agent.MarkName}@{replica}" : agent.MarkName;
+
+    /// <summary>The database holding the effects and mark of <paramref name="agent"/> following <paramref name="shard"/> on <paramref name="replica"/>.</summary>
+    public static NpgsqlDataSource Home(IJournalAgent agent, ShardRegistry shards, int shard, int replica) =>
+        agent.PerReplica && agent.HomeShard(shard) == shard ? shards.Get(shard).Replicas[replica] : shards.Get(agent.HomeShard(shard)).Primary;
 
     /// <summary>The mark of (agent, shard) in its home database; 0 before the agent first ran.</summary>
     public static async Task<long> ReadAsync(NpgsqlDataSource home, string agent, int shard, CancellationToken cancellationToken = default)

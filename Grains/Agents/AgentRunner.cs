@@ -24,7 +24,10 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
     public int Replica => replica;
 
     /// <summary>The database holding this runner's effects and mark.</summary>
-    public NpgsqlDataSource Home => agent.PerReplica ? shards.Get(sourceShard).Replicas[replica] : shards.Get(agent.HomeShard(sourceShard)).Primary;
+    public NpgsqlDataSource Home => AgentMarks.Home(agent, shards, sourceShard, replica);
+
+    /// <summary>The key of this runner's mark in <see cref="Home"/>.</summary>
+    public string MarkName => AgentMarks.Name(agent, sourceShard, replica);
 
     /// <summary>Applies at most one batch; returns how many entries it applied (0 when caught up).</summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default) => (await RunBatchAsync(long.MaxValue, cancellationToken)).Applied;
@@ -90,7 +93,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
         await using var advance = new NpgsqlCommand(AgentMarks.Advance, connection, transaction);
         advance.Parameters.Add(new() { Value = end });
-        advance.Parameters.Add(new() { Value = agent.Name });
+        advance.Parameters.Add(new() { Value = MarkName });
         advance.Parameters.Add(new() { Value = sourceShard });
         advance.Parameters.Add(new() { Value = mark });
         if (await advance.ExecuteNonQueryAsync(cancellationToken) != 1)
@@ -129,15 +132,26 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
     private async Task<long> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        // Creates the mark on first use (at the agent's start position) and locks it either way (the no-op update takes the row lock).
-        await using var command = new NpgsqlCommand("""
-            insert into pr2_agent_mark (agent, shard, position) values ($1, $2, $3)
-            on conflict (agent, shard) do update set agent = excluded.agent
-            returning position
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = agent.Name });
+        // Locks the mark row; on first use creates it at the agent's start position (asked only then: it may cost a scan).
+        if (await LockedMarkAsync(connection, transaction, cancellationToken) is { } mark)
+        {
+            return mark;
+        }
+
+        await using var create = new NpgsqlCommand(
+            "insert into pr2_agent_mark (agent, shard, position) values ($1, $2, $3) on conflict (agent, shard) do nothing", connection, transaction);
+        create.Parameters.Add(new() { Value = MarkName });
+        create.Parameters.Add(new() { Value = sourceShard });
+        create.Parameters.Add(new() { Value = await agent.StartPositionAsync(sourceShard, connection, transaction, cancellationToken) });
+        await create.ExecuteNonQueryAsync(cancellationToken);
+        return await LockedMarkAsync(connection, transaction, cancellationToken) ?? throw new InvalidOperationException($"the mark of {MarkName} on shard {sourceShard} vanished");
+    }
+
+    private async Task<long?> LockedMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2 for update", connection, transaction);
+        command.Parameters.Add(new() { Value = MarkName });
         command.Parameters.Add(new() { Value = sourceShard });
-        command.Parameters.Add(new() { Value = agent.StartPosition(sourceShard) });
-        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        return await command.ExecuteScalarAsync(cancellationToken) as long?;
     }
 }

@@ -63,8 +63,8 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
                 }
             }
 
-            // Outboxes may hold messages from before a restart; their relays deliver them.
-            foreach (var shard in rules.Agents.Count > 0 ? shards.ShardCodes : [])
+            // Outboxes may hold messages from before a restart (data or C# rules wrote them); their relays deliver them.
+            foreach (var shard in catalog.Agents.Any(a => a.Name.StartsWith(RuleAgent.Prefix, StringComparison.Ordinal)) ? shards.ShardCodes : [])
             {
                 try
                 {

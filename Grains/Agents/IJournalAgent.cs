@@ -16,14 +16,21 @@ public interface IJournalAgent
     bool Follows(int shard);
 
     /// <summary>
-    /// True: one instance per replica of each followed shard, reading that replica's journal and writing its
-    /// effects and marks into the same replica (each replica keeps its own view). False: one instance per
-    /// followed shard, reading the primary, writing into <see cref="HomeShard"/>'s primary.
+    /// True: one instance per replica of each followed shard, reading that replica's journal. Positions are local to a
+    /// replica, so its marks never mean anything on another: a change of primary cannot make it skip or repeat an entry.
+    /// False: one instance per followed shard, reading the primary (only for agents whose effects do not depend on it).
     /// </summary>
     bool PerReplica { get; }
 
-    /// <summary>The shard whose primary database holds the agent's effects and marks while it follows <paramref name="sourceShard"/> (not per replica).</summary>
+    /// <summary>
+    /// Where the agent's effects and marks live while it follows <paramref name="sourceShard"/>. For a per-replica agent,
+    /// <paramref name="sourceShard"/> itself means the replica it reads (each replica keeps its own copy of the effects);
+    /// another shard means that shard's primary, with one mark per replica followed.
+    /// </summary>
     int HomeShard(int sourceShard);
+
+    /// <summary>The key of the agent's marks (and parked entries); a rule added again under an old name gets a new one.</summary>
+    string MarkName => Name;
 
     /// <summary>False for agents that look only at an entry's position, actor and kind: their entries are read with empty bodies.</summary>
     bool ReadsBodies => true;
@@ -44,8 +51,12 @@ public interface IJournalAgent
     /// <summary>A paused agent does not move (rules can be paused); it goes on from its mark when resumed.</summary>
     bool Paused => false;
 
-    /// <summary>Where the agent's mark starts on <paramref name="shard"/> the first time it runs there (0: the whole journal).</summary>
-    long StartPosition(int shard) => 0;
+    /// <summary>
+    /// Where the agent's mark starts on <paramref name="shard"/> the first time it runs on a replica (0: the whole journal);
+    /// asked on that replica's connection, inside the batch's transaction.
+    /// </summary>
+    Task<long> StartPositionAsync(int shard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        Task.FromResult(0L);
 
     /// <summary>Work of the agent's own inside each batch's transaction, before the entries (e.g. retrying parked entries); returns how much it did.</summary>
     Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>

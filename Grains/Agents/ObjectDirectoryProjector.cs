@@ -5,9 +5,12 @@ using PR2.Grains.Storage;
 namespace PR2.Grains.Agents;
 
 /// <summary>
-/// The "object-directory" agent: follows every shard and records in the control shard which actor ids
-/// exist where (and whether they were canceled). Its marks, one per followed shard, live in the control
-/// shard's database next to the rows they produced.
+/// The "object-directory" agent: follows every replica of every shard and records in the control shard which actor
+/// ids exist where (and whether they were canceled). Its marks, one per followed replica (<c>object-directory@1</c>),
+/// live in the control shard's database next to the rows they produced, so a fail-over of the followed shard changes
+/// nothing: each replica's positions are its own. Every replica reports every actor it holds; the rows only grow
+/// (an actor appears once, and canceled is final), so the reports commute and the directory is exact once the
+/// replicas have converged.
 /// </summary>
 public sealed class ObjectDirectoryProjector : IJournalAgent
 {
@@ -17,7 +20,7 @@ public sealed class ObjectDirectoryProjector : IJournalAgent
 
     public bool Follows(int shard) => true;
 
-    public bool PerReplica => false;
+    public bool PerReplica => true;
 
     public int HomeShard(int sourceShard) => 0;
 

@@ -6,15 +6,16 @@ namespace PR2.Grains.Rules;
 
 /// <summary>
 /// Runs a C# rule (<see cref="IRule"/>) as an agent named <c>rule-{name}</c>, like <see cref="RuleAgent"/> runs a
-/// data rule: effects, parked entries and mark in one transaction in the source shard's primary. It applies an
+/// data rule: on every replica, with effects, parked entries and mark in one transaction in that replica. It applies an
 /// entry only once the records agent of that database has (so queries see records at least that new). Message
-/// ids are named by target and kind, so a replay whose query returns rows in another order sends the same ones.
+/// ids are named by the source entry's MessageId, target and kind, so a replay (or the run on another replica) whose
+/// query returns rows in another order sends the same ones.
 /// </summary>
 public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
 {
     public string Name => RuleAgent.Prefix + rule.Name;
 
-    public bool PerReplica => false;
+    public bool PerReplica => true;
 
     public bool Follows(int shard) => rule.Follows(shard);
 
@@ -58,7 +59,7 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
                 case SendEffect send:
                     var what = $"{send.To}/{send.Kind}";
                     var nth = seen[what] = seen.GetValueOrDefault(what) + 1;
-                    var id = RuleMessageId.For(Name, sourceShard, entry.Position, $"{what}/{nth}");
+                    var id = RuleMessageId.For(Name, entry.MessageId, $"{what}/{nth}");
                     await RuleEffects.SendAsync(connection, transaction, Name, entry, i, id, send.To, send.Kind, send.Body, cancellationToken);
                     break;
                 case ViewEffect view:

@@ -7,9 +7,12 @@ using PR2.Grains.Storage;
 namespace PR2.Grains.Rules;
 
 /// <summary>
-/// Runs one rule over the journals of the shards it follows, as an agent named <c>rule-{name}</c>: its mark,
-/// view changes, outbox messages and parked entries are all in the source shard's primary and commit in one
-/// transaction, so each effect happens once however often the agent crashes and replays. Each matching entry
+/// Runs one rule over the journals of the shards it follows, as an agent named <c>rule-{name}</c>, on every replica:
+/// its mark, view changes, outbox messages and parked entries are all in the replica it reads and commit in one
+/// transaction, so each effect happens once per replica however often the agent crashes and replays, and a fail-over
+/// finds them where it finds the journal. The messages it sends are named by the rule's generation, the source
+/// entry's MessageId and the action, the same on every replica: the receiver keeps the first copy and answers the
+/// others as duplicates, so each message takes effect once in the cluster. Each matching entry
 /// runs inside a savepoint: if its condition or an action fails, its effects are undone and the entry is
 /// parked (or, with <c>onError: halt</c>, the rule stops at it). An entry that <see cref="MaxHops"/> rule steps led
 /// to is always parked: halting would stop the rule for good on every looping chain.
@@ -31,7 +34,7 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     public string Name => Prefix + definition.Name;
 
-    public bool PerReplica => false;
+    public bool PerReplica => true;
 
     public bool Paused => info.Paused;
 
@@ -39,11 +42,19 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     public int HomeShard(int sourceShard) => sourceShard;
 
-    public long StartPosition(int shard) => info.StartPositions.GetValueOrDefault(shard);
+    public string MarkName => MarkNameOf(definition.Name, info.Generation);
+
+    /// <summary>The mark (and parked-entry) key of a rule's generation; rules added before generations existed have none.</summary>
+    public static string MarkNameOf(string rule, string generation) => generation.Length == 0 ? Prefix + rule : $"{Prefix}{rule}#{generation}";
+
+    public Task<long> StartPositionAsync(int shard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        JournalStore.PositionBeforeStampAsync(connection, StartAfter(shard), cancellationToken);
+
+    private long StartAfter(int shard) => info.StartAfter.GetValueOrDefault(shard);
 
     public async Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        var retries = await RuleEffects.TakeRetriesAsync(connection, transaction, Name, batch.SourceShard, cancellationToken);
+        var retries = await RuleEffects.TakeRetriesAsync(connection, transaction, MarkName, batch.SourceShard, cancellationToken);
         foreach (var position in retries)
         {
             var entries = await JournalStore.ReadAsync(connection, batch.SourceShard, position - 1, 1, cancellationToken: cancellationToken);
@@ -58,7 +69,9 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        foreach (var entry in entries.Where(definition.Matches))
+        // Entries stamped before the rule started can still arrive on a replica that was behind: skip them everywhere alike.
+        var startAfter = StartAfter(batch.SourceShard);
+        foreach (var entry in entries.Where(e => e.Stamp.Counter > startAfter && definition.Matches(e)))
         {
             await RunAsync(batch.SourceShard, entry, connection, transaction, cancellationToken);
         }
@@ -83,7 +96,7 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
         }
         catch (RuleFailure failure) when (!definition.HaltOnError || entry.Hops >= MaxHops)
         {
-            await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failure.Message, cancellationToken);
+            await RuleEffects.ParkAsync(connection, transaction, MarkName, sourceShard, entry.Position, failure.Message, cancellationToken);
             return;
         }
         catch (RuleFailure failure)
@@ -106,7 +119,7 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
         if (failed is not null)
         {
-            await RuleEffects.ParkAsync(connection, transaction, Name, sourceShard, entry.Position, failed.Message, cancellationToken);
+            await RuleEffects.ParkAsync(connection, transaction, MarkName, sourceShard, entry.Position, failed.Message, cancellationToken);
         }
     }
 
@@ -132,7 +145,8 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
                 }
 
                 var body = RuleTemplate.Render(send.Body, context)!.AsObject();
-                await RuleEffects.SendAsync(connection, transaction, Name, entry, send.Index, new ActorRef(shard, actorId), send.Kind, body, cancellationToken);
+                var id = RuleMessageId.For(MarkName, entry.MessageId, send.Index.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                await RuleEffects.SendAsync(connection, transaction, Name, entry, send.Index, id, new ActorRef(shard, actorId), send.Kind, body, cancellationToken);
                 break;
             case ViewAction view:
                 var key = RuleTemplate.RenderText(view.Key, context);

@@ -11,11 +11,6 @@ namespace PR2.Grains.Rules;
 public static class RuleEffects
 {
     public static async Task SendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, JournalEntry source, int actionIndex,
-        ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken) =>
-        await SendAsync(connection, transaction, rule, source, actionIndex, RuleMessageId.For(rule, source.Actor.Shard, source.Position, actionIndex),
-            target, kind, body, cancellationToken);
-
-    public static async Task SendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, JournalEntry source, int actionIndex,
         Guid messageId, ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken)
     {
         // The same id again (a replay) is the same message: keep the first.

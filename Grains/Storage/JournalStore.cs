@@ -113,6 +113,24 @@ public static class JournalStore
     }
 
     /// <summary>The acknowledgement an entry got when it was accepted.</summary>
+    /// <summary>
+    /// The last position before which every entry of this replica's journal is stamped at or below <paramref name="counter"/>:
+    /// where a follower that acts only on entries stamped above it can start (0 for counter 0: the whole journal).
+    /// </summary>
+    public static async Task<long> PositionBeforeStampAsync(NpgsqlConnection connection, long counter, CancellationToken cancellationToken = default)
+    {
+        if (counter <= 0)
+        {
+            return 0;
+        }
+
+        await using var command = new NpgsqlCommand("""
+            select coalesce((select min(position) - 1 from pr2_journal where lamport_counter > $1), (select coalesce(max(position), 0) from pr2_journal))
+            """, connection);
+        command.Parameters.Add(new() { Value = counter });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     public static WriteAck ToAck(JournalEntry entry, bool duplicate) =>
         new(entry.MessageId, entry.Actor, entry.Stamp, entry.Position, entry.Version, duplicate, entry.OriginReplica, entry.OriginPosition);
 
