@@ -1,7 +1,8 @@
 namespace PR2.Grains.Agents;
 
 /// <summary>
-/// One batch of one agent: the shard it follows, the replica whose database holds its effects and mark (per-replica
-/// agents; 0 otherwise) and the mark it starts after (locked for the batch's transaction).
+/// One batch of one agent: the shard it follows, the replica it reads (per-replica agents; 0 otherwise), the mark it
+/// starts after (locked for the batch's transaction) and the mark's revision (sql/012): the batch's commit leaves it
+/// one higher.
 /// </summary>
-public sealed record AgentBatch(int SourceShard, int Replica, long Mark);
+public sealed record AgentBatch(int SourceShard, int Replica, long Mark, long Revision = 0);

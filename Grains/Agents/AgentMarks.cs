@@ -8,10 +8,15 @@ public static class AgentMarks
 {
     /// <summary>
     /// Moves the mark of (agent $2, shard $3) to $1 only from $4, the value read under its lock: a compare-and-set, so
-    /// a mark never moves twice from the same place.
+    /// a mark never moves twice from the same place. Every transaction that changes the agent's effects counts one
+    /// revision (sql/012).
     /// </summary>
     public const string Advance =
-        "update pr2_agent_mark set position = $1, updated_at = now() where agent = $2 and shard = $3 and position = $4";
+        "update pr2_agent_mark set position = $1, revision = revision + 1, updated_at = now() where agent = $2 and shard = $3 and position = $4";
+
+    /// <summary>Counts one revision of (agent $1, shard $2) for a transaction that changed effects but applied no entries.</summary>
+    public const string Revise =
+        "update pr2_agent_mark set revision = revision + 1, updated_at = now() where agent = $1 and shard = $2";
 
     /// <summary>
     /// The key of the mark of <paramref name="agent"/> following <paramref name="shard"/> on <paramref name="replica"/>: its

@@ -56,8 +56,8 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         await using var connection = await home.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var mark = await LockMarkAsync(connection, transaction, cancellationToken);
-        var batch = new AgentBatch(sourceShard, replica, mark);
+        var (mark, revision) = await LockMarkAsync(connection, transaction, cancellationToken);
+        var batch = new AgentBatch(sourceShard, replica, mark, revision);
         var extra = await agent.BeforeBatchAsync(batch, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
         var limit = (int)Math.Clamp(Math.Min(ready, upTo) - mark, 0, batchSize);
@@ -70,6 +70,10 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         {
             if (extra > 0)
             {
+                await using var revise = new NpgsqlCommand(AgentMarks.Revise, connection, transaction);
+                revise.Parameters.Add(new() { Value = MarkName });
+                revise.Parameters.Add(new() { Value = sourceShard });
+                await revise.ExecuteNonQueryAsync(cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
                 agent.Committed(batch, mark);
             }
@@ -130,7 +134,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         return (entries.Count == 0 ? mark : entries[^1].Position, entries);
     }
 
-    private async Task<long> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    private async Task<(long Position, long Revision)> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         // Locks the mark row; on first use creates it at the agent's start position (asked only then: it may cost a scan).
         if (await LockedMarkAsync(connection, transaction, cancellationToken) is { } mark)
@@ -147,11 +151,12 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         return await LockedMarkAsync(connection, transaction, cancellationToken) ?? throw new InvalidOperationException($"the mark of {MarkName} on shard {sourceShard} vanished");
     }
 
-    private async Task<long?> LockedMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    private async Task<(long Position, long Revision)?> LockedMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2 for update", connection, transaction);
+        await using var command = new NpgsqlCommand("select position, revision from pr2_agent_mark where agent = $1 and shard = $2 for update", connection, transaction);
         command.Parameters.Add(new() { Value = MarkName });
         command.Parameters.Add(new() { Value = sourceShard });
-        return await command.ExecuteScalarAsync(cancellationToken) as long?;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), reader.GetInt64(1)) : null;
     }
 }

@@ -4,29 +4,30 @@ namespace PR2.Grains.Agents;
 
 /// <summary>
 /// What the records agent last wrote into one replica's <c>pr2_record</c>, kept in memory so that a batch need not
-/// read back (and parse) the records it is about to change. Valid only at the mark it was left at: the records
-/// and the mark change in one transaction, and only the records agent of that replica writes them, so a batch
-/// that finds the mark where this cache left it may trust the cache. Any other mark (another activation moved
-/// on, a batch rolled back after a refold) empties it. Bounded: past <see cref="Limit"/> records it starts over.
+/// read back (and parse) the records it is about to change. Valid only at the mark and revision it was left at: the
+/// records and the mark's revision change in one transaction (every transaction that writes records counts one
+/// revision, also a refold that applies no entry), so a batch that finds the mark where this cache left it may trust
+/// the cache. Anything else (another activation moved on or refolded, a batch rolled back after a refold) empties it.
+/// Bounded: past <see cref="Limit"/> records it starts over.
 /// </summary>
 internal sealed class ProjectedRecords
 {
     public const int Limit = 10_000;
 
     private readonly Dictionary<string, RecordState> _records = new(StringComparer.Ordinal);
-    private long _mark = -1;
+    private (long Position, long Revision) _mark = (-1, -1);
     private AgentBatch? _stagedFor;
     private Dictionary<string, RecordState>? _staged;
 
-    /// <summary>The cached records among <paramref name="actorIds"/> if the cache is at <paramref name="mark"/>; the rest must be read.</summary>
-    public (Dictionary<string, RecordState> Found, List<string> Missing) Lookup(long mark, IEnumerable<string> actorIds)
+    /// <summary>The cached records among <paramref name="actorIds"/> if the cache is where <paramref name="batch"/> starts; the rest must be read.</summary>
+    public (Dictionary<string, RecordState> Found, List<string> Missing) Lookup(AgentBatch batch, IEnumerable<string> actorIds)
     {
         lock (_records)
         {
-            if (_mark != mark)
+            if (_mark != (batch.Mark, batch.Revision))
             {
                 _records.Clear();
-                _mark = mark;
+                _mark = (batch.Mark, batch.Revision);
             }
 
             var found = new Dictionary<string, RecordState>(StringComparer.Ordinal);
@@ -61,7 +62,7 @@ internal sealed class ProjectedRecords
     {
         lock (_records)
         {
-            if (_mark != batch.Mark)
+            if (_mark != (batch.Mark, batch.Revision))
             {
                 // The cache did not describe the records this batch started from (emptied by a refold): start over.
                 Clear();
@@ -77,7 +78,7 @@ internal sealed class ProjectedRecords
             }
 
             (_stagedFor, _staged) = (null, null);
-            _mark = mark;
+            _mark = (mark, batch.Revision + 1);
             if (_records.Count > Limit)
             {
                 _records.Clear();
@@ -91,7 +92,7 @@ internal sealed class ProjectedRecords
         lock (_records)
         {
             _records.Clear();
-            _mark = -1;
+            _mark = (-1, -1);
         }
     }
 }

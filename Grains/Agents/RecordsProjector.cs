@@ -29,18 +29,21 @@ public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgen
     public int HomeShard(int sourceShard) => sourceShard;
 
     // Messages whose stamp was lowered by anti-entropy (sql/008): refold their actors up to the mark, so the
-    // record is what the agreed stamps give. Runs in the batch's transaction, with the mark locked.
+    // record is what the agreed stamps give. Runs in the batch's transaction, with the mark locked. A restamp of an
+    // entry past the mark stays pending: the batch may take that entry from the writer's memory, with the stamp it
+    // was committed under, so the actor is refolded by the next batch, once the mark has passed it.
     public async Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         var sourceShard = batch.SourceShard;
         var actors = new List<string>();
         await using (var pending = new NpgsqlCommand("""
             update pr2_restamp r set refolded = true from pr2_journal j
-            where j.message_id = r.message_id and not r.refolded
+            where j.message_id = r.message_id and not r.refolded and j.position <= $1
             returning j.actor_id
             """, connection, transaction))
-        await using (var reader = await pending.ExecuteReaderAsync(cancellationToken))
         {
+            pending.Parameters.Add(new() { Value = batch.Mark });
+            await using var reader = await pending.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
                 actors.Add(reader.GetString(0));
@@ -73,7 +76,7 @@ public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgen
     {
         var sourceShard = batch.SourceShard;
         var written = Written(batch);
-        var (records, missing) = written.Lookup(batch.Mark, entries.Select(e => e.Actor.ActorId).Distinct(StringComparer.Ordinal));
+        var (records, missing) = written.Lookup(batch, entries.Select(e => e.Actor.ActorId).Distinct(StringComparer.Ordinal));
         if (missing.Count > 0)
         {
             foreach (var (actorId, record) in await RecordStore.ReadAsync(connection, missing, cancellationToken))
