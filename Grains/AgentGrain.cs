@@ -17,6 +17,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
     : Grain, IAgentGrain
 {
     private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan HomeAskTimeout = TimeSpan.FromSeconds(2);
 
     // After a drain, wait this long before the next: under load one agent transaction then covers many
     // writer commits instead of one each. It bounds how much projection lag pacing adds.
@@ -70,6 +71,8 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
                     break;
                 }
 
+                await FollowHomePrimaryAsync(runner);
+
                 var applied = await runner.CatchUpAsync();
                 if (applied > 0)
                 {
@@ -91,6 +94,24 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
         finally
         {
             _draining = null;
+        }
+    }
+
+    // An agent whose effects live in another shard's primary (the object directory, in shard 0) writes where that
+    // shard's writer says the primary is, maybe after a fail-over run on another silo. Its marks are beside its
+    // effects in whichever database that is, so writing to a former primary would be consistent, only not seen.
+    private async Task FollowHomePrimaryAsync(AgentRunner runner)
+    {
+        if (catalog.Find(_agent) is { } agent && (!agent.PerReplica || agent.HomeShard(_shard) != _shard))
+        {
+            try
+            {
+                await CurrentPrimary.AskAsync(GrainFactory, shards.Get(agent.HomeShard(_shard)), HomeAskTimeout);
+            }
+            catch (Pr2Exception)
+            {
+                // No answer now (a fail-over in progress): go on with what this silo knows; the next drain asks again.
+            }
         }
     }
 

@@ -98,7 +98,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
 
     public async Task<IReadOnlyList<ActorTypeCount>> GetActorTypes()
     {
-        await using var command = Control.CreateCommand("""
+        await using var command = (await ControlAsync()).CreateCommand("""
             select actor_type, count(*) filter (where status = 1), count(*) filter (where status = 2)
             from pr2_object_directory group by actor_type order by actor_type
             """);
@@ -120,7 +120,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         }
 
         var pattern = LikePattern.StartingWith(prefix);
-        await using var command = Control.CreateCommand("""
+        await using var command = (await ControlAsync()).CreateCommand("""
             select shard, actor_id, status, first_position from pr2_object_directory
             where ($1::text is null or actor_type = $1) and actor_id like $2
             order by actor_id, shard limit $3
@@ -138,7 +138,12 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         return found;
     }
 
-    private NpgsqlDataSource Control => shards.Get(ControlShard).Primary;
+    // The object directory is kept in shard 0's primary as its writer names it (another silo may have failed it over).
+    private async Task<NpgsqlDataSource> ControlAsync()
+    {
+        var set = shards.Get(ControlShard);
+        return set.Readers[await CurrentPrimary.AskAsync(GrainFactory, set, TimeSpan.FromSeconds(2))];
+    }
 
     // Sends an insert or a modify (expecting the version read) only when the configured members differ from
     // the record's; members the record has beyond them (and beyond <paramref name="initial"/>) are removed.

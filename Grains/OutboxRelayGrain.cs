@@ -76,6 +76,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
             while (_wanted.Remove(replica))
             {
                 var set = shards.Get(ShardCode);
+                await FollowPrimaryAsync(set);
                 total += await DrainReplicaAsync(set.Replicas[replica], replica == set.PrimaryIndex ? TimeSpan.Zero : standbyDelay);
             }
         }
@@ -85,6 +86,18 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
         }
 
         return total;
+    }
+
+    // Which outbox goes first only saves duplicate sends, so a writer that does not answer now changes nothing.
+    private async Task FollowPrimaryAsync(ShardReplicaSet set)
+    {
+        try
+        {
+            await CurrentPrimary.AskAsync(GrainFactory, set, TimeSpan.FromSeconds(1));
+        }
+        catch (Pr2Exception)
+        {
+        }
     }
 
     // One replica's outbox; a replica that cannot be reached is tried again on the next wake-up, the others go on.
@@ -133,7 +146,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
         var settled = 0;
         foreach (var message in pending.Where(m => !waiting.Contains(m.Receiver.Shard)))
         {
-            string? failure = null;
+            string? failure = null, conflict = null;
             try
             {
                 await GrainFactory.SendMessage(message);
@@ -141,7 +154,8 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
             catch (Pr2Exception e) when (e.Code == ErrorCode.IdempotencyConflict)
             {
                 // The id names this rule's effect of one source entry: another replica's copy (its record-dependent
-                // parts computed there) took effect first. The effect happened once: this copy is settled.
+                // parts computed there) took effect first. The effect happened once: this copy is settled, and says so.
+                conflict = e.Message;
             }
             catch (Pr2Exception e) when (!e.IsRetriable)
             {
@@ -156,14 +170,10 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
             }
 
             await using var settle = source.CreateCommand(failure is null
-                ? "update pr2_outbox set delivered_at = now() where message_id = $1"
+                ? "update pr2_outbox set delivered_at = now(), conflict = $2 where message_id = $1"
                 : "update pr2_outbox set failure = $2 where message_id = $1");
             settle.Parameters.Add(new NpgsqlParameter { Value = message.MessageId });
-            if (failure is not null)
-            {
-                settle.Parameters.Add(new NpgsqlParameter { Value = failure });
-            }
-
+            settle.Parameters.Add(new NpgsqlParameter { Value = (object?)(failure ?? conflict) ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             await settle.ExecuteNonQueryAsync();
             settled++;
         }

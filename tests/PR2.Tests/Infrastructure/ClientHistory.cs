@@ -21,7 +21,8 @@ public sealed class ClientHistory
 
     public ConcurrentBag<string> FalseDuplicates { get; } = [];
 
-    public ConcurrentBag<string> OrderReversals { get; } = [];
+    /// <summary>An actor's acknowledgement at a version not above one it acknowledged before (the actor, and what happened).</summary>
+    public ConcurrentBag<(ActorRef Actor, string Problem)> OrderReversals { get; } = [];
 
     public ConcurrentBag<string> StaleStrongReads { get; } = [];
 
@@ -38,7 +39,7 @@ public sealed class ClientHistory
         {
             if (ack.Version <= last)
             {
-                OrderReversals.Add($"{actor}: acknowledged version {ack.Version} after version {last} ({message.MessageId})");
+                OrderReversals.Add((actor, $"{actor}: acknowledged version {ack.Version} after version {last} ({message.MessageId})"));
             }
 
             return Math.Max(last, ack.Version);

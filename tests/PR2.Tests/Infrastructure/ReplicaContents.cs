@@ -5,7 +5,6 @@ namespace PR2.Tests.Infrastructure;
 /// <summary>What a replica database holds, read straight from PostgreSQL, for comparing replicas.</summary>
 public static class ReplicaContents
 {
-    /// <summary>Every MessageId in the replica's journal (duplicates kept, so a count shows them).</summary>
     /// <summary>How many entries of <paramref name="database"/>'s journal carry <paramref name="messageId"/> (0 or 1).</summary>
     public static async Task<long> CountAsync(NpgsqlDataSource database, Guid messageId)
     {
@@ -14,6 +13,7 @@ public static class ReplicaContents
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>Every MessageId in the replica's journal (duplicates kept, so a count shows them).</summary>
     public static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource database)
     {
         var ids = new List<Guid>();
@@ -25,6 +25,23 @@ public static class ReplicaContents
         }
 
         return ids;
+    }
+
+    /// <summary>Each message's stamp as the replicas agreed on it: the lower one recorded in pr2_restamp, if any.</summary>
+    public static async Task<Dictionary<Guid, LamportStamp>> StampsAsync(NpgsqlDataSource database)
+    {
+        var stamps = new Dictionary<Guid, LamportStamp>();
+        await using var command = database.CreateCommand("""
+            select j.message_id, coalesce(r.lamport_counter, j.lamport_counter), coalesce(r.lamport_shard, j.lamport_shard)
+            from pr2_journal j left join pr2_restamp r using (message_id)
+            """);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            stamps[reader.GetGuid(0)] = new LamportStamp(reader.GetInt64(1), reader.GetInt32(2));
+        }
+
+        return stamps;
     }
 
     /// <summary>
