@@ -44,6 +44,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Shard {Shard}: primary is now replica {Primary} (was {Previous})")]
     public static partial void PrimaryChosen(ILogger logger, int shard, int previous, int primary);
 
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Shard {Shard}: the new primary (replica {Primary}) could not take replica {Replica}'s entries before opening ({Problem})")]
+    public static partial void GatherFailed(ILogger logger, int shard, int replica, int primary, string problem);
+
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Shard {Shard}: could not record primary {Primary} in the directory")]
     public static partial void PrimaryNotRecorded(ILogger logger, Exception exception, int shard, int primary);
 

@@ -16,8 +16,9 @@ namespace PR2.Grains;
 /// <para>
 /// Primary: on activation, the reachable replica with the highest version vector (ties: the lowest index).
 /// Fail over: when a commit fails because the primary cannot be reached, the writer stops taking work for
-/// this shard, picks the reachable replica with the highest vector, fences the others (epoch bump), opens
-/// there, and the appends that were refused are retried there (safe: MessageIds are unique), all within
+/// this shard, picks the reachable replica with the highest vector, takes a term above every epoch it reads,
+/// fences the reachable replicas with it and gathers their entries into the new primary (<see cref="WriterTakeover"/>),
+/// opens there, and the appends that were refused are retried there (safe: MessageIds are unique), all within
 /// <see cref="FailOverBudget"/>; past it the caller gets a retriable error. If another activation takes a
 /// replica over, this one is fenced and deactivates; it never reopens, so two activations cannot take turns.
 /// </para>
@@ -306,23 +307,23 @@ public sealed class ShardWriterGrain(
     }
 
     // Reads a replica's version vector into what strong reads must see; false when it does not answer.
-    private async Task<(bool Reachable, long Held)> TryReadVectorAsync(int replica)
+    private async Task<(bool Reachable, long Held, long Epoch)> TryReadVectorAsync(int replica)
     {
         try
         {
             using var timeout = new CancellationTokenSource(ProbeTimeout);
-            var vector = await VersionVector.ReadAsync(Set.Replicas[replica], timeout.Token).WaitAsync(timeout.Token);
+            var (vector, epoch) = await VersionVector.ReadWithEpochAsync(Set.Replicas[replica], timeout.Token).WaitAsync(timeout.Token);
             foreach (var (origin, position) in vector.Positions)
             {
                 Acknowledge(origin, position);
             }
 
             _unheard?.Remove(replica);
-            return (true, vector.Positions.Values.Sum());
+            return (true, vector.Positions.Values.Sum(), epoch);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
-            return (false, -1);
+            return (false, -1, -1);
         }
     }
 
@@ -370,9 +371,25 @@ public sealed class ShardWriterGrain(
     private async Task<JournalWriter> OpenAsync()
     {
         var previous = Set.PrimaryIndex;
-        var primary = await ChoosePrimaryAsync();
+        var (primary, reachable, term) = await ChoosePrimaryAsync();
         try
         {
+            // Fence first, then gather from what was fenced: an older writer can no longer count a copy there, so
+            // nothing it acknowledges after the gather began can be missing from it (WriterTakeover says why).
+            var mustReach = WriterTakeover.MustReach(Set);
+            var fenced = await WriterTakeover.FenceAsync(Set, reachable, term, ProbeTimeout);
+            if (!fenced.Contains(primary) || fenced.Count < mustReach)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {ShardCode}: a new writer (term {term}) could fence only {fenced.Count} of the {mustReach} replicas it needs{(fenced.Contains(primary) ? "" : ", not the one it chose")} (another writer, or replicas not answering); retry with the same MessageId");
+            }
+
+            if (await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2, (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message)) < mustReach)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {ShardCode}: the new primary (replica {primary}) could not take the entries of {mustReach - 1} other replicas in time; retry with the same MessageId");
+            }
+
             // Followers of this shard are woken after every commit (one-way calls), so they see new entries promptly.
             // Looked up per commit: rules come and go at runtime. The commit loop runs off the activation's
             // thread, where Orleans forbids touching the grain: it gets the factory and the shard code as values.
@@ -382,7 +399,7 @@ public sealed class ShardWriterGrain(
             var others = Set.Replicas.Where((_, index) => index != primary).ToList();
             // Half the call bound: a replica that cannot take a copy in that time gets the caller a clear refusal
             // ("only n of m replicas") rather than a timeout with an unknown outcome.
-            var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies, options.Value.CallTimeout / 2);
+            var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies, options.Value.CallTimeout / 2, term);
             // A commit that projected its records itself left the records agent at the head: it need not be woken.
             var recordsAgent = AgentCatalog.Key(RecordsProjector.AgentName, shardCode, primary);
             var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, (_, recordsProjected) =>
@@ -396,10 +413,8 @@ public sealed class ShardWriterGrain(
                 }
 
                 antiEntropy?.Wake();
-            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries);
+            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries, term);
             _gate = Set.RequiredCopies > 1 ? gate : null;
-            // In the background: a stalled replica must not hold up the fail-over (its fence times out alone).
-            _ = FenceOthersAsync(primary);
             Set.Promote(primary);
             localWriters.Publish(writer);
             if (primary != previous)
@@ -416,19 +431,21 @@ public sealed class ShardWriterGrain(
         }
     }
 
-    // The reachable replica holding the most (highest version vector); ties go to the lowest index.
-    private async Task<int> ChoosePrimaryAsync()
+    // The reachable replica holding the most (highest version vector; ties go to the lowest index), the replicas that
+    // answered, and the term a new writer takes: above every epoch among them.
+    private async Task<(int Primary, List<int> Reachable, long Term)> ChoosePrimaryAsync()
     {
         // A writer that failed over excludes nothing: a replica that answers again may be chosen again.
         _unheard ??= [.. Enumerable.Range(0, Set.Replicas.Count)];
         var candidates = await Task.WhenAll(Set.Replicas.Select(async (_, index) =>
         {
-            var (reachable, held) = await TryReadVectorAsync(index);
-            return (Index: index, Held: held, Reachable: reachable);
+            var (reachable, held, epoch) = await TryReadVectorAsync(index);
+            return (Index: index, Held: held, Reachable: reachable, Epoch: epoch);
         }));
-        var best = candidates.Where(c => c.Reachable).OrderByDescending(c => c.Held).ThenBy(c => c.Index).FirstOrDefault();
+        var reachable = candidates.Where(c => c.Reachable).ToList();
+        var best = reachable.OrderByDescending(c => c.Held).ThenBy(c => c.Index).FirstOrDefault();
         return best.Reachable
-            ? best.Index
+            ? (best.Index, reachable.ConvertAll(c => c.Index), reachable.Max(c => c.Epoch) + 1)
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"no replica of shard {ShardCode} is reachable; retry with the same MessageId");
     }
 
@@ -495,27 +512,6 @@ public sealed class ShardWriterGrain(
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var probe = new NpgsqlCommand("select 1", connection);
         await probe.ExecuteScalarAsync(cancellationToken);
-    }
-
-    private async Task FenceOthersAsync(int primary)
-    {
-        for (var i = 0; i < Set.Replicas.Count; i++)
-        {
-            if (i == primary)
-            {
-                continue;
-            }
-
-            try
-            {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                await JournalWriter.FenceAsync(Set.Replicas[i], timeout.Token);
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
-            {
-                // Unreachable: nobody writes there either. When it returns, its writer head is simply not ours.
-            }
-        }
     }
 
     // Records the new primary in the directory (shard 0), as a journaled message: auditable.

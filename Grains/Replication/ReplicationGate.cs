@@ -5,9 +5,11 @@ namespace PR2.Grains.Replication;
 /// <summary>
 /// Holds acknowledgements back until enough replicas hold what the primary holds: after a group commit it
 /// pushes the primary's entries to the other replicas (the anti-entropy step, synchronously) and counts
-/// the replicas whose version vector covers the primary's. Fails when too few can be reached in time.
+/// the replicas whose version vector covers the primary's and that no writer newer than this one (a higher
+/// <paramref name="term"/>) has fenced: a replica a newer writer fenced may have been read by it already, so a copy
+/// there proves nothing. Fails when too few can be reached in time.
 /// </summary>
-public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOnlyList<NpgsqlDataSource> others, int requiredCopies, TimeSpan timeout)
+public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOnlyList<NpgsqlDataSource> others, int requiredCopies, TimeSpan timeout, long term)
 {
     // A replica that just failed to take a copy is not waited for again until this much later, so that
     // batches queued behind a failing one fail fast instead of each waiting out the timeout.
@@ -73,7 +75,13 @@ public sealed class ReplicationGate(int shard, NpgsqlDataSource primary, IReadOn
             for (var round = 0; round < 5; round++)
             {
                 await ReplicaSync.PushAllAsync(primary, replica, cancellationToken: cancellationToken);
-                var held = await VersionVector.ReadAsync(replica, cancellationToken);
+                var (held, epoch) = await VersionVector.ReadWithEpochAsync(replica, cancellationToken);
+                if (epoch > term)
+                {
+                    // A newer writer fenced it: this writer's acknowledgements can no longer count on it.
+                    return false;
+                }
+
                 if (target.Positions.All(p => held[p.Key] >= p.Value))
                 {
                     return true;

@@ -24,23 +24,37 @@ public sealed class VersionVector
     public long this[Guid origin] => _positions.GetValueOrDefault(origin);
 
     /// <summary>Reads a replica's vector: its own origin from the writer head, the others from pr2_origin_vector.</summary>
-    public static async Task<VersionVector> ReadAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
+    public static async Task<VersionVector> ReadAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default) =>
+        (await ReadWithEpochAsync(connection, cancellationToken)).Vector;
+
+    /// <summary>
+    /// The vector and the writer epoch (the newest writer term that fenced this replica), read in one statement, so one
+    /// snapshot: the entries the vector counts were there before any fence newer than that epoch.
+    /// </summary>
+    public static async Task<(VersionVector Vector, long Epoch)> ReadWithEpochAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
     {
         await using var command = new NpgsqlCommand("""
-            select r.replica_id, h.origin_position from pr2_replica r, pr2_writer_head h
+            select r.replica_id, h.origin_position, h.epoch from pr2_replica r, pr2_writer_head h
             union all
-            select origin_replica, position from pr2_origin_vector
+            select origin_replica, position, null from pr2_origin_vector
             """, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         var replicaId = reader.GetGuid(0);
+        var epoch = reader.GetInt64(2);
         var positions = new Dictionary<Guid, long> { [replicaId] = reader.GetInt64(1) };
         while (await reader.ReadAsync(cancellationToken))
         {
             positions[reader.GetGuid(0)] = reader.GetInt64(1);
         }
 
-        return new VersionVector(replicaId, positions);
+        return (new VersionVector(replicaId, positions), epoch);
+    }
+
+    public static async Task<(VersionVector Vector, long Epoch)> ReadWithEpochAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
+        return await ReadWithEpochAsync(connection, cancellationToken);
     }
 
     public static async Task<VersionVector> ReadAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)

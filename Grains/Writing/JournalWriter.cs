@@ -148,16 +148,32 @@ public sealed class JournalWriter : IAsyncDisposable
     /// <paramref name="projectRecords"/> turns on the records projection in the commit (<see cref="InlineRecords"/>).
     /// <paramref name="recent"/>, when given, keeps the entries each commit wrote for the agents of this silo.
     /// </summary>
+    /// <paramref name="term"/>, when given, is the epoch the caller already fenced this replica with (see
+    /// <see cref="FenceAsync"/>): the writer opens at it, or fails with <c>WriterFenced</c> when a newer writer came since.
     public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
         Action<long, bool>? committed = null, Func<Task>? beforeAck = null, bool projectRecords = false, RecentEntries? recent = null,
-        CancellationToken cancellationToken = default)
+        long? term = null, CancellationToken cancellationToken = default)
     {
-        await using var command = source.CreateCommand("""
-            update pr2_writer_head set epoch = epoch + 1, updated_at = now()
-            returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
-            """);
+        await using var command = source.CreateCommand(term is null
+            ? """
+              update pr2_writer_head set epoch = epoch + 1, updated_at = now()
+              returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
+              """
+            : """
+              update pr2_writer_head set updated_at = now() where epoch = $1
+              returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
+              """);
+        if (term is { } fenced)
+        {
+            command.Parameters.Add(new() { Value = fenced });
+        }
+
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            throw new Pr2Exception(ErrorCode.WriterFenced, $"shard {shard}: a newer writer fenced this replica before the writer of term {term} could open on it; retry");
+        }
+
         var (epoch, position, clock, originPosition, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetGuid(4));
         Log.WriterOpened(logger, shard, epoch, position, clock);
         recent?.Forget(source);
@@ -625,11 +641,17 @@ public sealed class JournalWriter : IAsyncDisposable
         };
     }
 
-    /// <summary>Moves the epoch of another replica on, so that any writer still holding it is fenced out (best effort).</summary>
-    public static async Task FenceAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Raises a replica's epoch to <paramref name="term"/> unless it is already there or beyond (another writer's newer or
+    /// equal term): true when this call fenced it. A writer whose epoch is lower then fails its next commit there, and a
+    /// replication gate of a lower term no longer counts the replica. Two writers can never both fence one replica with
+    /// one term, so two of them cannot both fence a majority with the same term.
+    /// </summary>
+    public static async Task<bool> FenceAsync(NpgsqlDataSource replica, long term, CancellationToken cancellationToken = default)
     {
-        await using var command = replica.CreateCommand("update pr2_writer_head set epoch = epoch + 1, updated_at = now()");
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await using var command = replica.CreateCommand("update pr2_writer_head set epoch = $1, updated_at = now() where epoch < $1");
+        command.Parameters.Add(new() { Value = term });
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
     // What one entry's data can make PostgreSQL (or Npgsql, encoding it) refuse: a data exception (class 22) or a

@@ -1,0 +1,118 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using PR2.Grains.Json;
+using PR2.Grains.Replication;
+using PR2.Grains.Storage;
+using PR2.Grains.Writing;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// One acknowledged writer per Quorum shard, and a new writer that starts from every acknowledged entry: writers and
+/// replication gates are driven directly on three real replica databases, in the states an asymmetric partition and a
+/// duplicate writer activation leave behind (a writer that can still reach its primary but whose other replicas a newer
+/// writer has fenced; a replica that holds the most entries but not the acknowledged ones).
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class WriterTermTests(PostgresFixture postgres)
+{
+    private const int Shard = 1;
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task A_writer_whose_other_replicas_a_newer_term_fenced_gets_no_more_acknowledgements()
+    {
+        var set = await ReplicasAsync("term_gate");
+        Assert.Equal([0, 1, 2], await WriterTakeover.FenceAsync(set, [0, 1, 2], 1, Timeout));
+        await using var first = await OpenAsync(set, 0, others: [1, 2], term: 1);
+        var acked = await first.AppendAsync(Insert());
+
+        // A second writer cannot reach replica 0: it takes term 2 on replicas 1 and 2 (a majority) and gathers them.
+        Assert.Equal([1, 2], await WriterTakeover.FenceAsync(set, [1, 2], 2, Timeout));
+        Assert.Equal(2, await WriterTakeover.GatherAsync(set, 1, [1, 2], Timeout));
+        await using var second = await OpenAsync(set, 1, others: [0, 2], term: 2);
+
+        // The first still commits on replica 0, where nothing fenced it, but no copy elsewhere counts any more.
+        var refused = await Assert.ThrowsAsync<Pr2Exception>(() => first.AppendAsync(Insert()));
+        Assert.Equal(ErrorCode.ShardUnavailable, refused.Code);
+
+        // The second acknowledges, after the first's acknowledged entry, which it holds.
+        var ack = await second.AppendAsync(Insert());
+        Assert.Equal(1, await ReplicaContents.CountAsync(set.Replicas[1], acked.MessageId));
+        Assert.True(ack.Stamp > acked.Stamp, $"{ack.Stamp} is not after {acked.Stamp}");
+    }
+
+    [Fact]
+    public async Task A_new_primary_takes_every_acknowledged_entry_before_its_first_commit_and_stamps_above_them()
+    {
+        var set = await ReplicasAsync("term_gather");
+        Assert.Equal([0, 1, 2], await WriterTakeover.FenceAsync(set, [0, 1, 2], 1, Timeout));
+
+        // Three versions of one actor, acknowledged on replicas 0 and 1 (replica 2 was not answering then).
+        var actor = new ActorRef(Shard, "acct/x");
+        var acks = new List<WriteAck>();
+        await using (var writer = await OpenAsync(set, 0, others: [1], term: 1))
+        {
+            acks.Add(await writer.AppendAsync(Insert(actor)));
+            acks.Add(await writer.AppendAsync(Modify(actor, 2)));
+            acks.Add(await writer.AppendAsync(Modify(actor, 3)));
+        }
+
+        // Replica 2 holds more entries than either (20 of its own, never acknowledged), but none of those three.
+        await using (var writer = await OpenAsync(set, 2, others: [], term: 1))
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                await writer.AppendAsync(Insert());
+            }
+        }
+
+        // Replica 0 is lost. A new writer picks the replica holding the most (2), fences 1 and 2 and gathers into 2.
+        var vectors = await Task.WhenAll(new[] { 1, 2 }.Select(i => VersionVector.ReadAsync(set.Replicas[i])));
+        Assert.True(vectors[1].Positions.Values.Sum() > vectors[0].Positions.Values.Sum(), "replica 2 must look the most complete");
+        Assert.Equal([1, 2], await WriterTakeover.FenceAsync(set, [1, 2], 2, Timeout));
+        Assert.Equal(WriterTakeover.MustReach(set), await WriterTakeover.GatherAsync(set, 2, [1, 2], Timeout));
+
+        // Its first write to the actor is version 4, stamped after the three acknowledged ones.
+        await using var next = await OpenAsync(set, 2, others: [1], term: 2);
+        var fourth = await next.AppendAsync(Modify(actor, 4));
+        Assert.Equal(4, fourth.Version);
+        Assert.True(fourth.Stamp > acks[^1].Stamp, $"{fourth.Stamp} is not after {acks[^1].Stamp}");
+        foreach (var ack in acks)
+        {
+            Assert.Equal(1, await ReplicaContents.CountAsync(set.Replicas[2], ack.MessageId));
+        }
+    }
+
+    // Three replica databases of shard 1, a Quorum (two copies) set over them.
+    private async Task<ShardReplicaSet> ReplicasAsync(string prefix)
+    {
+        var databases = new List<NpgsqlDataSource>();
+        for (var i = 0; i < 3; i++)
+        {
+            var topology = postgres.CreateTopology($"{prefix}_{i}", 0, Shard);
+            await Migrations.MigrateAsync(topology.Settings);
+            databases.Add(topology.Database(Shard));
+        }
+
+        return new ShardReplicaSet(Shard, databases, requiredCopies: 2);
+    }
+
+    private static Task<JournalWriter> OpenAsync(ShardReplicaSet set, int primary, int[] others, long term)
+    {
+        var gate = new ReplicationGate(Shard, set.Replicas[primary], [.. others.Select(i => set.Replicas[i])], set.RequiredCopies, Timeout, term);
+        return JournalWriter.OpenAsync(Shard, set.Replicas[primary], 100, NullLogger.Instance, beforeAck: others.Length > 0 ? gate.EnsureAsync : null, term: term);
+    }
+
+    private static AppendRequest Insert(ActorRef? actor = null) => Request(actor ?? new ActorRef(Shard, $"item/{Guid.NewGuid():N}"), MessageKind.Insert, 1);
+
+    private static AppendRequest Modify(ActorRef actor, long version) => Request(actor, MessageKind.Modify, version);
+
+    private static AppendRequest Request(ActorRef actor, MessageKind kind, long version)
+    {
+        var body = MessageBody.Parse(kind, $$"""{"v": {{version}}}""", 1024);
+        var message = new Message(Guid.NewGuid(), "test", actor, kind, body.Canonical);
+        return new AppendRequest(message, body.Canonical, MessageBody.ContentHash(actor, kind, body.Canonical), version);
+    }
+}
