@@ -14,8 +14,10 @@ create table pr2_view (
 );
 
 -- Messages a rule sends ("send" actions), written with the rule's mark; the relay delivers them to their
--- actors. The MessageId is derived from (rule, shard, entry position, action index), so a replay (after a
--- crash or a fail-over) writes the same ids and the receivers absorb the repeats.
+-- actors. Every replica runs every rule over its own journal and keeps its own outbox (and views, parked
+-- entries). The MessageId is derived from (rule generation, source entry's MessageId, action), the same on
+-- every replica, so a replay (after a crash) and the copies of other replicas carry the same ids and the
+-- receivers keep one. (Until 2026-12 ids came from local positions, which differ between replicas.)
 create table pr2_outbox (
     message_id      uuid primary key,
     rule            text not null,

@@ -85,6 +85,21 @@ public static class JournalStore
         return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
     }
 
+    /// <summary>
+    /// One actor's entries at positions after <paramref name="afterPosition"/> up to <paramref name="upToPosition"/>, in
+    /// position order: a range of the journal's primary key, so its cost follows the range, not the actor's history.
+    /// </summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadActorBetweenAsync(NpgsqlConnection connection, ActorRef actor, long afterPosition, long upToPosition,
+        CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand(
+            $"select {EntryColumns} from {Journal} where position > $2 and position <= $3 and actor_id = $1 order by position", connection);
+        command.Parameters.Add(new() { Value = actor.ActorId });
+        command.Parameters.Add(new() { Value = afterPosition });
+        command.Parameters.Add(new() { Value = upToPosition });
+        return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
+    }
+
     /// <summary>All entries of one actor in Lamport order: what its record folds.</summary>
     public static async Task<IReadOnlyList<JournalEntry>> ReadActorAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
     {
