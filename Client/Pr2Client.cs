@@ -59,31 +59,31 @@ public sealed class Pr2Client(IClusterClient cluster)
                 $"{reserved} is kept by PR2 itself ({string.Join(", ", ActorRef.ReservedTypes.Select(t => t + "/*"))} in shard 0): change rules through the rules API and shards through the topology, not by messages");
         }
 
-        var ack = await cluster.SendMessage(message);
+        var ack = await UnavailableCluster.Answer(() => cluster.SendMessage(message));
         Observe(ack.Token);
         return ack;
     }
 
     /// <summary>The actor's current record (status, version, state).</summary>
-    public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => Actor(ActorRef.Create(shard, actorId)).GetRecord();
+    public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => UnavailableCluster.Answer(() => Actor(ActorRef.Create(shard, actorId)).GetRecord());
 
     /// <summary>An actor's record read in one snapshot of one replica, with the replica and the journal position it reflects.</summary>
     public async Task<RecordRead> ReadRecordAsync(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Session)
     {
-        var read = await cluster.GetGrain<IReadGrain>(shard).GetRecord(actorId, consistency, SessionToken);
+        var read = await UnavailableCluster.Answer(() => cluster.GetGrain<IReadGrain>(shard).GetRecord(actorId, consistency, SessionToken));
         Observe(read.Token);
         return read;
     }
 
     /// <summary>An actor's record as it was at a Lamport stamp (e.g. one from a <see cref="WriteAck"/>).</summary>
     public Task<RecordRead> ReadRecordAsOfAsync(int shard, string actorId, LamportStamp asOf) =>
-        cluster.GetGrain<IReadGrain>(shard).GetRecordAsOf(actorId, asOf);
+        UnavailableCluster.Answer(() => cluster.GetGrain<IReadGrain>(shard).GetRecordAsOf(actorId, asOf));
 
     /// <summary>One page of the records of a type whose state contains <paramref name="containsJson"/>; pass the page's cursor for the next.</summary>
     public async Task<RecordPage> QueryRecordsAsync(int shard, string type, string? containsJson = null, string? cursor = null, int limit = 100,
         ReadConsistency consistency = ReadConsistency.Session)
     {
-        var page = await cluster.GetGrain<IReadGrain>(shard).Query(type, containsJson, cursor, limit, consistency, SessionToken);
+        var page = await UnavailableCluster.Answer(() => cluster.GetGrain<IReadGrain>(shard).Query(type, containsJson, cursor, limit, consistency, SessionToken));
         Observe(page.Token);
         return page;
     }
@@ -138,7 +138,7 @@ public sealed class Pr2Client(IClusterClient cluster)
         cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit);
 
     /// <summary>Shards, replicas, journal heads, and each agent's mark and lag per shard.</summary>
-    public Task<ClusterStatus> GetStatusAsync() => cluster.GetGrain<IStatusGrain>(0).GetStatus();
+    public Task<ClusterStatus> GetStatusAsync() => UnavailableCluster.Answer(() => cluster.GetGrain<IStatusGrain>(0).GetStatus());
 
     /// <summary>Makes <paramref name="agent"/> catch up with <paramref name="shard"/>'s journal (on a replica, default the primary) now; returns its mark.</summary>
     public Task<long> CatchUpAsync(string agent, int shard, int replica = 0) => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}@{replica}").CatchUp();

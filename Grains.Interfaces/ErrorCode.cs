@@ -59,4 +59,11 @@ public enum ErrorCode
     /// written only by PR2, through its operations (the rules API, the configured topology), never by a message.
     /// </summary>
     ReservedActor = 17,
+
+    /// <summary>
+    /// The cluster did not answer: the silo or gateway the call went through failed, or the call timed out. For a
+    /// write the outcome is unknown (it may have committed, or may still). Safe to retry with the same MessageId: the
+    /// retry gets the true outcome.
+    /// </summary>
+    Unavailable = 18,
 }

@@ -9,6 +9,8 @@ public sealed class Pr2Exception : Exception
 {
     public Pr2Exception(ErrorCode code, string message) : base(message) => Code = code;
 
+    public Pr2Exception(ErrorCode code, string message, Exception innerException) : base(message, innerException) => Code = code;
+
     public Pr2Exception() : this(ErrorCode.BadMessage, "unspecified error")
     {
     }
@@ -24,7 +26,7 @@ public sealed class Pr2Exception : Exception
     public ErrorCode Code { get; private set; }
 
     /// <summary>True when the same message (same MessageId) may simply be sent again.</summary>
-    public bool IsRetriable => Code is ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered;
+    public bool IsRetriable => Code is ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered or ErrorCode.Unavailable;
 
     public override string ToString() => $"{Code}: {Message}";
 }

@@ -8,6 +8,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Applied schema script {Script} to shard {Shard} replica {Replica}")]
     public static partial void SchemaScriptApplied(ILogger logger, string script, int shard, int replica);
 
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Shard {Shard} replica {Replica} did not answer at start ({Problem}); its schema is checked again in the background")]
+    public static partial void SchemaDeferred(ILogger logger, string problem, int shard, int replica);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Shard {Shard} replica {Replica}: the schema could not be applied; fix the cause and restart the silo")]
+    public static partial void SchemaFailed(ILogger logger, Exception exception, int shard, int replica);
+
     [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Journal writer for shard {Shard} took over at epoch {Epoch}: position {Position}, clock {Clock}")]
     public static partial void WriterOpened(ILogger logger, int shard, long epoch, long position, long clock);
 

@@ -3,32 +3,47 @@ using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
 using PR2.Client;
 using PR2.Grains;
+using Microsoft.Extensions.DependencyInjection;
 using PR2.Grains.Configuration;
+using PR2.Grains.Storage;
 
 namespace PR2.Silo;
 
 /// <summary>How a PR2 silo is put together; shared by Program and the test clusters.</summary>
 public static class SiloHostingExtensions
 {
-    /// <summary>The grains and their services (topology, schema migration, journal writers).</summary>
+    /// <summary>The grains and their services (topology, schema migration, journal writers), and C# rules from <c>Pr2:Silo:RuleAssemblies</c>.</summary>
     public static ISiloBuilder AddPr2Silo(this ISiloBuilder silo, IConfiguration configuration)
     {
         silo.Services.AddPr2Grains(configuration);
+        RuleAssemblies.Register(silo.Services, Options(configuration));
         return silo;
     }
 
-    /// <summary>Cluster membership in the control shard's primary database, through the ADO.NET provider and our own SQL.</summary>
-    public static ISiloBuilder UsePr2AdoNetClustering(this ISiloBuilder silo, IConfiguration configuration) =>
-        silo.UseAdoNetClustering(options =>
+    /// <summary>
+    /// Cluster membership through the ADO.NET provider and our own SQL: in <c>Pr2:Silo:Membership</c> when set (its
+    /// tables are created at start), else in the control shard's first replica.
+    /// </summary>
+    public static ISiloBuilder UsePr2AdoNetClustering(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        var membership = Options(configuration).Membership;
+        if (!string.IsNullOrWhiteSpace(membership))
+        {
+            silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(services => new MembershipSchemaParticipant(
+                membership, services.GetRequiredService<SchemaMigrator>()));
+        }
+
+        return silo.UseAdoNetClustering(options =>
         {
             options.Invariant = "Npgsql";
-            options.ConnectionString = ControlShardConnectionString(configuration);
+            options.ConnectionString = string.IsNullOrWhiteSpace(membership) ? ControlShardConnectionString(configuration) : membership;
         });
+    }
 
     /// <summary>Clustering, endpoints, cluster identity and TLS from <see cref="SiloOptions"/>.</summary>
     public static ISiloBuilder UsePr2Clustering(this ISiloBuilder silo, IConfiguration configuration)
     {
-        var options = configuration.GetSection(SiloOptions.SectionName).Get<SiloOptions>() ?? new SiloOptions();
+        var options = Options(configuration);
         silo.UsePr2Tls(options);
         switch (options.Clustering)
         {
@@ -70,6 +85,9 @@ public static class SiloHostingExtensions
         var certificate = ClusterTls.LoadCertificate(options.Tls, section);
         return silo.UseTls(certificate, tls => ClusterTls.Configure(tls, certificate, options.Tls, section));
     }
+
+    private static SiloOptions Options(IConfiguration configuration) =>
+        configuration.GetSection(SiloOptions.SectionName).Get<SiloOptions>() ?? new SiloOptions();
 
     private static string ControlShardConnectionString(IConfiguration configuration) =>
         configuration[$"{TopologyOptions.SectionName}:{nameof(TopologyOptions.Shards)}:0:{nameof(ShardTopology.Replicas)}:0"]

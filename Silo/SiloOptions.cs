@@ -5,8 +5,24 @@ public sealed class SiloOptions
 {
     public const string SectionName = "Pr2:Silo";
 
-    /// <summary><c>Localhost</c> (a single-machine cluster, the embedded default) or <c>AdoNet</c> (membership in the control shard's database).</summary>
+    /// <summary><c>Localhost</c> (a single-machine cluster, the embedded default) or <c>AdoNet</c> (membership in a PostgreSQL database).</summary>
     public string Clustering { get; set; } = "Localhost";
+
+    /// <summary>
+    /// Where AdoNet clustering keeps membership: a connection string (e.g. an HA server, or a multi-host string with
+    /// <c>Target Session Attributes=primary</c>). Empty means the control shard's first replica, which then stops
+    /// silos from joining while that one server is down.
+    /// </summary>
+    public string? Membership { get; set; }
+
+    /// <summary>
+    /// Assemblies (paths) whose C# rules (<c>IRule</c> implementations) this silo registers, so the stock silo runs
+    /// rules compiled apart from it. Every silo of a cluster must load the same ones.
+    /// </summary>
+    public List<string> RuleAssemblies { get; set; } = [];
+
+    /// <summary>Full type names of the rules to take from <see cref="RuleAssemblies"/>; empty takes every one they hold.</summary>
+    public List<string> Rules { get; set; } = [];
 
     public string ClusterId { get; set; } = "pr2";
 

@@ -1,5 +1,6 @@
--- pr2:applies-to control
--- 002: Orleans cluster membership, on the control shard's databases only.
+-- pr2:applies-to control, membership
+-- 002: Orleans cluster membership, on the control shard's databases, and on the membership database when one is
+-- configured apart from them (Pr2:Silo:Membership).
 -- Written for the ADO.NET clustering provider's query contract: the provider reads its queries from
 -- a table named OrleansQuery (QueryKey, QueryText), binds parameters by name (@DeploymentId, @Address,
 -- @Port, @Generation, @SiloName, @HostName, @Status, @ProxyPort, @StartTime, @IAmAliveTime,

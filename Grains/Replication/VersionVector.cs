@@ -1,4 +1,5 @@
 using Npgsql;
+using PR2.Grains.Storage;
 
 namespace PR2.Grains.Replication;
 
@@ -39,7 +40,11 @@ public sealed class VersionVector
             select origin_replica, position, null from pr2_origin_vector
             """, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken) || reader.IsDBNull(2))
+        {
+            throw new ReplicaNotReadyException($"database '{connection.Database}' is not claimed as a replica yet (its schema is being applied)");
+        }
+
         var replicaId = reader.GetGuid(0);
         var epoch = reader.GetInt64(2);
         var positions = new Dictionary<Guid, long> { [replicaId] = reader.GetInt64(1) };

@@ -7,5 +7,9 @@ namespace PR2.Grains.Storage;
 public sealed class SchemaMigrationParticipant(SchemaMigrator migrator) : ILifecycleParticipant<ISiloLifecycle>
 {
     public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(SchemaMigrationParticipant), ServiceLifecycleStage.First, migrator.MigrateAllAsync);
+        lifecycle.Subscribe(nameof(SchemaMigrationParticipant), ServiceLifecycleStage.First, migrator.MigrateAllAsync, _ =>
+        {
+            migrator.Stop();
+            return Task.CompletedTask;
+        });
 }

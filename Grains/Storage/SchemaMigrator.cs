@@ -7,28 +7,91 @@ namespace PR2.Grains.Storage;
 /// Brings every replica database of every configured shard to the current schema at start-up:
 /// creates a missing database, applies the scripts it has not seen (each in its own transaction),
 /// and records which shard the database belongs to. Silos starting together take turns through a
-/// session advisory lock, so a script is never applied twice.
+/// session advisory lock, so a script is never applied twice. A server that does not answer does not
+/// stop the silo (the cluster must start with one server down): its databases are migrated in the
+/// background once it answers, and until then the shard's health checks see that replica as down.
 /// </summary>
 public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator> logger)
 {
     // "PR2S" as an integer: the advisory lock key that serializes migrations on one database.
     private const long MigrationLockKey = 0x50523253;
 
+    private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(2);
+
     private readonly IReadOnlyList<SchemaScript> _scripts = SchemaScript.LoadEmbedded();
+
+    private readonly CancellationTokenSource _stopping = new();
 
     public async Task MigrateAllAsync(CancellationToken cancellationToken)
     {
-        foreach (var code in shards.ShardCodes)
+        var replicas = from code in shards.ShardCodes
+                       let set = shards.Get(code)
+                       from i in Enumerable.Range(0, set.Replicas.Count)
+                       select (Shard: code, Index: i, Source: set.Replicas[i]);
+        await Task.WhenAll(replicas.Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, cancellationToken)));
+    }
+
+    /// <summary>Gives a membership database kept apart from the shards (Pr2:Silo:Membership) the membership tables.</summary>
+    public async Task MigrateMembershipAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        await using var source = NpgsqlDataSource.Create(connectionString);
+        await MigrateDatabaseAsync(source, script => script.Membership, cancellationToken);
+    }
+
+    /// <summary>Stops the background retries (silo shutdown).</summary>
+    public void Stop() => _stopping.Cancel();
+
+    private async Task MigrateOrDeferAsync(int shard, int replicaIndex, NpgsqlDataSource source, CancellationToken cancellationToken)
+    {
+        try
         {
-            var set = shards.Get(code);
-            for (var i = 0; i < set.Replicas.Count; i++)
+            await MigrateReplicaAsync(shard, replicaIndex, source, cancellationToken);
+        }
+        catch (Exception e) when (IsUnreachable(e) && !cancellationToken.IsCancellationRequested)
+        {
+            Log.SchemaDeferred(logger, e.GetBaseException().Message, shard, replicaIndex);
+            _ = RetryInBackgroundAsync(shard, replicaIndex, source);
+        }
+    }
+
+    private async Task RetryInBackgroundAsync(int shard, int replicaIndex, NpgsqlDataSource source)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
             {
-                await MigrateReplicaAsync(code, i, set.Replicas[i], cancellationToken);
+                await Task.Delay(RetryInterval, _stopping.Token);
+                await MigrateReplicaAsync(shard, replicaIndex, source, _stopping.Token);
+                return;
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (IsUnreachable(e))
+            {
+                // Still down: try again.
+            }
+            catch (Exception e)
+            {
+                Log.SchemaFailed(logger, e, shard, replicaIndex);
+                return;
             }
         }
     }
 
+    private static bool IsUnreachable(Exception e) =>
+        e is NpgsqlException { IsTransient: true } or TimeoutException or System.Net.Sockets.SocketException or IOException;
+
     private async Task MigrateReplicaAsync(int shard, int replicaIndex, NpgsqlDataSource source, CancellationToken cancellationToken)
+    {
+        await MigrateDatabaseAsync(source, script => shard == 0 || !script.ControlShardOnly, cancellationToken,
+            (connection, token) => ClaimReplicaAsync(connection, shard, replicaIndex, token),
+            script => Log.SchemaScriptApplied(logger, script.Name, shard, replicaIndex));
+    }
+
+    private async Task MigrateDatabaseAsync(NpgsqlDataSource source, Func<SchemaScript, bool> applies, CancellationToken cancellationToken,
+        Func<NpgsqlConnection, CancellationToken, Task>? claim = null, Action<SchemaScript>? applied = null)
     {
         await DatabaseCreator.EnsureExistsAsync(source.ConnectionString, cancellationToken);
         await using var connection = await source.OpenConnectionAsync(cancellationToken);
@@ -43,17 +106,17 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
                 )
                 """, cancellationToken);
 
-            var applied = new HashSet<int>();
+            var done = new HashSet<int>();
             await using (var read = new NpgsqlCommand("select version from pr2_schema_version", connection))
             await using (var reader = await read.ExecuteReaderAsync(cancellationToken))
             {
                 while (await reader.ReadAsync(cancellationToken))
                 {
-                    applied.Add(reader.GetInt32(0));
+                    done.Add(reader.GetInt32(0));
                 }
             }
 
-            foreach (var script in _scripts.Where(s => !applied.Contains(s.Version) && (shard == 0 || !s.ControlShardOnly)))
+            foreach (var script in _scripts.Where(s => !done.Contains(s.Version) && applies(s)))
             {
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
                 await ExecuteAsync(connection, script.Sql, cancellationToken);
@@ -65,14 +128,20 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
                 }
 
                 await transaction.CommitAsync(cancellationToken);
-                Log.SchemaScriptApplied(logger, script.Name, shard, replicaIndex);
+                applied?.Invoke(script);
             }
 
-            await ClaimReplicaAsync(connection, shard, replicaIndex, cancellationToken);
+            if (claim is not null)
+            {
+                await claim(connection, cancellationToken);
+            }
         }
         finally
         {
-            await ExecuteAsync(connection, $"select pg_advisory_unlock({MigrationLockKey})", CancellationToken.None);
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                await ExecuteAsync(connection, $"select pg_advisory_unlock({MigrationLockKey})", CancellationToken.None);
+            }
         }
     }
 

@@ -4,9 +4,10 @@ namespace PR2.Grains.Storage;
 
 /// <summary>
 /// One numbered migration from <c>sql/</c>. Its first line says where it applies:
-/// <c>-- pr2:applies-to all</c> (every replica of every shard) or <c>-- pr2:applies-to control</c> (shard 0 only).
+/// <c>-- pr2:applies-to all</c> (every replica of every shard), <c>-- pr2:applies-to control</c> (shard 0 only) or
+/// <c>-- pr2:applies-to control, membership</c> (shard 0, and a membership database configured apart from it).
 /// </summary>
-public sealed record SchemaScript(int Version, string Name, bool ControlShardOnly, string Sql)
+public sealed record SchemaScript(int Version, string Name, bool ControlShardOnly, string Sql, bool Membership = false)
 {
     private const string ResourcePrefix = "pr2.sql.";
 
@@ -34,12 +35,14 @@ public sealed record SchemaScript(int Version, string Name, bool ControlShardOnl
         }
 
         var firstLine = sql.TrimStart().Split('\n', 2)[0].Trim();
-        var controlOnly = firstLine switch
+        var (controlOnly, membership) = firstLine switch
         {
-            "-- pr2:applies-to control" => true,
-            "-- pr2:applies-to all" => false,
-            _ => throw new InvalidOperationException($"schema script '{fileName}' must begin with '-- pr2:applies-to all' or '-- pr2:applies-to control'"),
+            "-- pr2:applies-to control" => (true, false),
+            "-- pr2:applies-to control, membership" => (true, true),
+            "-- pr2:applies-to all" => (false, false),
+            _ => throw new InvalidOperationException(
+                $"schema script '{fileName}' must begin with '-- pr2:applies-to all', '-- pr2:applies-to control' or '-- pr2:applies-to control, membership'"),
         };
-        return new SchemaScript(int.Parse(digits, CultureInfo.InvariantCulture), fileName, controlOnly, sql);
+        return new SchemaScript(int.Parse(digits, CultureInfo.InvariantCulture), fileName, controlOnly, sql, membership);
     }
 }

@@ -11,7 +11,7 @@ public static class ErrorStatus
         ErrorCode.BodyTooLarge => StatusCodes.Status413PayloadTooLarge,
         ErrorCode.ReservedActor => StatusCodes.Status403Forbidden,
         ErrorCode.RecordExists or ErrorCode.RecordCanceled or ErrorCode.VersionMismatch or ErrorCode.IdempotencyConflict => StatusCodes.Status409Conflict,
-        ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered => StatusCodes.Status503ServiceUnavailable,
+        ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered or ErrorCode.Unavailable => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status400BadRequest,
     };
 }

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
+using PR2.Client;
 
 namespace PR2.Silo.Http;
 
@@ -22,8 +23,10 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (StatusCodes.Status413PayloadTooLarge, nameof(ErrorCode.BodyTooLarge), false,
                 "the request is larger than this API accepts (four times Pr2:Write:MaxBodyBytes, plus 64 KiB for the envelope)"),
             BadHttpRequestException bad => (bad.StatusCode, "BadRequest", false, bad.Message),
-            // Orleans' own text names silos and grains: it goes to the log, not to callers.
-            TimeoutException or OrleansException => (StatusCodes.Status503ServiceUnavailable, "Unavailable", true, "the cluster did not answer in time; retry"),
+            // Orleans' own text names silos and grains: it goes to the log, not to callers. A call cut short by a failed
+            // silo can surface as a cancellation the caller never asked for: the same answer.
+            _ when UnavailableCluster.Is(exception, http.RequestAborted) =>
+                (StatusCodes.Status503ServiceUnavailable, nameof(ErrorCode.Unavailable), true, UnavailableCluster.Message),
             _ => (StatusCodes.Status500InternalServerError, "Internal", false, "an unexpected error; the silo log has the details"),
         };
         if (status >= 500 && exception is not Pr2Exception)

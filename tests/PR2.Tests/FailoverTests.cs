@@ -51,6 +51,50 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
         });
     }
 
+    [Fact]
+    public async Task A_silo_starts_while_a_replica_server_is_down_and_that_replica_gets_its_schema_when_it_returns()
+    {
+        // Fresh databases on a server that is down when the silo starts: a new cluster, or a silo restarted in an outage.
+        var control = _serverB.CreateTopology("cold", 0);
+        var onA = _serverA.CreateTopology("cold_a", Shard);
+        var onB = _serverB.CreateTopology("cold_b", Shard);
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+        };
+        NpgsqlConnection.ClearAllPools();
+        await _serverA.Server.StopAsync("immediate");
+        var down = true;
+        try
+        {
+            await using var cluster = await TestClusters.StartAsync(settings);
+            var client = new Pr2Client(cluster.Client);
+            var acks = new List<WriteAck>();
+            for (var i = 0; i < 5; i++)
+            {
+                acks.Add((await SendUntilAcknowledgedAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, $"cold/{i}"), MessageKind.Insert, "{}"))).Ack);
+            }
+
+            await _serverA.Server.StartAgainAsync();
+            down = false;
+            await Eventually.TrueAsync(async () =>
+            {
+                var status = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
+                return status.Replicas.All(r => r.Reachable && r.Behind == 0);
+            }, TimeSpan.FromSeconds(60), "replica 0 migrated in the background and caught up");
+            var onReplica0 = await ReplicaContents.MessageIdsAsync(onA.Database(Shard));
+            Assert.All(acks, ack => Assert.Contains(ack.MessageId, onReplica0));
+        }
+        finally
+        {
+            if (down)
+            {
+                await _serverA.Server.StartAgainAsync();
+            }
+        }
+    }
+
     // Shard 1 has replica 0 on server A (the primary: the highest vector, ties to the lowest index) and replica 1
     // on server B. Eight rounds of writes to 30 actors; the nemesis strikes before round 3.
     private async Task RunAsync(string name, Func<Task> strike, Func<Task> heal)

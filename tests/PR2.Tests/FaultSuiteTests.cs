@@ -16,10 +16,14 @@ namespace PR2.Tests;
 
 /// <summary>
 /// Jepsen-style: a seeded workload of writes over three business shards with replicas on two PostgreSQL
-/// servers (shard 3 has three replicas and a quorum ack policy; shard 0 has two) and a two-silo cluster,
-/// while a nemesis kills a server (pg_ctl stop -m immediate) and restarts it, pauses one (SIGSTOP/SIGCONT),
-/// stops a silo or kills one (no shutdown), with rules running on every replica (a data rule sending across
-/// shards and keeping a view, a C# rule) and the object directory following every shard. Then heal, wait for
+/// servers (shard 3 has three replicas and a quorum ack policy; shard 0 has two) and a cluster of an in-process
+/// silo and a silo in its own OS process (the stock program, joined through AdoNet membership on a third server
+/// the nemesis leaves alone, reaching the two servers through loopback proxies), while a nemesis kills a server
+/// (pg_ctl stop -m immediate) and restarts it, pauses one (SIGSTOP/SIGCONT), stops the in-process silo or kills
+/// it (no shutdown), kills the process silo with SIGKILL, or cuts the process silo off one server while the other
+/// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers. Rules run on every
+/// replica (a data rule sending across shards and keeping a view, a C# rule) and the object directory follows
+/// every shard. Then heal, wait for
 /// quiet, and check: every acknowledged MessageId on every replica (lost = 0), no MessageId twice in a journal,
 /// records byte-equal across replicas, version vectors equal, marks never went backwards, canceled records
 /// canceled everywhere; every rule effect exactly once per source entry, views equal to their journals, the
@@ -29,9 +33,10 @@ namespace PR2.Tests;
 /// version, and a strong read never older than the last ack before it. Seed, faults and a summary are printed;
 /// PR2_FAULT_SEED replays a run, PR2_FAULT_SECONDS makes it a soak with a random seed (scripts/soak.sh).
 /// </summary>
-public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelper output) : IClassFixture<TwoPostgresServers>
+public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture membershipServer, ITestOutputHelper output)
+    : IClassFixture<TwoPostgresServers>, IClassFixture<PostgresFixture>, IAsyncLifetime
 {
-    // Kills, pauses and a silo stop in 14 rounds (see the printed fault list).
+    // The test suite's workload (its faults follow Schedule).
     private const int DefaultSeed = 1864787207;
 
     private static readonly TimeSpan CallBound = new WriteOptions().CallTimeout;
@@ -39,20 +44,49 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
     private readonly PostgresFixture _serverA = servers.A;
     private readonly PostgresFixture _serverB = servers.B;
     private readonly List<string> _faults = [];
+    private readonly Dictionary<PostgresFixture, TcpProxy> _proxies = [];
+    private Dictionary<string, string?> _processSiloSettings = [];
+    private ProcessSilo? _processSilo;
+    private Task _processSiloStarting = Task.CompletedTask;
+    private int _processSilos;
+    private readonly List<string> _processSiloOutputs = [];
+
+    public Task InitializeAsync()
+    {
+        _proxies[_serverA] = new TcpProxy(_serverA.Server.Port);
+        _proxies[_serverB] = new TcpProxy(_serverB.Server.Port);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        _processSilo?.Dispose();
+        foreach (var proxy in _proxies.Values)
+        {
+            await proxy.DisposeAsync();
+        }
+    }
 
     [Fact]
     public async Task Under_server_kills_pauses_and_a_silo_stop_nothing_acknowledged_is_lost_or_doubled_and_replicas_converge()
     {
-        // A soak explores new schedules (a random seed unless one is given); the test suite replays a known one,
-        // so that a red CI always means a change broke something, never an unlucky draw.
+        // A soak explores new schedules (a random seed unless one is given, for the workload and the nemesis); the test
+        // suite replays a known workload and Schedule, so that a red CI always means a change broke something, never an
+        // unlucky draw.
         var soak = TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SECONDS"), CultureInfo.InvariantCulture, out var s) ? s : 0);
         var seed = int.TryParse(Environment.GetEnvironmentVariable("PR2_FAULT_SEED"), CultureInfo.InvariantCulture, out var given) ? given
             : soak > TimeSpan.Zero ? Random.Shared.Next() : DefaultSeed;
         var random = new Random(seed);
-        output.WriteLine($"seed {seed} (replay: PR2_FAULT_SEED={seed})");
+        var nemesis = soak > TimeSpan.Zero || given != 0 ? new Random(unchecked((seed * 31) + 7)) : null;
+        output.WriteLine($"seed {seed} (replay: PR2_FAULT_SEED={seed}); faults {(nemesis is null ? "as scheduled" : "drawn from the seed")}");
 
         var (settings, replicas) = Topology();
-        await using var cluster = await TestClusters.StartAsync(settings, silos: 2, configureSilo: silo => silo.Services.AddPr2Rule<TombstoneForCanceledItems>());
+        // Every silo, in-process or not, loads the C# rule as an operator's silo would: from an assembly named in its settings.
+        settings["Pr2:Silo:RuleAssemblies:0"] = typeof(TombstoneForCanceledItems).Assembly.Location;
+        settings["Pr2:Silo:Rules:0"] = typeof(TombstoneForCanceledItems).FullName;
+        await using var cluster = await TestClusters.StartWithAdoNetClusteringAsync(settings, silos: 1);
+        _processSiloSettings = ProcessSiloSettings(settings, cluster);
+        await StartProcessSiloAsync();
         var client = new Pr2Client(cluster.Client);
         await client.PutRuleAsync(RuleWorkload.AuditRule);
         var actors = Enumerable.Range(0, 48).Select(i => new ActorRef(1 + (i % 3), $"item/{i}")).ToList();
@@ -68,9 +102,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
 
         await using var stalls = new StallMeter();
         var clock = Stopwatch.StartNew();
-        for (var round = 0; round < 14 || clock.Elapsed < soak; round++)
+        for (var round = 0; round < 15 || clock.Elapsed < soak; round++)
         {
-            await NemesisAsync(round, random, cluster);
+            await NemesisAsync(round, nemesis, cluster);
             var batch = actors.Where(a => !canceled.Contains(a)).OrderBy(_ => random.Next()).Take(16).ToList();
             var results = await Task.WhenAll(batch.Select(actor =>
             {
@@ -201,6 +235,16 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
         var promiseBroken = orderProblems.Where(p => quorumShards.Contains(p.Actor.Shard)).Select(p => p.Problem).ToList();
 
         output.WriteLine("faults: " + string.Join("; ", _faults));
+        if (_processSilo is not null)
+        {
+            KeepOutput(_processSilo);
+        }
+
+        foreach (var silo in _processSiloOutputs)
+        {
+            output.WriteLine(silo.Length > 4000 ? silo[..2000] + "\n...\n" + silo[^2000..] : silo);
+        }
+
         foreach (var slow in SlowCalls)
         {
             output.WriteLine("slow call: " + slow);
@@ -234,10 +278,10 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
 
     private static readonly ConcurrentBag<string> SlowCalls = [];
 
-    // Between rounds, per the seed: kill or pause a server for a couple of rounds, or stop a silo and start another.
-    private readonly Dictionary<int, Func<Task>> _healAtRound = [];
+    // Between rounds, per the seed: up to two faults at once (never both servers), each healed a round or two later.
+    private readonly List<(int Round, string Target, Func<Task> Heal)> _active = [];
 
-    private async Task NemesisAsync(int round, Random random, InProcessTestCluster cluster)
+    private async Task NemesisAsync(int round, Random? random, TestCluster cluster)
     {
         var before = _faults.Count;
         await ApplyNemesisAsync(round, random, cluster);
@@ -247,54 +291,163 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
         }
     }
 
-    private async Task ApplyNemesisAsync(int round, Random random, InProcessTestCluster cluster)
+    private enum Fault
     {
-        if (_healAtRound.Remove(round, out var heal))
+        KillServer,
+        PauseServer,
+        StopSilo,
+        KillSilo,
+        KillProcessSilo,
+        CutProcessSilo,
+    }
+
+    // The test suite's schedule: every kind of fault, and the overlaps that matter (a silo started while a server is
+    // down, a silo cut off one server while the other is paused, a cut-off silo killed). Soaks draw their own.
+    private static readonly Dictionary<int, (Fault Fault, string Server)> Schedule = new()
+    {
+        [1] = (Fault.KillServer, "A"),
+        [2] = (Fault.KillProcessSilo, ""),
+        [4] = (Fault.CutProcessSilo, "B"),
+        [5] = (Fault.PauseServer, "A"),
+        [7] = (Fault.KillSilo, ""),
+        [8] = (Fault.KillServer, "B"),
+        [9] = (Fault.StopSilo, ""),
+        [11] = (Fault.PauseServer, "B"),
+        [12] = (Fault.CutProcessSilo, "A"),
+        [13] = (Fault.KillProcessSilo, ""),
+    };
+
+    private static string Target(Fault fault) => fault switch
+    {
+        Fault.KillServer or Fault.PauseServer => "server",
+        Fault.StopSilo or Fault.KillSilo => "in-process silo",
+        _ => "process silo",
+    };
+
+    private async Task ApplyNemesisAsync(int round, Random? random, TestCluster cluster)
+    {
+        foreach (var due in _active.Where(a => a.Round <= round).ToList())
         {
-            await heal();
+            _active.Remove(due);
+            await due.Heal();
         }
 
-        if (_healAtRound.Count > 0 || round == 0 || random.Next(3) != 0)
+        Fault fault;
+        string name;
+        if (random is null)
         {
-            return;
+            if (!Schedule.TryGetValue(round, out var planned))
+            {
+                return;
+            }
+
+            (fault, name) = planned;
+        }
+        else
+        {
+            if (_active.Count >= 2 || round == 0 || random.Next(3) != 0)
+            {
+                return;
+            }
+
+            name = random.Next(2) == 0 ? "A" : "B";
+            fault = (Fault)random.Next(6);
+            if (_active.Any(a => a.Target == Target(fault)))
+            {
+                return;
+            }
         }
 
-        var (name, server) = random.Next(2) == 0 ? ("A", _serverA) : ("B", _serverB);
-        switch (random.Next(4))
+        var server = name == "A" ? _serverA : _serverB;
+        var target = Target(fault);
+        switch (fault)
         {
-            case 0:
+            case Fault.KillServer:
                 _faults.Add($"round {round}: kill server {name}");
                 NpgsqlConnection.ClearAllPools();
                 await server.Server.StopAsync("immediate");
-                _healAtRound[round + 2] = async () => { _faults.Add($"round {round + 2}: restart server {name}"); await server.Server.StartAgainAsync(); };
+                _active.Add((round + 2, target, async () => { _faults.Add($"round {round + 2}: restart server {name}"); await server.Server.StartAgainAsync(); }));
                 break;
-            case 1:
+            case Fault.PauseServer:
                 _faults.Add($"round {round}: pause server {name}");
                 await server.Server.PauseAsync();
-                _healAtRound[round + 1] = async () => { _faults.Add($"round {round + 1}: resume server {name}"); await server.Server.ResumeAsync(); };
+                _active.Add((round + 1, target, async () => { _faults.Add($"round {round + 1}: resume server {name}"); await server.Server.ResumeAsync(); }));
                 break;
-            case 2:
+            case Fault.StopSilo:
                 _faults.Add($"round {round}: stop silo {cluster.Silos[^1].Name}, start another");
                 await cluster.StopSiloAsync(cluster.Silos[^1]);
                 await cluster.StartAdditionalSiloAsync();
                 break;
-            default:
+            case Fault.KillSilo:
                 // No shutdown at all: its activations, writers and in-memory state vanish mid-call.
                 _faults.Add($"round {round}: kill silo {cluster.Silos[^1].Name}, start another");
                 await cluster.KillSiloAsync(cluster.Silos[^1]);
                 await cluster.StartAdditionalSiloAsync();
+                break;
+            case Fault.KillProcessSilo:
+                // SIGKILL: the kernel closes its sockets; its replacement starts while the workload runs on.
+                await _processSiloStarting;
+                _faults.Add($"round {round}: SIGKILL process silo {_processSilo!.Name}, start another");
+                _processSilo.Kill();
+                KeepOutput(_processSilo);
+                _processSilo = null;
+                _processSiloStarting = StartProcessSiloAsync();
+                _active.Add((round + 1, target, () => _processSiloStarting));
+                break;
+            default:
+                _faults.Add($"round {round}: cut the process silo off server {name}");
+                _proxies[server].BlackHole();
+                _active.Add((round + 2, target, () =>
+                {
+                    _faults.Add($"round {round + 2}: reconnect the process silo to server {name}");
+                    _proxies[server].Heal();
+                    return Task.CompletedTask;
+                }));
                 break;
         }
     }
 
     private async Task HealAsync()
     {
-        foreach (var heal in _healAtRound.Values)
+        foreach (var (_, _, heal) in _active)
         {
             await heal();
         }
 
-        _healAtRound.Clear();
+        _active.Clear();
+    }
+
+    private async Task StartProcessSiloAsync()
+    {
+        var silo = await ProcessSilo.StartAsync($"process-{++_processSilos}", _processSiloSettings);
+        _processSilo = silo;
+    }
+
+    private void KeepOutput(ProcessSilo silo) =>
+        _processSiloOutputs.Add($"--- {silo.Name} ---\n{silo.Output}");
+
+    // The stock silo's configuration: the same topology with every server reached through its proxy, the test
+    // cluster's identity and membership, and the C# rule the in-process silos register, from this assembly.
+    private Dictionary<string, string?> ProcessSiloSettings(Dictionary<string, string?> settings, TestCluster cluster)
+    {
+        var proxied = new Dictionary<string, string?>();
+        foreach (var (key, value) in settings)
+        {
+            if (key.StartsWith("Pr2:Topology:Shards:", StringComparison.Ordinal) && key.Contains(":Replicas:", StringComparison.Ordinal))
+            {
+                var connection = new NpgsqlConnectionStringBuilder(value);
+                connection.Port = _proxies.Single(p => p.Key.Server.Port == connection.Port).Value.Port;
+                proxied[key] = connection.ConnectionString;
+            }
+            else
+            {
+                proxied[key] = value;
+            }
+        }
+
+        proxied["Pr2:Silo:ClusterId"] = cluster.Options.ClusterId;
+        proxied["Pr2:Silo:ServiceId"] = cluster.Options.ServiceId;
+        return proxied;
     }
 
     // Sends with retries of the same MessageId on retriable errors, up to a deadline. A write still refused then
@@ -362,6 +515,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, ITestOutputHelpe
         }
 
         settings["Pr2:Topology:Shards:3:AckPolicy"] = "Quorum";
+        settings["Pr2:Silo:Membership"] = membershipServer.Server.ConnectionString($"fault_membership_{Guid.NewGuid():N}"[..30]);
         return (settings, replicas);
     }
 

@@ -102,6 +102,16 @@ public sealed class ChildProcess : IDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>SIGKILL: no shutdown, no flush, its sockets closed by the kernel, as an OOM kill or a node loss.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited)

@@ -23,11 +23,16 @@ public static class TestClusters
         return cluster;
     }
 
-    /// <summary>A cluster whose membership lives in the control shard's database (ADO.NET clustering, our SQL).</summary>
+    /// <summary>
+    /// A cluster whose membership lives in PostgreSQL (ADO.NET clustering, our SQL): in <c>Pr2:Silo:Membership</c> when
+    /// set, else the control shard's database. Silos in other processes can join it (the same cluster and service ids).
+    /// </summary>
     public static async Task<TestCluster> StartWithAdoNetClusteringAsync(IReadOnlyDictionary<string, string?> settings, short silos)
     {
         var builder = new TestClusterBuilder(silos);
         builder.Options.UseTestClusterMembership = false;
+        // Real sockets, so that silos in other processes can reach these.
+        builder.Options.ConnectionTransport = ConnectionTransportType.TcpSocket;
         foreach (var (key, value) in settings)
         {
             builder.Properties[key] = value!;
@@ -53,9 +58,11 @@ public static class TestClusters
     {
         public void Configure(IConfiguration configuration, IClientBuilder clientBuilder) =>
             clientBuilder.UseAdoNetClustering(options =>
-            {
-                options.Invariant = "Npgsql";
-                options.ConnectionString = configuration["Pr2:Topology:Shards:0:Replicas:0"];
-            });
+                {
+                    options.Invariant = "Npgsql";
+                    options.ConnectionString = configuration["Pr2:Silo:Membership"] ?? configuration["Pr2:Topology:Shards:0:Replicas:0"];
+                })
+                // Silos come and go in these tests: learn of new gateways within seconds, not the default minute.
+                .Configure<Orleans.Configuration.GatewayOptions>(options => options.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
     }
 }

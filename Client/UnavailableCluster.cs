@@ -1,0 +1,28 @@
+namespace PR2.Client;
+
+/// <summary>
+/// Failures of the cluster's transport rather than answers of PR2: a silo or gateway that failed mid-call, a call that
+/// timed out, a cancellation the caller did not ask for. A write's outcome is then unknown; callers get
+/// <see cref="ErrorCode.Unavailable"/> (retriable with the same MessageId), never Orleans' own exception.
+/// </summary>
+public static class UnavailableCluster
+{
+    public const string Message = "the cluster did not answer (a silo failed or the call timed out); the outcome is unknown: retry with the same MessageId";
+
+    public static bool Is(Exception exception, CancellationToken callerToken = default) =>
+        exception is TimeoutException or OrleansException
+        || (exception is OperationCanceledException && !callerToken.IsCancellationRequested);
+
+    /// <summary>Awaits a cluster call, turning a transport failure into <see cref="ErrorCode.Unavailable"/>.</summary>
+    public static async Task<T> Answer<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (Exception e) when (e is not Pr2Exception && Is(e))
+        {
+            throw new Pr2Exception(ErrorCode.Unavailable, Message, e);
+        }
+    }
+}

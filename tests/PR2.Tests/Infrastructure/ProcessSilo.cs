@@ -1,0 +1,60 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace PR2.Tests.Infrastructure;
+
+/// <summary>
+/// The stock silo program (PR2.Silo.dll) run as its own OS process, configured only by environment variables as a
+/// container would be, joined to a cluster through AdoNet membership; a test can kill it with SIGKILL.
+/// </summary>
+public sealed class ProcessSilo : IDisposable
+{
+    private readonly ChildProcess _process;
+
+    private ProcessSilo(ChildProcess process, string name)
+    {
+        _process = process;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>What the silo wrote (logging at Warning): fail-overs and failed commits explain a failed check.</summary>
+    public string Output => _process.Output + "\n" + _process.Error;
+
+    /// <summary>Starts a silo with <paramref name="settings"/> (configuration keys, as <c>Pr2:Topology:...</c>) and waits until it runs.</summary>
+    public static async Task<ProcessSilo> StartAsync(string name, IReadOnlyDictionary<string, string?> settings)
+    {
+        var environment = settings.Where(p => p.Value is not null).ToDictionary(p => p.Key.Replace(":", "__", StringComparison.Ordinal), p => p.Value!);
+        environment["Pr2__Silo__Clustering"] = "AdoNet";
+        environment["Pr2__Silo__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture);
+        environment["Pr2__Silo__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture);
+        environment["Pr2__Http__Port"] = "0";
+        environment["Logging__LogLevel__Default"] = "Warning";
+        var process = ChildProcess.StartDotnet("PR2.Silo.dll", [], environment);
+        await process.WaitForOutputAsync("PR2 silo is running", TimeSpan.FromSeconds(90));
+        if (process.HasExited)
+        {
+            var output = process.Output + "\n" + process.Error;
+            process.Dispose();
+            Assert.Fail($"silo {name} exited at start: {output}");
+        }
+
+        return new ProcessSilo(process, name);
+    }
+
+    /// <summary>SIGKILL, then wait for the process to be gone.</summary>
+    public void Kill() => _process.Kill();
+
+    public void Dispose() => _process.Dispose();
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
