@@ -157,7 +157,7 @@ public sealed class Pr2Client(IClusterClient cluster)
         Directory.FindObjects(type, prefix, limit);
 
     /// <summary>Adds a rule, or replaces the one of the same name; the definition is JSON (see docs/rules.md).</summary>
-    public Task<RuleInfo> PutRuleAsync(string definitionJson) => Rules.Put(definitionJson);
+    public Task<RuleInfo> PutRuleAsync(string definitionJson) => UnavailableCluster.Answer(() => Rules.Put(definitionJson));
 
     /// <summary>All rules.</summary>
     public Task<IReadOnlyList<RuleInfo>> GetRulesAsync() => Rules.List();

@@ -88,7 +88,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         _processSiloSettings = ProcessSiloSettings(settings, cluster);
         await StartProcessSiloAsync();
         var client = new Pr2Client(cluster.Client);
-        await client.PutRuleAsync(RuleWorkload.AuditRule);
+        // Silos are still taking over shard writers as they join: a retriable refusal here says to try again.
+        await Retrying.CallAsync(() => client.PutRuleAsync(RuleWorkload.AuditRule));
         var actors = Enumerable.Range(0, 48).Select(i => new ActorRef(1 + (i % 3), $"item/{i}")).ToList();
         var versions = actors.ToDictionary(a => a, _ => 0);
         var canceled = new HashSet<ActorRef>();

@@ -22,4 +22,21 @@ public static class Retrying
             }
         }
     }
+
+    /// <summary>Repeats an idempotent call (a rule put, a read) on retriable refusals, within a deadline.</summary>
+    public static async Task<T> CallAsync<T>(Func<Task<T>> call)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Pr2Exception e) when (e.IsRetriable && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
 }
