@@ -52,12 +52,19 @@ public static class SiloHostingExtensions
                 break;
             case "AdoNet":
                 silo.UsePr2AdoNetClustering(configuration)
-                    .ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false)
+                    .ConfigureEndpoints(AdvertisedAddress(options), options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false)
                     .Configure<ClusterOptions>(cluster =>
                     {
                         cluster.ClusterId = options.ClusterId;
                         cluster.ServiceId = options.ServiceId;
                     });
+                if (KubernetesPod.IsCurrent)
+                {
+                    // In a pod: its name, IP and the cluster identity come from the pod (these options are applied
+                    // after the ones above), and dead silos' pods are reconciled with membership.
+                    silo.UseKubernetesHosting();
+                }
+
                 break;
             default:
                 throw new InvalidOperationException($"{SiloOptions.SectionName}:{nameof(SiloOptions.Clustering)} must be Localhost or AdoNet, got '{options.Clustering}'");
@@ -76,7 +83,7 @@ public static class SiloHostingExtensions
         const string section = $"{SiloOptions.SectionName}:{nameof(SiloOptions.Tls)}";
         if (!options.Tls.IsConfigured)
         {
-            return options.Clustering == "Localhost" || IPAddress.IsLoopback(IPAddress.Parse(options.AdvertisedAddress))
+            return options.Clustering == "Localhost" || IPAddress.IsLoopback(AdvertisedAddress(options))
                 ? silo
                 : throw new InvalidOperationException(
                     $"{SiloOptions.SectionName}:{nameof(SiloOptions.AdvertisedAddress)} {options.AdvertisedAddress} is not loopback, so the silo and gateway ports need TLS: set {section}:CertificatePath");
@@ -84,6 +91,19 @@ public static class SiloHostingExtensions
 
         var certificate = ClusterTls.LoadCertificate(options.Tls, section);
         return silo.UseTls(certificate, tls => ClusterTls.Configure(tls, certificate, options.Tls, section));
+    }
+
+    /// <summary><c>Pr2:Silo:AdvertisedAddress</c> as an address: an IP address, or a host name resolved now (IPv4 first).</summary>
+    public static IPAddress AdvertisedAddress(SiloOptions options)
+    {
+        if (IPAddress.TryParse(options.AdvertisedAddress, out var address))
+        {
+            return address;
+        }
+
+        var addresses = Dns.GetHostAddresses(options.AdvertisedAddress);
+        return addresses.OrderBy(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1).FirstOrDefault()
+            ?? throw new InvalidOperationException($"{SiloOptions.SectionName}:{nameof(SiloOptions.AdvertisedAddress)}: host '{options.AdvertisedAddress}' does not resolve");
     }
 
     private static SiloOptions Options(IConfiguration configuration) =>

@@ -22,6 +22,11 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
 
     private readonly CancellationTokenSource _stopping = new();
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int Shard, int Replica), bool> _deferred = new();
+
+    /// <summary>Replicas whose schema waits for their server to answer (shown by the silo's readiness check).</summary>
+    public IReadOnlyCollection<(int Shard, int Replica)> Deferred => [.. _deferred.Keys];
+
     public async Task MigrateAllAsync(CancellationToken cancellationToken)
     {
         var replicas = from code in shards.ShardCodes
@@ -50,6 +55,7 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
         catch (Exception e) when (IsUnreachable(e) && !cancellationToken.IsCancellationRequested)
         {
             Log.SchemaDeferred(logger, e.GetBaseException().Message, shard, replicaIndex);
+            _deferred[(shard, replicaIndex)] = true;
             _ = RetryInBackgroundAsync(shard, replicaIndex, source);
         }
     }
@@ -62,6 +68,7 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
             {
                 await Task.Delay(RetryInterval, _stopping.Token);
                 await MigrateReplicaAsync(shard, replicaIndex, source, _stopping.Token);
+                _deferred.TryRemove((shard, replicaIndex), out _);
                 return;
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)

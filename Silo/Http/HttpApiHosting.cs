@@ -22,14 +22,21 @@ public static class HttpApiHosting
     public static HttpApiOptions AddPr2HttpApi(this WebApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(HttpApiOptions.SectionName).Get<HttpApiOptions>() ?? new HttpApiOptions();
-        Validate(options);
+        // ASP.NET Core's own settings (ASPNETCORE_URLS, --urls, Kestrel:Endpoints with HTTPS certificates) take over the
+        // binding when given; otherwise Pr2:Http:Address and Port.
+        var aspNetUrls = AspNetCoreUrls(builder.Configuration);
+        Validate(options, aspNetUrls);
         builder.Services.Configure<HttpApiOptions>(builder.Configuration.GetSection(HttpApiOptions.SectionName));
         // A request is a message envelope around a body of at most MaxBodyBytes: refuse far larger ones before
         // reading them (413), instead of buffering Kestrel's default 30 MB.
         var maxBody = builder.Configuration.GetSection(WriteOptions.SectionName).Get<WriteOptions>()?.MaxBodyBytes ?? new WriteOptions().MaxBodyBytes;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(IPAddress.Parse(options.Address), options.Port);
+            if (aspNetUrls.Count == 0)
+            {
+                Listen(kestrel, options);
+            }
+
             kestrel.Limits.MaxRequestBodySize = (4L * maxBody) + (64 * 1024);
         });
         builder.Services.ConfigureHttpJsonOptions(json =>
@@ -69,6 +76,7 @@ public static class HttpApiHosting
         }
 
         builder.Services.AddAuthorization();
+        builder.Services.AddPr2HealthChecks();
         return options;
     }
 
@@ -80,21 +88,53 @@ public static class HttpApiHosting
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();
+        app.MapPr2HealthChecks();
         app.MapPr2HttpApi(options);
         return app;
     }
 
-    private static void Validate(HttpApiOptions options)
+    // The URLs ASP.NET Core would bind by its own settings: --urls / ASPNETCORE_URLS ("urls") and Kestrel:Endpoints:*:Url.
+    private static List<string> AspNetCoreUrls(IConfiguration configuration) =>
+    [
+        .. (configuration["urls"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+        .. configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).OfType<string>(),
+    ];
+
+    private static void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, HttpApiOptions options)
     {
-        if (!IPAddress.TryParse(options.Address, out var address))
+        switch (options.Address)
         {
-            throw new InvalidOperationException($"{HttpApiOptions.SectionName}:Address must be an IP address, got '{options.Address}'");
+            case "0.0.0.0" or "*" or "+":
+                kestrel.ListenAnyIP(options.Port);
+                break;
+            case "localhost":
+                kestrel.ListenLocalhost(options.Port);
+                break;
+            default:
+                kestrel.Listen(IPAddress.TryParse(options.Address, out var address) ? address : Dns.GetHostAddresses(options.Address).First(), options.Port);
+                break;
+        }
+    }
+
+    // Loopback means only this machine can call: "localhost", 127.0.0.0/8, ::1.
+    private static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    private static void Validate(HttpApiOptions options, List<string> aspNetUrls)
+    {
+        if (aspNetUrls.Count == 0 && !IsLoopback(options.Address) && options.Address is not ("0.0.0.0" or "*" or "+") && !IPAddress.TryParse(options.Address, out _)
+            && Uri.CheckHostName(options.Address) == UriHostNameType.Unknown)
+        {
+            throw new InvalidOperationException($"{HttpApiOptions.SectionName}:Address must be an IP address, a host name or 0.0.0.0, got '{options.Address}'");
         }
 
-        if (options.IsOpen && !IPAddress.IsLoopback(address))
+        var hosts = aspNetUrls.Count > 0
+            ? aspNetUrls.Select(url => Uri.TryCreate(url.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri) ? uri.Host : url)
+            : [options.Address];
+        if (options.IsOpen && hosts.FirstOrDefault(host => !IsLoopback(host)) is { } open)
         {
             throw new InvalidOperationException(
-                $"{HttpApiOptions.SectionName}:Address {options.Address} is not loopback, so the HTTP API needs authentication: set {HttpApiOptions.SectionName}:ApiKeys or {HttpApiOptions.SectionName}:Jwt:SigningKey");
+                $"{HttpApiOptions.SectionName}: the API would listen on {open}, which is not loopback, so it needs authentication: set {HttpApiOptions.SectionName}:ApiKeys or {HttpApiOptions.SectionName}:Jwt:SigningKey");
         }
 
         foreach (var key in options.ApiKeys)
