@@ -116,6 +116,7 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, 
                     if (moved > 0)
                     {
                         total += moved;
+                        Pr2Metrics.AntiEntropyCopied.Add(moved, new KeyValuePair<string, object?>("shard", ShardCode));
                         foreach (var key in agents.KeysFollowing(ShardCode, to))
                         {
                             await GrainFactory.GetGrain<IAgentGrain>(key).Wake();

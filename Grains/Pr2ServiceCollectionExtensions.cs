@@ -37,6 +37,7 @@ public static class Pr2ServiceCollectionExtensions
         services.TryAddSingleton<IAgentFaultInjector, NoAgentFaults>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, AgentSupervisor>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DirectorySync>();
+        services.AddSingleton<IIncomingGrainCallFilter, WriteMetricsFilter>();
         return services;
     }
 

@@ -16,6 +16,8 @@ public static class SiloHostingExtensions
     public static ISiloBuilder AddPr2Silo(this ISiloBuilder silo, IConfiguration configuration)
     {
         silo.Services.AddPr2Grains(configuration);
+        // Grain calls carry the caller's trace: an HTTP request, its grain calls and their SQL form one trace.
+        silo.AddActivityPropagation();
         RuleAssemblies.Register(silo.Services, Options(configuration));
         return silo;
     }

@@ -176,6 +176,7 @@ public sealed class JournalWriter : IAsyncDisposable
 
         var (epoch, position, clock, originPosition, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetGuid(4));
         Log.WriterOpened(logger, shard, epoch, position, clock);
+        Pr2Metrics.WriterTakeovers.Add(1, new KeyValuePair<string, object?>("shard", shard));
         recent?.Forget(source);
         return new JournalWriter(shard, epoch, (position, clock, originPosition), replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck,
             projectRecords, recent);
@@ -333,6 +334,14 @@ public sealed class JournalWriter : IAsyncDisposable
 
     private async Task CommitAsync(List<PendingAppend> batch)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var shardTag = new KeyValuePair<string, object?>("shard", Shard);
+        Pr2Metrics.CommitBatchSize.Record(batch.Count, shardTag);
+        using var timed = new CommitTimer(started, shardTag);
+        // One commit serves many calls: its span (and the SQL under it) joins the first call's trace and links the others.
+        using var span = Pr2Metrics.Traces.StartActivity("pr2.commit", System.Diagnostics.ActivityKind.Internal, batch[0].Trace,
+            [new("pr2.shard", Shard), new("pr2.batch_size", batch.Count)],
+            batch.Count > 1 ? [.. batch.Skip(1).Where(p => p.Trace != default).Select(p => new System.Diagnostics.ActivityLink(p.Trace))] : null);
         await using var connection = await _source.OpenConnectionAsync();
         var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick.Plan, quick.Assumed)
             ? (quick.Plan, null)
@@ -683,5 +692,11 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             queued.Fail(_fenced);
         }
+    }
+
+    // Records the commit's duration however it ends.
+    private readonly struct CommitTimer(long started, KeyValuePair<string, object?> shard) : IDisposable
+    {
+        public void Dispose() => Pr2Metrics.CommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, shard);
     }
 }

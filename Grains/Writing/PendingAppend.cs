@@ -10,6 +10,9 @@ internal sealed class PendingAppend(AppendRequest request)
 
     public AppendRequest Request { get; } = request;
 
+    /// <summary>The trace of the call that appended (its group commit's span joins it).</summary>
+    public System.Diagnostics.ActivityContext Trace { get; } = System.Diagnostics.Activity.Current?.Context ?? default;
+
     public Task<WriteAck> Task => _completion.Task;
 
     public void Succeed(WriteAck ack) => _completion.TrySetResult(ack);

@@ -77,6 +77,7 @@ public static class HttpApiHosting
 
         builder.Services.AddAuthorization();
         builder.Services.AddPr2HealthChecks();
+        builder.AddPr2Observability();
         return options;
     }
 
@@ -89,6 +90,7 @@ public static class HttpApiHosting
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();
         app.MapPr2HealthChecks();
+        app.MapPr2Metrics();
         app.MapPr2HttpApi(options);
         return app;
     }

@@ -23,6 +23,7 @@ public sealed class StreamLimiter
 
             if (_open.TryUpdate(caller, open + 1, open))
             {
+                PR2.Grains.Pr2Metrics.StreamsOpen.Add(1);
                 return new Lease(this, caller);
             }
         }
@@ -31,7 +32,11 @@ public sealed class StreamLimiter
     /// <summary>How many streams <paramref name="caller"/> has open now.</summary>
     public int OpenFor(string caller) => _open.GetValueOrDefault(caller);
 
-    private void Close(string caller) => _open.AddOrUpdate(caller, 0, (_, open) => Math.Max(0, open - 1));
+    private void Close(string caller)
+    {
+        _open.AddOrUpdate(caller, 0, (_, open) => Math.Max(0, open - 1));
+        PR2.Grains.Pr2Metrics.StreamsOpen.Add(-1);
+    }
 
     private sealed class Lease(StreamLimiter limiter, string caller) : IDisposable
     {

@@ -6,8 +6,8 @@ using PR2.Tests.Infrastructure;
 namespace PR2.Tests;
 
 /// <summary>
-/// <c>/healthz</c> and <c>/ready</c> on a real silo and Kestrel server, as Kubernetes probes call them (anonymous, even
-/// with API keys), and the HTTP binding by ASP.NET Core's own settings.
+/// <c>/healthz</c>, <c>/ready</c> and <c>/metrics</c> on a real silo and Kestrel server, as Kubernetes probes and
+/// Prometheus call them (anonymous, even with API keys), and the HTTP binding by ASP.NET Core's own settings.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class HealthEndpointTests(PostgresFixture postgres)
@@ -28,6 +28,62 @@ public sealed class HealthEndpointTests(PostgresFixture postgres)
         Assert.Equal("up", ready.Json.GetProperty("checks").GetProperty("cluster").GetProperty("data").GetProperty("shard 1").GetString());
         // The API itself still wants the key.
         Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/v1/status")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Metrics_count_acks_refusals_and_commits_and_include_Orleans_and_Npgsql_meters()
+    {
+        var topology = postgres.CreateTopology("metrics", 0, 1);
+        await using var silo = await HttpSilo.StartAsync(WithKey(topology.Settings));
+        using var http = silo.Client(Key);
+        var body = new StringContent("""{"kind": "insert", "body": {"n": 1}}""", System.Text.Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/shards/1/actors/gauge/1/messages", body)).StatusCode);
+        body = new StringContent("""{"kind": "insert", "body": {"n": 2}}""", System.Text.Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.Conflict, (await http.PostAsync("/v1/shards/1/actors/gauge/1/messages", body)).StatusCode);
+
+        using var anonymous = silo.Client();
+        var text = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            text = await anonymous.GetStringAsync("/metrics");
+            return text.Contains("pr2_refusals_total{", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(10), "the refusal in the scrape");
+        var lines = text.Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("pr2_acks_total{", StringComparison.Ordinal) && l.Contains("kind=\"Insert\"", StringComparison.Ordinal)
+            && l.Contains("shard=\"1\"", StringComparison.Ordinal) && l.EndsWith(" 1", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("pr2_refusals_total{", StringComparison.Ordinal) && l.Contains("code=\"RecordExists\"", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("pr2_ack_duration_seconds_bucket{", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("pr2_commit_batch_size_", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("pr2_writer_takeovers_total{", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("orleans_", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("db_client_", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_write_over_HTTP_its_grain_calls_and_its_commit_SQL_form_one_trace()
+    {
+        var topology = postgres.CreateTopology("traces", 0, 1);
+        await using var silo = await HttpSilo.StartAsync(WithKey(topology.Settings));
+        using var http = silo.Client(Key);
+        var spans = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name is "Microsoft.AspNetCore" or "Npgsql" or "PR2" || source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal),
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Add,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        var body = new StringContent("""{"kind": "insert", "body": {"n": 1}}""", System.Text.Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/shards/1/actors/traced/1/messages", body)).StatusCode);
+
+        System.Diagnostics.Activity? request = null;
+        await Eventually.TrueAsync(() => Task.FromResult((request = spans.FirstOrDefault(a => a.Source.Name == "Microsoft.AspNetCore"
+            && a.DisplayName.StartsWith("POST", StringComparison.Ordinal))) is not null), TimeSpan.FromSeconds(10), "the request's span");
+        var trace = spans.Where(a => a.TraceId == request!.TraceId).ToList();
+        Assert.Contains(trace, a => a.Source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal));
+        Assert.Contains(trace, a => a.Source.Name == "PR2" && a.OperationName == "pr2.commit");
+        Assert.Contains(trace, a => a.Source.Name == "Npgsql" && a.Parent?.OperationName == "pr2.commit");
     }
 
     [Fact]
