@@ -4,4 +4,5 @@ namespace PR2;
 [GenerateSerializer, Immutable, Alias("pr2.cluster-status.v1")]
 public sealed record ClusterStatus(
     [property: Id(0)] IReadOnlyList<ShardStatus> Shards,
-    [property: Id(1)] DateTimeOffset ReadAt);
+    [property: Id(1)] DateTimeOffset ReadAt,
+    [property: Id(2)] IReadOnlyList<SiloInfo>? Silos = null);

@@ -14,8 +14,24 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
 
     public async Task<ClusterStatus> GetStatus()
     {
+        var silos = SilosAsync();
         var statuses = await Task.WhenAll(shards.ShardCodes.Select(ReadShardAsync));
-        return new ClusterStatus(statuses, DateTimeOffset.UtcNow);
+        return new ClusterStatus(statuses, DateTimeOffset.UtcNow, await silos);
+    }
+
+    // Membership as the cluster sees it; the last entry per silo name (a restarted silo leaves its dead predecessor).
+    private async Task<IReadOnlyList<SiloInfo>?> SilosAsync()
+    {
+        try
+        {
+            var hosts = await GrainFactory.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: false).WaitAsync(ProbeTimeout);
+            return [.. hosts.OrderBy(h => h.SiloName, StringComparer.Ordinal).ThenBy(h => h.StartTime)
+                .Select(h => new SiloInfo(h.SiloName, h.SiloAddress.ToParsableString(), h.Status.ToString(), new DateTimeOffset(h.StartTime, TimeSpan.Zero)))];
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            return null;
+        }
     }
 
     // The shard's writer decides the primary, maybe on another silo: ask it (briefly), and fall back to what this

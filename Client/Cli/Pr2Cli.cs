@@ -158,6 +158,17 @@ public static class Pr2Cli
             output.Write(table);
             output.WriteLine();
             output.Write(replicas);
+            if (status.Silos is { Count: > 0 } silos)
+            {
+                var members = new TextTable("SILO", "ADDRESS", "STATUS", "STARTED");
+                foreach (var silo in silos.Where(s => s.Status != "Dead"))
+                {
+                    members.Add(silo.Name, silo.Address, silo.Status, silo.StartedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                output.WriteLine();
+                output.Write(members);
+            }
         }));
         return command;
     }

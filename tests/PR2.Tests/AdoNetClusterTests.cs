@@ -19,6 +19,8 @@ public sealed class AdoNetClusterTests(PostgresFixture postgres)
         var client = new Pr2Client(cluster.Client);
 
         Assert.Equal(2, await topology.ScalarAsync(0, "select count(*) from pr2_membership where status = $1", (int)SiloStatus.Active));
+        // pr2 status and /v1/status list the silos as membership records them.
+        Assert.Equal(["Active", "Active"], (await client.GetStatusAsync()).Silos!.Select(s => s.Status));
 
         var actors = Enumerable.Range(0, 40).Select(i => new ActorRef(1 + (i % 2), $"cart/{Guid.NewGuid():N}")).ToList();
         var inserted = await Task.WhenAll(actors.Select(actor => SendWithRetryAsync(client, actor, MessageKind.Insert)));
