@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using PR2.Client;
 using PR2.Grains;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,6 +19,9 @@ public static class SiloHostingExtensions
         silo.Services.AddPr2Grains(configuration);
         // Grain calls carry the caller's trace: an HTTP request, its grain calls and their SQL form one trace.
         silo.AddActivityPropagation();
+        // The Orleans Dashboard's grains on every silo (its pages are served by the HTTP API at /dashboard); it profiles
+        // grain calls only while someone looks at it.
+        silo.AddDashboard();
         RuleAssemblies.Register(silo.Services, Options(configuration));
         return silo;
     }

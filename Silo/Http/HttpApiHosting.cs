@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Tokens;
+using Orleans.Dashboard;
 using PR2.Grains.Configuration;
 
 namespace PR2.Silo.Http;
@@ -91,6 +92,14 @@ public static class HttpApiHosting
         app.MapOpenApi().AllowAnonymous();
         app.MapPr2HealthChecks();
         app.MapPr2Metrics();
+        // The Orleans Dashboard, behind the API's own authentication when keys or JWT are configured.
+        var dashboard = app.MapOrleansDashboard("/dashboard");
+        if (!options.IsOpen)
+        {
+            dashboard.RequireAuthorization();
+        }
+
+        app.MapPr2StatusPage();
         app.MapPr2HttpApi(options);
         return app;
     }
