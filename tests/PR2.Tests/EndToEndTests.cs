@@ -104,6 +104,15 @@ public sealed class EndToEndTests : IDisposable
         var watched = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3")).Output.Trim().Split('\n');
         Assert.Equal(["insert order/42 v1", "modify order/42 v2", "cancel order/42 v3"], watched.Select(line => string.Join(' ', line.Split(' ')[2..5])));
 
+        // The operator's endpoints answer on the embedded default too.
+        using (var operatorHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_httpPort}"), Timeout = TimeSpan.FromSeconds(30) })
+        {
+            foreach (var path in new[] { "/healthz", "/ready", "/metrics", "/dashboard/", "/" })
+            {
+                Assert.True((await operatorHttp.GetAsync(path)).StatusCode == HttpStatusCode.OK, $"{path} did not answer 200 on the embedded default");
+            }
+        }
+
         // A stop request: the silo and its embedded PostgreSQL stop cleanly.
         _silo!.Terminate();
         await _silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
