@@ -455,7 +455,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     // (e.g. a quorum shard with its majority down) is not acknowledged: it counts as an error, never as lost.
     private static async Task<(WriteAck? Ack, MessageKind Kind, long Errors, TimeSpan Slowest)> SendAsync(Pr2Client client, Message message, ClientHistory history)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(12);
         long errors = 0;
         var slowest = TimeSpan.Zero;
         for (var call = 1; ; call++)
