@@ -12,13 +12,19 @@ public sealed class ProcessSilo : IDisposable
 {
     private readonly ChildProcess _process;
 
-    private ProcessSilo(ChildProcess process, string name)
+    private ProcessSilo(ChildProcess process, string name, Uri http)
     {
         _process = process;
         Name = name;
+        Http = http;
     }
 
     public string Name { get; }
+
+    /// <summary>Its HTTP API (health, metrics, status page) on loopback.</summary>
+    public Uri Http { get; }
+
+    public int ExitCode => _process.ExitCode;
 
     public bool HasExited => _process.HasExited;
 
@@ -32,7 +38,8 @@ public sealed class ProcessSilo : IDisposable
         environment["Pr2__Silo__Clustering"] = "AdoNet";
         environment["Pr2__Silo__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture);
         environment["Pr2__Silo__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture);
-        environment["Pr2__Http__Port"] = "0";
+        var httpPort = FreePort();
+        environment["Pr2__Http__Port"] = httpPort.ToString(CultureInfo.InvariantCulture);
         environment["Logging__LogLevel__Default"] = "Warning";
         var process = ChildProcess.StartDotnet("PR2.Silo.dll", [], environment);
         await process.WaitForOutputAsync("PR2 silo is running", TimeSpan.FromSeconds(90));
@@ -43,11 +50,18 @@ public sealed class ProcessSilo : IDisposable
             Assert.Fail($"silo {name} exited at start: {output}");
         }
 
-        return new ProcessSilo(process, name);
+        return new ProcessSilo(process, name, new Uri($"http://127.0.0.1:{httpPort}"));
     }
 
     /// <summary>SIGKILL, then wait for the process to be gone.</summary>
     public void Kill() => _process.Kill();
+
+    /// <summary>SIGTERM, as Kubernetes stops a pod, then wait (up to <paramref name="grace"/>) for the graceful stop.</summary>
+    public async Task TerminateAsync(TimeSpan grace)
+    {
+        _process.Terminate();
+        await _process.WaitForExitAsync(grace);
+    }
 
     public void Dispose() => _process.Dispose();
 
