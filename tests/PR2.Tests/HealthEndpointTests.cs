@@ -62,6 +62,8 @@ public sealed class HealthEndpointTests(PostgresFixture postgres)
     [Fact]
     public async Task A_write_over_HTTP_its_grain_calls_and_its_commit_SQL_form_one_trace()
     {
+        // Any listener gets the spans (the silo's own tracer listens only when OTLP is configured); the one request of
+        // this test is its only ASP.NET Core span.
         var topology = postgres.CreateTopology("traces", 0, 1);
         await using var silo = await HttpSilo.StartAsync(WithKey(topology.Settings));
         using var http = silo.Client(Key);
@@ -78,8 +80,7 @@ public sealed class HealthEndpointTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/shards/1/actors/traced/1/messages", body)).StatusCode);
 
         System.Diagnostics.Activity? request = null;
-        await Eventually.TrueAsync(() => Task.FromResult((request = spans.FirstOrDefault(a => a.Source.Name == "Microsoft.AspNetCore"
-            && a.DisplayName.StartsWith("POST", StringComparison.Ordinal))) is not null), TimeSpan.FromSeconds(10), "the request's span");
+        await Eventually.TrueAsync(() => Task.FromResult((request = spans.FirstOrDefault(a => a.Source.Name == "Microsoft.AspNetCore")) is not null), TimeSpan.FromSeconds(10), "the request's span");
         var trace = spans.Where(a => a.TraceId == request!.TraceId).ToList();
         Assert.Contains(trace, a => a.Source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal));
         Assert.Contains(trace, a => a.Source.Name == "PR2" && a.OperationName == "pr2.commit");
