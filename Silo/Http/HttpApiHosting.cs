@@ -113,19 +113,21 @@ public static class HttpApiHosting
 
     private static void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, HttpApiOptions options)
     {
-        switch (options.Address)
+        if (IsAnyAddress(options.Address))
         {
-            case "0.0.0.0" or "*" or "+":
-                kestrel.ListenAnyIP(options.Port);
-                break;
-            case "localhost":
-                kestrel.ListenLocalhost(options.Port);
-                break;
-            default:
-                kestrel.Listen(IPAddress.TryParse(options.Address, out var address) ? address : Dns.GetHostAddresses(options.Address).First(), options.Port);
-                break;
+            kestrel.ListenAnyIP(options.Port);
+        }
+        else if (options.Address == "localhost")
+        {
+            kestrel.ListenLocalhost(options.Port);
+        }
+        else
+        {
+            kestrel.Listen(IPAddress.TryParse(options.Address, out var address) ? address : Dns.GetHostAddresses(options.Address).First(), options.Port);
         }
     }
+
+    private static bool IsAnyAddress(string address) => address is "0.0.0.0" or "*" or "+";
 
     // Loopback means only this machine can call: "localhost", 127.0.0.0/8, ::1.
     private static bool IsLoopback(string host) =>
@@ -133,8 +135,8 @@ public static class HttpApiHosting
 
     private static void Validate(HttpApiOptions options, List<string> aspNetUrls)
     {
-        if (aspNetUrls.Count == 0 && !IsLoopback(options.Address) && options.Address is not ("0.0.0.0" or "*" or "+") && !IPAddress.TryParse(options.Address, out _)
-            && Uri.CheckHostName(options.Address) == UriHostNameType.Unknown)
+        // CheckHostName knows IP addresses and host names (localhost included); 0.0.0.0's aliases are Kestrel's.
+        if (aspNetUrls.Count == 0 && !IsAnyAddress(options.Address) && Uri.CheckHostName(options.Address) == UriHostNameType.Unknown)
         {
             throw new InvalidOperationException($"{HttpApiOptions.SectionName}:Address must be an IP address, a host name or 0.0.0.0, got '{options.Address}'");
         }

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using PR2.Tests.Infrastructure;
 
@@ -12,9 +11,9 @@ namespace PR2.Tests;
 public sealed class EndToEndTests : IDisposable
 {
     private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "pr2-tests", "e2e-" + Guid.NewGuid().ToString("N")[..8]);
-    private readonly int _siloPort = FreePort();
-    private readonly int _gatewayPort = FreePort();
-    private readonly int _httpPort = FreePort();
+    private readonly int _siloPort = LoopbackPorts.Free();
+    private readonly int _gatewayPort = LoopbackPorts.Free();
+    private readonly int _httpPort = LoopbackPorts.Free();
     private ChildProcess? _silo;
 
     private string Gateway => $"127.0.0.1:{_gatewayPort}";
@@ -238,12 +237,5 @@ public sealed class EndToEndTests : IDisposable
         var result = await ChildProcess.RunPr2Async(Gateway, arguments);
         Assert.True(result.ExitCode == 0, $"pr2 {string.Join(' ', arguments)} exited {result.ExitCode}: {result.Error}");
         return result;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

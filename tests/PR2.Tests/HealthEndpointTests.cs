@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using PR2.Tests.Infrastructure;
 
@@ -94,7 +93,7 @@ public sealed class HealthEndpointTests(PostgresFixture postgres)
         var settings = new Dictionary<string, string?>(WithKey(topology.Settings))
         {
             // Nothing listens there: the silo starts all the same, and says which shard it cannot reach.
-            ["Pr2:Topology:Shards:7:Replicas:0"] = $"Host=127.0.0.1;Port={ClosedPort()};Database=nowhere;Username=postgres",
+            ["Pr2:Topology:Shards:7:Replicas:0"] = $"Host=127.0.0.1;Port={LoopbackPorts.Free()};Database=nowhere;Username=postgres",
         };
         await using var silo = await HttpSilo.StartAsync(settings);
         using var http = silo.Client();
@@ -112,7 +111,7 @@ public sealed class HealthEndpointTests(PostgresFixture postgres)
     public async Task Kestrel_endpoints_from_ASP_NET_Core_settings_replace_the_Pr2_address()
     {
         var topology = postgres.CreateTopology("kestrel", 0);
-        var port = ClosedPort();
+        var port = LoopbackPorts.Free();
         var settings = new Dictionary<string, string?>(topology.Settings) { ["Kestrel:Endpoints:Main:Url"] = $"http://127.0.0.1:{port}" };
         await using var silo = await HttpSilo.StartAsync(settings);
         Assert.Equal(port, silo.Address.Port);
@@ -140,12 +139,5 @@ public sealed class HealthEndpointTests(PostgresFixture postgres)
     {
         using var response = await http.GetAsync(path);
         return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
-    }
-
-    private static int ClosedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -38,7 +38,7 @@ public sealed class RollingRestartTests(PostgresFixture postgres, ITestOutputHel
             var client = new Pr2Client(host.Services.GetRequiredService<IClusterClient>());
             var load = new Load(client);
             var writing = Task.WhenAll(Enumerable.Range(0, 6).Select(load.RunAsync));
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            await Eventually.TrueAsync(() => Task.FromResult(load.Acked.Count >= 500), TimeSpan.FromSeconds(30), "the writers under way");
 
             var rollStarted = load.Clock.Elapsed;
             for (var i = 0; i < 3; i++)
@@ -54,7 +54,9 @@ public sealed class RollingRestartTests(PostgresFixture postgres, ITestOutputHel
             }
 
             var rollEnded = load.Clock.Elapsed;
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            var ackedAtEnd = load.Acked.Count;
+            await Eventually.TrueAsync(() => Task.FromResult(load.Acked.Count >= ackedAtEnd + 500), TimeSpan.FromSeconds(30),
+                "writes acknowledged by the new silos alone");
             load.Stop();
             await writing;
 

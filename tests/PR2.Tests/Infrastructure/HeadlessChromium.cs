@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -27,7 +25,7 @@ public sealed class HeadlessChromium : IAsyncDisposable
 
     public static async Task<HeadlessChromium> OpenAsync(Uri page)
     {
-        var port = FreePort();
+        var port = LoopbackPorts.Free();
         var profile = Path.Combine(Path.GetTempPath(), $"pr2-chromium-{Guid.NewGuid():N}");
         var start = new ProcessStartInfo("chromium")
         {
@@ -123,12 +121,5 @@ public sealed class HeadlessChromium : IAsyncDisposable
         {
             // A leftover profile directory is harmless.
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -52,7 +50,7 @@ public sealed class HttpSilo : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var cluster = $"http-{Guid.NewGuid():N}";
         builder.UseOrleans(silo => silo.AddPr2Silo(builder.Configuration)
-            .UseLocalhostClustering(FreePort(), FreePort(), serviceId: cluster, clusterId: cluster));
+            .UseLocalhostClustering(LoopbackPorts.Free(), LoopbackPorts.Free(), serviceId: cluster, clusterId: cluster));
         var options = builder.AddPr2HttpApi();
         var app = builder.Build();
         app.UsePr2HttpApi(options);
@@ -65,12 +63,5 @@ public sealed class HttpSilo : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

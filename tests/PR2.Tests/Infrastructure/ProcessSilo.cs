@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace PR2.Tests.Infrastructure;
 
@@ -26,8 +24,6 @@ public sealed class ProcessSilo : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public bool HasExited => _process.HasExited;
-
     /// <summary>What the silo wrote (logging at Warning): fail-overs and failed commits explain a failed check.</summary>
     public string Output => _process.Output + "\n" + _process.Error;
 
@@ -36,9 +32,9 @@ public sealed class ProcessSilo : IDisposable
     {
         var environment = settings.Where(p => p.Value is not null).ToDictionary(p => p.Key.Replace(":", "__", StringComparison.Ordinal), p => p.Value!);
         environment["Pr2__Silo__Clustering"] = "AdoNet";
-        environment["Pr2__Silo__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture);
-        environment["Pr2__Silo__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture);
-        var httpPort = FreePort();
+        environment["Pr2__Silo__SiloPort"] = LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture);
+        environment["Pr2__Silo__GatewayPort"] = LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture);
+        var httpPort = LoopbackPorts.Free();
         environment["Pr2__Http__Port"] = httpPort.ToString(CultureInfo.InvariantCulture);
         environment["Logging__LogLevel__Default"] = "Warning";
         var process = ChildProcess.StartDotnet("PR2.Silo.dll", [], environment);
@@ -64,11 +60,4 @@ public sealed class ProcessSilo : IDisposable
     }
 
     public void Dispose() => _process.Dispose();
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -27,8 +27,6 @@ public sealed class TcpProxy : IAsyncDisposable
     /// <summary>The port clients connect to instead of the server's.</summary>
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
-    public bool IsBlackHoled => !_open.Task.IsCompleted;
-
     public void BlackHole()
     {
         lock (_connections)
