@@ -3,6 +3,10 @@ namespace PR2.Grains.Writing;
 /// <summary>
 /// Decides, inside one group commit, what each queued append becomes: a new entry at the next position,
 /// the first acknowledgement of a MessageId already written, or a refusal. Pure bookkeeping, no I/O.
+/// Stamps are hybrid logical clock counters: each entry's counter is above the previous one and above its cause (the
+/// Lamport rules), and not below <c>wallClock</c>, the writer's wall clock in microseconds since the Unix epoch. So a
+/// new writer that took over from a replica missing the latest entries still stamps above them, unless the old writer's
+/// clock ran ahead of the new one's by more than the time the take-over took (docs/architecture.md, "Lamport stamps").
 /// </summary>
 internal sealed class CommitPlan(
     int shard,
@@ -11,7 +15,8 @@ internal sealed class CommitPlan(
     long clock,
     long originPosition,
     Dictionary<Guid, (WriteAck Ack, byte[] Hash)> known,
-    Dictionary<string, long> latestVersions)
+    Dictionary<string, long> latestVersions,
+    long wallClock)
 {
     private readonly List<(PendingAppend Pending, WriteAck? Ack, Exception? Refusal)> _outcomes = [];
     private readonly Dictionary<Guid, (WriteAck Ack, byte[] Hash)> _planned = [];
@@ -30,6 +35,9 @@ internal sealed class CommitPlan(
 
     /// <summary>This replica's own origin sequence after the planned entries.</summary>
     public long OriginPosition { get; private set; } = originPosition;
+
+    /// <summary>Microseconds since the Unix epoch on <paramref name="time"/>: the floor of the stamps a plan gives.</summary>
+    public static long WallClock(TimeProvider time) => (time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
 
     public void Add(PendingAppend pending)
     {
@@ -56,7 +64,7 @@ internal sealed class CommitPlan(
         latestVersions[actorId] = request.Version;
         Position++;
         OriginPosition++;
-        Clock = Math.Max(Clock, message.CausedBy?.Counter ?? 0) + 1;
+        Clock = Math.Max(Math.Max(Clock, message.CausedBy?.Counter ?? 0) + 1, wallClock);
         var ack = new WriteAck(message.MessageId, message.Receiver, new LamportStamp(Clock, shard), Position, request.Version, Origin: replicaId, OriginPosition: OriginPosition);
         _planned[message.MessageId] = (ack, request.ContentHash);
         NewEntries.Add((request, ack, OriginPosition));

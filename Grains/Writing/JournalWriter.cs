@@ -416,7 +416,7 @@ public sealed class JournalWriter : IAsyncDisposable
             latest[actorId] = version;
         }
 
-        var plan = new CommitPlan(Shard, _replicaId, _versionsAt, _clockAt, _originAt, [], latest);
+        var plan = new CommitPlan(Shard, _replicaId, _versionsAt, _clockAt, _originAt, [], latest, CommitPlan.WallClock(TimeProvider.System));
         foreach (var pending in batch)
         {
             plan.Add(pending);
@@ -479,7 +479,7 @@ public sealed class JournalWriter : IAsyncDisposable
             return null;
         }
 
-        var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions);
+        var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions, CommitPlan.WallClock(TimeProvider.System));
         // The plan moves latestVersions on as it accepts entries: after the commit they are the journal's.
         foreach (var pending in batch)
         {

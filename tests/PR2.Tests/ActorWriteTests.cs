@@ -151,7 +151,7 @@ public sealed class ActorWriteTests(SharedClusterFixture fixture)
     {
         var actor = SharedClusterFixture.NewActorId();
         var first = await fixture.Client.SendAsync(2, actor, MessageKind.Insert, "{}");
-        var incoming = new LamportStamp(first.Stamp.Counter + 1_000_000, 3);
+        var incoming = new LamportStamp(first.Stamp.Counter + 3_600_000_000, 3);
 
         var caused = await fixture.Client.SendAsync(new Message(Guid.NewGuid(), "rule", new ActorRef(2, actor), MessageKind.Modify, """{"x": 1}""", CausedBy: incoming));
         var after = await fixture.Client.SendAsync(2, actor, MessageKind.Modify, """{"x": 2}""");

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using PR2.Tests.Infrastructure;
 
 namespace PR2.Tests;
@@ -97,7 +98,8 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("order/42", query, StringComparison.Ordinal);
         Assert.Contains("order/7", query, StringComparison.Ordinal);
         Assert.Contains("records from replica 0 at position", query, StringComparison.Ordinal);
-        var first = (await Pr2Async("get", "1", "order/42", "--as-of", "1@1")).Output;
+        var firstStamp = Regex.Match(insert.Output, @"stamp (\d+@1)").Groups[1].Value;
+        var first = (await Pr2Async("get", "1", "order/42", "--as-of", firstStamp)).Output;
         Assert.Contains("version  1", first, StringComparison.Ordinal);
         Assert.Contains("\"total\": 10", first, StringComparison.Ordinal);
         var watched = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3")).Output.Trim().Split('\n');

@@ -111,11 +111,11 @@ public sealed class GroupCommitFromMemoryTests(PostgresFixture postgres)
         await writer.AppendAsync(Appends.Request(actor, MessageKind.Insert, 1));
         var before = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 2));
 
-        // What an import of a lower stamp for a message already held does to the head: the clock moves, not the position.
-        await database.CreateCommand("update pr2_writer_head set clock = clock + 100").ExecuteNonQueryAsync();
+        // What an import of a stamp an hour ahead (a writer whose wall clock ran fast) does to the head: the clock moves, not the position.
+        await database.CreateCommand("update pr2_writer_head set clock = clock + 3600000000").ExecuteNonQueryAsync();
         var after = await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 3));
 
-        Assert.Equal(before.Stamp.Counter + 101, after.Stamp.Counter);
+        Assert.Equal(before.Stamp.Counter + 3_600_000_001, after.Stamp.Counter);
         Assert.Equal(after.Stamp.Counter, await topology.ScalarAsync(Shard, "select clock from pr2_writer_head"));
     }
 

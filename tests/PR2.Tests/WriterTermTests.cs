@@ -9,7 +9,8 @@ using PR2.Tests.Infrastructure;
 namespace PR2.Tests;
 
 /// <summary>
-/// One acknowledged writer per Quorum shard, and a new writer that starts from every acknowledged entry: writers and
+/// One acknowledged writer per Quorum shard, a new writer that starts from every acknowledged entry, and a new Primary
+/// writer that stamps above what it could not gather: writers and
 /// replication gates are driven directly on three real replica databases, in the states an asymmetric partition and a
 /// duplicate writer activation leave behind (a writer that can still reach its primary but whose other replicas a newer
 /// writer has fenced; a replica that holds the most entries but not the acknowledged ones).
@@ -85,18 +86,57 @@ public sealed class WriterTermTests(PostgresFixture postgres)
         }
     }
 
-    // Three replica databases of shard 1, a Quorum (two copies) set over them.
-    private async Task<ShardReplicaSet> ReplicasAsync(string prefix)
+    [Fact]
+    public async Task A_primary_writer_on_a_lagging_replica_stamps_above_what_the_lost_primary_acknowledged()
+    {
+        // Primary policy: one copy. Replica 1 holds the actor's insert; five modifies are then acknowledged on replica 0 only.
+        var set = await ReplicasAsync("term_lagging", count: 2, requiredCopies: 1);
+        Assert.Equal([0, 1], await WriterTakeover.FenceAsync(set, [0, 1], 1, Timeout));
+        var actor = new ActorRef(Shard, "acct/y");
+        var acks = new List<WriteAck>();
+        await using (var old = await OpenAsync(set, 0, others: [], term: 1))
+        {
+            acks.Add(await old.AppendAsync(Insert(actor)));
+            await ReplicaSync.PushAllAsync(set.Replicas[0], set.Replicas[1]);
+            for (var version = 2; version <= 6; version++)
+            {
+                acks.Add(await old.AppendAsync(Modify(actor, version)));
+            }
+        }
+
+        // Replica 0 is unreachable: a new writer fences and gathers replica 1 alone and acknowledges versions 2..4 again
+        // (what Primary allows, docs/architecture.md), each a later message than any of the first six.
+        Assert.Equal([1], await WriterTakeover.FenceAsync(set, [1], 2, Timeout));
+        await using (var next = await OpenAsync(set, 1, others: [], term: 2))
+        {
+            for (var version = 2; version <= 4; version++)
+            {
+                acks.Add(await next.AppendAsync(Modify(actor, version)));
+            }
+        }
+
+        // Replica 0 returns and anti-entropy merges both ways: every replica folds the nine in acknowledgement order.
+        await ReplicaSync.PushAllAsync(set.Replicas[0], set.Replicas[1]);
+        await ReplicaSync.PushAllAsync(set.Replicas[1], set.Replicas[0]);
+        foreach (var replica in set.Replicas)
+        {
+            var folded = await JournalStore.ReadActorAsync(replica, actor);
+            Assert.Equal(acks.Select(a => a.MessageId), folded.Select(e => e.MessageId));
+        }
+    }
+
+    // Replica databases of shard 1 (three by default), a set over them needing requiredCopies (Quorum by default).
+    private async Task<ShardReplicaSet> ReplicasAsync(string prefix, int count = 3, int requiredCopies = 2)
     {
         var databases = new List<NpgsqlDataSource>();
-        for (var i = 0; i < 3; i++)
+        for (var i = 0; i < count; i++)
         {
             var topology = postgres.CreateTopology($"{prefix}_{i}", 0, Shard);
             await Migrations.MigrateAsync(topology.Settings);
             databases.Add(topology.Database(Shard));
         }
 
-        return new ShardReplicaSet(Shard, databases, requiredCopies: 2);
+        return new ShardReplicaSet(Shard, databases, requiredCopies);
     }
 
     private static Task<JournalWriter> OpenAsync(ShardReplicaSet set, int primary, int[] others, long term)
