@@ -10,6 +10,8 @@ namespace PR2;
 /// <param name="ReplicaId">Its own origin id (empty when unreachable).</param>
 /// <param name="Behind">Entries it lacks compared with the union of the reachable replicas' version vectors (-1 when unreachable).</param>
 /// <param name="Vector">Its version vector: origin replica id to the highest origin position held contiguously.</param>
+/// <param name="OutboxPending">Rule messages in its outbox not delivered yet (-1 when unreachable).</param>
+/// <param name="Parked">Entries its rules parked (a condition or action failed on them; -1 when unreachable).</param>
 [GenerateSerializer, Immutable, Alias("pr2.replica-status.v1")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Index,
@@ -20,4 +22,6 @@ public sealed record ReplicaStatus(
     [property: Id(5)] string? Error,
     [property: Id(6)] Guid ReplicaId,
     [property: Id(7)] long Behind,
-    [property: Id(8)] IReadOnlyDictionary<Guid, long>? Vector);
+    [property: Id(8)] IReadOnlyDictionary<Guid, long>? Vector,
+    [property: Id(9)] long OutboxPending = -1,
+    [property: Id(10)] long Parked = -1);

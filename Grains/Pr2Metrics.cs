@@ -37,7 +37,10 @@ public static class Pr2Metrics
     static Pr2Metrics()
     {
         Meter.CreateObservableGauge("pr2.agent.lag", () => AgentLag(), "{entry}", "Entries an agent is behind its shard's head, by agent and shard (from the latest status snapshot)");
+        Meter.CreateObservableGauge("pr2.agent.delay", () => AgentDelay(), "s", "How long ago the oldest entry an agent has not applied was recorded (0: caught up), by agent and shard");
         Meter.CreateObservableGauge("pr2.replica.lag", () => ReplicaLag(), "{entry}", "Entries a replica lacks compared with the shard's reachable replicas, by shard and replica (-1: unreachable)");
+        Meter.CreateObservableGauge("pr2.outbox.pending", () => ReplicaGauge(r => r.OutboxPending), "{message}", "Rule messages in a replica's outbox not delivered yet, by shard and replica");
+        Meter.CreateObservableGauge("pr2.rules.parked", () => ReplicaGauge(r => r.Parked), "{entry}", "Entries a replica's rules parked (condition or action failed), by shard and replica");
     }
 
     /// <summary>Where the lag gauges read the cluster's state; the silo sets it once.</summary>
@@ -48,8 +51,18 @@ public static class Pr2Metrics
         from agent in shard.Agents
         select new Measurement<long>(agent.Lag, new("agent", agent.Agent), new("shard", shard.Shard));
 
-    private static IEnumerable<Measurement<long>> ReplicaLag() =>
+    private static IEnumerable<Measurement<double>> AgentDelay() =>
+        from shard in _status()?.Shards ?? []
+        from agent in shard.Agents
+        where agent.LagSeconds >= 0
+        select new Measurement<double>(agent.LagSeconds, new("agent", agent.Agent), new("shard", shard.Shard));
+
+    private static IEnumerable<Measurement<long>> ReplicaLag() => ReplicaGauge(r => r.Behind, unreachableToo: true);
+
+    // One measurement per replica of every shard; an unreachable replica's -1 only where it means "unreachable".
+    private static IEnumerable<Measurement<long>> ReplicaGauge(Func<ReplicaStatus, long> value, bool unreachableToo = false) =>
         from shard in _status()?.Shards ?? []
         from replica in shard.Replicas
-        select new Measurement<long>(replica.Behind, new("shard", shard.Shard), new("replica", replica.Index));
+        where unreachableToo || replica.Reachable
+        select new Measurement<long>(value(replica), new("shard", shard.Shard), new("replica", replica.Index));
 }

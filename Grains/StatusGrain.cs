@@ -15,8 +15,37 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
     public async Task<ClusterStatus> GetStatus()
     {
         var silos = SilosAsync();
+        var changes = PrimaryChangesAsync();
         var statuses = await Task.WhenAll(shards.ShardCodes.Select(ReadShardAsync));
-        return new ClusterStatus(statuses, DateTimeOffset.UtcNow, await silos);
+        return new ClusterStatus(statuses, DateTimeOffset.UtcNow, await silos, await changes);
+    }
+
+    // The writers' own records of the primaries they chose (modifies of shard/{code} in the directory), newest first.
+    private async Task<IReadOnlyList<PrimaryChange>?> PrimaryChangesAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            await using var command = shards.Get(0).Primary.CreateCommand("""
+                select actor_id, (body->>'primary')::int, recorded_at from pr2_journal
+                where actor_id = any($1) and kind = 2 and jsonb_typeof(body->'primary') = 'number'
+                order by recorded_at desc, position desc limit 10
+                """);
+            command.Parameters.Add(new() { Value = shards.ShardCodes.Select(code => $"shard/{code}").ToArray() });
+            await using var reader = await command.ExecuteReaderAsync(timeout.Token).WaitAsync(timeout.Token);
+            var changes = new List<PrimaryChange>();
+            while (await reader.ReadAsync(timeout.Token))
+            {
+                changes.Add(new PrimaryChange(int.Parse(reader.GetString(0)["shard/".Length..], System.Globalization.CultureInfo.InvariantCulture),
+                    reader.GetInt32(1), reader.GetFieldValue<DateTimeOffset>(2)));
+            }
+
+            return changes;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     // Membership as the cluster sees it; the last entry per silo name (a restarted silo leaves its dead predecessor).
@@ -66,7 +95,8 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
                 // A per-replica agent is shown by its run on the primary.
                 var replica = agent.PerReplica ? primary : 0;
                 var mark = await AgentMarks.ReadAsync(AgentMarks.Home(agent, shards, shard, replica), AgentMarks.Name(agent, shard, replica), shard);
-                progress.Add(new AgentProgress(agent.Name, mark, head < 0 ? -1 : Math.Max(0, head - mark)));
+                var lag = head < 0 ? -1 : Math.Max(0, head - mark);
+                progress.Add(new AgentProgress(agent.Name, mark, lag, lag switch { < 0 => -1, 0 => 0, _ => await AgeAsync(set.Replicas[replica], mark + 1) }));
             }
             catch (NpgsqlException)
             {
@@ -87,6 +117,34 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
             : r with { Behind = union.Sum(p => Math.Max(0, p.Value - r.Vector.GetValueOrDefault(p.Key))) })];
     }
 
+    // Seconds since the entry at a position was recorded (by the primary's clock); -1 when it cannot be read.
+    private static async Task<double> AgeAsync(NpgsqlDataSource source, long position)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            await using var command = source.CreateCommand("select extract(epoch from clock_timestamp() - recorded_at)::float8 from pr2_journal where position = $1");
+            command.Parameters.Add(new() { Value = position });
+            return await command.ExecuteScalarAsync(timeout.Token).WaitAsync(timeout.Token) is double age ? Math.Max(0, age) : -1;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return -1;
+        }
+    }
+
+    // What the replica's rules have not finished: outbox messages not delivered (nor refused), and parked entries.
+    private static async Task<(long Outbox, long Parked)> RuleBacklogAsync(NpgsqlDataSource source, CancellationToken cancellationToken)
+    {
+        await using var command = source.CreateCommand("""
+            select (select count(*) from pr2_outbox where delivered_at is null and failure is null),
+                   (select count(*) from pr2_dead_letter)
+            """);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
     private static async Task<ReplicaStatus> ReadReplicaAsync(int shard, int index, bool primary, NpgsqlDataSource source)
     {
         var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
@@ -97,7 +155,8 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
             using var timeout = new CancellationTokenSource(ProbeTimeout);
             var head = await JournalStore.ReadHeadAsync(source, shard, timeout.Token).WaitAsync(timeout.Token);
             var vector = await VersionVector.ReadAsync(source, timeout.Token).WaitAsync(timeout.Token);
-            return new ReplicaStatus(index, endpoint, primary, true, head.Position, null, vector.ReplicaId, 0, vector.Positions);
+            var (outbox, parked) = await RuleBacklogAsync(source, timeout.Token).WaitAsync(timeout.Token);
+            return new ReplicaStatus(index, endpoint, primary, true, head.Position, null, vector.ReplicaId, 0, vector.Positions, outbox, parked);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {

@@ -129,6 +129,12 @@ public static class Pr2Cli
         return command;
     }
 
+    // "3", or "3, 1.2 s" when behind and the age of its oldest unapplied entry is known.
+    private static string AgentLag(AgentProgress agent) =>
+        agent.Lag > 0 && agent.LagSeconds >= 0
+            ? $"{agent.Lag}, {agent.LagSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)} s"
+            : agent.Lag.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     private static Command Status(TextWriter output, TextWriter error)
     {
         var command = new Command("status", "Show shards, replicas, journal heads, and agent marks and lag per shard");
@@ -142,22 +148,33 @@ public static class Pr2Cli
             }
 
             var table = new TextTable("SHARD", "HEAD", "CLOCK", "AGENTS (mark, lag)");
-            var replicas = new TextTable("SHARD", "REPLICA", "ENDPOINT", "ROLE", "STATE", "HEAD", "BEHIND", "VECTOR");
+            var replicas = new TextTable("SHARD", "REPLICA", "ENDPOINT", "ROLE", "STATE", "HEAD", "BEHIND", "OUTBOX", "PARKED", "VECTOR");
             foreach (var s in status.Shards)
             {
-                table.Add(s.Shard, s.Head, s.Clock, string.Join(", ", s.Agents.Select(a => $"{a.Agent} {a.Mark} (lag {a.Lag})")));
+                table.Add(s.Shard, s.Head, s.Clock, string.Join(", ", s.Agents.Select(a => $"{a.Agent} {a.Mark} (lag {AgentLag(a)})")));
                 foreach (var r in s.Replicas)
                 {
                     var vector = r.Vector is null ? "-" : string.Join(" ", r.Vector.Where(p => p.Value > 0).OrderBy(p => p.Key).Select(p => $"{p.Key.ToString()[..8]}:{p.Value}"));
                     var state = !r.Reachable ? "down" : r.Behind > 0 ? "catching up" : "up";
                     replicas.Add(s.Shard, r.Index, r.Endpoint, r.Primary ? "primary" : "replica", state, r.Reachable ? r.Head : "-",
-                        r.Reachable ? r.Behind : "-", vector);
+                        r.Reachable ? r.Behind : "-", r.Reachable ? r.OutboxPending : "-", r.Reachable ? r.Parked : "-", vector);
                 }
             }
 
             output.Write(table);
             output.WriteLine();
             output.Write(replicas);
+            if (status.PrimaryChanges is { Count: > 0 } changes)
+            {
+                var failovers = new TextTable("SHARD", "NEW PRIMARY", "AT");
+                foreach (var change in changes)
+                {
+                    failovers.Add(change.Shard, change.Primary, change.At.ToString("u", System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                output.WriteLine();
+                output.Write(failovers);
+            }
             if (status.Silos is { Count: > 0 } silos)
             {
                 var members = new TextTable("SILO", "ADDRESS", "STATUS", "STARTED");

@@ -185,6 +185,7 @@ public sealed class FailoverTests(TwoPostgresServers servers, ITestOutputHelper 
         Assert.Equal(idsA.Count, idsA.Distinct().Count());
         Assert.Equal(await ReplicaContents.RecordsAsync(a), await ReplicaContents.RecordsAsync(b));
         Assert.Equal(1, (await client.GetShardsAsync()).Single(s => s.Shard == Shard).Primary);
+        Assert.Contains(new PrimaryChange(Shard, 1, default), (await client.GetStatusAsync()).PrimaryChanges!.Select(c => c with { At = default }));
     }
 
     // Every call answers (an ack or a clear, retriable error) within the call bound, plus room for messaging

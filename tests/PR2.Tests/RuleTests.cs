@@ -116,8 +116,15 @@ public sealed class RuleTests(PostgresFixture postgres)
         Assert.Equal(markBefore, await client.CatchUpAsync("rule-counter", 1));
         Assert.Equal(1, await CountAsync(client, "counter"));
 
+        // Status (and the pr2.agent.lag / pr2.agent.delay gauges) shows how far behind it is, in entries and in time.
+        async Task<AgentProgress> ProgressAsync() =>
+            (await client.GetStatusAsync()).Shards.Single(s => s.Shard == 1).Agents.Single(a => a.Agent == "rule-counter");
+        await Eventually.TrueAsync(async () => await ProgressAsync() is { Lag: 4, LagSeconds: >= 1 }, TimeSpan.FromSeconds(30),
+            "the paused rule shown 4 entries and at least a second behind");
+
         await client.ResumeRuleAsync("counter");
         await Eventually.TrueAsync(async () => await CountAsync(client, "counter") == 5, TimeSpan.FromSeconds(30), "the resumed rule counted the rest");
+        await Eventually.TrueAsync(async () => await ProgressAsync() is { Lag: 0, LagSeconds: 0 }, TimeSpan.FromSeconds(30), "the resumed rule shown caught up");
         Assert.Equal(3, (await client.GetRuleAsync("counter")).Version);
     }
 
@@ -177,12 +184,15 @@ public sealed class RuleTests(PostgresFixture postgres)
         await Eventually.TrueAsync(async () => (await client.GetParkedAsync("forward")).Count == 3, TimeSpan.FromSeconds(30), "three entries parked");
         Assert.All(await client.GetParkedAsync("forward"), p => Assert.Contains("send.actor", p.Reason, StringComparison.Ordinal));
         Assert.Equal(0, await topology.ScalarAsync(1, "select count(*) from pr2_journal where actor_id like 'copy/%'"));
+        Assert.Equal(3, (await client.GetStatusAsync()).Shards.Single(s => s.Shard == 1).Replicas.Single().Parked);
 
         await client.PutRuleAsync(Forward("copy/{entry.key}"));
         Assert.Equal(3, await client.RetryParkedAsync("forward"));
         await Eventually.TrueAsync(async () => await topology.ScalarAsync(1, "select count(*) from pr2_journal where actor_id like 'copy/%'") == 3,
             TimeSpan.FromSeconds(30), "the three parked entries forwarded after the fix");
         Assert.Empty(await client.GetParkedAsync("forward"));
+        await Eventually.TrueAsync(async () => (await client.GetStatusAsync()).Shards.Single(s => s.Shard == 1).Replicas.Single() is { Parked: 0, OutboxPending: 0 },
+            TimeSpan.FromSeconds(30), "status shows nothing parked and the outbox delivered");
     }
 
     [Fact]
