@@ -14,6 +14,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Shard {Shard} replica {Replica}: the schema could not be applied; fix the cause and restart the silo")]
     public static partial void SchemaFailed(ILogger logger, Exception exception, int shard, int replica);
 
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "The membership database did not answer ({Problem}, attempt {Attempt}); trying again until {Deadline:u}")]
+    public static partial void MembershipUnreachable(ILogger logger, string problem, int attempt, DateTime deadline);
+
     [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Journal writer for shard {Shard} took over at epoch {Epoch}: position {Position}, clock {Clock}")]
     public static partial void WriterOpened(ILogger logger, int shard, long epoch, long position, long clock);
 

@@ -36,12 +36,32 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
         await Task.WhenAll(replicas.Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, cancellationToken)));
     }
 
-    /// <summary>Gives a membership database kept apart from the shards (Pr2:Silo:Membership) the membership tables.</summary>
+    /// <summary>
+    /// Gives a membership database kept apart from the shards (Pr2:Silo:Membership) the membership tables. A silo cannot
+    /// join without it, so while it does not answer (its HA pair failing over, say) this waits, up to
+    /// <see cref="MembershipWait"/>, before the silo gives up.
+    /// </summary>
     public async Task MigrateMembershipAsync(string connectionString, CancellationToken cancellationToken)
     {
         await using var source = NpgsqlDataSource.Create(connectionString);
-        await MigrateDatabaseAsync(source, script => script.Membership, cancellationToken);
+        var deadline = DateTime.UtcNow + MembershipWait;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await MigrateDatabaseAsync(source, script => script.Membership, cancellationToken);
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException and not PostgresException or TimeoutException && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                Log.MembershipUnreachable(logger, e.GetBaseException().Message, attempt, deadline);
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), cancellationToken);
+            }
+        }
     }
+
+    /// <summary>How long a starting silo waits for its membership database to answer.</summary>
+    public static readonly TimeSpan MembershipWait = TimeSpan.FromSeconds(60);
 
     /// <summary>Stops the background retries (silo shutdown).</summary>
     public void Stop() => _stopping.Cancel();

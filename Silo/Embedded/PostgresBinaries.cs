@@ -6,6 +6,20 @@ namespace PR2.Silo.Embedded;
 /// </summary>
 public sealed record PostgresBinaries(string InitDb, string PgCtl)
 {
+    /// <summary>
+    /// <c>pg_basebackup</c> (what starts a standby), installed beside <c>pg_ctl</c>: beside the file a <c>pg_ctl</c>
+    /// link points to when only that one was linked onto PATH.
+    /// </summary>
+    public string PgBaseBackup
+    {
+        get
+        {
+            var real = new FileInfo(PgCtl).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? PgCtl;
+            return new[] { PgCtl, real }.Select(ctl => Path.Combine(Path.GetDirectoryName(ctl)!, "pg_basebackup")).FirstOrDefault(File.Exists)
+                ?? throw new InvalidOperationException($"pg_basebackup was not found beside {PgCtl} (nor beside {real})");
+        }
+    }
+
     public static PostgresBinaries Locate(string? binDirectory = null)
     {
         var candidates = new List<string>();

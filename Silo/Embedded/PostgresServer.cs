@@ -15,6 +15,7 @@ public sealed class PostgresServer : IAsyncDisposable
 {
     private const string ServiceUser = "postgres";
     private const string PortFileName = "pr2.port";
+    private const string OwnerFileName = "pr2.owner";
 
     private readonly PostgresBinaries _binaries;
     private readonly bool _stopOnDispose;
@@ -53,11 +54,50 @@ public sealed class PostgresServer : IAsyncDisposable
         {
             await RunAsync(binaries.InitDb, ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"], IsRoot, cancellationToken);
         }
+        else if (await RunForExitCodeAsync(binaries.PgCtl, ["status", "-D", dataDirectory], IsRoot, cancellationToken) == 0)
+        {
+            await StopLeftoverAsync(dataDirectory, binaries, cancellationToken);
+        }
 
         var port = ChoosePort(dataDirectory);
         var server = new PostgresServer(binaries, dataDirectory, port, stopOnDispose, settings ?? new Dictionary<string, string>());
         await server.StartAgainAsync(cancellationToken);
+        File.WriteAllText(Path.Combine(dataDirectory, OwnerFileName), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         return server;
+    }
+
+    // A server already running on this data directory. Left by a process that was killed (SIGKILL, OOM: the server
+    // outlives it, being a daemon of its own): stop it cleanly, so it starts again with this process's settings. Still
+    // used by a live process of the same program: refuse, rather than stop a database under it.
+    private static async Task StopLeftoverAsync(string dataDirectory, PostgresBinaries binaries, CancellationToken cancellationToken)
+    {
+        var ownerFile = Path.Combine(dataDirectory, OwnerFileName);
+        if (File.Exists(ownerFile) && int.TryParse(File.ReadAllText(ownerFile), CultureInfo.InvariantCulture, out var owner) && IsLiveProcessOfThisProgram(owner))
+        {
+            throw new InvalidOperationException(
+                $"the PostgreSQL server in '{dataDirectory}' is in use by process {owner}; stop that process first, or give this one a data directory of its own");
+        }
+
+        await RunAsync(binaries.PgCtl, ["stop", "-D", dataDirectory, "-m", "fast", "-w", "-t", "60"], IsRoot, cancellationToken);
+    }
+
+    private static bool IsLiveProcessOfThisProgram(int pid)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+
+        try
+        {
+            var program = System.Reflection.Assembly.GetEntryAssembly()?.GetName().Name ?? "";
+            var commandLine = File.ReadAllText($"/proc/{pid}/cmdline");
+            return program.Length > 0 && commandLine.Contains(program, StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // gone
+        }
     }
 
     /// <summary>Connection string for <paramref name="database"/> on this server.</summary>
@@ -86,6 +126,35 @@ public sealed class PostgresServer : IAsyncDisposable
             IsRoot, cancellationToken);
         File.WriteAllText(Path.Combine(DataDirectory, PortFileName), Port.ToString(CultureInfo.InvariantCulture));
     }
+
+    /// <summary>
+    /// Starts a hot standby of this server in <paramref name="dataDirectory"/>: a base backup taken from it, then
+    /// following it by streaming replication (read-only until <see cref="PromoteAsync"/>), on a port of its own.
+    /// </summary>
+    public async Task<PostgresServer> StartStandbyAsync(string dataDirectory, CancellationToken cancellationToken = default)
+    {
+        // PostgreSQL refuses a data directory others may read; initdb sets this itself, pg_basebackup keeps what it finds.
+        Directory.CreateDirectory(dataDirectory);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        if (IsRoot)
+        {
+            await RunAsync("chown", ["-R", $"{ServiceUser}:{ServiceUser}", dataDirectory], asServiceUser: false, cancellationToken);
+        }
+
+        await RunAsync(_binaries.PgBaseBackup,
+            ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", ServiceUser, "-D", dataDirectory, "-R", "-X", "stream", "-c", "fast"],
+            IsRoot, cancellationToken);
+        File.Delete(Path.Combine(dataDirectory, PortFileName)); // the primary's port, taken: the standby picks its own
+        return await StartAsync(dataDirectory, _binaries, _stopOnDispose, _settings, cancellationToken);
+    }
+
+    /// <summary>Promotes a standby to a primary that takes writes (what an HA manager does when the primary is lost).</summary>
+    public Task PromoteAsync(CancellationToken cancellationToken = default) =>
+        RunAsync(_binaries.PgCtl, ["promote", "-D", DataDirectory, "-w", "-t", "60"], IsRoot, cancellationToken);
 
     /// <summary>Stops the server: <c>fast</c> (clean) or <c>immediate</c> (as if the machine lost power: no checkpoint).</summary>
     public Task StopAsync(string mode = "fast", CancellationToken cancellationToken = default) =>
@@ -195,6 +264,20 @@ public sealed class PostgresServer : IAsyncDisposable
 
     private static async Task RunAsync(string program, IReadOnlyList<string> arguments, bool asServiceUser, CancellationToken cancellationToken)
     {
+        var (exitCode, written) = await RunCapturedAsync(program, arguments, asServiceUser, cancellationToken);
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"{Path.GetFileName(program)} {string.Join(' ', arguments)} failed with exit code {exitCode}: {written}");
+        }
+    }
+
+    private static async Task<int> RunForExitCodeAsync(string program, IReadOnlyList<string> arguments, bool asServiceUser, CancellationToken cancellationToken) =>
+        (await RunCapturedAsync(program, arguments, asServiceUser, cancellationToken)).ExitCode;
+
+    // The exit code, and what the command wrote when it failed.
+    private static async Task<(int ExitCode, string Written)> RunCapturedAsync(string program, IReadOnlyList<string> arguments, bool asServiceUser,
+        CancellationToken cancellationToken)
+    {
         var start = new ProcessStartInfo(asServiceUser ? "runuser" : program)
         {
             RedirectStandardOutput = true,
@@ -219,10 +302,6 @@ public sealed class PostgresServer : IAsyncDisposable
         var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var error = process.StandardError.ReadToEndAsync(cancellationToken);
         await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"{Path.GetFileName(program)} {string.Join(' ', arguments)} failed with exit code {process.ExitCode}: {await error}{await output}");
-        }
+        return process.ExitCode == 0 ? (0, "") : (process.ExitCode, await error + await output);
     }
 }

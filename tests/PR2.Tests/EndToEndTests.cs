@@ -108,7 +108,7 @@ public sealed class EndToEndTests : IDisposable
         // The operator's endpoints answer on the embedded default too.
         using (var operatorHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_httpPort}"), Timeout = TimeSpan.FromSeconds(30) })
         {
-            foreach (var path in new[] { "/healthz", "/ready", "/metrics", "/dashboard/", "/" })
+            foreach (var path in new[] { "/healthz", "/ready", "/metrics", "/dashboard/", "/", "/docs/" })
             {
                 Assert.True((await operatorHttp.GetAsync(path)).StatusCode == HttpStatusCode.OK, $"{path} did not answer 200 on the embedded default");
             }
@@ -128,6 +128,22 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
         Assert.Contains("rule big-orders removed", (await Pr2Async("rules", "remove", "big-orders")).Output, StringComparison.Ordinal);
         Assert.DoesNotContain("big-orders", (await Pr2Async("rules", "list")).Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_silo_killed_with_SIGKILL_starts_again_on_its_embedded_data()
+    {
+        await StartSiloAsync();
+        await Pr2Async("send", "1", "crash/1", "insert", """{"before": "the kill"}""");
+
+        // SIGKILL: no shutdown, so the embedded PostgreSQL (a daemon of its own) is left running on the data directory.
+        _silo!.Kill();
+        Assert.True(File.Exists(Path.Combine(_dataDirectory, "postmaster.pid")), "the embedded server did not outlive the silo: this test checks nothing");
+
+        await StartSiloAsync();
+        var record = JsonDocument.Parse((await Pr2Async("get", "1", "crash/1", "--json")).Output).RootElement;
+        Assert.Equal("the kill", record.GetProperty("state").GetProperty("before").GetString());
+        await Pr2Async("send", "1", "crash/1", "modify", """{"after": "the restart"}""");
     }
 
     [Fact]
