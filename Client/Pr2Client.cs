@@ -1,92 +1,80 @@
+using System.Text.Json;
+using Polly;
+
 namespace PR2.Client;
 
 /// <summary>
-/// The typed entry point for frontends: sends messages to actors and reads their records through an
-/// Orleans cluster client. Actor ids are checked here first so that a bad id fails without a round trip;
-/// the silo checks everything again. One instance is one session: it carries the read token of everything
-/// it wrote and read, so its <see cref="ReadConsistency.Session"/> reads (the default) see its own writes
-/// and never go back in time, whichever replica answers.
+/// The entry point for frontends: sends messages to actors and reads their records through an Orleans cluster client.
+/// Register one per process (a singleton) and open a session (<see cref="OpenSession"/>) per unit of work; the client
+/// is itself a session too (its own read token), for programs that are one unit of work. Actor ids are checked here
+/// first so that a bad id fails without a round trip; the silo checks everything again. Retriable refusals are retried
+/// with the same MessageId when <paramref name="retry"/> asks for it; typed bodies and states use
+/// <paramref name="json"/> (default <see cref="Pr2Json.Default"/>).
 /// </summary>
-public sealed class Pr2Client(IClusterClient cluster)
+public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = null, JsonSerializerOptions? json = null) : IPr2Client
 {
-    private ReadToken _session = ReadToken.Empty;
+    private readonly ResiliencePipeline _retry = RetryPipeline.Build(retry ?? new Pr2RetryOptions());
+    private readonly JsonSerializerOptions _json = json ?? Pr2Json.Default;
+    private Pr2Session? _session;
 
-    /// <summary>What this session has seen; hand it to another client (<see cref="Observe"/>) to continue the session there.</summary>
-    public ReadToken SessionToken => Volatile.Read(ref _session);
+    // This client's own session, for callers that use the client as one.
+    private Pr2Session Session => LazyInitializer.EnsureInitialized(ref _session, () => new Pr2Session(cluster, _retry, _json));
 
-    /// <summary>Adds what a token names to this session (e.g. a token from another process of the same user).</summary>
-    public void Observe(ReadToken token)
-    {
-        var current = Volatile.Read(ref _session);
-        while (true)
-        {
-            var merged = current.Merge(token);
-            var seen = Interlocked.CompareExchange(ref _session, merged, current);
-            if (ReferenceEquals(seen, current))
-            {
-                return;
-            }
+    public IPr2Session OpenSession() => new Pr2Session(cluster, _retry, _json);
 
-            current = seen;
-        }
-    }
+    /// <summary>What this client's own session has seen; hand it to another client (<see cref="Observe"/>) to continue the session there.</summary>
+    public ReadToken SessionToken => Session.SessionToken;
+
+    /// <summary>Adds what a token names to this client's own session (e.g. a token from another process of the same user).</summary>
+    public void Observe(ReadToken token) => Session.Observe(token);
 
     /// <summary>
     /// Sends a message and returns its acknowledgement once the journal entry committed. Pass the same
     /// <paramref name="messageId"/> to retry safely: the first acknowledgement comes back again.
     /// Refusals throw <see cref="Pr2Exception"/>.
     /// </summary>
-    public Task<WriteAck> SendAsync(
-        int shard,
-        string actorId,
-        MessageKind kind,
-        string? body,
-        Guid? messageId = null,
-        long? expectedVersion = null,
-        string sender = "client")
-    {
-        var receiver = ActorRef.Create(shard, actorId);
-        var message = new Message(messageId ?? MessageIds.New(), sender, receiver, kind, body ?? "", expectedVersion);
-        return SendAsync(message);
-    }
+    public Task<WriteAck> SendAsync(int shard, string actorId, MessageKind kind, string? body, Guid? messageId = null, long? expectedVersion = null,
+        string sender = "client", CancellationToken cancellationToken = default) =>
+        Session.SendAsync(shard, actorId, kind, body, messageId, expectedVersion, sender, cancellationToken);
 
     /// <summary>Sends a fully built message (a first insert by its shard's insert path, anything else to its actor).</summary>
-    public async Task<WriteAck> SendAsync(Message message)
-    {
-        if (message.Receiver is { IsReserved: true } reserved)
-        {
-            throw new Pr2Exception(ErrorCode.ReservedActor,
-                $"{reserved} is kept by PR2 itself ({string.Join(", ", ActorRef.ReservedTypes.Select(t => t + "/*"))} in shard 0): change rules through the rules API and shards through the topology, not by messages");
-        }
+    public Task<WriteAck> SendAsync(Message message, CancellationToken cancellationToken = default) => Session.SendAsync(message, cancellationToken);
 
-        var ack = await UnavailableCluster.Answer(() => cluster.SendMessage(message));
-        Observe(ack.Token);
-        return ack;
-    }
+    public Task<WriteAck> SendAsync<T>(int shard, string actorId, MessageKind kind, T body, Guid? messageId = null, long? expectedVersion = null,
+        string sender = "client", CancellationToken cancellationToken = default) =>
+        Session.SendAsync(shard, actorId, kind, body, messageId, expectedVersion, sender, cancellationToken);
 
-    /// <summary>The actor's current record (status, version, state).</summary>
-    public Task<ActorRecord> GetRecordAsync(int shard, string actorId) => UnavailableCluster.Answer(() => Actor(ActorRef.Create(shard, actorId)).GetRecord());
+    public Task<WriteAck> InsertAsync<T>(int shard, string actorId, T body, Guid? messageId = null, CancellationToken cancellationToken = default) =>
+        Session.InsertAsync(shard, actorId, body, messageId, cancellationToken);
+
+    public Task<WriteAck> ModifyAsync<T>(int shard, string actorId, T patch, long? expectedVersion = null, Guid? messageId = null,
+        CancellationToken cancellationToken = default) =>
+        Session.ModifyAsync(shard, actorId, patch, expectedVersion, messageId, cancellationToken);
+
+    public Task<WriteAck> CancelAsync(int shard, string actorId, long? expectedVersion = null, Guid? messageId = null, CancellationToken cancellationToken = default) =>
+        Session.CancelAsync(shard, actorId, expectedVersion, messageId, cancellationToken);
+
+    /// <summary>The actor's current record (status, version, state), from its actor.</summary>
+    public Task<ActorRecord> GetRecordAsync(int shard, string actorId, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Actor(ActorRef.Create(shard, actorId)).GetRecord(), cancellationToken);
 
     /// <summary>An actor's record read in one snapshot of one replica, with the replica and the journal position it reflects.</summary>
-    public async Task<RecordRead> ReadRecordAsync(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Session)
-    {
-        var read = await UnavailableCluster.Answer(() => cluster.GetGrain<IReadGrain>(shard).GetRecord(actorId, consistency, SessionToken));
-        Observe(read.Token);
-        return read;
-    }
+    public Task<RecordRead> ReadRecordAsync(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Session,
+        CancellationToken cancellationToken = default) =>
+        Session.ReadRecordAsync(shard, actorId, consistency, cancellationToken);
+
+    public Task<Pr2Record<T>> ReadRecordAsync<T>(int shard, string actorId, ReadConsistency consistency = ReadConsistency.Session,
+        CancellationToken cancellationToken = default) =>
+        Session.ReadRecordAsync<T>(shard, actorId, consistency, cancellationToken);
 
     /// <summary>An actor's record as it was at a Lamport stamp (e.g. one from a <see cref="WriteAck"/>).</summary>
-    public Task<RecordRead> ReadRecordAsOfAsync(int shard, string actorId, LamportStamp asOf) =>
-        UnavailableCluster.Answer(() => cluster.GetGrain<IReadGrain>(shard).GetRecordAsOf(actorId, asOf));
+    public Task<RecordRead> ReadRecordAsOfAsync(int shard, string actorId, LamportStamp asOf, CancellationToken cancellationToken = default) =>
+        Session.ReadRecordAsOfAsync(shard, actorId, asOf, cancellationToken);
 
     /// <summary>One page of the records of a type whose state contains <paramref name="containsJson"/>; pass the page's cursor for the next.</summary>
-    public async Task<RecordPage> QueryRecordsAsync(int shard, string type, string? containsJson = null, string? cursor = null, int limit = 100,
-        ReadConsistency consistency = ReadConsistency.Session)
-    {
-        var page = await UnavailableCluster.Answer(() => cluster.GetGrain<IReadGrain>(shard).Query(type, containsJson, cursor, limit, consistency, SessionToken));
-        Observe(page.Token);
-        return page;
-    }
+    public Task<RecordPage> QueryRecordsAsync(int shard, string type, string? containsJson = null, string? cursor = null, int limit = 100,
+        ReadConsistency consistency = ReadConsistency.Session, CancellationToken cancellationToken = default) =>
+        Session.QueryRecordsAsync(shard, type, containsJson, cursor, limit, consistency, cancellationToken);
 
     /// <summary>
     /// Live changes of records of <paramref name="type"/> (or of the one actor <paramref name="actorId"/>) in
@@ -98,7 +86,7 @@ public sealed class Pr2Client(IClusterClient cluster)
         TimeSpan? pollInterval = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var feed = cluster.GetGrain<IChangeFeedGrain>(shard);
-        var after = afterPosition ?? await feed.Head();
+        var after = afterPosition ?? await feed.Head().WaitAsync(cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
             ChangePage page;
@@ -134,58 +122,70 @@ public sealed class Pr2Client(IClusterClient cluster)
     }
 
     /// <summary>Journal entries of <paramref name="shard"/> from <paramref name="fromPosition"/> (inclusive), at most <paramref name="limit"/> (1..1000).</summary>
-    public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100) =>
-        cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit);
+    public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit), cancellationToken);
 
     /// <summary>Shards, replicas, journal heads, and each agent's mark and lag per shard.</summary>
-    public Task<ClusterStatus> GetStatusAsync() => UnavailableCluster.Answer(() => cluster.GetGrain<IStatusGrain>(0).GetStatus());
+    public Task<ClusterStatus> GetStatusAsync(CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IStatusGrain>(0).GetStatus(), cancellationToken);
 
     /// <summary>Makes <paramref name="agent"/> catch up with <paramref name="shard"/>'s journal (on a replica, default the primary) now; returns its mark.</summary>
-    public Task<long> CatchUpAsync(string agent, int shard, int replica = 0) => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}@{replica}").CatchUp();
+    public Task<long> CatchUpAsync(string agent, int shard, int replica = 0, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IAgentGrain>($"{agent}/{shard}@{replica}").CatchUp(), cancellationToken);
 
     /// <summary>The shard map recorded in the directory (shard 0).</summary>
-    public Task<IReadOnlyList<ShardEntry>> GetShardsAsync() => Directory.GetShards();
+    public Task<IReadOnlyList<ShardEntry>> GetShardsAsync(CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Directory.GetShards(), cancellationToken);
 
     /// <summary>Registered agents and the shards each follows.</summary>
-    public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync() => Directory.GetAgents();
+    public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync(CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Directory.GetAgents(), cancellationToken);
 
     /// <summary>Actor types seen in any shard, with live and canceled counts.</summary>
-    public Task<IReadOnlyList<ActorTypeCount>> GetActorTypesAsync() => Directory.GetActorTypes();
+    public Task<IReadOnlyList<ActorTypeCount>> GetActorTypesAsync(CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Directory.GetActorTypes(), cancellationToken);
 
     /// <summary>Object directory lookup: actors of a type (or all) whose id starts with a prefix, and their shards.</summary>
-    public Task<IReadOnlyList<ObjectLocation>> FindObjectsAsync(string? type = null, string? prefix = null, int limit = 100) =>
-        Directory.FindObjects(type, prefix, limit);
+    public Task<IReadOnlyList<ObjectLocation>> FindObjectsAsync(string? type = null, string? prefix = null, int limit = 100, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Directory.FindObjects(type, prefix, limit), cancellationToken);
 
     /// <summary>Adds a rule, or replaces the one of the same name; the definition is JSON (see docs/rules.md).</summary>
-    public Task<RuleInfo> PutRuleAsync(string definitionJson) => UnavailableCluster.Answer(() => Rules.Put(definitionJson));
+    public Task<RuleInfo> PutRuleAsync(string definitionJson, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Rules.Put(definitionJson), cancellationToken);
 
     /// <summary>All rules.</summary>
-    public Task<IReadOnlyList<RuleInfo>> GetRulesAsync() => Rules.List();
+    public Task<IReadOnlyList<RuleInfo>> GetRulesAsync(CancellationToken cancellationToken = default) => UnavailableCluster.Answer(() => Rules.List(), cancellationToken);
 
     /// <summary>One rule by name.</summary>
-    public Task<RuleInfo> GetRuleAsync(string name) => Rules.Get(name);
+    public Task<RuleInfo> GetRuleAsync(string name, CancellationToken cancellationToken = default) => UnavailableCluster.Answer(() => Rules.Get(name), cancellationToken);
 
     /// <summary>Pauses a rule: it stops where it is.</summary>
-    public Task<RuleInfo> PauseRuleAsync(string name) => Rules.SetPaused(name, true);
+    public Task<RuleInfo> PauseRuleAsync(string name, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Rules.SetPaused(name, true), cancellationToken);
 
     /// <summary>Resumes a paused rule from where it stopped.</summary>
-    public Task<RuleInfo> ResumeRuleAsync(string name) => Rules.SetPaused(name, false);
+    public Task<RuleInfo> ResumeRuleAsync(string name, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Rules.SetPaused(name, false), cancellationToken);
 
     /// <summary>Removes a rule; what it already wrote stays.</summary>
-    public Task RemoveRuleAsync(string name) => Rules.Remove(name);
+    public Task RemoveRuleAsync(string name, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(async () => { await Rules.Remove(name); return true; }, cancellationToken);
 
     /// <summary>Entries parked by a rule (or by all rules when null).</summary>
-    public Task<IReadOnlyList<ParkedEntry>> GetParkedAsync(string? rule = null) => Rules.GetParked(rule);
+    public Task<IReadOnlyList<ParkedEntry>> GetParkedAsync(string? rule = null, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Rules.GetParked(rule), cancellationToken);
 
     /// <summary>Runs a rule again on its parked entries; returns how many were queued.</summary>
-    public Task<int> RetryParkedAsync(string rule) => Rules.RetryParked(rule);
+    public Task<int> RetryParkedAsync(string rule, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Rules.RetryParked(rule), cancellationToken);
 
     /// <summary>Documents of a view kept by rules in <paramref name="shard"/>, by key.</summary>
-    public Task<IReadOnlyList<ViewDocument>> QueryViewAsync(int shard, string view, string? keyPrefix = null, int limit = 100) =>
-        cluster.GetGrain<IViewGrain>(shard).Query(view, keyPrefix, limit);
+    public Task<IReadOnlyList<ViewDocument>> QueryViewAsync(int shard, string view, string? keyPrefix = null, int limit = 100, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IViewGrain>(shard).Query(view, keyPrefix, limit), cancellationToken);
 
     /// <summary>Delivers what rules wrote to <paramref name="shard"/>'s outbox now (it is also delivered continuously).</summary>
-    public Task<int> DeliverOutboxAsync(int shard) => cluster.GetGrain<IOutboxRelayGrain>(shard).DeliverNow();
+    public Task<int> DeliverOutboxAsync(int shard, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IOutboxRelayGrain>(shard).DeliverNow(), cancellationToken);
 
     private IDirectoryGrain Directory => cluster.GetGrain<IDirectoryGrain>(0);
 

@@ -6,29 +6,47 @@ using Orleans.Configuration;
 
 namespace PR2.Client;
 
-/// <summary>Adds an Orleans client and <see cref="Pr2Client"/> to a frontend's host, configured from <c>Pr2:Client</c>.</summary>
+/// <summary>Adds an Orleans client and PR2 to a frontend's host.</summary>
 public static class Pr2ClientHostingExtensions
 {
-    public static IHostApplicationBuilder AddPr2Client(this IHostApplicationBuilder builder)
+    /// <summary>
+    /// The Orleans client, configured from <c>Pr2:Client</c> and then <paramref name="configure"/>; <see cref="Pr2Client"/>
+    /// and <see cref="IPr2Client"/> as singletons, and <see cref="IPr2Session"/> scoped (in ASP.NET Core, one per request).
+    /// </summary>
+    public static IHostApplicationBuilder AddPr2Client(this IHostApplicationBuilder builder, Action<Pr2ClientOptions>? configure = null)
     {
         var options = builder.Configuration.GetSection(Pr2ClientOptions.SectionName).Get<Pr2ClientOptions>() ?? new Pr2ClientOptions();
-        var gateways = options.EffectiveGateways.Select(ParseEndpoint).ToArray();
+        configure?.Invoke(options);
         const string tlsSection = $"{Pr2ClientOptions.SectionName}:{nameof(Pr2ClientOptions.Tls)}";
         var certificate = options.Tls.IsConfigured ? ClusterTls.LoadCertificate(options.Tls, tlsSection) : null;
         builder.UseOrleansClient(client =>
         {
-            client.UseStaticClustering(gateways)
-                .Configure<ClusterOptions>(cluster =>
+            if (string.IsNullOrEmpty(options.Membership))
+            {
+                client.UseStaticClustering(options.EffectiveGateways.Select(ParseEndpoint).ToArray());
+            }
+            else
+            {
+                client.UseAdoNetClustering(adoNet =>
                 {
-                    cluster.ClusterId = options.ClusterId;
-                    cluster.ServiceId = options.ServiceId;
+                    adoNet.Invariant = "Npgsql";
+                    adoNet.ConnectionString = options.Membership;
                 });
+            }
+
+            client.Configure<ClusterOptions>(cluster =>
+            {
+                cluster.ClusterId = options.ClusterId;
+                cluster.ServiceId = options.ServiceId;
+            });
             if (certificate is not null)
             {
                 client.UseTls(certificate, tls => ClusterTls.Configure(tls, certificate, options.Tls, tlsSection));
             }
         });
-        builder.Services.AddSingleton(services => new Pr2Client(services.GetRequiredService<IClusterClient>()));
+        builder.Services.AddSingleton(services => new Pr2Client(services.GetRequiredService<IClusterClient>(), options.Retry));
+        builder.Services.AddSingleton<IPr2Client>(services => services.GetRequiredService<Pr2Client>());
+        builder.Services.AddScoped(services => services.GetRequiredService<IPr2Client>().OpenSession());
         return builder;
     }
 

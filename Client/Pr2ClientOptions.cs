@@ -24,6 +24,16 @@ public sealed class Pr2ClientOptions
     /// <summary>Must match the silos' <c>Pr2:Silo:ServiceId</c>.</summary>
     public string ServiceId { get; set; } = "pr2";
 
+    /// <summary>
+    /// The cluster's membership database (the silos' <c>Pr2:Silo:Membership</c>, or shard 0's first replica when they
+    /// keep it there): when set, gateways are found there and followed as silos come and go, as Orleans clients
+    /// normally do, instead of the static <see cref="Gateways"/>.
+    /// </summary>
+    public string? Membership { get; set; }
+
+    /// <summary>Retries of retriable refusals (off unless <see cref="Pr2RetryOptions.MaxAttempts"/> is above 1).</summary>
+    public Pr2RetryOptions Retry { get; set; } = new();
+
     /// <summary>Mutual TLS to the gateway: needed when the silos use <c>Pr2:Silo:Tls</c>.</summary>
     public ClusterTlsOptions Tls { get; set; } = new();
 }

@@ -13,14 +13,17 @@ public static class UnavailableCluster
         exception is TimeoutException or OrleansException
         || (exception is OperationCanceledException && !callerToken.IsCancellationRequested);
 
-    /// <summary>Awaits a cluster call, turning a transport failure into <see cref="ErrorCode.Unavailable"/>.</summary>
-    public static async Task<T> Answer<T>(Func<Task<T>> call)
+    /// <summary>
+    /// Awaits a cluster call, turning a transport failure into <see cref="ErrorCode.Unavailable"/>. Cancelling
+    /// <paramref name="cancellationToken"/> stops the wait (<see cref="OperationCanceledException"/>), not the call.
+    /// </summary>
+    public static async Task<T> Answer<T>(Func<Task<T>> call, CancellationToken cancellationToken = default)
     {
         try
         {
-            return await call();
+            return await call().WaitAsync(cancellationToken);
         }
-        catch (Exception e) when (e is not Pr2Exception && Is(e))
+        catch (Exception e) when (e is not Pr2Exception && Is(e, cancellationToken))
         {
             throw new Pr2Exception(ErrorCode.Unavailable, Message, e);
         }

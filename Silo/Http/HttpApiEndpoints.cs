@@ -50,13 +50,13 @@ public static class HttpApiEndpoints
 
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
-        rules.MapGet("/", ListRulesAsync).WithName("ListRules").Produces<IReadOnlyList<RuleInfo>>();
-        rules.MapGet("/{name}", GetRuleAsync).WithName("GetRule").Produces<RuleInfo>();
+        rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleInfo>>();
+        rules.MapGet("/{name}", GetRuleAsync).WithName("GetRule").WithSummary("One rule: its definition, state and version.").Produces<RuleInfo>();
         rules.MapPut("/", PutRuleAsync).WithName("PutRule").WithSummary("Add or replace a rule (JSON, see docs/rules.md).")
             .Accepts<JsonElement>("application/json").Produces<RuleInfo>();
-        rules.MapPost("/{name}/pause", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, true, http, cluster)).WithName("PauseRule").Produces<RuleInfo>();
-        rules.MapPost("/{name}/resume", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, false, http, cluster)).WithName("ResumeRule").Produces<RuleInfo>();
-        rules.MapDelete("/{name}", RemoveRuleAsync).WithName("RemoveRule").Produces(StatusCodes.Status204NoContent);
+        rules.MapPost("/{name}/pause", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, true, http, cluster)).WithName("PauseRule").WithSummary("Pause a rule where it is.").Produces<RuleInfo>();
+        rules.MapPost("/{name}/resume", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, false, http, cluster)).WithName("ResumeRule").WithSummary("Resume a paused rule from where it stopped.").Produces<RuleInfo>();
+        rules.MapDelete("/{name}", RemoveRuleAsync).WithName("RemoveRule").WithSummary("Remove a rule; what it already wrote stays.").Produces(StatusCodes.Status204NoContent);
         return app;
     }
 

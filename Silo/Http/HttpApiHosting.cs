@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Tokens;
@@ -82,7 +83,7 @@ public static class HttpApiHosting
         return options;
     }
 
-    /// <summary>The middleware and endpoints: <c>/v1/...</c> and the OpenAPI document at <c>/openapi/v1.json</c>.</summary>
+    /// <summary>The middleware and endpoints: <c>/v1/...</c>, the OpenAPI document at <c>/openapi/v1.json</c> and its explorer at <c>/docs</c>.</summary>
     public static WebApplication UsePr2HttpApi(this WebApplication app, HttpApiOptions options)
     {
         app.UseExceptionHandler();
@@ -90,10 +91,18 @@ public static class HttpApiHosting
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();
+        // An API explorer over that document at /docs: Swagger UI, its assets served from the package (no CDN).
+        app.UseSwaggerUI(ui =>
+        {
+            ui.RoutePrefix = "docs";
+            ui.SwaggerEndpoint("../openapi/v1.json", "PR2 v1");
+            ui.DocumentTitle = "PR2 HTTP API";
+        });
         app.MapPr2HealthChecks();
         app.MapPr2Metrics();
         // The Orleans Dashboard, behind the API's own authentication when keys or JWT are configured.
-        var dashboard = app.MapOrleansDashboard("/dashboard");
+        // Not part of PR2's API: kept out of its OpenAPI document.
+        var dashboard = app.MapOrleansDashboard("/dashboard").ExcludeFromDescription();
         if (!options.IsOpen)
         {
             dashboard.RequireAuthorization();

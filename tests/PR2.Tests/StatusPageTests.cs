@@ -7,7 +7,8 @@ namespace PR2.Tests;
 
 /// <summary>
 /// The status page at <c>/</c> in a real headless browser: it loads, shows every shard, updates after a write without
-/// being reloaded; and the Orleans Dashboard answers at <c>/dashboard</c>.
+/// being reloaded; the API explorer at <c>/docs</c> lists every endpoint; and the Orleans Dashboard answers at
+/// <c>/dashboard</c>.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class StatusPageTests(PostgresFixture postgres)
@@ -34,11 +35,39 @@ public sealed class StatusPageTests(PostgresFixture postgres)
         const string head = "document.querySelector('#shards tr[data-shard=\"2\"] td:nth-child(2)').textContent";
         var before = long.Parse(JsonSerializer.Deserialize<string>(await browser.EvaluateAsync(head))!, System.Globalization.CultureInfo.InvariantCulture);
 
-        await new Pr2Client(silo.ClusterClient).SendAsync(2, "page/1", MessageKind.Insert, """{"seen": true}""");
+        var client = new Pr2Client(silo.ClusterClient);
+        await client.SendAsync(2, "page/1", MessageKind.Insert, """{"seen": true}""");
         await Eventually.TrueAsync(async () =>
                 long.Parse(JsonSerializer.Deserialize<string>(await browser.EvaluateAsync(head))!, System.Globalization.CultureInfo.InvariantCulture) > before,
             TimeSpan.FromSeconds(20), "shard 2's head on the page moves past its value before the write");
+
+        // A rule added while the page is open shows up in its rules table, with its state and trigger.
+        await client.PutRuleAsync("""
+            {"name": "page-audit", "on": {"type": "page", "kinds": ["insert"]}, "do": [{"send": {"shard": 0, "actor": "audit/{entry.key}", "kind": "insert"}}]}
+            """);
+        const string rules = "[...document.querySelectorAll('#rules tr')].map(r => [...r.cells].map(c => c.textContent).join(' ')).join('|')";
+        await Eventually.TrueAsync(async () => await browser.EvaluateAsync(rules) == "\"page-audit active 1 page insert\"",
+            TimeSpan.FromSeconds(20), "the rules table lists page-audit as active, on page inserts");
         Assert.Equal("\"\"", await browser.EvaluateAsync("document.getElementById('error').textContent"));
+    }
+
+    [Fact]
+    public async Task The_API_explorer_at_docs_shows_every_endpoint_of_the_OpenAPI_document_each_with_a_summary()
+    {
+        var topology = postgres.CreateTopology("explorer", 0, 1);
+        await using var silo = await HttpSilo.StartAsync(topology.Settings);
+        using var http = silo.Client();
+        var document = JsonDocument.Parse(await http.GetStringAsync("/openapi/v1.json")).RootElement;
+        var operations = (from path in document.GetProperty("paths").EnumerateObject()
+                          from operation in path.Value.EnumerateObject()
+                          select (Name: $"{operation.Name.ToUpperInvariant()} {path.Name}", Summary: operation.Value.TryGetProperty("summary", out var summary) ? summary.GetString() : null)).ToList();
+        Assert.True(operations.Count >= 13, $"only {operations.Count} operations in the document");
+        Assert.All(operations, o => Assert.False(string.IsNullOrWhiteSpace(o.Summary), $"{o.Name} has no summary"));
+
+        // Swagger UI, in a real browser, from the silo alone (its assets come from the package, not a CDN).
+        await using var browser = await HeadlessChromium.OpenAsync(new Uri(silo.Address, "docs/"));
+        await Eventually.TrueAsync(async () => await browser.EvaluateAsync("document.querySelectorAll('.opblock').length") == operations.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            TimeSpan.FromSeconds(20), $"the explorer lists the {operations.Count} operations");
     }
 
     [Fact]

@@ -63,15 +63,15 @@ public sealed class ChildProcess : IDisposable
 
     // The pr2 tool runs from its own build output, as installed: the test folder's copy would resolve
     // Microsoft.Extensions.* from the ASP.NET Core shared framework, which the tool does not use.
-    private static string ToolDirectory
+    private static string ToolDirectory => OutputDirectory("Client");
+
+    /// <summary>The build output of a project of this repository (its folder, e.g. <c>samples/OrdersWeb</c>), in the tests' configuration.</summary>
+    public static string OutputDirectory(string project)
     {
-        get
-        {
-            var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var configuration = framework.Parent!;
-            var repository = configuration.Parent!.Parent!.Parent!.Parent!;
-            return Path.Combine(repository.FullName, "Client", "bin", configuration.Name, framework.Name);
-        }
+        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var configuration = framework.Parent!;
+        var repository = configuration.Parent!.Parent!.Parent!.Parent!;
+        return Path.Combine(repository.FullName, project, "bin", configuration.Name, framework.Name);
     }
 
     public Task WaitForOutputAsync(string text, TimeSpan deadline) =>

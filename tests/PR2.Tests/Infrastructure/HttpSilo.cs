@@ -15,11 +15,19 @@ public sealed class HttpSilo : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private HttpSilo(WebApplication app, Uri address)
+    private HttpSilo(WebApplication app, Uri address, int gatewayPort, string clusterId)
     {
         _app = app;
         Address = address;
+        GatewayPort = gatewayPort;
+        ClusterId = clusterId;
     }
+
+    /// <summary>The silo's Orleans gateway port on loopback: where outside clients connect.</summary>
+    public int GatewayPort { get; }
+
+    /// <summary>The cluster (and service) id outside clients must name.</summary>
+    public string ClusterId { get; }
 
     /// <summary>Where the API listens (a free loopback port).</summary>
     public Uri Address { get; }
@@ -49,14 +57,15 @@ public sealed class HttpSilo : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Pr2:Http:Port"] = "0" });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var cluster = $"http-{Guid.NewGuid():N}";
+        var gatewayPort = LoopbackPorts.Free();
         builder.UseOrleans(silo => silo.AddPr2Silo(builder.Configuration)
-            .UseLocalhostClustering(LoopbackPorts.Free(), LoopbackPorts.Free(), serviceId: cluster, clusterId: cluster));
+            .UseLocalhostClustering(LoopbackPorts.Free(), gatewayPort, serviceId: cluster, clusterId: cluster));
         var options = builder.AddPr2HttpApi();
         var app = builder.Build();
         app.UsePr2HttpApi(options);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        return new HttpSilo(app, new Uri(address));
+        return new HttpSilo(app, new Uri(address), gatewayPort, cluster);
     }
 
     public async ValueTask DisposeAsync()
