@@ -93,6 +93,10 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         var actors = Enumerable.Range(0, 48).Select(i => new ActorRef(1 + (i % 3), $"item/{i}")).ToList();
         var versions = actors.ToDictionary(a => a, _ => 0);
         var canceled = new HashSet<ActorRef>();
+        // A write whose outcome is still unknown when its caller gave up: sent again, same MessageId, the next time its
+        // actor comes up, as the contract asks ("retry with the same MessageId"). A fresh message instead (a second
+        // insert under a new id) could commit beside the first once that one turns up, as a real client's would.
+        var unresolved = new Dictionary<ActorRef, (Message Message, int Calls)>();
         var acked = new ConcurrentBag<WriteAck>();
         var ackOrder = new Dictionary<ActorRef, List<WriteAck>>();
         var history = new ClientHistory();
@@ -107,12 +111,18 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         {
             await NemesisAsync(round, nemesis, cluster);
             var batch = actors.Where(a => !canceled.Contains(a)).OrderBy(_ => random.Next()).Take(16).ToList();
-            var results = await Task.WhenAll(batch.Select(actor =>
+            var messages = batch.Select(actor =>
             {
                 var kind = versions[actor] == 0 ? MessageKind.Insert : random.Next(12) == 0 ? MessageKind.Cancel : MessageKind.Modify;
-                var message = new Message(Guid.NewGuid(), "fault-suite", actor, kind, $$"""{"round": {{round}}, "v{{random.Next(4)}}": {{random.Next(100)}}}""");
-                return SendAsync(client, message, history);
-            }));
+                var fresh = new Message(Guid.NewGuid(), "fault-suite", actor, kind, $$"""{"round": {{round}}, "v{{random.Next(4)}}": {{random.Next(100)}}}""");
+                return unresolved.Remove(actor, out var pending) ? pending : (Message: fresh, Calls: 0);
+            }).ToList();
+            var results = await Task.WhenAll(messages.Select(m => SendAsync(client, m.Message, history, m.Calls)));
+            foreach (var ((message, _), result) in messages.Zip(results).Where(r => r.Second.Unknown))
+            {
+                unresolved[message.Receiver] = (message, result.Calls);
+            }
+
             await history.ReadStronglyAsync(client, batch.Take(4));
             foreach (var (actor, result) in batch.Zip(results))
             {
@@ -452,20 +462,22 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     }
 
     // Sends with retries of the same MessageId on retriable errors, up to a deadline. A write still refused then
-    // (e.g. a quorum shard with its majority down) is not acknowledged: it counts as an error, never as lost.
-    private static async Task<(WriteAck? Ack, MessageKind Kind, long Errors, TimeSpan Slowest)> SendAsync(Pr2Client client, Message message, ClientHistory history)
+    // (e.g. a quorum shard with its majority down) is not acknowledged: it counts as an error, never as lost, and its
+    // outcome is unknown (the caller sends it again later).
+    private static async Task<(WriteAck? Ack, MessageKind Kind, long Errors, TimeSpan Slowest, bool Unknown, int Calls)> SendAsync(Pr2Client client, Message message,
+        ClientHistory history, int earlierCalls)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(12);
         long errors = 0;
         var slowest = TimeSpan.Zero;
-        for (var call = 1; ; call++)
+        for (var call = earlierCalls + 1; ; call++)
         {
             var started = Stopwatch.StartNew();
             try
             {
                 var ack = await client.SendAsync(message);
                 history.Acknowledged(message, ack, call);
-                return (ack, message.Kind, errors, started.Elapsed > slowest ? started.Elapsed : slowest);
+                return (ack, message.Kind, errors, started.Elapsed > slowest ? started.Elapsed : slowest, false, call);
             }
             catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException)
             {
@@ -478,7 +490,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
 
                 if (DateTime.UtcNow > deadline)
                 {
-                    return (null, message.Kind, errors, slowest);
+                    return (null, message.Kind, errors, slowest, true, call);
                 }
 
                 await Task.Delay(200);
@@ -487,7 +499,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             {
                 // Final: nothing was or ever will be written for this MessageId (checked after healing).
                 history.Refusal(message.MessageId);
-                return (null, message.Kind, errors + 1, slowest);
+                return (null, message.Kind, errors + 1, slowest, false, call);
             }
         }
     }

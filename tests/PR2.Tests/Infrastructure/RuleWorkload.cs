@@ -121,7 +121,7 @@ public static class RuleWorkload
                 doubled += extra;
                 if (extra > 0)
                 {
-                    examples.Add($"{id} {count} times");
+                    examples.Add($"{id} {count} times: {await DescribeAsync(database, id)}; its source: {await DescribeSourceAsync(replicas, id)}");
                 }
             }
         }
@@ -174,6 +174,40 @@ public static class RuleWorkload
         }
 
         return effects;
+    }
+
+    // An actor's entries, for a finding's example: id, kind, version, stamp, position, sender, cause.
+    private static async Task<string> DescribeAsync(NpgsqlDataSource database, string actorId)
+    {
+        await using var command = database.CreateCommand("""
+            select string_agg(format('%s %s v%s %s@%s at %s from %s caused by %s@%s', message_id, kind, actor_version, lamport_counter, lamport_shard,
+                              position, sender, caused_by_counter, caused_by_shard), '; ' order by position)
+            from pr2_journal where actor_id = $1
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = actorId });
+        return (await command.ExecuteScalarAsync()) as string ?? "none";
+    }
+
+    // The source entries an effect (audit/item-{shard}-{key}, tomb/item-{shard}-{key}) stands for, on each replica of its shard.
+    private static async Task<string> DescribeSourceAsync(IReadOnlyDictionary<int, NpgsqlDataSource[]> replicas, string effectId)
+    {
+        var parts = effectId.Split('/')[1].Split('-', 3);
+        if (parts.Length != 3 || !int.TryParse(parts[1], out var shard) || !replicas.TryGetValue(shard, out var databases))
+        {
+            return "unknown";
+        }
+
+        var described = new List<string>();
+        for (var i = 0; i < databases.Length; i++)
+        {
+            await using var outbox = databases[i].CreateCommand("""
+                select string_agg(format('%s from %s at %s', message_id, rule, source_position), '; ') from pr2_outbox where target_actor = $1
+                """);
+            outbox.Parameters.Add(new NpgsqlParameter { Value = effectId });
+            described.Add($"replica {i}: {await DescribeAsync(databases[i], $"item/{parts[2]}")}; outbox {await outbox.ExecuteScalarAsync() as string ?? "none"}");
+        }
+
+        return string.Join(" | ", described);
     }
 
     private static async Task<Dictionary<string, int>> DirectoryAsync(NpgsqlDataSource database)
