@@ -45,7 +45,7 @@ Console.WriteLine(embedded is null
     ? "PR2 silo is running. Ctrl-C stops it."
     : $"PR2 silo is running on the embedded PostgreSQL (127.0.0.1:{embedded.Port}, data in {embedded.DataDirectory}); shards {string.Join(", ", EmbeddedDefault.Shards)}. Ctrl-C stops it.");
 var gatewayPort = builder.Configuration.GetValue("Pr2:Silo:GatewayPort", new SiloOptions().GatewayPort);
-Console.WriteLine($"Clients connect to the gateway at 127.0.0.1:{gatewayPort} (Pr2:Silo:GatewayPort), e.g. dotnet run --project Client -- status");
+Console.WriteLine($"Clients connect to the gateway at 127.0.0.1:{gatewayPort} (Pr2:Silo:GatewayPort), e.g. dotnet run --project Client/Cli -- status");
 Console.WriteLine($"HTTP API at {string.Join(", ", host.Urls)}/v1 (Pr2:Http), OpenAPI document at /openapi/v1.json{(http.IsOpen ? "; no API keys configured: open to loopback callers only" : "")}");
 await host.WaitForShutdownAsync();
 await host.DisposeAsync();

@@ -56,14 +56,14 @@ public sealed class ChildProcess : IDisposable
     /// <summary>Runs the pr2 tool to completion (bounded by a deadline) and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output, string Error)> RunPr2Async(string gateway, params string[] arguments)
     {
-        using var tool = StartDotnet("PR2.Client.dll", [.. arguments, "--gateway", gateway], directory: ToolDirectory);
+        using var tool = StartDotnet("pr2.dll", [.. arguments, "--gateway", gateway], directory: ToolDirectory);
         await tool.WaitForExitAsync(TimeSpan.FromSeconds(60));
         return (tool.ExitCode, tool.Output, tool.Error);
     }
 
     // The pr2 tool runs from its own build output, as installed: the test folder's copy would resolve
     // Microsoft.Extensions.* from the ASP.NET Core shared framework, which the tool does not use.
-    private static string ToolDirectory => OutputDirectory("Client");
+    private static string ToolDirectory => OutputDirectory("Client/Cli");
 
     /// <summary>The build output of a project of this repository (its folder, e.g. <c>samples/OrdersWeb</c>), in the tests' configuration.</summary>
     public static string OutputDirectory(string project)
