@@ -125,6 +125,10 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     public Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100, CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => cluster.GetGrain<IJournalReaderGrain>(shard).Read(fromPosition, limit), cancellationToken);
 
+    /// <summary>The last position of <paramref name="shard"/>'s journal (on the replica its change feed reads).</summary>
+    public Task<long> GetHeadAsync(int shard, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IChangeFeedGrain>(shard).Head(), cancellationToken);
+
     /// <summary>Shards, replicas, journal heads, and each agent's mark and lag per shard.</summary>
     public Task<ClusterStatus> GetStatusAsync(CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => cluster.GetGrain<IStatusGrain>(0).GetStatus(), cancellationToken);

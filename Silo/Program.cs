@@ -5,6 +5,18 @@ using PR2.Silo;
 using PR2.Silo.Embedded;
 using PR2.Silo.Http;
 
+if (args is ["--help"] or ["-h"] or ["-?"])
+{
+    Console.WriteLine(SiloUsage.Text);
+    return 0;
+}
+
+if (args is ["--version"])
+{
+    Console.WriteLine($"pr2 silo {SiloUsage.Version}");
+    return 0;
+}
+
 // appsettings.json is read from beside the executable, wherever the silo is started from.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 PostgresServer? embedded = null;

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-dotnet test PR2.Orleans.sln -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
+# Build every project first: some tests run what is not a test dependency (the pr2 tool, the samples, the packages).
+dotnet build PR2.Orleans.sln -c Release -v quiet -nologo
+dotnet test PR2.Orleans.sln -c Release --no-build --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
 
 # One plain closing line for CI: "N passed, N failed" (from the runner's "Total tests" block).
 passed=$(sed -nE 's/^ +Passed: +([0-9]+)$/\1/p' "$log" | tail -n 1)

@@ -16,6 +16,11 @@ public static class Output
 
     public static void WriteJson<T>(TextWriter writer, T value) => writer.WriteLine(JsonSerializer.Serialize(value, Json));
 
+    /// <summary>One JSON object on one line (a stream of them is NDJSON: one line per event).</summary>
+    public static void WriteJsonLine<T>(TextWriter writer, T value) => writer.WriteLine(JsonSerializer.Serialize(value, JsonLine));
+
+    private static readonly JsonSerializerOptions JsonLine = new(Json) { WriteIndented = false };
+
     /// <summary>A record with its state as JSON (not as a string of JSON).</summary>
     public static object ToJson(ActorRecord r) => new
     {
@@ -24,8 +29,8 @@ public static class Output
         r.Status,
         r.Version,
         State = r.State is null ? null : JsonNode.Parse(r.State),
-        r.FirstStamp,
-        r.LastStamp,
+        FirstStamp = r.FirstStamp?.ToString(),
+        LastStamp = r.LastStamp?.ToString(),
         r.LastPosition,
     };
 
@@ -34,14 +39,14 @@ public static class Output
     {
         e.Position,
         e.MessageId,
-        e.Stamp,
+        Stamp = e.Stamp.ToString(),
         e.Actor.Shard,
         e.Actor.ActorId,
         e.Kind,
         e.Version,
         Body = JsonNode.Parse(e.Body),
         e.Sender,
-        e.CausedBy,
+        CausedBy = e.CausedBy?.ToString(),
         e.OriginReplica,
         e.OriginPosition,
         e.RecordedAt,

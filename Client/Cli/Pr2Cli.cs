@@ -44,25 +44,43 @@ public static class Pr2Cli
 
     private static Command Send(TextWriter output, TextWriter error)
     {
-        var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var actor = new Argument<string>("actor") { Description = "Actor id, type/key (e.g. order/42)" };
-        var kind = new Argument<string>("kind") { Description = "insert, modify or cancel" };
-        kind.AcceptOnlyFromAmong("insert", "modify", "cancel");
-        var body = new Argument<string?>("json") { Description = "Body: a JSON object ('-' reads stdin; may be omitted for cancel)", Arity = ArgumentArity.ZeroOrOne };
+        // "<shard> <actor> <kind> [json]", or with the actor as printed: "<shard:actor> <kind> [json]".
+        var arguments = new Argument<string[]>("arguments")
+        {
+            Description = $"{ActorTokens.Usage}, then insert, modify or cancel, then the body: a JSON object ('-' reads stdin; none for cancel)",
+            Arity = new ArgumentArity(2, 4),
+        };
+        arguments.Validators.Add(result =>
+        {
+            var tokens = result.Tokens.Select(t => t.Value).ToList();
+            ActorTokens.Validate(result);
+            var at = ActorTokens.Width(tokens, 0);
+            if (tokens.Count <= at || tokens[at] is not ("insert" or "modify" or "cancel"))
+            {
+                result.AddError($"expected insert, modify or cancel after the actor, got '{(tokens.Count > at ? tokens[at] : "")}'");
+            }
+            else if (tokens.Count > at + 2)
+            {
+                result.AddError($"unexpected '{tokens[at + 2]}' after the body (quote the JSON as one argument)");
+            }
+        });
         var id = new Option<Guid?>("--id") { Description = "MessageId (idempotency key); sending the same id again returns the first acknowledgement" };
         var expect = new Option<long?>("--expect-version") { Description = "Refuse unless the record is at this version (0 = no record yet)" };
         var sender = new Option<string>("--sender") { Description = "Sender recorded in the journal", DefaultValueFactory = _ => Environment.UserName };
-        var command = new Command("send", "Send insert, modify or cancel to an actor") { shard, actor, kind, body, id, expect, sender };
+        var command = new Command("send", "Send insert, modify or cancel to an actor: pr2 send 1 order/42 insert '{...}', or pr2 send 1:order/42 insert '{...}'") { arguments, id, expect, sender };
         command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
         {
-            var text = result.GetValue(body);
+            var tokens = result.GetValue(arguments)!;
+            var (shard, actor) = ActorTokens.Parse(tokens);
+            var at = ActorTokens.Width(tokens, 0);
+            var text = tokens.Length > at + 1 ? tokens[at + 1] : null;
             if (text == "-")
             {
                 text = await Console.In.ReadToEndAsync(cancellationToken);
             }
 
-            var messageKind = Enum.Parse<MessageKind>(result.GetValue(kind)!, ignoreCase: true);
-            var ack = await client.SendAsync(result.GetValue(shard), result.GetValue(actor)!, messageKind, text,
+            var messageKind = Enum.Parse<MessageKind>(tokens[at], ignoreCase: true);
+            var ack = await client.SendAsync(shard, actor, messageKind, text,
                 result.GetValue(id) ?? MessageIds.New(), result.GetValue(expect), result.GetValue(sender)!);
             if (result.GetValue(JsonOption))
             {
@@ -77,15 +95,16 @@ public static class Pr2Cli
 
     private static Command Get(TextWriter output, TextWriter error)
     {
-        var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var actor = new Argument<string>("actor") { Description = "Actor id, type/key" };
+        var target = new Argument<string[]>("actor") { Description = ActorTokens.Usage, Arity = new ArgumentArity(1, 2) };
+        target.Validators.Add(result => ActorTokens.Validate(result));
         var asOf = new Option<string?>("--as-of") { Description = "The record as it was at a Lamport stamp counter@shard (as acknowledgements print them)" };
-        var command = new Command("get", "Show an actor's record") { shard, actor, asOf };
+        var command = new Command("get", "Show an actor's record: pr2 get 1 order/42, or pr2 get 1:order/42") { target, asOf };
         command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
         {
+            var (shard, actor) = ActorTokens.Parse(result.GetValue(target)!);
             var record = result.GetValue(asOf) is { } stamp
-                ? (await client.ReadRecordAsOfAsync(result.GetValue(shard), result.GetValue(actor)!, LamportStamp.Parse(stamp))).Record
-                : await client.GetRecordAsync(result.GetValue(shard), result.GetValue(actor)!);
+                ? (await client.ReadRecordAsOfAsync(shard, actor, LamportStamp.Parse(stamp), cancellationToken)).Record
+                : await client.GetRecordAsync(shard, actor, cancellationToken);
             if (result.GetValue(JsonOption))
             {
                 Output.WriteJson(output, Output.ToJson(record));
@@ -107,10 +126,18 @@ public static class Pr2Cli
         var shard = new Argument<int>("shard") { Description = "Shard code" };
         var from = new Option<long>("--from") { Description = "First position to show", DefaultValueFactory = _ => 1 };
         var limit = new Option<int>("--limit") { Description = "Most entries to show (1..1000)", DefaultValueFactory = _ => 50 };
-        var command = new Command("journal", "Show a shard's journal entries in position order") { shard, from, limit };
+        var tail = new Option<int?>("--tail") { Description = "The last N entries (1..1000), instead of --from and --limit" };
+        var command = new Command("journal", "Show a shard's journal entries in position order") { shard, from, limit, tail };
         command.SetAction((result, cancellationToken) => RunAsync(result, output, error, cancellationToken, async client =>
         {
-            var entries = await client.ReadJournalAsync(result.GetValue(shard), result.GetValue(from), result.GetValue(limit));
+            var (first, count) = (result.GetValue(from), result.GetValue(limit));
+            if (result.GetValue(tail) is { } last)
+            {
+                var head = await client.GetHeadAsync(result.GetValue(shard), cancellationToken);
+                (first, count) = (Math.Max(1, head - last + 1), last);
+            }
+
+            var entries = await client.ReadJournalAsync(result.GetValue(shard), first, count, cancellationToken);
             if (result.GetValue(JsonOption))
             {
                 Output.WriteJson(output, entries.Select(Output.ToJson));

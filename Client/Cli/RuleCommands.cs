@@ -23,6 +23,15 @@ public static class RuleCommands
     private static Command Add(TextWriter output, TextWriter error)
     {
         var file = new Argument<string>("file") { Description = "Rule definition: a .json, .yaml or .yml file ('-' reads JSON from stdin)" };
+        // Said before connecting: a missing file is the user's to fix whether or not the cluster answers.
+        file.Validators.Add(result =>
+        {
+            var path = result.Tokens.Count == 1 ? result.Tokens[0].Value : "-";
+            if (path != "-" && !File.Exists(path))
+            {
+                result.AddError($"{path}: no such rule file");
+            }
+        });
         var command = new Command("add", "Add a rule, or replace the rule of the same name") { file };
         command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
         {

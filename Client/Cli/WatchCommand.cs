@@ -2,7 +2,10 @@ using System.CommandLine;
 
 namespace PR2.Client.Cli;
 
-/// <summary><c>pr2 watch &lt;shard&gt;</c>: prints record changes as they happen, until Ctrl-C (or <c>--count</c> changes).</summary>
+/// <summary>
+/// <c>pr2 watch &lt;shard&gt;</c>: prints record changes as they happen, until Ctrl-C (or <c>--count</c> changes); with
+/// <c>--json</c>, one JSON object per line.
+/// </summary>
 public static class WatchCommand
 {
     public static Command Build(TextWriter output, TextWriter error)
@@ -21,7 +24,7 @@ public static class WatchCommand
             {
                 if (json)
                 {
-                    Output.WriteJson(output, new { change.Position, Stamp = change.Stamp.ToString(), Kind = Output.Kind(change.Kind), Record = Output.ToJson(change.Record) });
+                    Output.WriteJsonLine(output, new { change.Position, Stamp = change.Stamp.ToString(), Kind = Output.Kind(change.Kind), Record = Output.ToJson(change.Record) });
                 }
                 else
                 {

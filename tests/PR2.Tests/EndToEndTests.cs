@@ -42,6 +42,12 @@ public sealed class EndToEndTests : IDisposable
         var journal = await Pr2Async("journal", "1");
         Assert.Equal(4, journal.Output.Trim().Split('\n').Length); // header + 3 entries
         Assert.Contains("cancel", journal.Output, StringComparison.Ordinal);
+        var tail = (await Pr2Async("journal", "1", "--tail", "2")).Output.Trim().Split('\n');
+        Assert.Equal(3, tail.Length); // header + the last 2
+        Assert.StartsWith("2 ", tail[1], StringComparison.Ordinal);
+
+        // The actor as printed ("1:order/42") is accepted back as one argument.
+        Assert.Contains("version  3", (await Pr2Async("get", "1:order/42")).Output, StringComparison.Ordinal);
 
         await Eventually.TrueAsync(async () =>
         {
@@ -104,6 +110,9 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("\"total\": 10", first, StringComparison.Ordinal);
         var watched = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3")).Output.Trim().Split('\n');
         Assert.Equal(["insert order/42 v1", "modify order/42 v2", "cancel order/42 v3"], watched.Select(line => string.Join(' ', line.Split(' ')[2..5])));
+        var watchedJson = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3", "--json")).Output.Trim().Split('\n');
+        Assert.Equal(["insert", "modify", "cancel"], watchedJson.Select(line => JsonDocument.Parse(line).RootElement.GetProperty("kind").GetString()));
+        Assert.Matches("^[0-9]+@1$", JsonDocument.Parse(watchedJson[0]).RootElement.GetProperty("stamp").GetString()!);
 
         // The operator's endpoints answer on the embedded default too.
         using (var operatorHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_httpPort}"), Timeout = TimeSpan.FromSeconds(30) })
@@ -144,6 +153,25 @@ public sealed class EndToEndTests : IDisposable
         var record = JsonDocument.Parse((await Pr2Async("get", "1", "crash/1", "--json")).Output).RootElement;
         Assert.Equal("the kill", record.GetProperty("state").GetProperty("before").GetString());
         await Pr2Async("send", "1", "crash/1", "modify", """{"after": "the restart"}""");
+    }
+
+    [Fact]
+    public async Task The_silo_and_the_tool_answer_usage_questions_without_a_cluster()
+    {
+        using var help = ChildProcess.StartDotnet("PR2.Silo.dll", ["--help"]);
+        await help.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("Usage: PR2.Silo", help.Output, StringComparison.Ordinal);
+        using var version = ChildProcess.StartDotnet("PR2.Silo.dll", ["--version"]);
+        await version.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Matches("^pr2 silo [0-9]+\\.[0-9]+\\.[0-9]+", version.Output.Trim());
+
+        // Mistakes the user can fix are named before any connection is tried (port 1: nothing listens there).
+        var missing = await ChildProcess.RunPr2Async("127.0.0.1:1", "rules", "add", "/nonexistent/rule.yaml");
+        Assert.Equal((2, "error: /nonexistent/rule.yaml: no such rule file"), (missing.ExitCode, missing.Error.Split('\n')[0].Trim()));
+        var badActor = await ChildProcess.RunPr2Async("127.0.0.1:1", "get", "x:order/1");
+        Assert.Equal(2, badActor.ExitCode);
+        Assert.Contains("'x' is not a shard code", badActor.Error, StringComparison.Ordinal);
     }
 
     [Fact]
