@@ -50,12 +50,12 @@ public static class HttpApiEndpoints
 
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
-        rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleInfo>>();
-        rules.MapGet("/{name}", GetRuleAsync).WithName("GetRule").WithSummary("One rule: its definition, state and version.").Produces<RuleInfo>();
+        rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
+        rules.MapGet("/{name}", GetRuleAsync).WithName("GetRule").WithSummary("One rule: its definition, state and version.").Produces<RuleView>();
         rules.MapPut("/", PutRuleAsync).WithName("PutRule").WithSummary("Add or replace a rule (JSON, see docs/rules.md).")
-            .Accepts<JsonElement>("application/json").Produces<RuleInfo>();
-        rules.MapPost("/{name}/pause", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, true, http, cluster)).WithName("PauseRule").WithSummary("Pause a rule where it is.").Produces<RuleInfo>();
-        rules.MapPost("/{name}/resume", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, false, http, cluster)).WithName("ResumeRule").WithSummary("Resume a paused rule from where it stopped.").Produces<RuleInfo>();
+            .Accepts<JsonElement>("application/json").Produces<RuleView>();
+        rules.MapPost("/{name}/pause", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, true, http, cluster)).WithName("PauseRule").WithSummary("Pause a rule where it is.").Produces<RuleView>();
+        rules.MapPost("/{name}/resume", (string name, HttpContext http, IClusterClient cluster) => SetPausedAsync(name, false, http, cluster)).WithName("ResumeRule").WithSummary("Resume a paused rule from where it stopped.").Produces<RuleView>();
         rules.MapDelete("/{name}", RemoveRuleAsync).WithName("RemoveRule").WithSummary("Remove a rule; what it already wrote stays.").Produces(StatusCodes.Status204NoContent);
         return app;
     }
@@ -150,27 +150,27 @@ public static class HttpApiEndpoints
     private static async Task<IResult> ListRulesAsync(HttpContext http, IClusterClient cluster)
     {
         RequireAll(http);
-        return Results.Ok(await new Pr2Client(cluster).GetRulesAsync());
+        return Results.Ok((await new Pr2Client(cluster).GetRulesAsync()).Select(RuleView.From));
     }
 
     private static async Task<IResult> GetRuleAsync(string name, HttpContext http, IClusterClient cluster)
     {
         RequireAll(http);
-        return Results.Ok(await new Pr2Client(cluster).GetRuleAsync(name));
+        return Results.Ok(RuleView.From(await new Pr2Client(cluster).GetRuleAsync(name)));
     }
 
     private static async Task<IResult> PutRuleAsync(HttpContext http, IClusterClient cluster)
     {
         RequireAll(http);
         var definition = await ReadJsonAsync<JsonElement>(http);
-        return Results.Ok(await new Pr2Client(cluster).PutRuleAsync(RawText(definition)));
+        return Results.Ok(RuleView.From(await new Pr2Client(cluster).PutRuleAsync(RawText(definition))));
     }
 
     private static async Task<IResult> SetPausedAsync(string name, bool paused, HttpContext http, IClusterClient cluster)
     {
         RequireAll(http);
         var client = new Pr2Client(cluster);
-        return Results.Ok(paused ? await client.PauseRuleAsync(name) : await client.ResumeRuleAsync(name));
+        return Results.Ok(RuleView.From(paused ? await client.PauseRuleAsync(name) : await client.ResumeRuleAsync(name)));
     }
 
     private static async Task<IResult> RemoveRuleAsync(string name, HttpContext http, IClusterClient cluster)

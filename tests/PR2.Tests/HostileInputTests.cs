@@ -327,6 +327,8 @@ public sealed class HostileInputTests(PostgresFixture postgres)
         var topology = postgres.CreateTopology("hostile_rules", 0, 1, 2);
         await using var silo = await HttpSilo.StartAsync(Settings(topology));
         using var ops = silo.Client(OpsKey);
+        var first = await ops.PostAsync("/v1/shards/1/actors/order/1/messages", Json("""{"kind": "insert", "body": {}}"""));
+        Assert.True(first.IsSuccessStatusCode, await first.Content.ReadAsStringAsync());
         var good = await ops.PutAsync("/v1/rules", Json("""{"name": "good", "on": {"type": "order"}, "do": [{"view": {"name": "seen", "key": "{entry.key}", "set": {"n": 1}}}]}"""));
         Assert.True(good.IsSuccessStatusCode, await good.Content.ReadAsStringAsync());
 
@@ -345,6 +347,10 @@ public sealed class HostileInputTests(PostgresFixture postgres)
         var text = await list.Content.ReadAsStringAsync();
         Assert.True(list.IsSuccessStatusCode, text);
         Assert.Equal(["good"], JsonNode.Parse(text)!.AsArray().Select(r => r!["name"]!.GetValue<string>()));
+        // The HTTP shape: the definition as JSON (not a string of it), where it starts as stamps, counter@shard.
+        var shown = JsonNode.Parse(text)!.AsArray().Single()!;
+        Assert.Equal("order", shown["definition"]!["on"]!["type"]!.GetValue<string>());
+        Assert.Matches("^[0-9]+@1$", shown["startAfter"]!["1"]!.GetValue<string>()); // starts after the order written above
         var broken = await ops.GetAsync("/v1/rules/broken");
         Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
         Assert.Equal("BadRule", JsonNode.Parse(await broken.Content.ReadAsStringAsync())!["code"]!.GetValue<string>());
