@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Polly;
 
 namespace PR2.Client;
 
@@ -13,14 +12,10 @@ namespace PR2.Client;
 /// </summary>
 public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = null, JsonSerializerOptions? json = null) : IPr2Client
 {
-    private readonly ResiliencePipeline _retry = RetryPipeline.Build(retry ?? new Pr2RetryOptions());
-    private readonly JsonSerializerOptions _json = json ?? Pr2Json.Default;
-    private Pr2Session? _session;
+    // This client's own session, for callers that use the client as one; new sessions share its retries and options.
+    private Pr2Session Session { get; } = new(cluster, RetryPipeline.Build(retry ?? new Pr2RetryOptions()), json ?? Pr2Json.Default);
 
-    // This client's own session, for callers that use the client as one.
-    private Pr2Session Session => LazyInitializer.EnsureInitialized(ref _session, () => new Pr2Session(cluster, _retry, _json));
-
-    public IPr2Session OpenSession() => new Pr2Session(cluster, _retry, _json);
+    public IPr2Session OpenSession() => Session.Sibling();
 
     /// <summary>What this client's own session has seen; hand it to another client (<see cref="Observe"/>) to continue the session there.</summary>
     public ReadToken SessionToken => Session.SessionToken;

@@ -21,6 +21,9 @@ public sealed class Pr2Session : IPr2Session
         _json = json;
     }
 
+    /// <summary>A new session (an empty read token) with this one's cluster, retries and JSON options.</summary>
+    internal Pr2Session Sibling() => new(_cluster, _retry, _json);
+
     public ReadToken SessionToken => Volatile.Read(ref _token);
 
     public void Observe(ReadToken token)
