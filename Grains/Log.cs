@@ -73,4 +73,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Outbox of shard {Shard}: delivery paused, it retries")]
     public static partial void RelayFailed(ILogger logger, Exception exception, int shard);
+
+    [LoggerMessage(EventId = 8001, Level = LogLevel.Information, Message = "Journal stream {Provider} of shard {Shard} reads replica {Replica} after position {Position}")]
+    public static partial void StreamReaderStarted(ILogger logger, string provider, int shard, int replica, long position);
+
+    [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Journal stream {Stream}: a subscriber asked to resume before what the cache still holds; it resumes at the oldest entry held")]
+    public static partial void StreamCacheMiss(ILogger logger, StreamId stream);
 }

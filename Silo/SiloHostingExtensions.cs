@@ -7,6 +7,7 @@ using PR2.Grains;
 using Microsoft.Extensions.DependencyInjection;
 using PR2.Grains.Configuration;
 using PR2.Grains.Storage;
+using PR2.Grains.Streaming;
 
 namespace PR2.Silo;
 
@@ -17,6 +18,8 @@ public static class SiloHostingExtensions
     public static ISiloBuilder AddPr2Silo(this ISiloBuilder silo, IConfiguration configuration)
     {
         silo.Services.AddPr2Grains(configuration);
+        // The shard journals as Orleans streams (provider "pr2"): implicit subscribers get every committed entry.
+        silo.AddPr2JournalStreams();
         // Grain calls carry the caller's trace: an HTTP request, its grain calls and their SQL form one trace.
         silo.AddActivityPropagation();
         // The Orleans Dashboard's grains on every silo (its pages are served by the HTTP API at /dashboard); it profiles

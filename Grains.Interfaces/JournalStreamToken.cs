@@ -1,0 +1,122 @@
+using System.Buffers.Text;
+using Orleans.Streams;
+
+namespace PR2;
+
+/// <summary>
+/// Where a journal stream is: the entry delivered (its origin replica and origin position, the same on every replica)
+/// and, per origin, the highest origin position delivered up to and including it (a version vector). Entries of one
+/// origin reach every replica in origin order, so the vector names exactly the set of entries delivered, whichever
+/// replica the stream was read from: resuming from a token after a change of primary or a silo restart skips nothing
+/// and delivers again only entries the token <see cref="Includes(JournalStreamToken)"/>.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("pr2.journal-stream-token.v1")]
+public sealed class JournalStreamToken : StreamSequenceToken
+{
+    [Id(0)]
+    private readonly KeyValuePair<Guid, long>[] _delivered;
+
+    public JournalStreamToken(Guid origin, long originPosition, IEnumerable<KeyValuePair<Guid, long>> delivered)
+    {
+        Origin = origin;
+        OriginPosition = originPosition;
+        _delivered = [.. delivered.Where(p => p.Value > 0).OrderBy(p => p.Key)];
+        SequenceNumber = _delivered.Sum(p => p.Value);
+    }
+
+    /// <summary>The replica that first wrote the entry.</summary>
+    [Id(1)]
+    public Guid Origin { get; }
+
+    /// <summary>The entry's position among its origin's writes.</summary>
+    [Id(2)]
+    public long OriginPosition { get; }
+
+    /// <summary>How many entries the stream had delivered up to and including this one (the vector's sum).</summary>
+    [Id(3)]
+    public override long SequenceNumber { get; protected set; }
+
+    /// <summary>Always 0: one entry per batch.</summary>
+    [Id(4)]
+    public override int EventIndex { get; protected set; }
+
+    /// <summary>Per origin, the highest origin position delivered up to and including this entry.</summary>
+    public IReadOnlyDictionary<Guid, long> Delivered => _delivered.ToDictionary(p => p.Key, p => p.Value);
+
+    /// <summary>True when the entry (<paramref name="origin"/>, <paramref name="originPosition"/>) was delivered at or before this token.</summary>
+    public bool Includes(Guid origin, long originPosition)
+    {
+        foreach (var (key, value) in _delivered)
+        {
+            if (key == origin)
+            {
+                return originPosition <= value;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>True when <paramref name="other"/>'s entry was delivered at or before this token: a subscriber that stored this token drops it.</summary>
+    public bool Includes(JournalStreamToken other) => Includes(other.Origin, other.OriginPosition);
+
+    /// <summary>The text form (base64url), e.g. for storing or for an SSE event id.</summary>
+    public override string ToString()
+    {
+        var bytes = new byte[24 + (_delivered.Length * 24)];
+        Origin.TryWriteBytes(bytes.AsSpan(0, 16));
+        BitConverter.TryWriteBytes(bytes.AsSpan(16, 8), OriginPosition);
+        for (var i = 0; i < _delivered.Length; i++)
+        {
+            _delivered[i].Key.TryWriteBytes(bytes.AsSpan(24 + (i * 24), 16));
+            BitConverter.TryWriteBytes(bytes.AsSpan(40 + (i * 24), 8), _delivered[i].Value);
+        }
+
+        return Base64Url.EncodeToString(bytes);
+    }
+
+    /// <summary>Reads the text form of <see cref="ToString"/>.</summary>
+    /// <exception cref="FormatException">Not a journal stream token.</exception>
+    public static JournalStreamToken Parse(string text)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = Base64Url.DecodeFromChars(text);
+        }
+        catch (FormatException)
+        {
+            throw new FormatException("not a journal stream token");
+        }
+
+        if (bytes.Length < 48 || bytes.Length % 24 != 0)
+        {
+            throw new FormatException("not a journal stream token");
+        }
+
+        var delivered = new List<KeyValuePair<Guid, long>>();
+        for (var offset = 24; offset < bytes.Length; offset += 24)
+        {
+            delivered.Add(new(new Guid(bytes.AsSpan(offset, 16)), BitConverter.ToInt64(bytes, offset + 16)));
+        }
+
+        var token = new JournalStreamToken(new Guid(bytes.AsSpan(0, 16)), BitConverter.ToInt64(bytes, 16), delivered);
+        if (!token.Includes(token.Origin, token.OriginPosition) || token.OriginPosition < 1)
+        {
+            throw new FormatException("not a journal stream token: its entry is not among those it says were delivered");
+        }
+
+        return token;
+    }
+
+    public override bool Equals(StreamSequenceToken? other) =>
+        other is JournalStreamToken token && token.Origin == Origin && token.OriginPosition == OriginPosition;
+
+    public override bool Equals(object? obj) => obj is StreamSequenceToken token && Equals(token);
+
+    public override int GetHashCode() => HashCode.Combine(Origin, OriginPosition);
+
+    /// <summary>Orders tokens by how much they had delivered; for tokens of one stream read, that is delivery order.</summary>
+    public override int CompareTo(StreamSequenceToken? other) =>
+        other is null ? 1 : SequenceNumber != other.SequenceNumber ? SequenceNumber.CompareTo(other.SequenceNumber) : EventIndex.CompareTo(other.EventIndex);
+}

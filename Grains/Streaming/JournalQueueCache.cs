@@ -1,0 +1,95 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Streams;
+
+namespace PR2.Grains.Streaming;
+
+/// <summary>
+/// The entries a shard's receiver read, in read order, kept until every cursor has passed them and at least
+/// <see cref="Retained"/> newer ones are held: a subscriber that resumes from a token finds what it lacks here.
+/// A cursor from a token skips every entry the token includes, so it gives what the subscriber lacks whichever
+/// replica its token came from. What left the cache is what the checkpoint may move past.
+/// </summary>
+public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueueCache.DefaultRetained, int maxHeld = JournalQueueCache.DefaultMaxHeld) : IQueueCache
+{
+    public const int DefaultRetained = 10_000;
+    public const int DefaultMaxHeld = 100_000;
+
+    private readonly List<JournalBatchContainer> _items = [];
+    private readonly HashSet<JournalQueueCursor> _cursors = [];
+    private long _offset; // the absolute index of _items[0]
+    private Dictionary<Guid, long> _released = []; // per origin, the highest position that left the cache
+
+    public int Retained => retained;
+
+    /// <summary>The absolute index one past the newest entry.</summary>
+    internal long End => _offset + _items.Count;
+
+    internal long Offset => _offset;
+
+    internal JournalBatchContainer this[long index] => _items[(int)(index - _offset)];
+
+    public int GetMaxAddCount() => Math.Max(0, Math.Min(2000, maxHeld - _items.Count));
+
+    public void AddToCache(IList<IBatchContainer> messages)
+    {
+        foreach (var message in messages)
+        {
+            _items.Add((JournalBatchContainer)message);
+        }
+    }
+
+    public bool TryPurgeFromCache(out IList<IBatchContainer> purgedItems)
+    {
+        var keepFrom = End - retained;
+        foreach (var cursor in _cursors)
+        {
+            keepFrom = Math.Min(keepFrom, cursor.Next);
+        }
+
+        var count = (int)Math.Min(keepFrom - _offset, _items.Count);
+        if (count <= 0)
+        {
+            purgedItems = [];
+            return false;
+        }
+
+        purgedItems = _items.GetRange(0, count).Cast<IBatchContainer>().ToList();
+        foreach (var item in purgedItems.Cast<JournalBatchContainer>())
+        {
+            _released[item.Token.Origin] = Math.Max(_released.GetValueOrDefault(item.Token.Origin), item.Token.OriginPosition);
+        }
+
+        _items.RemoveRange(0, count);
+        _offset += count;
+        return true;
+    }
+
+    public IQueueCacheCursor GetCacheCursor(StreamId streamId, StreamSequenceToken? token)
+    {
+        if (token is not JournalStreamToken from)
+        {
+            // No position asked for: from what arrives next.
+            return Track(new JournalQueueCursor(this, streamId, End, skip: null));
+        }
+
+        // Resume at the token's own entry (the pulling agent moves past it when it is the consumer's last one):
+        // skip what was delivered before it.
+        var before = new Dictionary<Guid, long>(from.Delivered) { [from.Origin] = from.OriginPosition - 1 };
+        if (_released.Any(released => before.GetValueOrDefault(released.Key) < released.Value))
+        {
+            Log.StreamCacheMiss(logger, streamId);
+        }
+
+        return Track(new JournalQueueCursor(this, streamId, _offset, before));
+    }
+
+    public bool IsUnderPressure() => _items.Count >= maxHeld;
+
+    internal void Release(JournalQueueCursor cursor) => _cursors.Remove(cursor);
+
+    private JournalQueueCursor Track(JournalQueueCursor cursor)
+    {
+        _cursors.Add(cursor);
+        return cursor;
+    }
+}

@@ -1,0 +1,138 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans.Streams;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains.Streaming;
+
+/// <summary>
+/// Reads one shard's journal for the stream provider: on the current primary, in its journal order, every entry the
+/// delivered vector does not include yet. It starts from the provider's checkpoint in that database; when the primary
+/// changes it starts on the new one just before the first entry it has not read (<see cref="StreamCheckpoints.StartPositionAsync"/>),
+/// so a change of primary skips nothing. A message held under two origins (committed twice across a fail-over, kept
+/// once per replica) is delivered once while its id is among the last <see cref="RecentIds"/> read.
+/// </summary>
+public sealed class JournalQueueReceiver(
+    string provider, int shard, ShardRegistry shards, IGrainFactory grains, ILogger logger) : IQueueAdapterReceiver
+{
+    private const int RecentIds = 100_000;
+    private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan CheckpointEvery = TimeSpan.FromSeconds(1);
+
+    private readonly HashSet<Guid> _recentIds = [];
+    private readonly Queue<Guid> _recentOrder = new();
+    private Dictionary<Guid, long>? _read;
+    private int _replica = -1;
+    private long _afterPosition;
+    private Dictionary<Guid, long>? _checkpoint;
+    private DateTime _checkpointedAt;
+
+    public Task Initialize(TimeSpan timeout) => Task.CompletedTask;
+
+    public async Task<IList<IBatchContainer>> GetQueueMessagesAsync(int maxCount)
+    {
+        var set = shards.Get(shard);
+        var primary = await CurrentPrimary.AskAsync(grains, set, PrimaryTimeout);
+        var source = set.Readers[primary];
+        try
+        {
+            _read ??= await StreamCheckpoints.ReadAsync(source, provider);
+            if (primary != _replica)
+            {
+                _afterPosition = await StreamCheckpoints.StartPositionAsync(source, _read);
+                _replica = primary;
+                Log.StreamReaderStarted(logger, provider, shard, primary, _afterPosition);
+            }
+
+            var limit = maxCount is > 0 and < 1000 ? maxCount : 1000;
+            var entries = await JournalStore.ReadAsync(source, shard, _afterPosition, limit);
+            var batches = new List<IBatchContainer>(entries.Count * 2);
+            foreach (var entry in entries)
+            {
+                if (entry.Position != _afterPosition + 1)
+                {
+                    break; // not committed yet below it: read again from the gap next time
+                }
+
+                _afterPosition = entry.Position;
+                if (_read.GetValueOrDefault(entry.OriginReplica) >= entry.OriginPosition)
+                {
+                    continue; // delivered from another replica before the change of primary
+                }
+
+                _read[entry.OriginReplica] = entry.OriginPosition;
+                if (!Remember(entry.MessageId))
+                {
+                    continue; // the same message under a second origin
+                }
+
+                var token = new JournalStreamToken(entry.OriginReplica, entry.OriginPosition, _read);
+                batches.Add(new JournalBatchContainer(Pr2Streams.Journal(shard), entry, token));
+                batches.Add(new JournalBatchContainer(Pr2Streams.OfType(shard, entry.Actor.Type), entry, token));
+            }
+
+            await CheckpointIfDueAsync(source);
+            return batches;
+        }
+        catch (NpgsqlException e)
+        {
+            _replica = -1; // start again on whichever replica is primary next time
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} journal stream: the primary did not answer ({DatabaseFailure.Describe(e)})");
+        }
+    }
+
+    /// <summary>Entries every subscriber was given and the cache let go: the checkpoint may move past them.</summary>
+    public Task MessagesDeliveredAsync(IList<IBatchContainer> messages)
+    {
+        var last = messages.OfType<JournalBatchContainer>().MaxBy(m => m.Token.SequenceNumber);
+        if (last is not null)
+        {
+            _checkpoint = new Dictionary<Guid, long>(last.Token.Delivered);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task Shutdown(TimeSpan timeout)
+    {
+        if (_replica >= 0 && _checkpoint is not null)
+        {
+            try
+            {
+                await StreamCheckpoints.WriteAsync(shards.Get(shard).Readers[_replica], provider, _checkpoint).WaitAsync(timeout);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                // The next reader starts from the previous checkpoint and delivers a little more again.
+            }
+        }
+    }
+
+    private async Task CheckpointIfDueAsync(NpgsqlDataSource source)
+    {
+        if (_checkpoint is null || DateTime.UtcNow - _checkpointedAt < CheckpointEvery)
+        {
+            return;
+        }
+
+        await StreamCheckpoints.WriteAsync(source, provider, _checkpoint);
+        _checkpointedAt = DateTime.UtcNow;
+        _checkpoint = null;
+    }
+
+    private bool Remember(Guid messageId)
+    {
+        if (!_recentIds.Add(messageId))
+        {
+            return false;
+        }
+
+        _recentOrder.Enqueue(messageId);
+        if (_recentOrder.Count > RecentIds)
+        {
+            _recentIds.Remove(_recentOrder.Dequeue());
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,19 @@
+using Orleans.Streams;
+
+namespace PR2.Grains.Streaming;
+
+/// <summary>Adds the shard journals as Orleans streams (<see cref="Pr2Streams"/>) to a silo.</summary>
+public static class JournalStreamsSiloBuilderExtensions
+{
+    public static ISiloBuilder AddPr2JournalStreams(this ISiloBuilder silo)
+    {
+        silo.AddPersistentStreams(Pr2Streams.ProviderName, JournalQueueAdapterFactory.Create, stream =>
+        {
+            // Subscribers are grains marked [ImplicitStreamSubscription("pr2/<type>")]: no subscription state to keep.
+            stream.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+            // One indexed range read per shard per period, whatever the number of subscribers.
+            stream.ConfigurePullingAgent(options => options.Configure(o => o.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(50)));
+        });
+        return silo;
+    }
+}

@@ -1,0 +1,70 @@
+using Npgsql;
+using PR2.Client;
+using PR2.Tests.Infrastructure;
+using PR2.Tests.Streams;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// The shard journals as Orleans streams: a grain with an implicit subscription to <c>pr2/streamtest</c> gets every
+/// committed entry of that type of its shard, once, in the journal's order, and nothing of other types.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class JournalStreamTests(PostgresFixture postgres)
+{
+    private const string Type = "streamtest";
+
+    [Fact]
+    public async Task An_implicit_subscriber_gets_every_entry_of_its_type_and_shard_once_in_journal_order()
+    {
+        var topology = postgres.CreateTopology("journal_streams", 0, 1, 2, 3);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        int[] shards = [1, 2, 3];
+
+        // 3 shards x 20 actors x 5 messages, interleaved with entries of another type that the subscriber must not see.
+        await Task.WhenAll(shards.SelectMany(shard => Enumerable.Range(0, 20).Select(async actor =>
+        {
+            for (var n = 0; n < 5; n++)
+            {
+                await client.SendAsync(shard, $"{Type}/{actor}", n == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"n": {{n}}}""");
+                await client.SendAsync(shard, $"other/{actor}-{n}", MessageKind.Insert, "{}");
+            }
+        })));
+
+        foreach (var shard in shards)
+        {
+            var journal = await JournalOrderAsync(topology.Database(shard));
+            Assert.Equal(100, journal.Count);
+            IReadOnlyList<(JournalEntry Entry, string Token)> received = [];
+            await Eventually.TrueAsync(async () =>
+            {
+                received = await cluster.Client.GetGrain<IStreamRecorderGrain>(shard).Received();
+                return received.Count >= journal.Count;
+            }, TimeSpan.FromSeconds(30), $"shard {shard}'s subscriber got all {journal.Count} entries");
+
+            Assert.Equal(journal, received.Select(r => r.Entry.MessageId).ToList());
+            Assert.All(received, r => Assert.Equal((shard, Type), (r.Entry.Actor.Shard, r.Entry.Actor.Type)));
+            // Each token includes its own entry and every one before it, and none after.
+            var tokens = received.Select(r => JournalStreamToken.Parse(r.Token)).ToList();
+            for (var i = 0; i < tokens.Count; i++)
+            {
+                Assert.True(tokens[i].Includes(tokens[Math.Max(0, i - 1)]));
+                Assert.True(i + 1 == tokens.Count || !tokens[i].Includes(tokens[i + 1]));
+            }
+        }
+    }
+
+    private static async Task<List<Guid>> JournalOrderAsync(NpgsqlDataSource source)
+    {
+        await using var command = source.CreateCommand($"select message_id from pr2_journal where actor_type = '{Type}' order by position");
+        var ids = new List<Guid>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+}
