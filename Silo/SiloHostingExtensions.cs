@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using PR2.Grains.Configuration;
 using PR2.Grains.Storage;
 using PR2.Grains.Streaming;
+using PR2.Silo.Storage;
 
 namespace PR2.Silo;
 
@@ -18,8 +19,9 @@ public static class SiloHostingExtensions
     public static ISiloBuilder AddPr2Silo(this ISiloBuilder silo, IConfiguration configuration)
     {
         silo.Services.AddPr2Grains(configuration);
-        // The shard journals as Orleans streams (provider "pr2"): implicit subscribers get every committed entry.
+        // The shard journals as Orleans streams (provider "pr2"); subscriptions and grain state in the control shard.
         silo.AddPr2JournalStreams();
+        silo.AddPr2GrainStorage(configuration);
         // Grain calls carry the caller's trace: an HTTP request, its grain calls and their SQL form one trace.
         silo.AddActivityPropagation();
         // The Orleans Dashboard's grains on every silo (its pages are served by the HTTP API at /dashboard); it profiles
@@ -28,6 +30,31 @@ public static class SiloHostingExtensions
         RuleAssemblies.Register(silo.Services, Options(configuration));
         return silo;
     }
+
+    /// <summary>
+    /// Grain state through the ADO.NET provider and our own SQL (sql/015), in the control shard's first replica: storage
+    /// <see cref="GrainStorageName"/> for application grains and <c>PubSubStore</c> for stream subscriptions, each keyed
+    /// by grain type as well as state name (<see cref="TypeScopedGrainStorage"/>).
+    /// </summary>
+    public static ISiloBuilder AddPr2GrainStorage(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        const string adoNet = "pr2-adonet";
+        silo.AddAdoNetGrainStorage(adoNet, options =>
+        {
+            options.Invariant = "Npgsql";
+            options.ConnectionString = ControlShardConnectionString(configuration);
+        });
+        foreach (var name in new[] { GrainStorageName, "PubSubStore" })
+        {
+            silo.Services.AddKeyedSingleton<Orleans.Storage.IGrainStorage>(name, (services, _) =>
+                new TypeScopedGrainStorage(services.GetRequiredKeyedService<Orleans.Storage.IGrainStorage>(adoNet)));
+        }
+
+        return silo;
+    }
+
+    /// <summary>The grain storage for application grains: <c>[PersistentState("totals", SiloHostingExtensions.GrainStorageName)]</c>.</summary>
+    public const string GrainStorageName = "pr2";
 
     /// <summary>
     /// Cluster membership through the ADO.NET provider and our own SQL: in <c>Pr2:Silo:Membership</c> when set (its

@@ -9,8 +9,8 @@ public static class JournalStreamsSiloBuilderExtensions
     {
         silo.AddPersistentStreams(Pr2Streams.ProviderName, JournalQueueAdapterFactory.Create, stream =>
         {
-            // Subscribers are grains marked [ImplicitStreamSubscription("pr2/<type>")]: no subscription state to keep.
-            stream.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+            // Implicit subscribers ([ImplicitStreamSubscription("pr2/<type>")]) and explicit ones (state in "PubSubStore").
+            stream.ConfigureStreamPubSub(StreamPubSubType.ExplicitGrainBasedAndImplicit);
             // One indexed range read per shard per period, whatever the number of subscribers.
             stream.ConfigurePullingAgent(options => options.Configure(o => o.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(50)));
         });

@@ -13,6 +13,12 @@ public static class TestClusters
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var builder = new InProcessTestClusterBuilder(silos);
         builder.Options.ConfigureFileLogging = false;
+        // State in grain storage belongs to a service id: a cluster restarted on the same databases keeps it.
+        if (settings.TryGetValue("Pr2:Silo:ServiceId", out var serviceId) && serviceId is not null)
+        {
+            builder.Options.ServiceId = serviceId;
+        }
+
         builder.ConfigureSilo((_, silo) =>
         {
             silo.AddPr2Silo(configuration);
