@@ -11,4 +11,6 @@ builder.Services.AddPr2Rule<OrderTotalsByCustomer>();
 var http = builder.AddPr2HttpApi();
 var app = builder.Build();
 app.UsePr2HttpApi(http);
+// What the OrderTotalsGrain (a journal stream subscriber) counted in a shard.
+app.MapGet("/sample/order-totals/{shard:int}", (int shard, IGrainFactory grains) => grains.GetGrain<IOrderTotalsGrain>(shard).Get());
 app.Run();

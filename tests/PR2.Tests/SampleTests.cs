@@ -6,8 +6,8 @@ using PR2.Tests.Infrastructure;
 namespace PR2.Tests;
 
 /// <summary>
-/// The samples as a user runs them: the ASP.NET Core orders frontend (samples/OrdersWeb) started from its own build
-/// output against a real silo, written to and read from over HTTP.
+/// The samples as a user runs them, each from its own build output: the ASP.NET Core orders frontend (samples/OrdersWeb)
+/// against a real silo, and the silo host with its own rule and journal stream grain (samples/SiloWithRule).
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class SampleTests(PostgresFixture postgres)
@@ -41,5 +41,51 @@ public sealed class SampleTests(PostgresFixture postgres)
         var order = read.GetProperty("order");
         Assert.Equal(("c-7", 12m, "rush"), (order.GetProperty("customer").GetString(), order.GetProperty("total").GetDecimal(), order.GetProperty("note").GetString()));
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/orders/43")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_silo_sample_counts_orders_with_its_own_grain_following_the_journal_stream()
+    {
+        var topology = postgres.CreateTopology("sample_silo", 0, 1);
+        var environment = topology.Settings.Where(p => p.Value is not null).ToDictionary(p => p.Key.Replace(":", "__", StringComparison.Ordinal), p => p.Value!);
+        var httpPort = LoopbackPorts.Free();
+        environment["Pr2__Silo__SiloPort"] = LoopbackPorts.Free().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Pr2__Silo__GatewayPort"] = LoopbackPorts.Free().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Pr2__Http__Port"] = httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var silo = ChildProcess.StartDotnet("SiloWithRule.dll", [], environment, directory: ChildProcess.OutputDirectory("samples/SiloWithRule"));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        await Eventually.TrueAsync(async () =>
+        {
+            Assert.False(silo.HasExited, $"the sample exited: {silo.Output}\n{silo.Error}");
+            try
+            {
+                return (await http.GetAsync("/ready")).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(90), "the sample silo is ready");
+        async Task SendAsync(string order, string kind, object? body)
+        {
+            var sent = body is null
+                ? await http.PostAsJsonAsync($"/v1/shards/1/actors/order/{order}/messages", new { kind })
+                : await http.PostAsJsonAsync($"/v1/shards/1/actors/order/{order}/messages", new { kind, body });
+            Assert.True(sent.IsSuccessStatusCode, await sent.Content.ReadAsStringAsync());
+        }
+
+        await SendAsync("1", "insert", new { customer = "c-1", total = 10.5m });
+        await SendAsync("2", "insert", new { customer = "c-2", total = 1200m });
+        await SendAsync("3", "insert", new { customer = "c-1", total = 4m });
+        await SendAsync("3", "cancel", null);
+        await SendAsync("1", "modify", new { total = 11m });
+
+        JsonElement totals = default;
+        await Eventually.TrueAsync(async () =>
+        {
+            totals = JsonDocument.Parse(await http.GetStringAsync("/sample/order-totals/1")).RootElement;
+            return totals.GetProperty("placed").GetInt64() == 3 && totals.GetProperty("canceled").GetInt64() == 1;
+        }, TimeSpan.FromSeconds(30), "the sample's grain counted 3 placed orders and 1 canceled");
+        Assert.Equal(1214.5m, totals.GetProperty("total").GetDecimal());
     }
 }
