@@ -32,7 +32,7 @@ public sealed class JournalStreamToken : StreamSequenceToken
     [Id(2)]
     public long OriginPosition { get; }
 
-    /// <summary>How many entries the stream had delivered up to and including this one (the vector's sum).</summary>
+    /// <summary>How many entries the stream had delivered up to and including this one (the vector's sum; for display, not for comparing).</summary>
     [Id(3)]
     public override long SequenceNumber { get; protected set; }
 
@@ -116,7 +116,14 @@ public sealed class JournalStreamToken : StreamSequenceToken
 
     public override int GetHashCode() => HashCode.Combine(Origin, OriginPosition);
 
-    /// <summary>Orders tokens by how much they had delivered; for tokens of one stream read, that is delivery order.</summary>
+    /// <summary>
+    /// Older (-1) only when <paramref name="other"/> includes this token's entry, the same (0) for the same entry, else
+    /// newer (1). Not a sum or a position: those depend on the replica read and the order origins met there, and Orleans
+    /// passes over what compares older than a subscriber's token as already processed. Within one read this is read order.
+    /// </summary>
     public override int CompareTo(StreamSequenceToken? other) =>
-        other is null ? 1 : SequenceNumber != other.SequenceNumber ? SequenceNumber.CompareTo(other.SequenceNumber) : EventIndex.CompareTo(other.EventIndex);
+        other is not JournalStreamToken token ? 1
+        : token.Origin == Origin && token.OriginPosition == OriginPosition ? 0
+        : token.Includes(this) ? -1
+        : 1;
 }

@@ -77,6 +77,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 8001, Level = LogLevel.Information, Message = "Journal stream {Provider} of shard {Shard} reads replica {Replica} after position {Position}")]
     public static partial void StreamReaderStarted(ILogger logger, string provider, int shard, int replica, long position);
 
-    [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Journal stream {Stream}: a subscriber asked to resume before what the cache still holds; it resumes at the oldest entry held")]
+    [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Journal stream {Stream}: a subscriber asked to resume before what the cache still holds; it is told so (OnErrorAsync) and resumes at the oldest entry held")]
     public static partial void StreamCacheMiss(ILogger logger, StreamId stream);
+
+    [LoggerMessage(EventId = 8003, Level = LogLevel.Warning, Message = "Journal stream {Provider} of shard {Shard}: the checkpoint could not be written ({Problem}); it is tried again")]
+    public static partial void StreamCheckpointFailed(ILogger logger, string provider, int shard, string problem);
 }

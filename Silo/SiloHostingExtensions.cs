@@ -32,25 +32,38 @@ public static class SiloHostingExtensions
     }
 
     /// <summary>
-    /// Grain state through the ADO.NET provider and our own SQL (sql/015), in the control shard's first replica: storage
-    /// <see cref="GrainStorageName"/> for application grains and <c>PubSubStore</c> for stream subscriptions, each keyed
-    /// by grain type as well as state name (<see cref="TypeScopedGrainStorage"/>).
+    /// Grain state through the ADO.NET provider and our own SQL (sql/015): storage <see cref="GrainStorageName"/> for
+    /// application grains and <c>PubSubStore</c> for stream subscriptions, each keyed by grain type as well as state name
+    /// (<see cref="TypeScopedGrainStorage"/>). It lives with cluster membership: in <c>Pr2:Silo:Membership</c> when the
+    /// silo uses AdoNet clustering with a membership database of its own, else in the control shard's first replica.
     /// </summary>
     public static ISiloBuilder AddPr2GrainStorage(this ISiloBuilder silo, IConfiguration configuration)
     {
         const string adoNet = "pr2-adonet";
-        silo.AddAdoNetGrainStorage(adoNet, options =>
+        var options = Options(configuration);
+        var membership = options.Clustering == "AdoNet" && !string.IsNullOrWhiteSpace(options.Membership) ? options.Membership : null;
+        var before = silo.Services.Where(IsSiloLifecycleParticipant).ToHashSet();
+        silo.AddAdoNetGrainStorage(adoNet, storage =>
         {
-            options.Invariant = "Npgsql";
-            options.ConnectionString = ControlShardConnectionString(configuration);
+            storage.Invariant = "Npgsql";
+            storage.ConnectionString = membership ?? ControlShardConnectionString(configuration);
         });
+        // The provider starts on first use, not with the silo (DeferredStorageStart says why).
+        foreach (var added in silo.Services.Where(IsSiloLifecycleParticipant).Where(d => !before.Contains(d)).ToList())
+        {
+            silo.Services.Remove(added);
+        }
+
+        silo.Services.AddSingleton(services => new DeferredStorageStart(services.GetRequiredKeyedService<Orleans.Storage.IGrainStorage>(adoNet)));
         foreach (var name in new[] { GrainStorageName, "PubSubStore" })
         {
             silo.Services.AddKeyedSingleton<Orleans.Storage.IGrainStorage>(name, (services, _) =>
-                new TypeScopedGrainStorage(services.GetRequiredKeyedService<Orleans.Storage.IGrainStorage>(adoNet)));
+                new TypeScopedGrainStorage(services.GetRequiredService<DeferredStorageStart>()));
         }
 
         return silo;
+
+        static bool IsSiloLifecycleParticipant(ServiceDescriptor descriptor) => descriptor.ServiceType == typeof(ILifecycleParticipant<ISiloLifecycle>);
     }
 
     /// <summary>The grain storage for application grains: <c>[PersistentState("totals", SiloHostingExtensions.GrainStorageName)]</c>.</summary>

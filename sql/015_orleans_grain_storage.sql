@@ -1,4 +1,4 @@
--- pr2:applies-to control
+-- pr2:applies-to control, membership
 -- 015: Orleans grain state (the ADO.NET grain storage provider): the journal streams' pub-sub subscriptions
 -- (storage "PubSubStore") and application grains' state (storage "pr2"), in the control shard's database.
 -- Written for the provider's query contract: it reads its queries from OrleansQuery (WriteToStorageKey,

@@ -28,7 +28,8 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
 
     internal JournalBatchContainer this[long index] => _items[(int)(index - _offset)];
 
-    public int GetMaxAddCount() => Math.Max(0, Math.Min(2000, maxHeld - _items.Count));
+    // Two batches per entry (its type's stream and the journal stream), at most 1,000 entries per read.
+    public int GetMaxAddCount() => Math.Max(0, Math.Min(1000, (maxHeld - _items.Count) / 2));
 
     public void AddToCache(IList<IBatchContainer> messages)
     {
@@ -43,7 +44,7 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
         var keepFrom = End - retained;
         foreach (var cursor in _cursors)
         {
-            keepFrom = Math.Min(keepFrom, cursor.Next);
+            keepFrom = Math.Min(keepFrom, cursor.Next - 1); // the cursor's current entry may still be in delivery
         }
 
         var count = (int)Math.Min(keepFrom - _offset, _items.Count);
@@ -77,7 +78,9 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
         var before = new Dictionary<Guid, long>(from.Delivered) { [from.Origin] = from.OriginPosition - 1 };
         if (_released.Any(released => before.GetValueOrDefault(released.Key) < released.Value))
         {
+            // Entries the token lacks have left the cache: say so (the subscriber's OnErrorAsync) instead of a silent gap.
             Log.StreamCacheMiss(logger, streamId);
+            throw new DataNotAvailableException($"stream {streamId}: entries after the token asked for have left the cache (they are in the journal; read them there)");
         }
 
         return Track(new JournalQueueCursor(this, streamId, _offset, before));

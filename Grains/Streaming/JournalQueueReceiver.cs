@@ -72,7 +72,7 @@ public sealed class JournalQueueReceiver(
             }
 
             await CheckpointIfDueAsync(source);
-            return batches;
+            return batches; // nothing after the loop may fail: the loop already counted these entries as read
         }
         catch (NpgsqlException e)
         {
@@ -108,6 +108,8 @@ public sealed class JournalQueueReceiver(
         }
     }
 
+    // A failed write is tried again later and never fails the read: the page just read must reach the cache, since
+    // the receiver has already moved past it.
     private async Task CheckpointIfDueAsync(NpgsqlDataSource source)
     {
         if (_checkpoint is null || DateTime.UtcNow - _checkpointedAt < CheckpointEvery)
@@ -115,9 +117,17 @@ public sealed class JournalQueueReceiver(
             return;
         }
 
-        await StreamCheckpoints.WriteAsync(source, provider, _checkpoint);
+        try
+        {
+            await StreamCheckpoints.WriteAsync(source, provider, _checkpoint);
+            _checkpoint = null;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            Log.StreamCheckpointFailed(logger, provider, shard, e.Message);
+        }
+
         _checkpointedAt = DateTime.UtcNow;
-        _checkpoint = null;
     }
 
     private bool Remember(Guid messageId)

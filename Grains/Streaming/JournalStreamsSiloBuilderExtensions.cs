@@ -12,7 +12,13 @@ public static class JournalStreamsSiloBuilderExtensions
             // Implicit subscribers ([ImplicitStreamSubscription("pr2/<type>")]) and explicit ones (state in "PubSubStore").
             stream.ConfigureStreamPubSub(StreamPubSubType.ExplicitGrainBasedAndImplicit);
             // One indexed range read per shard per period, whatever the number of subscribers.
-            stream.ConfigurePullingAgent(options => options.Configure(o => o.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(50)));
+            // At least once: a delivery that keeps failing is retried (with backoff) until it succeeds, never skipped after a
+            // time limit; the entries behind it wait, and the shard's cache stops reading when full.
+            stream.ConfigurePullingAgent(options => options.Configure(o =>
+            {
+                o.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(50);
+                o.MaxEventDeliveryTime = Timeout.InfiniteTimeSpan;
+            }));
         });
         return silo;
     }

@@ -55,6 +55,22 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
         }
     }
 
+    [Fact]
+    public void A_token_is_older_than_another_only_when_the_other_includes_its_entry_whatever_replica_each_came_from()
+    {
+        // Replica 1 read ...A8, B1..B4 (the token a subscriber stored); replica 2 reads ...A8, A9, A10, B1...: A9 and A10
+        // are not included by the stored token, though fewer entries came before them, and must not pass for processed.
+        Guid a = Guid.NewGuid(), b = Guid.NewGuid();
+        var stored = new JournalStreamToken(b, 4, [new(a, 8), new(b, 4)]);
+        var a9 = new JournalStreamToken(a, 9, [new(a, 9)]);
+        var a7 = new JournalStreamToken(a, 7, [new(a, 7)]);
+        Assert.True(a9.CompareTo(stored) > 0, "A9 is not older than a token that does not include it");
+        Assert.True(a7.CompareTo(stored) < 0, "A7 is older: the stored token includes it");
+        Assert.Equal(0, JournalStreamToken.Parse(stored.ToString()).CompareTo(stored));
+        Assert.True(stored.Includes(JournalStreamToken.Parse(stored.ToString())));
+        Assert.Throws<FormatException>(() => JournalStreamToken.Parse("not-a-token"));
+    }
+
     private static async Task<List<Guid>> JournalOrderAsync(NpgsqlDataSource source)
     {
         await using var command = source.CreateCommand($"select message_id from pr2_journal where actor_type = '{Type}' order by position");
