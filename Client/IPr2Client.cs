@@ -14,6 +14,10 @@ public interface IPr2Client : IPr2Session
     IAsyncEnumerable<RecordChange> WatchAsync(int shard, string? type = null, string? actorId = null, long? afterPosition = null,
         TimeSpan? pollInterval = null, CancellationToken cancellationToken = default);
 
+    /// <summary>Live record changes after a <see cref="WatchPosition"/> (a change's <c>Resume</c>), across changes of primary.</summary>
+    IAsyncEnumerable<RecordChange> WatchAsync(int shard, WatchPosition? after, string? type = null, string? actorId = null,
+        TimeSpan? pollInterval = null, CancellationToken cancellationToken = default);
+
     /// <summary>Journal entries of a shard from a position (inclusive), at most <paramref name="limit"/> (1..1000).</summary>
     Task<IReadOnlyList<JournalEntry>> ReadJournalAsync(int shard, long fromPosition = 1, int limit = 100, CancellationToken cancellationToken = default);
 

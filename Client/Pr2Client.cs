@@ -73,25 +73,54 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
 
     /// <summary>
     /// Live changes of records of <paramref name="type"/> (or of the one actor <paramref name="actorId"/>) in
-    /// <paramref name="shard"/>, in journal order, after <paramref name="afterPosition"/> (null: from now on), until
-    /// cancelled. Resume after the last <see cref="RecordChange.Position"/> seen to miss nothing. New changes arrive
-    /// within about <paramref name="pollInterval"/> (default 100 ms).
+    /// <paramref name="shard"/>, in journal order, after <paramref name="afterPosition"/> on the current primary (null:
+    /// from now on), until cancelled. New changes arrive within about <paramref name="pollInterval"/> (default 100 ms).
+    /// Resume with the last change's <see cref="RecordChange.Resume"/> (the other overload) to miss nothing, also
+    /// across a change of primary.
     /// </summary>
-    public async IAsyncEnumerable<RecordChange> WatchAsync(int shard, string? type = null, string? actorId = null, long? afterPosition = null,
+    public IAsyncEnumerable<RecordChange> WatchAsync(int shard, string? type = null, string? actorId = null, long? afterPosition = null,
+        TimeSpan? pollInterval = null, CancellationToken cancellationToken = default) =>
+        WatchAsync(shard, afterPosition is null ? null : WatchPosition.At(afterPosition.Value), type, actorId, pollInterval, cancellationToken);
+
+    /// <summary>
+    /// Live changes after <paramref name="after"/> (a <see cref="RecordChange.Resume"/> or <see cref="WatchPosition.Parse"/>
+    /// of one; null: from now on). The watch follows the shard's primary: it rides out retriable errors (a fail-over
+    /// in progress) and goes on from what it delivered, with nothing skipped and nothing repeated (a message committed
+    /// twice across a fail-over, held under two origins, can come twice). Other errors end it.
+    /// </summary>
+    public async IAsyncEnumerable<RecordChange> WatchAsync(int shard, WatchPosition? after, string? type = null, string? actorId = null,
         TimeSpan? pollInterval = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var feed = cluster.GetGrain<IChangeFeedGrain>(shard);
-        var after = afterPosition ?? await feed.Head().WaitAsync(cancellationToken);
+        var place = after ?? await feed.Now().WaitAsync(cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
-            ChangePage page;
+            ChangePage? page;
             try
             {
-                page = await feed.Read(after, type, actorId, 100).WaitAsync(cancellationToken);
+                page = await feed.ReadAfter(place, type, actorId, 100).WaitAsync(cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 yield break;
+            }
+            catch (Pr2Exception e) when (e.IsRetriable)
+            {
+                page = null; // a fail-over in progress: ask again from the same place
+            }
+
+            if (page is null)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    yield break;
+                }
+
+                continue;
             }
 
             foreach (var change in page.Changes)
@@ -100,7 +129,7 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
             }
 
             // Nothing new in the journal: wait a little before asking again (otherwise ask again at once).
-            if (page.NextAfter == after)
+            if (page.Changes.Count == 0 && page.NextAfter == place.Position)
             {
                 try
                 {
@@ -112,7 +141,7 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
                 }
             }
 
-            after = page.NextAfter;
+            place = page.Next!;
         }
     }
 

@@ -1,7 +1,11 @@
 namespace PR2;
 
-/// <summary>Changes found after a position, and the position to continue after (also when nothing matched).</summary>
+/// <summary>
+/// Changes found after a position, and where to continue (also when nothing matched): <see cref="NextAfter"/> as a
+/// position on the primary read, <see cref="Next"/> as a <see cref="WatchPosition"/> that survives a change of primary.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("pr2.change-page.v1")]
 public sealed record ChangePage(
     [property: Id(0)] IReadOnlyList<RecordChange> Changes,
-    [property: Id(1)] long NextAfter);
+    [property: Id(1)] long NextAfter,
+    [property: Id(2)] WatchPosition? Next = null);

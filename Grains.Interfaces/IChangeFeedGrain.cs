@@ -15,4 +15,13 @@ public interface IChangeFeedGrain : IGrainWithIntegerKey
     /// <paramref name="actorId"/>; both null: every record), at most <paramref name="limit"/> (1..1000).
     /// </summary>
     Task<ChangePage> Read(long afterPosition, string? type, string? actorId, int limit);
+
+    /// <summary>Where the primary is now, as a place that survives a change of primary: watch after it to see only what comes next.</summary>
+    Task<WatchPosition> Now();
+
+    /// <summary>
+    /// As <see cref="Read"/>, after <paramref name="after"/>: on the replica it names while that one is primary, else on the
+    /// primary from just before the first entry of each origin it has not delivered, skipping what it has.
+    /// </summary>
+    Task<ChangePage> ReadAfter(WatchPosition after, string? type, string? actorId, int limit);
 }

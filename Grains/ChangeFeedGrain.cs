@@ -1,7 +1,9 @@
 using Npgsql;
 using Orleans.Concurrency;
 using PR2.Grains.Records;
+using PR2.Grains.Replication;
 using PR2.Grains.Storage;
+using PR2.Grains.Streaming;
 
 namespace PR2.Grains;
 
@@ -22,6 +24,9 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
 
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
 
+    // A replica's id never changes: read once per database.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<NpgsqlDataSource, Guid> ReplicaIds = new();
+
     private readonly FoldedRecords _folded = new();
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
@@ -38,7 +43,29 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         }
     }
 
-    public async Task<ChangePage> Read(long afterPosition, string? type, string? actorId, int limit)
+    public Task<ChangePage> Read(long afterPosition, string? type, string? actorId, int limit) =>
+        ReadAfter(WatchPosition.At(afterPosition), type, actorId, limit);
+
+    public async Task<WatchPosition> Now()
+    {
+        try
+        {
+            var source = await PrimaryAsync();
+            await using var connection = await source.OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
+            var vector = await VersionVector.ReadAsync(connection);
+            await using var command = new NpgsqlCommand("select position from pr2_writer_head", connection);
+            var head = (long)(await command.ExecuteScalarAsync())!;
+            await transaction.CommitAsync();
+            return new WatchPosition(vector.ReplicaId, head, vector.Positions);
+        }
+        catch (NpgsqlException e)
+        {
+            throw Unavailable(e);
+        }
+    }
+
+    public async Task<ChangePage> ReadAfter(WatchPosition after, string? type, string? actorId, int limit)
     {
         shards.Get(ShardCode); // UnknownShard when it is not configured
         if (limit is < 1 or > MaxPage)
@@ -54,12 +81,28 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         try
         {
             var source = await PrimaryAsync();
+            var replica = await ReplicaIdAsync(source);
+            // A position is only meaningful on the replica it was read on; on another, start from what was delivered.
+            var afterPosition = after.Replica == Guid.Empty || after.Replica == replica
+                ? after.Position
+                : await StreamCheckpoints.StartPositionAsync(source, after.Delivered);
             await using var connection = await source.OpenConnectionAsync();
             await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
             await _folded.CheckRestampsAsync(source, connection);
             var scanned = await JournalStore.ReadAsync(connection, ShardCode, afterPosition, ScanLimit);
-            var wanted = scanned.Where(e => actorId is not null ? e.Actor.ActorId == actorId : type is null || e.Actor.Type == type).Take(limit).ToList();
+            var wanted = scanned
+                .Where(e => actorId is not null ? e.Actor.ActorId == actorId : type is null || e.Actor.Type == type)
+                .Where(e => !after.Includes(e.OriginReplica, e.OriginPosition)) // delivered from another replica
+                .Take(limit).ToList();
             var nextAfter = wanted.Count == limit ? wanted[^1].Position : scanned.Count > 0 ? scanned[^1].Position : afterPosition;
+            var resume = new Dictionary<long, WatchPosition>(wanted.Count);
+            var place = new WatchPosition(replica, afterPosition, after.Delivered);
+            foreach (var entry in wanted)
+            {
+                place = place.After(replica, entry.Position, entry.OriginReplica, entry.OriginPosition);
+                resume[entry.Position] = place;
+            }
+
             var changes = new List<RecordChange>(wanted.Count);
             foreach (var actorEntries in wanted.GroupBy(e => e.Actor))
             {
@@ -68,19 +111,32 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
                     ?? StatesAfter(await JournalStore.ReadActorAsync(connection, actorEntries.Key, actorEntries.Max(e => e.Position)), actorEntries.ToList()).ToList();
                 foreach (var (entry, state) in states)
                 {
-                    changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor)));
+                    changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor), resume[entry.Position]));
                 }
 
                 _folded.Keep(source, actorEntries.Key, states[^1].Entry.Position, states[^1].State);
             }
 
             await transaction.CommitAsync();
-            return new ChangePage(changes.OrderBy(c => c.Position).ToList(), nextAfter);
+            return new ChangePage(changes.OrderBy(c => c.Position).ToList(), nextAfter, new WatchPosition(replica, nextAfter, place.Delivered));
         }
         catch (NpgsqlException e)
         {
             throw Unavailable(e);
         }
+    }
+
+    private static async Task<Guid> ReplicaIdAsync(NpgsqlDataSource source)
+    {
+        if (ReplicaIds.TryGetValue(source, out var id))
+        {
+            return id;
+        }
+
+        await using var command = source.CreateCommand("select replica_id from pr2_replica");
+        id = (Guid)(await command.ExecuteScalarAsync())!;
+        ReplicaIds[source] = id;
+        return id;
     }
 
     // The record each wanted entry left: the fold of the actor's entries up to that entry's position. History comes in

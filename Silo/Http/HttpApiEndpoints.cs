@@ -111,13 +111,24 @@ public static class HttpApiEndpoints
             throw new Pr2Exception(ErrorCode.BadActorId, problem);
         }
 
-        // A reconnecting EventSource sends the id of the last event it received: continue right after it.
-        var resume = long.TryParse(http.Request.Headers["Last-Event-ID"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var lastSeen) ? lastSeen : after;
+        // A reconnecting EventSource sends the id of the last event it received (a WatchPosition, valid on any primary;
+        // a bare position from earlier versions is taken on the current primary): continue right after it.
+        var lastEventId = http.Request.Headers["Last-Event-ID"].FirstOrDefault();
+        WatchPosition? resume;
+        try
+        {
+            resume = !string.IsNullOrEmpty(lastEventId) ? WatchPosition.Parse(lastEventId) : after is null ? null : WatchPosition.At(after.Value);
+        }
+        catch (FormatException)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "Last-Event-ID is not an event id of this stream");
+        }
+
         var limit = Options(http).MaxStreamsPerCaller;
         var lease = streams.TryOpen(caller, limit)
             ?? throw new TooManyStreamsException($"{caller} has {limit} change streams open, the most a caller may hold; close one and retry");
         http.Response.RegisterForDispose(lease); // also when the stream never starts
-        var changes = new Pr2Client(cluster).WatchAsync(shard, type, actor, resume, cancellationToken: http.RequestAborted);
+        var changes = new Pr2Client(cluster).WatchAsync(shard, resume, type, actor, cancellationToken: http.RequestAborted);
         return TypedResults.ServerSentEvents(Events(changes, lease, http.Response));
     }
 
@@ -129,7 +140,7 @@ public static class HttpApiEndpoints
             await response.Body.FlushAsync(response.HttpContext.RequestAborted);
             await foreach (var change in changes)
             {
-                yield return new SseItem<RecordChangeView>(RecordChangeView.From(change), "change") { EventId = change.Position.ToString(CultureInfo.InvariantCulture) };
+                yield return new SseItem<RecordChangeView>(RecordChangeView.From(change), "change") { EventId = change.Resume?.ToString() };
             }
         }
     }

@@ -182,9 +182,15 @@ public sealed class HttpApiTests(PostgresFixture postgres)
             Assert.All(mine, e => Assert.Equal(e.Version - 1, e.I));
         }
 
-        // Reconnecting with Last-Event-ID continues right after that event: nothing lost, nothing repeated.
-        var resumed = await ReadEventsAsync(acme, "/v1/shards/1/changes?type=order", received[9].Position.ToString(), 10, subscription.Token);
+        // Reconnecting with Last-Event-ID continues right after that event: nothing lost, nothing repeated. The id is a
+        // watch position (valid on any primary); a bare journal position, as earlier versions sent, still works.
+        var resumed = await ReadEventsAsync(acme, "/v1/shards/1/changes?type=order", received[9].EventId, 10, subscription.Token);
         Assert.Equal(received.Skip(10).Select(e => e.Position), resumed.Select(e => e.Position));
+        var resumedByPosition = await ReadEventsAsync(acme, "/v1/shards/1/changes?type=order", received[9].Position.ToString(), 10, subscription.Token);
+        Assert.Equal(received.Skip(10).Select(e => e.Position), resumedByPosition.Select(e => e.Position));
+        var refused = new HttpRequestMessage(HttpMethod.Get, "/v1/shards/1/changes?type=order");
+        refused.Headers.Add("Last-Event-ID", "not an id");
+        Assert.Equal(HttpStatusCode.BadRequest, (await acme.SendAsync(refused, subscription.Token)).StatusCode);
     }
 
     private Dictionary<string, string?> Settings(string prefix)
@@ -203,7 +209,7 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         return settings;
     }
 
-    private static async Task<List<(long Position, string Actor, long Version, int I)>> ReadEventsAsync(
+    private static async Task<List<(long Position, string Actor, long Version, int I, string EventId)>> ReadEventsAsync(
         HttpClient http, string path, string? lastEventId, int count, CancellationToken cancellationToken)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, path);
@@ -216,15 +222,16 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         response.EnsureSuccessStatusCode();
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
-        var events = new List<(long, string, long, int)>();
+        var events = new List<(long, string, long, int, string)>();
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
         await foreach (var item in SseParser.Create(stream).EnumerateAsync(cancellationToken))
         {
             Assert.Equal("change", item.EventType);
             var change = JsonNode.Parse(item.Data)!;
             var record = change["record"]!;
-            Assert.Equal(item.EventId, change["position"]!.GetValue<long>().ToString());
-            events.Add((change["position"]!.GetValue<long>(), record["actor"]!.GetValue<string>(), record["version"]!.GetValue<long>(), record["state"]!["i"]!.GetValue<int>()));
+            Assert.NotNull(item.EventId);
+            Assert.Equal(WatchPosition.Parse(item.EventId).Position, change["position"]!.GetValue<long>());
+            events.Add((change["position"]!.GetValue<long>(), record["actor"]!.GetValue<string>(), record["version"]!.GetValue<long>(), record["state"]!["i"]!.GetValue<int>(), item.EventId));
             if (events.Count == count)
             {
                 break;
