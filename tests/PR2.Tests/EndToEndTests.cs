@@ -113,6 +113,13 @@ public sealed class EndToEndTests : IDisposable
         var watchedJson = (await Pr2Async("watch", "1", "--type", "order", "--after", "0", "--count", "3", "--json")).Output.Trim().Split('\n');
         Assert.Equal(["insert", "modify", "cancel"], watchedJson.Select(line => JsonDocument.Parse(line).RootElement.GetProperty("kind").GetString()));
         Assert.Matches("^[0-9]+@1$", JsonDocument.Parse(watchedJson[0]).RootElement.GetProperty("stamp").GetString()!);
+        // Each change's resume token goes on right after it.
+        var resume = JsonDocument.Parse(watchedJson[0]).RootElement.GetProperty("resume").GetString()!;
+        var resumed = (await Pr2Async("watch", "1", "--type", "order", "--after", resume, "--count", "2")).Output.Trim().Split('\n');
+        Assert.Equal(["modify order/42 v2", "cancel order/42 v3"], resumed.Select(line => string.Join(' ', line.Split(' ')[2..5])));
+        var badAfter = await ChildProcess.RunPr2Async(Gateway, "watch", "1", "--after", "yesterday");
+        Assert.Equal(2, badAfter.ExitCode);
+        Assert.Contains("neither a resume token nor a journal position", badAfter.Error, StringComparison.Ordinal);
 
         // The operator's endpoints answer on the embedded default too.
         using (var operatorHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_httpPort}"), Timeout = TimeSpan.FromSeconds(30) })
