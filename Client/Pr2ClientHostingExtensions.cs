@@ -43,6 +43,8 @@ public static class Pr2ClientHostingExtensions
             {
                 client.UseTls(certificate, tls => ClusterTls.Configure(tls, certificate, options.Tls, tlsSection));
             }
+
+            client.AddPr2JournalStreams();
         });
         builder.Services.AddSingleton(services => new Pr2Client(services.GetRequiredService<IClusterClient>(), options.Retry));
         builder.Services.AddSingleton<IPr2Client>(services => services.GetRequiredService<Pr2Client>());

@@ -56,6 +56,34 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task An_orleans_client_subscribes_explicitly_and_resumes_from_a_token()
+    {
+        var topology = postgres.CreateTopology("journal_stream_client", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        var stream = cluster.Client.GetStreamProvider(Pr2Streams.ProviderName).GetStream<JournalEntry>(Pr2Streams.OfType(1, Type));
+        var first = new CollectingObserver();
+        var subscription = await stream.SubscribeAsync(first);
+        var sent = new List<Guid>();
+        for (var n = 0; n < 30; n++)
+        {
+            sent.Add((await client.SendAsync(1, $"{Type}/{n % 3}", n < 3 ? MessageKind.Insert : MessageKind.Modify, $$"""{"n": {{n}}}""")).MessageId);
+        }
+
+        await Eventually.TrueAsync(() => Task.FromResult(first.Received.Count >= 30), TimeSpan.FromSeconds(30), "the client got all 30 entries");
+        var received = first.Received.ToArray();
+        Assert.Equal(sent, received.Select(r => r.Entry.MessageId));
+        await subscription.UnsubscribeAsync();
+
+        // A new subscription from the 10th entry's token: the rest, after dropping what the token includes.
+        var resumed = new CollectingObserver();
+        await stream.SubscribeAsync(resumed, received[9].Token);
+        await Eventually.TrueAsync(() => Task.FromResult(resumed.Received.Count(r => !received[9].Token.Includes(r.Token)) >= 20),
+            TimeSpan.FromSeconds(30), "the resumed subscription got the 20 entries after the token");
+        Assert.Equal(sent.Skip(10), resumed.Received.Where(r => !received[9].Token.Includes(r.Token)).Select(r => r.Entry.MessageId));
+    }
+
+    [Fact]
     public void A_token_is_older_than_another_only_when_the_other_includes_its_entry_whatever_replica_each_came_from()
     {
         // Replica 1 read ...A8, B1..B4 (the token a subscriber stored); replica 2 reads ...A8, A9, A10, B1...: A9 and A10

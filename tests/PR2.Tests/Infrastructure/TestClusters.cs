@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
+using PR2.Client;
 using PR2.Silo;
 
 namespace PR2.Tests.Infrastructure;
@@ -24,6 +25,7 @@ public static class TestClusters
             silo.AddPr2Silo(configuration);
             configureSilo?.Invoke(silo);
         });
+        builder.ConfigureClient(client => client.AddPr2JournalStreams());
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return cluster;

@@ -1,0 +1,20 @@
+using System.Collections.Concurrent;
+using Orleans.Streams;
+
+namespace PR2.Tests.Streams;
+
+/// <summary>A client-side journal stream subscriber that keeps what it is given, with its tokens.</summary>
+public sealed class CollectingObserver : IAsyncObserver<JournalEntry>
+{
+    public ConcurrentQueue<(JournalEntry Entry, JournalStreamToken Token)> Received { get; } = new();
+
+    public Task OnNextAsync(JournalEntry item, StreamSequenceToken? token = null)
+    {
+        Received.Enqueue((item, (JournalStreamToken)token!));
+        return Task.CompletedTask;
+    }
+
+    public Task OnCompletedAsync() => Task.CompletedTask;
+
+    public Task OnErrorAsync(Exception ex) => Task.CompletedTask;
+}
