@@ -23,7 +23,8 @@ internal sealed record BenchSettings(
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
-          --paths raw,marten,pr2,anti-entropy  which paths to run (default all)
+          --paths raw,marten,pr2,anti-entropy,delivery  which paths to run (default all; --short leaves out delivery,
+                               the journal stream against the polling feed)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --out <path>         JSON results (default bench/results/latest.json)
           --help               this text
@@ -41,7 +42,7 @@ internal sealed record BenchSettings(
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
             false,
-            ["raw", "marten", "pr2", "anti-entropy"],
+            isShort ? ["raw", "marten", "pr2", "anti-entropy"] : ["raw", "marten", "pr2", "anti-entropy", "delivery"],
             Path.Combine("bench", "results", "latest.json"),
             null);
         for (var i = 0; i < args.Length; i++)

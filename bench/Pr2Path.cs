@@ -19,6 +19,8 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
 
     public Pr2Client Client => _client!.Services.GetRequiredService<Pr2Client>();
 
+    public IClusterClient Cluster => _client!.Services.GetRequiredService<IClusterClient>();
+
     public async Task ConnectAsync()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });

@@ -96,6 +96,13 @@ if (settings.Paths.Contains("pr2"))
     await pr2.RunInsertRowsAsync(runner, settings.Writers);
 }
 
+if (settings.Paths.Contains("delivery"))
+{
+    await using var pr2 = new Pr2Path(silo, shardSources);
+    await pr2.ConnectAsync();
+    await DeliveryPath.RunAsync(runner, pr2.Client, pr2.Cluster, meter, settings.OfferedRate, settings.OpenLoopDuration);
+}
+
 foreach (var source in shardSources.Values)
 {
     await source.DisposeAsync();
