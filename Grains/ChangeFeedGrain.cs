@@ -86,6 +86,13 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
             var afterPosition = after.Replica == Guid.Empty || after.Replica == replica
                 ? after.Position
                 : await StreamCheckpoints.StartPositionAsync(source, after.Delivered);
+            // A bare position becomes a place: what this replica holds up to it, so a later change of primary goes on
+            // from there instead of from nothing.
+            if (after.Replica == Guid.Empty)
+            {
+                after = new WatchPosition(replica, afterPosition, await DeliveredUpToAsync(source, afterPosition));
+            }
+
             await using var connection = await source.OpenConnectionAsync();
             await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
             await _folded.CheckRestampsAsync(source, connection);
@@ -124,6 +131,27 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         {
             throw Unavailable(e);
         }
+    }
+
+    // Per origin, the origin position of its last entry at or before the position (entries of one origin are in origin order).
+    private static async Task<Dictionary<Guid, long>> DeliveredUpToAsync(NpgsqlDataSource source, long position)
+    {
+        await using var command = source.CreateCommand("""
+            select o.origin, last.origin_position
+            from (select replica_id as origin from pr2_replica union select origin_replica from pr2_origin_vector) o
+            cross join lateral (select origin_position from pr2_journal j
+                                where j.origin_replica = o.origin and j.position <= $1
+                                order by j.origin_position desc limit 1) last
+            """);
+        command.Parameters.Add(new() { Value = position });
+        var delivered = new Dictionary<Guid, long>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            delivered[reader.GetGuid(0)] = reader.GetInt64(1);
+        }
+
+        return delivered;
     }
 
     private static async Task<Guid> ReplicaIdAsync(NpgsqlDataSource source)

@@ -61,4 +61,25 @@ public sealed class LiveChangeTests(PostgresFixture postgres)
 
         Assert.Equal(watched.Skip(6).Select(c => c.Position), rest.Select(c => c.Position));
     }
+
+    [Fact]
+    public async Task A_bare_position_becomes_a_place_that_names_what_the_replica_holds_up_to_it()
+    {
+        var topology = postgres.CreateTopology("live_place", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        var acks = new List<WriteAck>();
+        for (var n = 0; n < 6; n++)
+        {
+            acks.Add(await client.SendAsync(1, $"order/p{n}", MessageKind.Insert, "{}"));
+        }
+
+        // After the 3rd entry, watching a type nothing has: the place still says the first three were passed, so that
+        // after a change of primary the watch would go on from there, not from the journal's start.
+        var third = acks[2];
+        var page = await cluster.Client.GetGrain<IChangeFeedGrain>(1).ReadAfter(WatchPosition.At(third.Position), "nothing", null, 10);
+        Assert.Empty(page.Changes);
+        Assert.True(page.Next!.Includes(third.Origin, third.OriginPosition), "the place includes the entry at the position");
+        Assert.False(page.Next.Includes(acks[3].Origin, acks[3].OriginPosition), "and not the one after it");
+    }
 }
