@@ -1,4 +1,3 @@
-using System.Buffers.Text;
 using Orleans.Streams;
 
 namespace PR2;
@@ -61,46 +60,19 @@ public sealed class JournalStreamToken : StreamSequenceToken
     public bool Includes(JournalStreamToken other) => Includes(other.Origin, other.OriginPosition);
 
     /// <summary>The text form (base64url), e.g. for storing or for an SSE event id.</summary>
-    public override string ToString()
-    {
-        var bytes = new byte[24 + (_delivered.Length * 24)];
-        Origin.TryWriteBytes(bytes.AsSpan(0, 16));
-        BitConverter.TryWriteBytes(bytes.AsSpan(16, 8), OriginPosition);
-        for (var i = 0; i < _delivered.Length; i++)
-        {
-            _delivered[i].Key.TryWriteBytes(bytes.AsSpan(24 + (i * 24), 16));
-            BitConverter.TryWriteBytes(bytes.AsSpan(40 + (i * 24), 8), _delivered[i].Value);
-        }
-
-        return Base64Url.EncodeToString(bytes);
-    }
+    public override string ToString() => OriginPairsText.Encode(Origin, OriginPosition, _delivered);
 
     /// <summary>Reads the text form of <see cref="ToString"/>.</summary>
     /// <exception cref="FormatException">Not a journal stream token.</exception>
     public static JournalStreamToken Parse(string text)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = Base64Url.DecodeFromChars(text);
-        }
-        catch (FormatException)
+        var pairs = OriginPairsText.Decode(text);
+        if (pairs is null || pairs.Count < 2)
         {
             throw new FormatException("not a journal stream token");
         }
 
-        if (bytes.Length < 48 || bytes.Length % 24 != 0)
-        {
-            throw new FormatException("not a journal stream token");
-        }
-
-        var delivered = new List<KeyValuePair<Guid, long>>();
-        for (var offset = 24; offset < bytes.Length; offset += 24)
-        {
-            delivered.Add(new(new Guid(bytes.AsSpan(offset, 16)), BitConverter.ToInt64(bytes, offset + 16)));
-        }
-
-        var token = new JournalStreamToken(new Guid(bytes.AsSpan(0, 16)), BitConverter.ToInt64(bytes, 16), delivered);
+        var token = new JournalStreamToken(pairs[0].Key, pairs[0].Value, pairs.Skip(1));
         if (!token.Includes(token.Origin, token.OriginPosition) || token.OriginPosition < 1)
         {
             throw new FormatException("not a journal stream token: its entry is not among those it says were delivered");

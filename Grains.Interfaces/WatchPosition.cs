@@ -1,5 +1,3 @@
-using System.Buffers.Text;
-
 namespace PR2;
 
 /// <summary>
@@ -54,19 +52,7 @@ public sealed class WatchPosition
         new(replica, position, _delivered.Where(p => p.Key != origin).Append(new(origin, Math.Max(originPosition, Delivered.GetValueOrDefault(origin)))));
 
     /// <summary>The text form: base64url, 24 bytes for replica and position, 24 per origin.</summary>
-    public override string ToString()
-    {
-        var bytes = new byte[24 + (_delivered.Length * 24)];
-        Replica.TryWriteBytes(bytes.AsSpan(0, 16));
-        BitConverter.TryWriteBytes(bytes.AsSpan(16, 8), Position);
-        for (var i = 0; i < _delivered.Length; i++)
-        {
-            _delivered[i].Key.TryWriteBytes(bytes.AsSpan(24 + (i * 24), 16));
-            BitConverter.TryWriteBytes(bytes.AsSpan(40 + (i * 24), 8), _delivered[i].Value);
-        }
-
-        return Base64Url.EncodeToString(bytes);
-    }
+    public override string ToString() => OriginPairsText.Encode(Replica, Position, _delivered);
 
     /// <summary>Reads <see cref="ToString"/>'s form, or a bare position (digits).</summary>
     /// <exception cref="FormatException">Neither.</exception>
@@ -77,27 +63,12 @@ public sealed class WatchPosition
             return At(position);
         }
 
-        byte[] bytes;
-        try
-        {
-            bytes = Base64Url.DecodeFromChars(text);
-        }
-        catch (FormatException)
+        var pairs = OriginPairsText.Decode(text);
+        if (pairs is null || pairs[0].Value < 0)
         {
             throw new FormatException("not a watch position");
         }
 
-        if (bytes.Length < 24 || bytes.Length % 24 != 0 || BitConverter.ToInt64(bytes, 16) < 0)
-        {
-            throw new FormatException("not a watch position");
-        }
-
-        var delivered = new List<KeyValuePair<Guid, long>>();
-        for (var offset = 24; offset < bytes.Length; offset += 24)
-        {
-            delivered.Add(new(new Guid(bytes.AsSpan(offset, 16)), BitConverter.ToInt64(bytes, offset + 16)));
-        }
-
-        return new WatchPosition(new Guid(bytes.AsSpan(0, 16)), BitConverter.ToInt64(bytes, 16), delivered);
+        return new WatchPosition(pairs[0].Key, pairs[0].Value, pairs.Skip(1));
     }
 }

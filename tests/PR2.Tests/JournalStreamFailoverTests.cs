@@ -60,7 +60,7 @@ public sealed class JournalStreamFailoverTests(TwoPostgresServers servers, ITest
                 (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.All(r => r.Reachable && r.Behind == 0),
                 TimeSpan.FromSeconds(60), "both replicas hold the same entries");
 
-            var journal = await MessageIdsAsync(onB.Database(Shard));
+            var journal = await ReplicaContents.MessageIdsOfTypeAsync(onB.Database(Shard), "streamtest");
             Assert.All(acked, ack => Assert.Contains(ack.MessageId, journal));
             IReadOnlyList<(JournalEntry Entry, string Token)> received = [];
             await Eventually.TrueAsync(async () =>
@@ -101,18 +101,5 @@ public sealed class JournalStreamFailoverTests(TwoPostgresServers servers, ITest
                 await servers.A.Server.StartAgainAsync();
             }
         }
-    }
-
-    private static async Task<List<Guid>> MessageIdsAsync(NpgsqlDataSource source)
-    {
-        await using var command = source.CreateCommand("select message_id from pr2_journal where actor_type = 'streamtest'");
-        var ids = new List<Guid>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
     }
 }

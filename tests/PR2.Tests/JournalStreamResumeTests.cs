@@ -1,4 +1,3 @@
-using Npgsql;
 using PR2.Client;
 using PR2.Tests.Infrastructure;
 using PR2.Tests.Streams;
@@ -63,7 +62,7 @@ public sealed class JournalStreamResumeTests(PostgresFixture postgres, ITestOutp
 
     private static async Task<WatcherState> WaitForAsync(IClusterClient client, TestTopology topology, int written, string when)
     {
-        var journal = await JournalOrderAsync(topology.Database(Shard));
+        var journal = await ReplicaContents.MessageIdsOfTypeAsync(topology.Database(Shard), "streamtest");
         Assert.Equal(written, journal.Count);
         WatcherState seen = new();
         await Eventually.TrueAsync(async () =>
@@ -73,18 +72,5 @@ public sealed class JournalStreamResumeTests(PostgresFixture postgres, ITestOutp
         }, TimeSpan.FromSeconds(60), $"the watcher kept all {journal.Count} entries {when}");
         Assert.Equal(journal, seen.Kept);
         return seen;
-    }
-
-    private static async Task<List<Guid>> JournalOrderAsync(NpgsqlDataSource source)
-    {
-        await using var command = source.CreateCommand("select message_id from pr2_journal where actor_type = 'streamtest' order by position");
-        var ids = new List<Guid>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
     }
 }

@@ -1,4 +1,3 @@
-using Npgsql;
 using PR2.Client;
 using PR2.Tests.Infrastructure;
 using PR2.Tests.Streams;
@@ -34,7 +33,7 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
 
         foreach (var shard in shards)
         {
-            var journal = await JournalOrderAsync(topology.Database(shard));
+            var journal = await ReplicaContents.MessageIdsOfTypeAsync(topology.Database(shard), Type);
             Assert.Equal(100, journal.Count);
             IReadOnlyList<(JournalEntry Entry, string Token)> received = [];
             await Eventually.TrueAsync(async () =>
@@ -97,18 +96,5 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
         Assert.Equal(0, JournalStreamToken.Parse(stored.ToString()).CompareTo(stored));
         Assert.True(stored.Includes(JournalStreamToken.Parse(stored.ToString())));
         Assert.Throws<FormatException>(() => JournalStreamToken.Parse("not-a-token"));
-    }
-
-    private static async Task<List<Guid>> JournalOrderAsync(NpgsqlDataSource source)
-    {
-        await using var command = source.CreateCommand($"select message_id from pr2_journal where actor_type = '{Type}' order by position");
-        var ids = new List<Guid>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
     }
 }

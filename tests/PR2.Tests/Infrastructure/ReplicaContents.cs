@@ -27,6 +27,21 @@ public static class ReplicaContents
         return ids;
     }
 
+    /// <summary>The MessageIds of one actor type in the replica's journal, in journal (position) order.</summary>
+    public static async Task<List<Guid>> MessageIdsOfTypeAsync(NpgsqlDataSource database, string actorType)
+    {
+        var ids = new List<Guid>();
+        await using var command = database.CreateCommand("select message_id from pr2_journal where actor_type = $1 order by position");
+        command.Parameters.Add(new NpgsqlParameter { Value = actorType });
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+
     /// <summary>Each message's stamp as the replicas agreed on it: the lower one recorded in pr2_restamp, if any.</summary>
     public static async Task<Dictionary<Guid, LamportStamp>> StampsAsync(NpgsqlDataSource database)
     {
