@@ -1,0 +1,22 @@
+namespace PR2.Tests.Streams;
+
+/// <summary>A token-keeping subscriber's state: the MessageIds it kept in delivery order and the token of the last one.</summary>
+[GenerateSerializer]
+public sealed class SubscriberState
+{
+    [Id(0)]
+    public List<Guid> Kept { get; set; } = [];
+
+    [Id(1)]
+    public string? Token { get; set; }
+
+    [Id(2)]
+    public int Dropped { get; set; }
+
+    [Id(3)]
+    public int Activations { get; set; }
+
+    /// <summary>Deliveries the stored token did not include but whose MessageId was kept already: must stay 0.</summary>
+    [Id(4)]
+    public int RepeatedAboveToken { get; set; }
+}
