@@ -111,17 +111,9 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
             }
 
             var changes = new List<RecordChange>(wanted.Count);
-            foreach (var actorEntries in wanted.GroupBy(e => e.Actor))
+            foreach (var (entry, state) in await _folded.StatesAsync(source, connection, afterPosition, wanted, ScanLimit))
             {
-                // Every entry of the actor in the scanned range is wanted (the filter is its type or its id).
-                var states = await _folded.ContinueAsync(source, connection, actorEntries.Key, afterPosition, actorEntries.ToList(), ScanLimit)
-                    ?? StatesAfter(await JournalStore.ReadActorAsync(connection, actorEntries.Key, actorEntries.Max(e => e.Position)), actorEntries.ToList()).ToList();
-                foreach (var (entry, state) in states)
-                {
-                    changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor), resume[entry.Position]));
-                }
-
-                _folded.Keep(source, actorEntries.Key, states[^1].Entry.Position, states[^1].State);
+                changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor), resume[entry.Position]));
             }
 
             await transaction.CommitAsync();
@@ -165,32 +157,6 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
         id = (Guid)(await command.ExecuteScalarAsync())!;
         ReplicaIds[source] = id;
         return id;
-    }
-
-    // The record each wanted entry left: the fold of the actor's entries up to that entry's position. History comes in
-    // Lamport order; when that is also position order (always, unless anti-entropy brought in lower-stamped entries
-    // later), one pass folds them all, else each is folded from its own prefix.
-    private static IEnumerable<(JournalEntry Entry, RecordState State)> StatesAfter(IReadOnlyList<JournalEntry> history, IReadOnlyList<JournalEntry> wanted)
-    {
-        var inPositionOrder = history.Zip(history.Skip(1)).All(pair => pair.First.Position < pair.Second.Position);
-        if (!inPositionOrder)
-        {
-            return wanted.Select(entry => (entry, RecordState.Fold(history.Where(e => e.Position <= entry.Position))));
-        }
-
-        var positions = wanted.Select(e => e.Position).ToHashSet();
-        var states = new Dictionary<long, RecordState>();
-        var state = RecordState.Missing;
-        foreach (var entry in history)
-        {
-            state = RecordState.Fold([entry], state);
-            if (positions.Contains(entry.Position))
-            {
-                states[entry.Position] = state;
-            }
-        }
-
-        return wanted.Select(entry => (entry, states[entry.Position]));
     }
 
     private async Task<NpgsqlDataSource> PrimaryAsync()

@@ -9,7 +9,7 @@ namespace PR2.Grains.Records;
 /// order), so the next page needs only the entries after it, folded on top when they come in Lamport order; an older
 /// one (anti-entropy brought it in) sends the caller back to the whole history. A restamp changes stamps already folded,
 /// so one recorded anywhere in that database empties its records. Bounded: past <see cref="Limit"/> it starts over.
-/// Used by one grain activation's turns only.
+/// Used by one caller at a time (a feed grain activation's turns, a stream receiver's reads).
 /// </summary>
 internal sealed class FoldedRecords
 {
@@ -69,6 +69,53 @@ internal sealed class FoldedRecords
         return states;
     }
 
+    /// <summary>
+    /// The record each of <paramref name="entries"/> left (entries after <paramref name="afterPosition"/> in position
+    /// order; for each actor among them, every one of its entries up to its last one here), in the entries' order:
+    /// folded onto the kept record where possible, else from the actor's history. Keeps each actor's last record.
+    /// </summary>
+    public async Task<List<(JournalEntry Entry, RecordState State)>> StatesAsync(NpgsqlDataSource source, NpgsqlConnection connection,
+        long afterPosition, IReadOnlyList<JournalEntry> entries, int maxGap)
+    {
+        var byPosition = new Dictionary<long, RecordState>(entries.Count);
+        var missed = new List<IGrouping<ActorRef, JournalEntry>>();
+        foreach (var actorEntries in entries.GroupBy(e => e.Actor))
+        {
+            var states = await ContinueAsync(source, connection, actorEntries.Key, afterPosition, actorEntries.ToList(), maxGap);
+            if (states is null)
+            {
+                missed.Add(actorEntries);
+                continue;
+            }
+
+            Take(actorEntries.Key, states);
+        }
+
+        if (missed.Count > 0)
+        {
+            // The histories of every actor not kept, in one query (a page of new actors costs one read, not one each).
+            var histories = await JournalStore.ReadActorsAsync(connection, missed[0].Key.Shard, missed.Select(a => a.Key.ActorId).ToList(),
+                missed.Max(a => a.Max(e => e.Position)));
+            foreach (var actorEntries in missed)
+            {
+                var upTo = actorEntries.Max(e => e.Position);
+                Take(actorEntries.Key, StatesAfter(histories[actorEntries.Key.ActorId].Where(e => e.Position <= upTo).ToList(), actorEntries.ToList()).ToList());
+            }
+        }
+
+        return entries.Select(e => (e, byPosition[e.Position])).ToList();
+
+        void Take(ActorRef actor, List<(JournalEntry Entry, RecordState State)> states)
+        {
+            foreach (var (entry, state) in states)
+            {
+                byPosition[entry.Position] = state;
+            }
+
+            Keep(source, actor, states[^1].Entry.Position, states[^1].State);
+        }
+    }
+
     public void Keep(NpgsqlDataSource source, ActorRef actor, long position, RecordState state)
     {
         if (_records.Count >= Limit)
@@ -77,5 +124,31 @@ internal sealed class FoldedRecords
         }
 
         _records[(source, actor.ActorId)] = (position, state);
+    }
+
+    // The record each wanted entry left: the fold of the actor's entries up to that entry's position. History comes in
+    // Lamport order; when that is also position order (always, unless anti-entropy brought in lower-stamped entries
+    // later), one pass folds them all, else each is folded from its own prefix.
+    private static IEnumerable<(JournalEntry Entry, RecordState State)> StatesAfter(IReadOnlyList<JournalEntry> history, IReadOnlyList<JournalEntry> wanted)
+    {
+        var inPositionOrder = history.Zip(history.Skip(1)).All(pair => pair.First.Position < pair.Second.Position);
+        if (!inPositionOrder)
+        {
+            return wanted.Select(entry => (entry, RecordState.Fold(history.Where(e => e.Position <= entry.Position))));
+        }
+
+        var positions = wanted.Select(e => e.Position).ToHashSet();
+        var states = new Dictionary<long, RecordState>();
+        var state = RecordState.Missing;
+        foreach (var entry in history)
+        {
+            state = RecordState.Fold([entry], state);
+            if (positions.Contains(entry.Position))
+            {
+                states[entry.Position] = state;
+            }
+        }
+
+        return wanted.Select(entry => (entry, states[entry.Position]));
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Orleans.Streams;
+using PR2.Grains.Records;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains.Streaming;
@@ -10,7 +11,9 @@ namespace PR2.Grains.Streaming;
 /// delivered vector does not include yet. It starts from the provider's checkpoint in that database; when the primary
 /// changes it starts on the new one just before the first entry it has not read (<see cref="StreamCheckpoints.StartPositionAsync"/>),
 /// so a change of primary skips nothing. A message held under two origins (committed twice across a fail-over, kept
-/// once per replica) is delivered once while its id is among the last <see cref="RecentIds"/> read.
+/// once per replica) is delivered once while its id is among the last <see cref="RecentIds"/> read. Each entry goes out
+/// with the record it left (folded in the same snapshot as the page; <see cref="FoldedRecords"/> keeps the last record of
+/// recent actors, so a hot actor costs one fold per entry and a page of new actors one history read).
 /// </summary>
 public sealed class JournalQueueReceiver(
     string provider, int shard, ShardRegistry shards, IGrainFactory grains, ILogger logger) : IQueueAdapterReceiver
@@ -20,6 +23,8 @@ public sealed class JournalQueueReceiver(
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromSeconds(1);
 
     private readonly HashSet<Guid> _recentIds = [];
+    private readonly FoldedRecords _folded = new();
+    private Guid _replicaId;
     private readonly Queue<Guid> _recentOrder = new();
     private Dictionary<Guid, long>? _read;
     private int _replica = -1;
@@ -40,20 +45,25 @@ public sealed class JournalQueueReceiver(
             if (primary != _replica)
             {
                 _afterPosition = await StreamCheckpoints.StartPositionAsync(source, _read);
+                _replicaId = await ReplicaIdAsync(source);
                 _replica = primary;
                 Log.StreamReaderStarted(logger, provider, shard, primary, _afterPosition);
             }
 
+            // One snapshot for the entries and the records they left.
             var limit = maxCount is > 0 and < 1000 ? maxCount : 1000;
-            var entries = await JournalStore.ReadAsync(source, shard, _afterPosition, limit);
-            var batches = new List<IBatchContainer>(entries.Count * 2);
-            foreach (var entry in entries)
-            {
-                if (entry.Position != _afterPosition + 1)
-                {
-                    break; // not committed yet below it: read again from the gap next time
-                }
+            await using var connection = await source.OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
+            await _folded.CheckRestampsAsync(source, connection);
+            var read = await JournalStore.ReadAsync(connection, shard, _afterPosition, limit);
+            // Only what is committed without a gap below it: the rest is read again from the gap next time.
+            var entries = read.TakeWhile((entry, i) => entry.Position == _afterPosition + 1 + i).ToList();
+            var states = await _folded.StatesAsync(source, connection, _afterPosition, entries, limit);
+            await transaction.CommitAsync();
 
+            var batches = new List<IBatchContainer>(entries.Count * 2);
+            foreach (var (entry, state) in states)
+            {
                 _afterPosition = entry.Position;
                 if (_read.GetValueOrDefault(entry.OriginReplica) >= entry.OriginPosition)
                 {
@@ -67,8 +77,10 @@ public sealed class JournalQueueReceiver(
                 }
 
                 var token = new JournalStreamToken(entry.OriginReplica, entry.OriginPosition, _read);
-                batches.Add(new JournalBatchContainer(Pr2Streams.Journal(shard), entry, token));
-                batches.Add(new JournalBatchContainer(Pr2Streams.OfType(shard, entry.Actor.Type), entry, token));
+                var record = state.ToRecord(entry.Actor);
+                var place = new WatchPosition(_replicaId, entry.Position, _read);
+                batches.Add(new JournalBatchContainer(Pr2Streams.Journal(shard), entry, token, record, place));
+                batches.Add(new JournalBatchContainer(Pr2Streams.OfType(shard, entry.Actor.Type), entry, token, record, place));
             }
 
             await CheckpointIfDueAsync(source);
@@ -128,6 +140,12 @@ public sealed class JournalQueueReceiver(
         }
 
         _checkpointedAt = DateTime.UtcNow;
+    }
+
+    private static async Task<Guid> ReplicaIdAsync(NpgsqlDataSource source)
+    {
+        await using var command = source.CreateCommand("select replica_id from pr2_replica");
+        return (Guid)(await command.ExecuteScalarAsync())!;
     }
 
     private bool Remember(Guid messageId)

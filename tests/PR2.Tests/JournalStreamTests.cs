@@ -83,6 +83,32 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_subscriber_of_record_changes_gets_the_record_each_entry_left_as_the_change_feed_gives_it()
+    {
+        var topology = postgres.CreateTopology("journal_stream_records", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        var changes = new ChangeCollector();
+        await cluster.Client.GetStreamProvider(Pr2Streams.ProviderName).GetStream<RecordChange>(Pr2Streams.OfType(1, Type)).SubscribeAsync(changes);
+        // Merges, a cancel and a second actor interleaved: each record is the fold up to its own entry.
+        await client.SendAsync(1, $"{Type}/a", MessageKind.Insert, """{"n": 1, "keep": "x"}""");
+        await client.SendAsync(1, $"{Type}/b", MessageKind.Insert, """{"n": 10}""");
+        await client.SendAsync(1, $"{Type}/a", MessageKind.Modify, """{"n": 2, "keep": null, "more": [1]}""");
+        await client.SendAsync(1, $"{Type}/b", MessageKind.Cancel, "{}");
+        await client.SendAsync(1, $"{Type}/a", MessageKind.Modify, """{"n": 3}""");
+
+        await Eventually.TrueAsync(() => Task.FromResult(changes.Received.Count >= 5), TimeSpan.FromSeconds(30), "the subscriber got 5 changes");
+        var feed = await cluster.Client.GetGrain<IChangeFeedGrain>(1).Read(0, Type, null, 100);
+        Assert.Equal(5, feed.Changes.Count);
+        Assert.Equal(feed.Changes.Select(Describe), changes.Received.Select(Describe));
+        Assert.True(SameJson.As("""{"n": 3, "more": [1]}""", changes.Received.Last().Record.State), changes.Received.Last().Record.State);
+    }
+
+    private static string Describe(RecordChange change) =>
+        $"{change.Position} {change.Kind} {change.Record.Actor} v{change.Record.Version} {change.Record.Status} " +
+        $"{change.Record.State} at {change.Resume}";
+
+    [Fact]
     public void A_token_is_older_than_another_only_when_the_other_includes_its_entry_whatever_replica_each_came_from()
     {
         // Replica 1 read ...A8, B1..B4 (the token a subscriber stored); replica 2 reads ...A8, A9, A10, B1...: A9 and A10
