@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Streams;
 
 namespace PR2.Client;
 
@@ -13,6 +15,8 @@ namespace PR2.Client;
 public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = null, JsonSerializerOptions? json = null) : IPr2Client
 {
     // This client's own session, for callers that use the client as one; new sessions share its retries and options.
+    private const int ChangePageSize = 100;
+
     private Pr2Session Session { get; } = new(cluster, RetryPipeline.Build(retry ?? new Pr2RetryOptions()), json ?? Pr2Json.Default);
 
     public IPr2Session OpenSession() => Session.Sibling();
@@ -84,43 +88,27 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
 
     /// <summary>
     /// Live changes after <paramref name="after"/> (a <see cref="RecordChange.Resume"/> or <see cref="WatchPosition.Parse"/>
-    /// of one; null: from now on). The watch follows the shard's primary: it rides out retriable errors (a fail-over
-    /// in progress) and goes on from what it delivered, with nothing skipped and nothing repeated (a message committed
-    /// twice across a fail-over, held under two origins, can come twice). Other errors end it.
+    /// of one; null: from now on). The watch reads what it lacks from the journal page by page, then follows the shard's
+    /// journal stream (pushed, no polling) when the cluster client has the PR2 stream provider (<c>AddPr2Client</c> adds
+    /// it; without it, it polls every <paramref name="pollInterval"/>). It follows the shard's primary: it rides out
+    /// retriable errors (a fail-over in progress) and goes on from what it delivered, with nothing skipped and nothing
+    /// repeated (a message committed twice across a fail-over, held under two origins, can come twice). A reader that
+    /// falls 1,000 changes behind the stream reads on from the journal at its own pace. Other errors end it.
     /// </summary>
     public async IAsyncEnumerable<RecordChange> WatchAsync(int shard, WatchPosition? after, string? type = null, string? actorId = null,
         TimeSpan? pollInterval = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var feed = cluster.GetGrain<IChangeFeedGrain>(shard);
         var place = after ?? await feed.Now().WaitAsync(cancellationToken);
+        var streams = cluster.ServiceProvider.GetKeyedService<IStreamProvider>(Pr2Streams.ProviderName);
+        var streamType = type ?? (actorId is null ? null : new ActorRef(shard, actorId).Type);
         while (!cancellationToken.IsCancellationRequested)
         {
-            ChangePage? page;
-            try
-            {
-                page = await feed.ReadAfter(place, type, actorId, 100).WaitAsync(cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                yield break;
-            }
-            catch (Pr2Exception e) when (e.IsRetriable)
-            {
-                page = null; // a fail-over in progress: ask again from the same place
-            }
-
+            // Catch up from the journal, page after page, until a page reaches the primary's head.
+            var page = await ReadPageAsync(feed, place, type, actorId, cancellationToken);
             if (page is null)
             {
-                try
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    yield break;
-                }
-
-                continue;
+                continue; // a fail-over in progress (or cancelled): ask again from the same place
             }
 
             foreach (var change in page.Changes)
@@ -128,20 +116,112 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
                 yield return change;
             }
 
-            // Nothing new in the journal: wait a little before asking again (otherwise ask again at once).
-            if (page.Changes.Count == 0 && page.NextAfter == place.Position)
+            place = page.Next!;
+            if (!page.AtHead)
             {
-                try
-                {
-                    await Task.Delay(pollInterval ?? TimeSpan.FromMilliseconds(100), cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    yield break;
-                }
+                continue;
             }
 
-            place = page.Next!;
+            if (streams is null)
+            {
+                if (page.Changes.Count == 0)
+                {
+                    await PauseAsync(pollInterval ?? TimeSpan.FromMilliseconds(100), cancellationToken);
+                }
+
+                continue;
+            }
+
+            // Live from the stream until it ends (the reader fell behind, or the stream lost entries): then catch up again.
+            var live = await StartLiveAsync(streams, shard, streamType, place, cancellationToken);
+            if (live is null)
+            {
+                continue;
+            }
+
+            WatchMetrics.WentLive.Add(1, new KeyValuePair<string, object?>("shard", shard));
+            try
+            {
+                while (await NextAsync(live, cancellationToken))
+                {
+                    while (live.Changes.TryRead(out var change))
+                    {
+                        place = change.Resume!;
+                        if (actorId is null || change.Record.Actor.ActorId == actorId)
+                        {
+                            yield return change;
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                await live.StopAsync();
+            }
+        }
+    }
+
+    private static async Task<ChangePage?> ReadPageAsync(IChangeFeedGrain feed, WatchPosition place, string? type, string? actorId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await feed.ReadAfter(place, type, actorId, ChangePageSize).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (Pr2Exception e) when (e.IsRetriable)
+        {
+            await PauseAsync(TimeSpan.FromMilliseconds(500), cancellationToken);
+            return null;
+        }
+    }
+
+    private static async Task<LiveChanges?> StartLiveAsync(IStreamProvider streams, int shard, string? type, WatchPosition place, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await LiveChanges.StartAsync(streams, shard, type, place).WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException || e is Pr2Exception { IsRetriable: true })
+        {
+            // The pub-sub store or the silo did not answer: read from the journal meanwhile.
+            await PauseAsync(TimeSpan.FromMilliseconds(500), cancellationToken);
+            return null;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    // False when the live part ended: overflow, a stream error, or cancellation.
+    private static async Task<bool> NextAsync(LiveChanges live, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await live.Changes.WaitToReadAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (Exception)
+        {
+            return false; // the stream's error (entries left its cache, the subscription failed): catch up from the journal
+        }
+    }
+
+    private static async Task PauseAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The caller checks the token.
         }
     }
 

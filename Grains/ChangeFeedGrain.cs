@@ -117,7 +117,8 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
             }
 
             await transaction.CommitAsync();
-            return new ChangePage(changes.OrderBy(c => c.Position).ToList(), nextAfter, new WatchPosition(replica, nextAfter, place.Delivered));
+            return new ChangePage(changes.OrderBy(c => c.Position).ToList(), nextAfter, new WatchPosition(replica, nextAfter, place.Delivered),
+                AtHead: wanted.Count < limit && scanned.Count < ScanLimit);
         }
         catch (NpgsqlException e)
         {

@@ -18,7 +18,7 @@ public static class Observability
 {
     private static readonly string[] Meters =
     [
-        Pr2Metrics.MeterName, "Microsoft.Orleans", "Npgsql",
+        Pr2Metrics.MeterName, PR2.Client.WatchMetrics.MeterName, "Microsoft.Orleans", "Npgsql",
         "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime",
     ];
 

@@ -63,6 +63,86 @@ public sealed class LiveChangeTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_watch_goes_live_on_the_journal_stream_and_changes_are_pushed_to_it_without_polling()
+    {
+        var topology = postgres.CreateTopology("live_push", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        using var counters = new WatchCounters();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        // Polling once an hour: only a push can bring the changes within the test's minute.
+        await using var watch = client.WatchAsync(1, after: null, type: "order", pollInterval: TimeSpan.FromHours(1), cancellationToken: deadline.Token)
+            .GetAsyncEnumerator(deadline.Token);
+        var next = watch.MoveNextAsync();
+        await Eventually.TrueAsync(() => Task.FromResult(counters.Live >= 1), TimeSpan.FromSeconds(30), "the watch went live on the stream");
+        for (var n = 0; n < 5; n++)
+        {
+            await client.SendAsync(1, "order/pushed", n == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"n": {{n}}}""");
+        }
+
+        var versions = new List<long>();
+        for (; await next; next = watch.MoveNextAsync())
+        {
+            versions.Add(watch.Current.Record.Version);
+            if (versions.Count == 5)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal([1L, 2, 3, 4, 5], versions);
+    }
+
+    [Fact]
+    public async Task A_reader_that_falls_behind_the_stream_reads_on_from_the_journal_and_misses_nothing()
+    {
+        var topology = postgres.CreateTopology("live_slow_reader", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        using var counters = new WatchCounters();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(100));
+        await using var watch = client.WatchAsync(1, after: null, type: "order", cancellationToken: deadline.Token).GetAsyncEnumerator(deadline.Token);
+        var next = watch.MoveNextAsync();
+        await Eventually.TrueAsync(() => Task.FromResult(counters.Live >= 1), TimeSpan.FromSeconds(30), "the watch went live on the stream");
+
+        // The reader takes nothing while three buffers' worth of changes are written, 10 actors at once.
+        const int Actors = 10, PerActor = 300;
+        await Task.WhenAll(Enumerable.Range(0, Actors).Select(async a =>
+        {
+            for (var n = 0; n < PerActor; n++)
+            {
+                await client.SendAsync(1, $"order/slow{a}", n == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"n": {{n}}}""");
+            }
+        }));
+        await Eventually.TrueAsync(() => Task.FromResult(counters.Overflows >= 1), TimeSpan.FromSeconds(60), "the watch left the stream, its buffer full");
+
+        var received = new List<RecordChange>();
+        for (; await next; next = watch.MoveNextAsync())
+        {
+            received.Add(watch.Current);
+            if (received.Count == Actors * PerActor)
+            {
+                break;
+            }
+        }
+
+        var positions = new List<long>();
+        for (IReadOnlyList<JournalEntry> page = []; ; )
+        {
+            page = await client.ReadJournalAsync(1, page.Count == 0 ? 1 : page[^1].Position + 1, 1000);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            positions.AddRange(page.Where(e => e.Actor.Type == "order").Select(e => e.Position));
+        }
+
+        Assert.Equal(positions, received.Select(c => c.Position));
+        Assert.All(received.GroupBy(c => c.Record.Actor), actor => Assert.Equal(Enumerable.Range(1, PerActor).Select(v => (long)v), actor.Select(c => c.Record.Version)));
+    }
+
+    [Fact]
     public async Task A_bare_position_becomes_a_place_that_names_what_the_replica_holds_up_to_it()
     {
         var topology = postgres.CreateTopology("live_place", 0, 1);
