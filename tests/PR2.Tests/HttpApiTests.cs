@@ -152,6 +152,7 @@ public sealed class HttpApiTests(PostgresFixture postgres)
     {
         await using var silo = await HttpSilo.StartAsync(Settings("http_sse"));
         using var acme = silo.Client(AcmeKey);
+        using var counters = new WatchCounters();
         await acme.PostAsync("/v1/shards/1/actors/order/old/messages", Json("""{"kind": "insert", "body": {}}"""));
         var head = (await Body(await acme.GetAsync("/v1/shards/1/journal?from=1&limit=10"))).AsArray().Count;
 
@@ -171,6 +172,7 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         });
         var received = await events;
         await writes;
+        Assert.True(counters.Live >= 1, "the silo's event stream went live on the shard's journal stream (pushed, not polled)");
 
         // Only orders, in journal order, each record as its entry left it: versions 1..10 per actor, i = version - 1.
         Assert.Equal(received.Select(e => e.Position).Order(), received.Select(e => e.Position));
