@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.ServerSentEvents;
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -212,36 +211,10 @@ public sealed class HttpApiTests(PostgresFixture postgres)
     }
 
     private static async Task<List<(long Position, string Actor, long Version, int I, string EventId)>> ReadEventsAsync(
-        HttpClient http, string path, string? lastEventId, int count, CancellationToken cancellationToken)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Get, path);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-        if (lastEventId is not null)
-        {
-            request.Headers.Add("Last-Event-ID", lastEventId);
-        }
-
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        response.EnsureSuccessStatusCode();
-        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
-        var events = new List<(long, string, long, int, string)>();
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        await foreach (var item in SseParser.Create(stream).EnumerateAsync(cancellationToken))
-        {
-            Assert.Equal("change", item.EventType);
-            var change = JsonNode.Parse(item.Data)!;
-            var record = change["record"]!;
-            Assert.NotNull(item.EventId);
-            Assert.Equal(WatchPosition.Parse(item.EventId).Position, change["position"]!.GetValue<long>());
-            events.Add((change["position"]!.GetValue<long>(), record["actor"]!.GetValue<string>(), record["version"]!.GetValue<long>(), record["state"]!["i"]!.GetValue<int>(), item.EventId));
-            if (events.Count == count)
-            {
-                break;
-            }
-        }
-
-        return events;
-    }
+        HttpClient http, string path, string? lastEventId, int count, CancellationToken cancellationToken) =>
+        (await ServerSentEvents.ReadChangesAsync(http, path, lastEventId, count, cancellationToken)).Select(e => (
+            e.Change["position"]!.GetValue<long>(), e.Change["record"]!["actor"]!.GetValue<string>(), e.Change["record"]!["version"]!.GetValue<long>(),
+            e.Change["record"]!["state"]!["i"]!.GetValue<int>(), e.EventId)).ToList();
 
     private static async Task<string> SenderAsync(HttpClient admin, JsonNode ack, int shard = 1)
     {
