@@ -7,10 +7,12 @@ using PR2.Client;
 namespace PR2.Bench;
 
 /// <summary>
-/// Committed entries reaching subscribers, at an offered rate on shard 1: the journal stream (pushed by the silo to
-/// Orleans client subscribers) beside the polling feed it replaces (<see cref="Pr2Client.WatchAsync(int, WatchPosition?, string?, string?, TimeSpan?, CancellationToken)"/>,
-/// also what SSE serves), with 1 and 10 subscribers, and none for the write rate without them. Latency is from the
-/// scheduled send to delivery at the first subscriber (the send time travels in the body); rows: writers = subscribers.
+/// Committed entries reaching subscribers, at an offered rate on shard 1: the journal stream (entries pushed by the silo
+/// to Orleans client subscribers), the watch built on it (<see cref="Pr2Client.WatchAsync(int, WatchPosition?, string?, string?, TimeSpan?, CancellationToken)"/>,
+/// what SSE and <c>pr2 watch</c> serve: records, caught up from the journal then pushed), and the polling feed the
+/// watch used before (pages of the change feed, a pause of 100 ms when a page is empty), with 1 and 10 subscribers,
+/// and none for the write rate without them. Latency is from the scheduled send to delivery at the first subscriber
+/// (the send time travels in the body); rows: writers = subscribers.
 /// </summary>
 internal static class DeliveryPath
 {
@@ -18,7 +20,7 @@ internal static class DeliveryPath
 
     public static async Task RunAsync(Runner runner, Pr2Client client, IClusterClient cluster, ResourceMeter meter, int rate, TimeSpan duration)
     {
-        foreach (var (mode, subscribers) in new[] { ("stream", 0), ("stream", 1), ("feed", 1), ("stream", 10), ("feed", 10) })
+        foreach (var (mode, subscribers) in new[] { ("stream", 0), ("stream", 1), ("watch", 1), ("feed", 1), ("stream", 10), ("watch", 10), ("feed", 10) })
         {
             runner.Rows.Add(await RunOneAsync(client, cluster, meter, mode, subscribers, rate, duration));
         }
@@ -54,11 +56,14 @@ internal static class DeliveryPath
             else
             {
                 var from = await cluster.GetGrain<IChangeFeedGrain>(1).Now();
+                var changes = mode == "watch"
+                    ? client.WatchAsync(1, from, type, cancellationToken: stop.Token)
+                    : PollFeedAsync(cluster.GetGrain<IChangeFeedGrain>(1), from, type, stop.Token);
                 feeds.Add(Task.Run(async () =>
                 {
                     try
                     {
-                        await foreach (var change in client.WatchAsync(1, from, type, cancellationToken: stop.Token))
+                        await foreach (var change in changes)
                         {
                             if (first)
                             {
@@ -140,6 +145,28 @@ internal static class DeliveryPath
         if (document.RootElement.TryGetProperty("t", out var t) && t.GetInt64() > 0)
         {
             delays.Enqueue(Stopwatch.GetElapsedTime(t.GetInt64()).TotalMilliseconds);
+        }
+    }
+
+    // The watch as it was before the journal stream: change-feed pages, a 100 ms pause whenever one comes back empty.
+    private static async IAsyncEnumerable<RecordChange> PollFeedAsync(IChangeFeedGrain feed, WatchPosition from, string type,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var place = from;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var page = await feed.ReadAfter(place, type, null, 100).WaitAsync(cancellationToken);
+            foreach (var change in page.Changes)
+            {
+                yield return change;
+            }
+
+            if (page.Changes.Count == 0)
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+
+            place = page.Next!;
         }
     }
 }
