@@ -41,15 +41,18 @@ internal sealed class FoldedRecords
     /// Lamport order after it.
     /// </summary>
     public async Task<List<(JournalEntry Entry, RecordState State)>?> ContinueAsync(NpgsqlDataSource source, NpgsqlConnection connection, ActorRef actor,
-        long afterPosition, IReadOnlyList<JournalEntry> entries, int maxGap)
+        long afterPosition, IReadOnlyList<JournalEntry> entries, int maxGap, bool everyEntryFolded = false)
     {
-        if (!_records.TryGetValue((source, actor.ActorId), out var kept) || kept.Position > afterPosition || afterPosition - kept.Position > maxGap)
+        if (!_records.TryGetValue((source, actor.ActorId), out var kept) || kept.Position > afterPosition
+            || (!everyEntryFolded && afterPosition - kept.Position > maxGap))
         {
             return null;
         }
 
-        // The actor's entries between the kept record and this page (none when the feed goes on from its last page).
-        var gap = kept.Position < afterPosition ? await JournalStore.ReadActorBetweenAsync(connection, actor, kept.Position, afterPosition) : [];
+        // The actor's entries between the kept record and this page (none when the feed goes on from its last page, or
+        // when the caller folded every entry before this page, as a stream reader does).
+        var gap = kept.Position < afterPosition && !everyEntryFolded
+            ? await JournalStore.ReadActorBetweenAsync(connection, actor, kept.Position, afterPosition) : [];
         var state = kept.State;
         var states = new List<(JournalEntry, RecordState)>(entries.Count);
         foreach (var entry in gap.Concat(entries))
@@ -73,15 +76,18 @@ internal sealed class FoldedRecords
     /// The record each of <paramref name="entries"/> left (entries after <paramref name="afterPosition"/> in position
     /// order; for each actor among them, every one of its entries up to its last one here), in the entries' order:
     /// folded onto the kept record where possible, else from the actor's history. Keeps each actor's last record.
+    /// <paramref name="everyEntryFolded"/>: the caller passed every entry of <paramref name="source"/> up to
+    /// <paramref name="afterPosition"/> through here since this instance last kept anything of that source, so a kept record
+    /// covers its actor's entries up to there and no gap needs reading.
     /// </summary>
     public async Task<List<(JournalEntry Entry, RecordState State)>> StatesAsync(NpgsqlDataSource source, NpgsqlConnection connection,
-        long afterPosition, IReadOnlyList<JournalEntry> entries, int maxGap)
+        long afterPosition, IReadOnlyList<JournalEntry> entries, int maxGap, bool everyEntryFolded = false)
     {
         var byPosition = new Dictionary<long, RecordState>(entries.Count);
         var missed = new List<IGrouping<ActorRef, JournalEntry>>();
         foreach (var actorEntries in entries.GroupBy(e => e.Actor))
         {
-            var states = await ContinueAsync(source, connection, actorEntries.Key, afterPosition, actorEntries.ToList(), maxGap);
+            var states = await ContinueAsync(source, connection, actorEntries.Key, afterPosition, actorEntries.ToList(), maxGap, everyEntryFolded);
             if (states is null)
             {
                 missed.Add(actorEntries);

@@ -23,7 +23,7 @@ public sealed class JournalQueueReceiver(
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromSeconds(1);
 
     private readonly HashSet<Guid> _recentIds = [];
-    private readonly FoldedRecords _folded = new();
+    private FoldedRecords _folded = new();
     private Guid _replicaId;
     private readonly Queue<Guid> _recentOrder = new();
     private Dictionary<Guid, long>? _read;
@@ -46,6 +46,7 @@ public sealed class JournalQueueReceiver(
             {
                 _afterPosition = await StreamCheckpoints.StartPositionAsync(source, _read);
                 _replicaId = await ReplicaIdAsync(source);
+                _folded = new FoldedRecords(); // from here on every entry of this replica passes through it, in order
                 _replica = primary;
                 Log.StreamReaderStarted(logger, provider, shard, primary, _afterPosition);
             }
@@ -58,7 +59,7 @@ public sealed class JournalQueueReceiver(
             var read = await JournalStore.ReadAsync(connection, shard, _afterPosition, limit);
             // Only what is committed without a gap below it: the rest is read again from the gap next time.
             var entries = read.TakeWhile((entry, i) => entry.Position == _afterPosition + 1 + i).ToList();
-            var states = await _folded.StatesAsync(source, connection, _afterPosition, entries, limit);
+            var states = await _folded.StatesAsync(source, connection, _afterPosition, entries, limit, everyEntryFolded: true);
             await transaction.CommitAsync();
 
             var batches = new List<IBatchContainer>(entries.Count * 2);

@@ -10,6 +10,7 @@ using PR2.Grains.Replication;
 using PR2.Grains;
 using PR2.Tests.Examples;
 using PR2.Tests.Infrastructure;
+using PR2.Tests.Streams;
 using Xunit.Abstractions;
 
 namespace PR2.Tests;
@@ -219,6 +220,34 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         // Rules, views and the directory, against the converged journals.
         var effects = await RuleWorkload.CheckAsync(replicas, replicas[0][controlPrimary]);
 
+        // The journal streams, through every fault: each shard's implicit subscriber (it stores its token every 100
+        // entries and resumes from it) kept every entry of the converged journal once, each origin's in origin order.
+        long streamMissing = 0, streamExtra = 0, streamOutOfOrder = 0, streamRepeats = 0, streamDropped = 0;
+        var streamExamples = new List<string>();
+        foreach (var shard in actors.Select(a => a.Shard).Distinct().Order())
+        {
+            var journal = await ReplicaContents.EntriesOfTypeAsync(replicas[shard][0], "item");
+            SubscriberState seen = new();
+            try
+            {
+                await Eventually.TrueAsync(async () => journal.Keys.All((seen = await cluster.Client.GetGrain<IItemSubscriberGrain>(shard).Seen()).Kept.ToHashSet().Contains),
+                    TimeSpan.FromSeconds(60), $"shard {shard}'s stream subscriber kept every entry");
+            }
+            catch (Xunit.Sdk.XunitException e)
+            {
+                streamExamples.Add(e.Message);
+            }
+
+            streamMissing += journal.Keys.Except(seen.Kept).Count();
+            streamExtra += seen.Kept.Count(id => !journal.ContainsKey(id));
+            var kept = seen.Kept.Where(journal.ContainsKey).Select(id => journal[id]).ToList();
+            var inversions = kept.GroupBy(e => e.Origin).SelectMany(o => o.Zip(o.Skip(1)).Where(p => p.First.OriginPosition >= p.Second.OriginPosition)).ToList();
+            streamOutOfOrder += inversions.Count;
+            streamExamples.AddRange(inversions.Take(3).Select(p => $"shard {shard}: {p.First.Actor} v{p.First.Version} ({p.First.OriginPosition}) kept before {p.Second.Actor} v{p.Second.Version} ({p.Second.OriginPosition}) of one origin"));
+            streamRepeats += seen.RepeatedAboveToken;
+            streamDropped += seen.Dropped;
+        }
+
         // One acknowledged writer: no two acks for one actor version. And each actor's acks, in the order the client got
         // them, must hold stamps (as the replicas finally agreed on them) in the same order: the records fold by stamp.
         var twoWriters = acked.GroupBy(a => (a.Actor, a.Version)).Where(g => g.Count() > 1)
@@ -267,7 +296,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         output.WriteLine($"{history.Refused,8}{refusedButCommitted,23}{history.FalseDuplicates.Count,18}{history.OrderReversals.Count,17}{history.StrongReads,14}{history.StaleStrongReads.Count,20}");
         output.WriteLine($"{"rule sources",13}{"effects missing",17}{"effects doubled",17}{"conflicts",11}{"view errors",13}{"directory errors",18}{"two-writer",12}{"final order reversals",23}{"of them on Quorum shards",26}");
         output.WriteLine($"{effects.Sources,13}{effects.EffectsMissing,17}{effects.EffectsDoubled,17}{effects.EffectsConflicted,11}{effects.ViewErrors,13}{effects.DirectoryErrors,18}{twoWriters.Count,12}{finalOrderReversals.Count,23}{promiseBroken.Count,26}");
-        foreach (var problem in history.FalseDuplicates.Concat(history.StaleStrongReads).Concat(effects.Examples)
+        output.WriteLine($"{"stream missing",15}{"stream extra",14}{"out of order",14}{"dropped by token",18}{"repeated by id",16}");
+        output.WriteLine($"{streamMissing,15}{streamExtra,14}{streamOutOfOrder,14}{streamDropped,18}{streamRepeats,16}");
+        foreach (var problem in history.FalseDuplicates.Concat(history.StaleStrongReads).Concat(effects.Examples).Concat(streamExamples)
                      .Concat(orderProblems.Select(p => (quorumShards.Contains(p.Actor.Shard) ? "" : "(Primary policy) ") + p.Problem)))
         {
             output.WriteLine("history: " + problem);
@@ -282,6 +313,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         Assert.Empty(marks.Regressions);
         Assert.Equal((0L, 0L, 0L, 0L, 0L), (effects.EffectsMissing, effects.EffectsDoubled, effects.EffectsConflicted, effects.ViewErrors, effects.DirectoryErrors));
         Assert.True(effects.Sources > 50, $"only {effects.Sources} entries for the rules to act on");
+        Assert.Equal((0L, 0L, 0L), (streamMissing, streamExtra, streamOutOfOrder));
         // The call bound (Pr2:Write:CallTimeoutSeconds, 5 s) plus room for messaging on a loaded 2-core machine.
         Assert.True(slowest < CallBound + TimeSpan.FromSeconds(2), $"a call took {slowest.TotalSeconds:0.0} s; the bound is {CallBound.TotalSeconds} s");
         Assert.True(acked.Count > 100, $"only {acked.Count} writes acknowledged");

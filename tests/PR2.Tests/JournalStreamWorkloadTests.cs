@@ -82,10 +82,10 @@ public sealed class JournalStreamWorkloadTests(TwoPostgresServers servers, ITest
             .All(s => s.Replicas.All(r => r.Reachable && r.Behind == 0)), TimeSpan.FromSeconds(90), "both replicas of every shard hold the same entries");
 
         // Every acknowledged message is in a journal, and nothing else is.
-        var journals = new Dictionary<int, Dictionary<Guid, Entry>>();
+        var journals = new Dictionary<int, Dictionary<Guid, JournalRow>>();
         foreach (var shard in Shards)
         {
-            journals[shard] = await JournalAsync(onB.Database(shard));
+            journals[shard] = await ReplicaContents.EntriesOfTypeAsync(onB.Database(shard), "bulk");
         }
 
         Assert.Equal(acked.Select(a => a.MessageId).Order(), journals.Values.SelectMany(j => j.Keys).Order());
@@ -93,7 +93,7 @@ public sealed class JournalStreamWorkloadTests(TwoPostgresServers servers, ITest
         {
             var journal = journals[shard];
             Assert.Equal(actors.Select((a, i) => a.Shard == shard ? perActor[i] : 0).Sum(), journal.Count);
-            var subscriber = cluster.Client.GetGrain<ITokenKeepingSubscriberGrain>(shard);
+            var subscriber = cluster.Client.GetGrain<IBulkSubscriberGrain>(shard);
             SubscriberState seen = new();
             await Eventually.TrueAsync(async () => (seen = await subscriber.Seen()).Kept.Count >= journal.Count,
                 TimeSpan.FromSeconds(120), $"shard {shard}'s subscriber kept all {journal.Count} entries");
@@ -133,7 +133,7 @@ public sealed class JournalStreamWorkloadTests(TwoPostgresServers servers, ITest
             var on = new List<int>();
             foreach (var shard in Shards)
             {
-                if ((await client.GetGrain<ITokenKeepingSubscriberGrain>(shard).Silo()).Equals(silo))
+                if ((await client.GetGrain<IBulkSubscriberGrain>(shard).Silo()).Equals(silo))
                 {
                     on.Add(shard);
                 }
@@ -144,26 +144,9 @@ public sealed class JournalStreamWorkloadTests(TwoPostgresServers servers, ITest
                 return on;
             }
 
-            await Task.WhenAll(Shards.Select(s => client.GetGrain<ITokenKeepingSubscriberGrain>(s).Leave()));
+            await Task.WhenAll(Shards.Select(s => client.GetGrain<IBulkSubscriberGrain>(s).Leave()));
         }
 
         throw new InvalidOperationException($"no subscriber was placed on {silo} in 30 attempts");
-    }
-
-    private sealed record Entry(string Actor, long Version, Guid Origin, long OriginPosition);
-
-    private static async Task<Dictionary<Guid, Entry>> JournalAsync(NpgsqlDataSource database)
-    {
-        var entries = new Dictionary<Guid, Entry>();
-        await using var command = database.CreateCommand("""
-            select message_id, actor_id, actor_version, origin_replica, origin_position from pr2_journal where actor_type = 'bulk' order by position
-            """);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            entries.Add(reader.GetGuid(0), new Entry(reader.GetString(1), reader.GetInt64(2), reader.GetGuid(3), reader.GetInt64(4)));
-        }
-
-        return entries;
     }
 }

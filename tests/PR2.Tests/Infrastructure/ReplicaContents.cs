@@ -42,6 +42,23 @@ public static class ReplicaContents
         return ids;
     }
 
+    /// <summary>The entries of one actor type in the replica's journal by MessageId, in journal (position) order.</summary>
+    public static async Task<Dictionary<Guid, JournalRow>> EntriesOfTypeAsync(NpgsqlDataSource database, string actorType)
+    {
+        var entries = new Dictionary<Guid, JournalRow>();
+        await using var command = database.CreateCommand("""
+            select message_id, actor_id, actor_version, origin_replica, origin_position from pr2_journal where actor_type = $1 order by position
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = actorType });
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            entries.Add(reader.GetGuid(0), new JournalRow(reader.GetString(1), reader.GetInt64(2), reader.GetGuid(3), reader.GetInt64(4)));
+        }
+
+        return entries;
+    }
+
     /// <summary>Each message's stamp as the replicas agreed on it: the lower one recorded in pr2_restamp, if any.</summary>
     public static async Task<Dictionary<Guid, LamportStamp>> StampsAsync(NpgsqlDataSource database)
     {

@@ -1,6 +1,6 @@
 namespace PR2.Tests.Streams;
 
-/// <summary>An implicit subscriber of a shard's <c>pr2/bulk</c> stream (key = shard code) that stores its token in grain storage.</summary>
+/// <summary>An implicit journal stream subscriber (key = shard code) that stores its token in grain storage.</summary>
 public interface ITokenKeepingSubscriberGrain : IGrainWithIntegerKey
 {
     /// <summary>What it kept, dropped and how often it was activated (its stored state plus what it has not stored yet).</summary>
