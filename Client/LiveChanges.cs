@@ -52,9 +52,13 @@ internal sealed class LiveChanges : IAsyncObserver<RecordChange>
 
         if (!_buffer.Writer.TryWrite(item))
         {
-            Overflowed = true;
-            _buffer.Writer.TryComplete();
-            WatchMetrics.CaughtUp.Add(1, new("shard", _shard), new("reason", "overflow"));
+            // Full (the reader fell behind), or ended already (stopped, or a stream error): only the first counts.
+            if (_buffer.Writer.TryComplete())
+            {
+                Overflowed = true;
+                WatchMetrics.CaughtUp.Add(1, new("shard", _shard), new("reason", "overflow"));
+            }
+
             return Task.CompletedTask;
         }
 
@@ -90,7 +94,26 @@ internal sealed class LiveChanges : IAsyncObserver<RecordChange>
             }
             catch (Exception e) when (e is TimeoutException or OrleansException or Pr2Exception)
             {
-                // The pub-sub store did not answer: the delivery to a watch that is gone fails and removes it.
+                // The pub-sub store did not answer: try again in the background for a while. (A frontend's client that
+                // goes away has its subscriptions removed by the stream; a silo's own watches only by unsubscribing.)
+                _ = RetryUnsubscribeAsync(subscription);
+            }
+        }
+    }
+
+    private static async Task RetryUnsubscribeAsync(StreamSubscriptionHandle<RecordChange> subscription)
+    {
+        for (var attempt = 1; attempt <= 12; attempt++)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(5 * attempt));
+            try
+            {
+                await subscription.UnsubscribeAsync().WaitAsync(TimeSpan.FromSeconds(10));
+                return;
+            }
+            catch (Exception e) when (e is TimeoutException or OrleansException or Pr2Exception)
+            {
+                // Still not answering: later.
             }
         }
     }

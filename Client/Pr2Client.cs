@@ -99,10 +99,16 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         TimeSpan? pollInterval = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var feed = cluster.GetGrain<IChangeFeedGrain>(shard);
-        var place = after ?? await feed.Now().WaitAsync(cancellationToken);
+        var place = after;
+        while (place is null && !cancellationToken.IsCancellationRequested)
+        {
+            place = await AskAsync(feed.Now, cancellationToken);
+        }
+
         var streams = cluster.ServiceProvider.GetKeyedService<IStreamProvider>(Pr2Streams.ProviderName);
-        var streamType = type ?? (actorId is null ? null : new ActorRef(shard, actorId).Type);
-        while (!cancellationToken.IsCancellationRequested)
+        // The feed filters by the actor when one is given (its type then says nothing more), so the stream is its type's.
+        var streamType = actorId is not null ? new ActorRef(shard, actorId).Type : type;
+        while (place is not null && !cancellationToken.IsCancellationRequested)
         {
             // Catch up from the journal, page after page, until a page reaches the primary's head.
             var page = await ReadPageAsync(feed, place, type, actorId, cancellationToken);
@@ -133,9 +139,10 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
             }
 
             // Live from the stream until it ends (the reader fell behind, or the stream lost entries): then catch up again.
-            var live = await StartLiveAsync(streams, shard, streamType, place, cancellationToken);
+            var live = await StartLiveAsync(streams, shard, streamType, place);
             if (live is null)
             {
+                await PauseAsync(TimeSpan.FromMilliseconds(500), cancellationToken); // the pub-sub store did not answer: read on meanwhile
                 continue;
             }
 
@@ -158,39 +165,47 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
             {
                 await live.StopAsync();
             }
+
+            if (!live.Overflowed)
+            {
+                // The stream failed (or told it the entries it lacks left its cache): catch up, but not in a tight loop.
+                await PauseAsync(TimeSpan.FromMilliseconds(200), cancellationToken);
+            }
         }
     }
 
-    private static async Task<ChangePage?> ReadPageAsync(IChangeFeedGrain feed, WatchPosition place, string? type, string? actorId, CancellationToken cancellationToken)
+    private static Task<ChangePage?> ReadPageAsync(IChangeFeedGrain feed, WatchPosition place, string? type, string? actorId, CancellationToken cancellationToken) =>
+        AskAsync(() => feed.ReadAfter(place, type, actorId, ChangePageSize), cancellationToken);
+
+    // One call to the change feed; null (after a pause) when it failed in a way a fail-over or a lost gateway explains,
+    // or when cancelled. Other errors end the watch.
+    private static async Task<T?> AskAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken)
+        where T : class
     {
         try
         {
-            return await feed.ReadAfter(place, type, actorId, ChangePageSize).WaitAsync(cancellationToken);
+            return await call().WaitAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return null;
         }
-        catch (Pr2Exception e) when (e.IsRetriable)
+        catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or OrleansException or TimeoutException)
         {
             await PauseAsync(TimeSpan.FromMilliseconds(500), cancellationToken);
             return null;
         }
     }
 
-    private static async Task<LiveChanges?> StartLiveAsync(IStreamProvider streams, int shard, string? type, WatchPosition place, CancellationToken cancellationToken)
+    // Subscribing is not abandoned half-way (a subscription registered after its caller gave up would stay behind); it
+    // is bounded by the cluster's response timeout.
+    private static async Task<LiveChanges?> StartLiveAsync(IStreamProvider streams, int shard, string? type, WatchPosition place)
     {
         try
         {
-            return await LiveChanges.StartAsync(streams, shard, type, place).WaitAsync(cancellationToken);
+            return await LiveChanges.StartAsync(streams, shard, type, place);
         }
         catch (Exception e) when (e is OrleansException or TimeoutException || e is Pr2Exception { IsRetriable: true })
-        {
-            // The pub-sub store or the silo did not answer: read from the journal meanwhile.
-            await PauseAsync(TimeSpan.FromMilliseconds(500), cancellationToken);
-            return null;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return null;
         }

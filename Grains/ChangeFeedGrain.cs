@@ -97,8 +97,9 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
             await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
             await _folded.CheckRestampsAsync(source, connection);
             var scanned = await JournalStore.ReadAsync(connection, ShardCode, afterPosition, ScanLimit);
-            var wanted = scanned
-                .Where(e => actorId is not null ? e.Actor.ActorId == actorId : type is null || e.Actor.Type == type)
+            var matching = scanned
+                .Where(e => actorId is not null ? e.Actor.ActorId == actorId : type is null || e.Actor.Type == type).ToList();
+            var wanted = matching
                 .Where(e => !after.Includes(e.OriginReplica, e.OriginPosition)) // delivered from another replica
                 .Take(limit).ToList();
             var nextAfter = wanted.Count == limit ? wanted[^1].Position : scanned.Count > 0 ? scanned[^1].Position : afterPosition;
@@ -110,20 +111,39 @@ public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGr
                 resume[entry.Position] = place;
             }
 
+            // Fold every matching entry up to the page's end, delivered before or not: one delivered from another
+            // replica still changed its actor's record (and the fold cache keeps what is folded here).
             var changes = new List<RecordChange>(wanted.Count);
-            foreach (var (entry, state) in await _folded.StatesAsync(source, connection, afterPosition, wanted, ScanLimit))
+            foreach (var (entry, state) in await _folded.StatesAsync(source, connection, afterPosition, matching.Where(e => e.Position <= nextAfter).ToList(), ScanLimit))
             {
-                changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor), resume[entry.Position]));
+                if (resume.TryGetValue(entry.Position, out var at))
+                {
+                    changes.Add(new RecordChange(entry.Position, entry.Stamp, entry.Kind, state.ToRecord(entry.Actor), at));
+                }
             }
 
             await transaction.CommitAsync();
-            return new ChangePage(changes.OrderBy(c => c.Position).ToList(), nextAfter, new WatchPosition(replica, nextAfter, place.Delivered),
-                AtHead: wanted.Count < limit && scanned.Count < ScanLimit);
+            var atHead = wanted.Count < limit && scanned.Count < ScanLimit;
+            // At the head the place covers every entry scanned, wanted or not: a watch that goes live on a journal stream
+            // from it (its vector is the stream token) or resumes on another replica needs nothing before it.
+            var delivered = atHead ? Max(place.Delivered, await DeliveredUpToAsync(source, nextAfter)) : place.Delivered;
+            return new ChangePage(changes.OrderBy(c => c.Position).ToList(), nextAfter, new WatchPosition(replica, nextAfter, delivered), atHead);
         }
         catch (NpgsqlException e)
         {
             throw Unavailable(e);
         }
+    }
+
+    private static Dictionary<Guid, long> Max(IReadOnlyDictionary<Guid, long> a, IReadOnlyDictionary<Guid, long> b)
+    {
+        var max = new Dictionary<Guid, long>(a);
+        foreach (var (origin, position) in b)
+        {
+            max[origin] = Math.Max(position, max.GetValueOrDefault(origin));
+        }
+
+        return max;
     }
 
     // Per origin, the origin position of its last entry at or before the position (entries of one origin are in origin order).

@@ -10,11 +10,12 @@ public sealed class JournalQueueAdapterFactory(string name, ShardRegistry shards
     : IQueueAdapterFactory, IQueueAdapterCache
 {
     private readonly JournalQueueMapper _mapper = new(shards.ShardCodes);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<QueueId, JournalQueueCache> _caches = new();
 
     public static JournalQueueAdapterFactory Create(IServiceProvider services, string name) =>
         ActivatorUtilities.CreateInstance<JournalQueueAdapterFactory>(services, name);
 
-    public Task<IQueueAdapter> CreateAdapter() => Task.FromResult<IQueueAdapter>(new JournalQueueAdapter(name, shards, grains, loggers));
+    public Task<IQueueAdapter> CreateAdapter() => Task.FromResult<IQueueAdapter>(new JournalQueueAdapter(name, shards, grains, loggers, ReaderStarted));
 
     public IQueueAdapterCache GetQueueAdapterCache() => this;
 
@@ -22,5 +23,15 @@ public sealed class JournalQueueAdapterFactory(string name, ShardRegistry shards
 
     public Task<IStreamFailureHandler> GetDeliveryFailureHandler(QueueId queueId) => Task.FromResult<IStreamFailureHandler>(new NoOpStreamDeliveryFailureHandler());
 
-    public IQueueCache CreateQueueCache(QueueId queueId) => new JournalQueueCache(loggers.CreateLogger<JournalQueueCache>());
+    public IQueueCache CreateQueueCache(QueueId queueId) => _caches[queueId] = new JournalQueueCache(loggers.CreateLogger<JournalQueueCache>());
+
+    // A queue's reader starts from the provider's checkpoint: what that includes is not in this silo's new cache, so a
+    // subscriber whose token lacks any of it is told (DataNotAvailable) instead of being resumed past a gap.
+    private void ReaderStarted(QueueId queueId, IReadOnlyDictionary<Guid, long> checkpoint)
+    {
+        if (_caches.TryGetValue(queueId, out var cache))
+        {
+            cache.StartsAfter(checkpoint);
+        }
+    }
 }

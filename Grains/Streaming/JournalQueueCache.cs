@@ -88,6 +88,15 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
 
     public bool IsUnderPressure() => _items.Count >= maxHeld;
 
+    /// <summary>The reader starts after <paramref name="checkpoint"/>: what it includes counts as released (never in this cache).</summary>
+    internal void StartsAfter(IReadOnlyDictionary<Guid, long> checkpoint)
+    {
+        foreach (var (origin, position) in checkpoint)
+        {
+            _released[origin] = Math.Max(_released.GetValueOrDefault(origin), position);
+        }
+    }
+
     internal void Release(JournalQueueCursor cursor) => _cursors.Remove(cursor);
 
     private JournalQueueCursor Track(JournalQueueCursor cursor)

@@ -16,7 +16,8 @@ namespace PR2.Grains.Streaming;
 /// recent actors, so a hot actor costs one fold per entry and a page of new actors one history read).
 /// </summary>
 public sealed class JournalQueueReceiver(
-    string provider, int shard, ShardRegistry shards, IGrainFactory grains, ILogger logger) : IQueueAdapterReceiver
+    string provider, int shard, ShardRegistry shards, IGrainFactory grains, ILogger logger, Action<IReadOnlyDictionary<Guid, long>> startsFrom)
+    : IQueueAdapterReceiver
 {
     private const int RecentIds = 100_000;
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
@@ -41,7 +42,12 @@ public sealed class JournalQueueReceiver(
         var source = set.Readers[primary];
         try
         {
-            _read ??= await StreamCheckpoints.ReadAsync(source, provider);
+            if (_read is null)
+            {
+                _read = await StreamCheckpoints.ReadAsync(source, provider);
+                startsFrom(_read);
+            }
+
             if (primary != _replica)
             {
                 _afterPosition = await StreamCheckpoints.StartPositionAsync(source, _read);

@@ -1,3 +1,4 @@
+using Orleans.Streams;
 using PR2.Client;
 using PR2.Tests.Infrastructure;
 using PR2.Tests.Streams;
@@ -107,6 +108,47 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
     private static string Describe(RecordChange change) =>
         $"{change.Position} {change.Kind} {change.Record.Actor} v{change.Record.Version} {change.Record.Status} " +
         $"{change.Record.State} at {change.Resume}";
+
+    [Fact]
+    public async Task After_a_restart_a_token_older_than_the_checkpoint_is_told_so_instead_of_resumed_past_a_gap()
+    {
+        var topology = postgres.CreateTopology("journal_stream_old_token", 0, 1);
+        var settings = new Dictionary<string, string?>(topology.Settings) { ["Pr2:Silo:ServiceId"] = "old-token-test" };
+        JournalStreamToken old;
+        await using (var cluster = await TestClusters.StartAsync(settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            var first = new CollectingObserver();
+            var subscription = await cluster.Client.GetStreamProvider(Pr2Streams.ProviderName).GetStream<JournalEntry>(Pr2Streams.OfType(1, Type)).SubscribeAsync(first);
+            await client.SendAsync(1, $"{Type}/old", MessageKind.Insert, "{}");
+            await Eventually.TrueAsync(() => Task.FromResult(!first.Received.IsEmpty), TimeSpan.FromSeconds(30), "the first entry was delivered");
+            old = first.Received.Single().Token;
+            await subscription.UnsubscribeAsync();
+
+            // More entries than the cache keeps: the checkpoint moves past the old token's.
+            await Task.WhenAll(Enumerable.Range(0, 20).Select(async a =>
+            {
+                for (var n = 0; n < 350; n++)
+                {
+                    await client.SendAsync(1, $"other/{a}", n == 0 ? MessageKind.Insert : MessageKind.Modify, "{}");
+                }
+            }));
+            await Eventually.TrueAsync(async () => await topology.ScalarAsync(1, "select count(*) from pr2_stream_checkpoint") > 0,
+                TimeSpan.FromSeconds(30), "a checkpoint was written");
+        }
+
+        await using (var cluster = await TestClusters.StartAsync(settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            var resumed = new CollectingObserver();
+            await cluster.Client.GetStreamProvider(Pr2Streams.ProviderName).GetStream<JournalEntry>(Pr2Streams.OfType(1, Type)).SubscribeAsync(resumed, old);
+            await client.SendAsync(1, $"{Type}/new", MessageKind.Insert, "{}");
+            await Eventually.TrueAsync(() => Task.FromResult(!resumed.Errors.IsEmpty || !resumed.Received.IsEmpty), TimeSpan.FromSeconds(30),
+                "the resumed subscription heard something");
+            Assert.Empty(resumed.Received); // the entries between the old token and the checkpoint are not in the cache
+            Assert.Contains(resumed.Errors, e => e is DataNotAvailableException);
+        }
+    }
 
     [Fact]
     public void A_token_is_older_than_another_only_when_the_other_includes_its_entry_whatever_replica_each_came_from()

@@ -143,6 +143,40 @@ public sealed class LiveChangeTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_watch_of_one_actor_resumed_from_long_ago_catches_up_over_other_entries_and_goes_live_without_stream_errors()
+    {
+        var topology = postgres.CreateTopology("live_old_place", 0, 1);
+        await using var cluster = await TestClusters.StartAsync(topology.Settings);
+        var client = new Pr2Client(cluster.Client);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await client.SendAsync(1, "order/x", MessageKind.Insert, """{"n": 0}""");
+        RecordChange? last = null;
+        await foreach (var change in client.WatchAsync(1, WatchPosition.At(0), actorId: "order/x", cancellationToken: deadline.Token))
+        {
+            last = change;
+            break;
+        }
+
+        // Far more entries of other actors than the stream's cache holds: the watch's last place names none of them.
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(async a =>
+        {
+            for (var n = 0; n < 350; n++)
+            {
+                await client.SendAsync(1, $"other/{a}", n == 0 ? MessageKind.Insert : MessageKind.Modify, $$"""{"n": {{n}}}""");
+            }
+        }));
+
+        using var counters = new WatchCounters();
+        await using var watch = client.WatchAsync(1, last!.Resume, actorId: "order/x", cancellationToken: deadline.Token).GetAsyncEnumerator(deadline.Token);
+        var next = watch.MoveNextAsync();
+        await Eventually.TrueAsync(() => Task.FromResult(counters.Live >= 1), TimeSpan.FromSeconds(30), "the watch caught up and went live");
+        await client.SendAsync(1, "order/x", MessageKind.Modify, """{"n": 1}""");
+        Assert.True(await next);
+        Assert.Equal((2L, """{"n":1}"""), (watch.Current.Record.Version, watch.Current.Record.State?.Replace(" ", "", StringComparison.Ordinal)));
+        Assert.Equal((0L, 1L), (counters.StreamErrors, counters.Live));
+    }
+
+    [Fact]
     public async Task A_bare_position_becomes_a_place_that_names_what_the_replica_holds_up_to_it()
     {
         var topology = postgres.CreateTopology("live_place", 0, 1);
@@ -154,12 +188,21 @@ public sealed class LiveChangeTests(PostgresFixture postgres)
             acks.Add(await client.SendAsync(1, $"order/p{n}", MessageKind.Insert, "{}"));
         }
 
-        // After the 3rd entry, watching a type nothing has: the place still says the first three were passed, so that
-        // after a change of primary the watch would go on from there, not from the journal's start.
+        // After the 3rd entry, one change at a time: the place says the first three were passed, so that after a change
+        // of primary the watch would go on from there, not from the journal's start.
+        var feed = cluster.Client.GetGrain<IChangeFeedGrain>(1);
         var third = acks[2];
-        var page = await cluster.Client.GetGrain<IChangeFeedGrain>(1).ReadAfter(WatchPosition.At(third.Position), "nothing", null, 10);
-        Assert.Empty(page.Changes);
+        var page = await feed.ReadAfter(WatchPosition.At(third.Position), "order", null, 1);
+        Assert.Equal(acks[3].Position, Assert.Single(page.Changes).Position);
+        Assert.False(page.AtHead);
         Assert.True(page.Next!.Includes(third.Origin, third.OriginPosition), "the place includes the entry at the position");
-        Assert.False(page.Next.Includes(acks[3].Origin, acks[3].OriginPosition), "and not the one after it");
+        Assert.True(page.Next.Includes(acks[3].Origin, acks[3].OriginPosition), "and the change delivered");
+        Assert.False(page.Next.Includes(acks[4].Origin, acks[4].OriginPosition), "and not the one after it");
+
+        // At the head, the place covers every entry read, wanted or not (a watch goes live on the stream from it).
+        var idle = await feed.ReadAfter(WatchPosition.At(third.Position), "nothing", null, 10);
+        Assert.True(idle.AtHead);
+        Assert.Empty(idle.Changes);
+        Assert.True(idle.Next!.Includes(acks[5].Origin, acks[5].OriginPosition), "the place at the head includes the last entry");
     }
 }

@@ -9,6 +9,7 @@ public sealed class WatchCounters : IDisposable
     private readonly MeterListener _listener = new();
     private long _live;
     private long _overflows;
+    private long _streamErrors;
 
     public WatchCounters()
     {
@@ -25,9 +26,10 @@ public sealed class WatchCounters : IDisposable
             {
                 Interlocked.Add(ref _live, value);
             }
-            else if (instrument.Name == "pr2.watch.catchups" && tags.ToArray().Any(t => t.Key == "reason" && Equals(t.Value, "overflow")))
+            else if (instrument.Name == "pr2.watch.catchups")
             {
-                Interlocked.Add(ref _overflows, value);
+                var overflow = tags.ToArray().Any(t => t.Key == "reason" && Equals(t.Value, "overflow"));
+                Interlocked.Add(ref overflow ? ref _overflows : ref _streamErrors, value);
             }
         });
         _listener.Start();
@@ -38,6 +40,9 @@ public sealed class WatchCounters : IDisposable
 
     /// <summary>Watches that left the stream because their reader fell a full buffer behind.</summary>
     public long Overflows => Interlocked.Read(ref _overflows);
+
+    /// <summary>Watches whose stream failed (or said the entries they lack left its cache).</summary>
+    public long StreamErrors => Interlocked.Read(ref _streamErrors);
 
     public void Dispose() => _listener.Dispose();
 }

@@ -16,5 +16,12 @@ public sealed class CollectingObserver : IAsyncObserver<JournalEntry>
 
     public Task OnCompletedAsync() => Task.CompletedTask;
 
-    public Task OnErrorAsync(Exception ex) => Task.CompletedTask;
+    /// <summary>The errors the stream reported (e.g. DataNotAvailable: the token asked for is older than the cache).</summary>
+    public ConcurrentQueue<Exception> Errors { get; } = new();
+
+    public Task OnErrorAsync(Exception ex)
+    {
+        Errors.Enqueue(ex);
+        return Task.CompletedTask;
+    }
 }
