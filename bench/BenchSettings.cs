@@ -12,12 +12,13 @@ internal sealed record BenchSettings(
     bool SoakInserts,
     IReadOnlyList<string> Paths,
     string OutputPath,
+    int Repeats,
     string? PostgresConnectionString)
 {
     public const string Usage = """
         PR2 benchmark: raw PostgreSQL, Marten and PR2 side by side on one PostgreSQL server.
           --short              under a minute: 64 writers, 3 s per row (also the CI smoke check)
-          --full               minutes: 1, 16, 64, 256 writers, 10 s per row (the default)
+          --full               minutes: 1, 16, 64, 256 writers, 10 s per row, 3 repeats (the default)
           --writers 1,16,64    writer counts to run
           --seconds <n>        seconds per measured row
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
@@ -26,6 +27,8 @@ internal sealed record BenchSettings(
           --paths raw,marten,pr2,anti-entropy,delivery  which paths to run (default all; --short leaves out delivery,
                                the journal stream against the polling feed)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
+          --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with
+                               --short); the summary's ratios are medians of the repeats after the first (cold) one
           --out <path>         JSON results (default bench/results/latest.json)
           --help               this text
         """;
@@ -44,6 +47,7 @@ internal sealed record BenchSettings(
             false,
             isShort ? ["raw", "marten", "pr2", "anti-entropy"] : ["raw", "marten", "pr2", "anti-entropy", "delivery"],
             Path.Combine("bench", "results", "latest.json"),
+            isShort ? 1 : 3,
             null);
         for (var i = 0; i < args.Length; i++)
         {
@@ -59,6 +63,7 @@ internal sealed record BenchSettings(
                 "--paths" => settings with { Paths = Next().Split(',') },
                 "--postgres" => settings with { PostgresConnectionString = Next() },
                 "--out" => settings with { OutputPath = Next() },
+                "--repeats" => settings with { Repeats = Math.Max(1, int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}\n{Usage}"),
             };
         }

@@ -22,7 +22,7 @@ internal static class DeliveryPath
     {
         foreach (var (mode, subscribers) in new[] { ("stream", 0), ("stream", 1), ("watch", 1), ("feed", 1), ("stream", 10), ("watch", 10), ("feed", 10) })
         {
-            runner.Rows.Add(await RunOneAsync(client, cluster, meter, mode, subscribers, rate, duration));
+            runner.Add(await RunOneAsync(client, cluster, meter, mode, subscribers, rate, duration));
         }
     }
 

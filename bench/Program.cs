@@ -52,54 +52,66 @@ var meter = new ResourceMeter(silo.Pid, postmaster, serverStatistics);
 var runner = new Runner(settings, meter);
 var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
-if (settings.Paths.Contains("raw"))
-{
-    await using var raw = NpgsqlDataSource.Create(Pooled("bench_raw"));
-    await RawPaths.RunAsync(runner, raw, settings.Writers);
-}
-
-if (settings.Paths.Contains("marten"))
-{
-    await MartenPaths.RunAsync(runner, Pooled("bench_marten"), settings.Writers);
-}
-
 var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
-if (settings.Paths.Contains("pr2"))
+await using var pr2 = new Pr2Path(silo, shardSources);
+if (settings.Paths.Contains("pr2") || settings.Paths.Contains("delivery"))
 {
-    await using var pr2 = new Pr2Path(silo, shardSources);
     await pr2.ConnectAsync();
-    await pr2.RunClosedLoopAsync(runner, settings.Writers);
-    await pr2.RunCallFloorAsync(runner, settings.Writers);
-    runner.Rows.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
-    if (settings.Soak > TimeSpan.Zero)
-    {
-        var samples = new List<double>();
-        var soakStarted = DateTime.UtcNow;
-        var soak = await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.Soak,
-            settings.SoakInserts ? "pr2-insert-soak" : "pr2-soak", samples.Add, settings.SoakInserts);
-        runner.Rows.Add(soak);
-        var warm = samples.Skip(samples.Count / 5).FirstOrDefault();
-        var end = samples.LastOrDefault();
-        Console.WriteLine($"  soak: silo memory {warm:N0} MiB after warm-up, {end:N0} MiB at the end ({(end - warm) / Math.Max(1, warm):P1}), errors {soak.Errors}");
-        var events = server is null ? [] : ServerLogEvents.Between(server.DataDirectory, soakStarted, DateTime.UtcNow);
-        foreach (var line in events.Take(60))
-        {
-            Console.WriteLine($"  server: {line}");
-        }
+}
 
-        if (events.Count > 60)
-        {
-            Console.WriteLine($"  server: ... {events.Count - 60} more checkpoint and autovacuum lines");
-        }
+// The paths alternate (raw, Marten, PR2, raw, ...), so a slow minute of a shared machine spreads over all of them.
+for (runner.Repeat = 1; runner.Repeat <= settings.Repeats; runner.Repeat++)
+{
+    if (settings.Repeats > 1)
+    {
+        Console.WriteLine($"repeat {runner.Repeat} of {settings.Repeats}");
     }
 
-    await pr2.RunInsertRowsAsync(runner, settings.Writers);
+    if (settings.Paths.Contains("raw"))
+    {
+        await using var raw = NpgsqlDataSource.Create(Pooled("bench_raw"));
+        await RawPaths.RunAsync(runner, raw, settings.Writers);
+    }
+
+    if (settings.Paths.Contains("marten"))
+    {
+        await MartenPaths.RunAsync(runner, Pooled("bench_marten"), settings.Writers);
+    }
+
+    if (settings.Paths.Contains("pr2"))
+    {
+        await pr2.RunClosedLoopAsync(runner, settings.Writers);
+        await pr2.RunCallFloorAsync(runner, settings.Writers);
+        runner.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
+        await pr2.RunInsertRowsAsync(runner, settings.Writers);
+    }
+}
+
+runner.Repeat = settings.Repeats;
+if (settings.Paths.Contains("pr2") && settings.Soak > TimeSpan.Zero)
+{
+    var samples = new List<double>();
+    var soakStarted = DateTime.UtcNow;
+    var soak = await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.Soak,
+        settings.SoakInserts ? "pr2-insert-soak" : "pr2-soak", samples.Add, settings.SoakInserts);
+    runner.Add(soak);
+    var warm = samples.Skip(samples.Count / 5).FirstOrDefault();
+    var end = samples.LastOrDefault();
+    Console.WriteLine($"  soak: silo memory {warm:N0} MiB after warm-up, {end:N0} MiB at the end ({(end - warm) / Math.Max(1, warm):P1}), errors {soak.Errors}");
+    var events = server is null ? [] : ServerLogEvents.Between(server.DataDirectory, soakStarted, DateTime.UtcNow);
+    foreach (var line in events.Take(60))
+    {
+        Console.WriteLine($"  server: {line}");
+    }
+
+    if (events.Count > 60)
+    {
+        Console.WriteLine($"  server: ... {events.Count - 60} more checkpoint and autovacuum lines");
+    }
 }
 
 if (settings.Paths.Contains("delivery"))
 {
-    await using var pr2 = new Pr2Path(silo, shardSources);
-    await pr2.ConnectAsync();
     await DeliveryPath.RunAsync(runner, pr2.Client, pr2.Cluster, meter, settings.OfferedRate, settings.OpenLoopDuration);
 }
 
@@ -120,7 +132,7 @@ if (settings.Paths.Contains("anti-entropy"))
         Microsoft.Extensions.Options.Options.Create(new PR2.Grains.Configuration.WriteOptions()));
     await new SchemaMigrator(registry, Microsoft.Extensions.Logging.Abstractions.NullLogger<SchemaMigrator>.Instance).MigrateAllAsync(CancellationToken.None);
     var set = registry.Get(1);
-    runner.Rows.Add(await AntiEntropyPath.RunAsync(set.Replicas[0], set.Replicas[1], settings.Short ? 10_000 : 100_000, meter));
+    runner.Add(await AntiEntropyPath.RunAsync(set.Replicas[0], set.Replicas[1], settings.Short ? 10_000 : 100_000, meter));
 }
 
 Report.Print(runner.Rows, settings.Writers);
@@ -140,6 +152,7 @@ var output = new
         seconds_per_row = settings.Duration.TotalSeconds,
         warmup_seconds = settings.Warmup.TotalSeconds,
         offered_rate = settings.OfferedRate,
+        repeats = settings.Repeats,
         shared_buffers = serverFacts.SharedBuffers,
         synchronous_commit = serverFacts.SynchronousCommit,
         fsync = serverFacts.Fsync,

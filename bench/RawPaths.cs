@@ -30,14 +30,17 @@ internal static class RawPaths
             await create.ExecuteNonQueryAsync();
         }
 
+        // Each row writes its own actors (a run id in the actor id): a repeated writer count must not collide with the
+        // rows of an earlier one on (actor_id, actor_version).
         foreach (var writers in writerCounts)
         {
+            var run = Guid.NewGuid().ToString("N")[..6];
             await runner.MeasureAsync("raw-single", 1, writers, 1, async (w, n) =>
             {
                 await using var insert = source.CreateCommand(
                     "insert into bench_journal (message_id, actor_id, actor_version, kind, body) values ($1, $2, $3, $4, $5::jsonb)");
                 insert.Parameters.Add(new() { Value = MessageIds.New() });
-                insert.Parameters.Add(new() { Value = $"single-{writers}/{w}" });
+                insert.Parameters.Add(new() { Value = $"single-{run}/{w}" });
                 insert.Parameters.Add(new() { Value = n + 1 });
                 insert.Parameters.Add(new() { Value = (short)1 });
                 insert.Parameters.Add(new() { Value = Payload.Json(w, n) });
@@ -47,6 +50,7 @@ internal static class RawPaths
 
         foreach (var writers in writerCounts)
         {
+            var run = Guid.NewGuid().ToString("N")[..6];
             await runner.MeasureAsync("raw-batch", 1, writers, BatchRows, async (w, n) =>
             {
                 await using var insert = source.CreateCommand("""
@@ -54,7 +58,7 @@ internal static class RawPaths
                     select m, a, v, 1, b::jsonb from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) as r(m, a, v, b)
                     """);
                 insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(_ => MessageIds.New()).ToArray() });
-                insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(i => $"batch-{writers}/{w}-{i}").ToArray() });
+                insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(i => $"batch-{run}/{w}-{i}").ToArray() });
                 insert.Parameters.Add(new() { Value = Enumerable.Repeat(n + 1, BatchRows).ToArray() });
                 insert.Parameters.Add(new() { Value = Enumerable.Range(0, BatchRows).Select(i => Payload.Json(w, n)).ToArray() });
                 await insert.ExecuteNonQueryAsync();
@@ -63,6 +67,7 @@ internal static class RawPaths
 
         foreach (var writers in writerCounts)
         {
+            var run = Guid.NewGuid().ToString("N")[..6];
             await runner.MeasureAsync("raw-copy", 1, writers, CopyRows, async (w, n) =>
             {
                 await using var connection = await source.OpenConnectionAsync();
@@ -72,7 +77,7 @@ internal static class RawPaths
                 {
                     await copy.StartRowAsync();
                     await copy.WriteAsync(MessageIds.New(), NpgsqlDbType.Uuid);
-                    await copy.WriteAsync($"copy-{writers}/{w}-{i}", NpgsqlDbType.Text);
+                    await copy.WriteAsync($"copy-{run}/{w}-{i}", NpgsqlDbType.Text);
                     await copy.WriteAsync(n + 1, NpgsqlDbType.Bigint);
                     await copy.WriteAsync((short)1, NpgsqlDbType.Smallint);
                     await copy.WriteAsync(Payload.Json(w, n), NpgsqlDbType.Jsonb);

@@ -20,15 +20,33 @@ internal static class Report
         }
 
         Console.WriteLine();
-        foreach (var writers in writerCounts)
+        var repeats = rows.Count == 0 ? 1 : rows.Max(r => r.Repeat);
+        Console.WriteLine(repeats > 1
+            ? $"ratios: medians of the warm repeats (2..{repeats}; the first, cold one left out)"
+            : "ratios: one repeat (cold): --repeats 3 for medians of warm repeats");
+        foreach (var writers in writerCounts.Distinct())
         {
-            double? Rate(string path, int shards = 1) => rows.FirstOrDefault(r => r.Path == path && r.Writers == writers && r.Shards == shards)?.MessagesPerSecond;
+            double? Rate(string path, int shards = 1) => Median(rows, path, shards, writers);
             var pr2 = Rate("pr2");
             var pr2Three = Rate("pr2", 3);
             var batch = Rate("raw-batch");
             var marten = Rate("marten");
             Console.WriteLine($"writers {writers,3}: PR2/raw-batch {Ratio(pr2, batch)}  PR2/Marten {Ratio(pr2, marten)}  PR2(3 shards)/Marten {Ratio(pr2Three, marten)}");
         }
+    }
+
+    /// <summary>The median msg/s of a row's warm repeats (every repeat but the first), or of its one repeat.</summary>
+    public static double? Median(IReadOnlyList<ResultRow> rows, string path, int shards, int writers)
+    {
+        var mine = rows.Where(r => r.Path == path && r.Shards == shards && r.Writers == writers).OrderBy(r => r.Repeat).ToList();
+        var warm = mine.Count > 1 ? mine.Skip(1).ToList() : mine;
+        if (warm.Count == 0)
+        {
+            return null;
+        }
+
+        var sorted = warm.Select(r => r.MessagesPerSecond).Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static string Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? $"{x / y,6:N2}x" : "     -";

@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace PR2.Bench;
 
-/// <summary>One measured row: a path at a writer count.</summary>
+/// <summary>One measured row: a path at a writer count, in one repeat of the run (1: the first, cold one).</summary>
 internal sealed record ResultRow(
     [property: JsonPropertyName("path")] string Path,
     [property: JsonPropertyName("shards")] int Shards,
@@ -21,4 +21,5 @@ internal sealed record ResultRow(
     [property: JsonPropertyName("wal_bytes_per_message")] double WalBytesPerMessage,
     [property: JsonPropertyName("offered_per_second")] double? OfferedPerSecond = null,
     [property: JsonPropertyName("projection_lag_p50_ms")] double? ProjectionLagP50Ms = null,
-    [property: JsonPropertyName("projection_lag_p99_ms")] double? ProjectionLagP99Ms = null);
+    [property: JsonPropertyName("projection_lag_p99_ms")] double? ProjectionLagP99Ms = null,
+    [property: JsonPropertyName("repeat")] int Repeat = 1);

@@ -5,6 +5,17 @@ internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
 {
     public List<ResultRow> Rows { get; } = [];
 
+    /// <summary>Which repeat of the run this is (1: the first); every row measured is tagged with it.</summary>
+    public int Repeat { get; set; } = 1;
+
+    /// <summary>Adds a row measured elsewhere (open loop, delivery), tagged with the current repeat.</summary>
+    public ResultRow Add(ResultRow row)
+    {
+        row = row with { Repeat = Repeat };
+        Rows.Add(row);
+        return row;
+    }
+
     /// <param name="path">Row name, e.g. <c>raw-batch</c>.</param>
     /// <param name="shards">Shards written (1 for the non-PR2 paths).</param>
     /// <param name="writers">Concurrent writers.</param>
@@ -32,7 +43,6 @@ internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
             (after.Client - before.Client) * perThousand, (after.Silo - before.Silo) * perThousand, (after.Postgres - before.Postgres) * perThousand, peak,
             (walAfter - walBefore) / allMessages);
         Console.WriteLine($" {row.MessagesPerSecond,9:N0} msg/s  p50 {p50,6:N2} ms  p99 {p99,7:N2} ms{(errors > 0 ? $"  errors {errors}" : "")}");
-        Rows.Add(row);
-        return row;
+        return Add(row);
     }
 }

@@ -102,7 +102,7 @@ public sealed class JournalStreamWorkloadTests(TwoPostgresServers servers, ITest
             Assert.Equal(0, seen.RepeatedAboveToken);
             Assert.Equal(journal.Keys.Order(), seen.Kept.Order());
             var kept = seen.Kept.Select(id => journal[id]).ToList();
-            Assert.All(kept.GroupBy(e => e.Origin), origin => Assert.Equal(origin.Select(e => e.OriginPosition).Order(), origin.Select(e => e.OriginPosition)));
+            Assert.All(seen.KeptOrigins.GroupBy(o => o.Key), origin => Assert.Equal(origin.Select(o => o.Value).Order(), origin.Select(o => o.Value)));
             Assert.All(kept.GroupBy(e => e.Actor), actor => Assert.Equal(Enumerable.Range(1, actor.Count()).Select(v => (long)v), actor.Select(e => e.Version)));
             Assert.Equal(2, kept.Select(e => e.Origin).Distinct().Count());
             if (onVictim.Contains(shard))

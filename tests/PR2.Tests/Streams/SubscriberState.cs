@@ -19,4 +19,8 @@ public sealed class SubscriberState
     /// <summary>Deliveries the stored token did not include but whose MessageId was kept already: must stay 0.</summary>
     [Id(4)]
     public int RepeatedAboveToken { get; set; }
+
+    /// <summary>Each kept entry's origin replica and origin position as delivered (a message held under two origins has one per replica).</summary>
+    [Id(5)]
+    public List<KeyValuePair<Guid, long>> KeptOrigins { get; set; } = [];
 }

@@ -6,7 +6,7 @@ namespace PR2.Tests.Streams;
 /// <summary>
 /// An implicit journal stream subscriber that works as an application grain should when it stores its progress in
 /// batches: it keeps each entry its token does not include, stores kept entries and token together every
-/// <see cref="StoreEvery"/> entries, and resumes from the stored token after any restart, so what it had not stored
+/// <see cref="StoreEvery"/> entries (and at its first), and resumes from the stored token after any restart, so what it had not stored
 /// comes again and is kept again. A delivery its token does not include but whose MessageId it kept (a message held
 /// under two origins after a fail-over, given again after a reader restart) is dropped and counted.
 /// </summary>
@@ -54,9 +54,12 @@ public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> s
         }
 
         state.State.Kept.Add(item.MessageId);
+        state.State.KeptOrigins.Add(new(item.OriginReplica, item.OriginPosition));
         _token = at;
         state.State.Token = at.ToString();
-        if (++_unstored >= StoreEvery)
+        // The first entry is stored at once: with no stored token a new activation would go on from where the stream
+        // is for it now, not from what this one was given.
+        if (++_unstored >= StoreEvery || state.State.Kept.Count == 1)
         {
             await state.WriteStateAsync();
             _unstored = 0;
