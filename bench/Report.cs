@@ -6,10 +6,10 @@ internal static class Report
     public static void Print(IReadOnlyList<ResultRow> rows, IReadOnlyList<int> writerCounts)
     {
         Console.WriteLine();
-        Console.WriteLine($"{"path",-14}{"shards",6}{"writers",8}{"msg/s",11}{"p50 ms",9}{"p95 ms",9}{"p99 ms",9}{"cpu s/1k: client",18}{"silo",7}{"pg",7}{"silo MiB",10}{"WAL B/msg",10}{"lag p99",9}");
+        Console.WriteLine($"{"path",-14}{"rep",4}{"shards",6}{"writers",8}{"msg/s",11}{"p50 ms",9}{"p95 ms",9}{"p99 ms",9}{"cpu s/1k: client",18}{"silo",7}{"pg",7}{"silo MiB",10}{"WAL B/msg",10}{"lag p99",9}");
         foreach (var r in rows.Where(r => r.Path != "anti-entropy"))
         {
-            Console.WriteLine($"{r.Path,-14}{r.Shards,6}{r.Writers,8}{r.MessagesPerSecond,11:N0}{r.P50Ms,9:N2}{r.P95Ms,9:N2}{r.P99Ms,9:N2}" +
+            Console.WriteLine($"{r.Path,-14}{r.Repeat,4}{r.Shards,6}{r.Writers,8}{r.MessagesPerSecond,11:N0}{r.P50Ms,9:N2}{r.P95Ms,9:N2}{r.P99Ms,9:N2}" +
                 $"{r.CpuClientPer1K,18:N3}{r.CpuSiloPer1K,7:N3}{r.CpuPostgresPer1K,7:N3}{r.SiloPeakMiB,10:N0}{r.WalBytesPerMessage,10:N0}{(r.ProjectionLagP99Ms is { } lag ? $"{lag,9:N1}" : ""),9}");
         }
 
