@@ -15,7 +15,8 @@ namespace PR2.Client;
 public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = null, JsonSerializerOptions? json = null) : IPr2Client
 {
     // This client's own session, for callers that use the client as one; new sessions share its retries and options.
-    private const int ChangePageSize = 100;
+    // Catching up reads the largest pages the feed gives: with small ones a watch behind a busy shard may never reach its head.
+    private const int ChangePageSize = 1000;
 
     private Pr2Session Session { get; } = new(cluster, RetryPipeline.Build(retry ?? new Pr2RetryOptions()), json ?? Pr2Json.Default);
 
