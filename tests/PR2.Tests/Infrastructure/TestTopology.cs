@@ -16,7 +16,13 @@ public sealed class TestTopology
         var unique = $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 9, 50)].ToLowerInvariant();
         foreach (var shard in shards)
         {
-            var connectionString = server.ConnectionString($"{unique}_s{shard}");
+            // Idle connections close after 15 s: the test classes share one server (400 connections), and pools that
+            // keep their idle connections for Npgsql's default 5 minutes added up past it ("too many clients").
+            var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString($"{unique}_s{shard}"))
+            {
+                ConnectionIdleLifetime = 15,
+                ConnectionPruningInterval = 5,
+            }.ConnectionString;
             Settings[$"Pr2:Topology:Shards:{shard}:Replicas:0"] = connectionString;
             _sources[shard] = NpgsqlDataSource.Create(connectionString);
         }
