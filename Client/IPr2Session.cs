@@ -17,6 +17,16 @@ public interface IPr2Session
     /// <summary>Sends a fully built message; returns its acknowledgement once committed, or throws <see cref="Pr2Exception"/>.</summary>
     Task<WriteAck> SendAsync(Message message, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Sends an atomic batch to one shard: <paramref name="messages"/> (to any actors of <paramref name="shard"/>, each with
+    /// its own MessageId) are written all together in batch order, each judged as if sent alone after the ones before it,
+    /// or none is. A refusal of any message refuses the batch: <see cref="Pr2Exception"/> with
+    /// <see cref="ErrorCode.BatchRefused"/> and every refused message in <see cref="Pr2Exception.Refusals"/>. Sending the
+    /// same batch again returns its first acknowledgement (<see cref="BatchAck.Duplicate"/>). Limits: 1,000 messages and
+    /// 4 MiB of bodies by default (<see cref="ErrorCode.BatchTooLarge"/>).
+    /// </summary>
+    Task<BatchAck> SendBatchAsync(int shard, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default);
+
     /// <summary>Sends a message with a JSON body (a JSON object as text; none for cancel).</summary>
     Task<WriteAck> SendAsync(int shard, string actorId, MessageKind kind, string? body, Guid? messageId = null, long? expectedVersion = null,
         string sender = "client", CancellationToken cancellationToken = default);

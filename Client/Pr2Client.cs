@@ -40,6 +40,10 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     /// <summary>Sends a fully built message (a first insert by its shard's insert path, anything else to its actor).</summary>
     public Task<WriteAck> SendAsync(Message message, CancellationToken cancellationToken = default) => Session.SendAsync(message, cancellationToken);
 
+    /// <inheritdoc />
+    public Task<BatchAck> SendBatchAsync(int shard, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default) =>
+        Session.SendBatchAsync(shard, messages, cancellationToken);
+
     public Task<WriteAck> SendAsync<T>(int shard, string actorId, MessageKind kind, T body, Guid? messageId = null, long? expectedVersion = null,
         string sender = "client", CancellationToken cancellationToken = default) =>
         Session.SendAsync(shard, actorId, kind, body, messageId, expectedVersion, sender, cancellationToken);

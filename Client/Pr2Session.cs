@@ -43,6 +43,21 @@ public sealed class Pr2Session : IPr2Session
 
     public Task<WriteAck> SendAsync(Message message, CancellationToken cancellationToken = default) => SendAsync(message, ownId: false, cancellationToken);
 
+    public async Task<BatchAck> SendBatchAsync(int shard, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Select((m, i) => (Message: m, Index: i)).FirstOrDefault(m => m.Message?.Receiver is { IsReserved: true }) is { Message: not null } reserved)
+        {
+            throw new Pr2Exception([new MessageRefusal(reserved.Index, reserved.Message.MessageId, ErrorCode.ReservedActor, ReservedRefusal(reserved.Message.Receiver))],
+                messages.Count);
+        }
+
+        var batch = messages.ToArray();
+        var ack = await WithRetriesAsync(_ => _cluster.GetGrain<IBatchGrain>(shard).Send(batch), cancellationToken);
+        Observe(ack.Token);
+        return ack;
+    }
+
     public Task<WriteAck> SendAsync(int shard, string actorId, MessageKind kind, string? body, Guid? messageId = null, long? expectedVersion = null,
         string sender = "client", CancellationToken cancellationToken = default)
     {
@@ -98,8 +113,7 @@ public sealed class Pr2Session : IPr2Session
     {
         if (message.Receiver is { IsReserved: true } reserved)
         {
-            throw new Pr2Exception(ErrorCode.ReservedActor,
-                $"{reserved} is kept by PR2 itself ({string.Join(", ", ActorRef.ReservedTypes.Select(t => t + "/*"))} in shard 0): change rules through the rules API and shards through the topology, not by messages");
+            throw new Pr2Exception(ErrorCode.ReservedActor, ReservedRefusal(reserved));
         }
 
         var attempts = 0;
@@ -111,6 +125,9 @@ public sealed class Pr2Session : IPr2Session
         Observe(ack.Token);
         return ownId && attempts > 1 && ack.Duplicate ? ack with { Duplicate = false } : ack;
     }
+
+    private static string ReservedRefusal(ActorRef reserved) =>
+        $"{reserved} is kept by PR2 itself ({string.Join(", ", ActorRef.ReservedTypes.Select(t => t + "/*"))} in shard 0): change rules through the rules API and shards through the topology, not by messages";
 
     private async Task<T> WithRetriesAsync<T>(Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(async token => await UnavailableCluster.Answer(() => call(token), token), cancellationToken);

@@ -66,4 +66,13 @@ public enum ErrorCode
     /// retry gets the true outcome.
     /// </summary>
     Unavailable = 18,
+
+    /// <summary>
+    /// An atomic batch was refused because at least one of its messages was: nothing of the batch was written.
+    /// <see cref="Pr2Exception.Refusals"/> lists each refused message (its place in the batch, MessageId, code, reason).
+    /// </summary>
+    BatchRefused = 19,
+
+    /// <summary>An atomic batch has more messages, or more body bytes, than the cluster takes in one batch (the message says which limit).</summary>
+    BatchTooLarge = 20,
 }

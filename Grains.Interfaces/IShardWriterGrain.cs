@@ -19,6 +19,13 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     Task<WriteAck> AppendAgain(AppendRequest request);
 
     /// <summary>
+    /// Appends an atomic batch (see <see cref="IBatchGrain.Send"/>): the writer judges each message against its actor's
+    /// record, in batch order, and gives it the next version (<see cref="AppendRequest.Version"/> is not used).
+    /// <paramref name="attemptedBefore"/> as for <see cref="AppendAgain"/>: an earlier attempt of this call may have committed.
+    /// </summary>
+    Task<BatchAck> AppendBatch(AppendRequest[] requests, bool attemptedBefore);
+
+    /// <summary>
     /// Before an actor refuses a message: the first acknowledgement of <paramref name="messageId"/> if the shard
     /// accepted it earlier (once the shard's ack policy holds for it), <see cref="ErrorCode.IdempotencyConflict"/> if
     /// it was accepted with other content, or null when it was not and never will be. While an earlier append of it

@@ -23,6 +23,10 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
     // the rest of the call's budget for a fail-over and a second read.
     private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(1.5);
 
+    // Appends answered StaleActor that are read again and retried here: atomic batches and inserts that bypass the
+    // actor move its record on under it, and a busy actor may meet more than one of them in a row.
+    private const int MaxStaleAttempts = 5;
+
     private ActorRef? _self;
     private Pr2Exception? _invalidAddress;
     private RecordState _record = RecordState.Missing;
@@ -136,7 +140,7 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
 
                 return ack;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt == 0)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt < MaxStaleAttempts)
             {
                 if (!assumedNew)
                 {
@@ -156,22 +160,7 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
 
     private ActorRef Self() => _self ?? throw _invalidAddress!;
 
-    private Pr2Exception? RefusalFor(Message message, RecordState record)
-    {
-        var self = _self!;
-        return (record.Status, message.Kind) switch
-        {
-            (RecordStatus.Canceled, _) => new Pr2Exception(ErrorCode.RecordCanceled,
-                $"{self} was canceled at version {record.Version}; a canceled record stays canceled"),
-            (RecordStatus.Live, MessageKind.Insert) => new Pr2Exception(ErrorCode.RecordExists,
-                $"{self} already exists (version {record.Version}); use modify"),
-            (RecordStatus.Missing, MessageKind.Modify or MessageKind.Cancel) => new Pr2Exception(ErrorCode.RecordMissing,
-                $"{self} does not exist; {message.Kind.ToString().ToLowerInvariant()} needs an insert first"),
-            _ when message.ExpectedVersion is { } expected && expected != record.Version => new Pr2Exception(ErrorCode.VersionMismatch,
-                $"{self} is at version {record.Version}, the message expected version {expected}"),
-            _ => null,
-        };
-    }
+    private Pr2Exception? RefusalFor(Message message, RecordState record) => MessageRules.Refusal(_self!, record.Status, record.Version, message);
 
     // True when it read the journal (the record held could not be trusted).
     private async Task<bool> EnsureLoadedAsync(ActorRef self, CancellationToken budget)

@@ -75,7 +75,33 @@ public sealed class ShardWriterGrain(
 
     public Task<WriteAck> AppendAgain(AppendRequest request) => AppendAsync(request, attemptedBefore: true);
 
-    private async Task<WriteAck> AppendAsync(AppendRequest request, bool attemptedBefore)
+    // A refusal (StaleActor) while an earlier attempt may still commit is not one the actor may act on: it would reload a
+    // record without that entry and refuse for good.
+    private Task<WriteAck> AppendAsync(AppendRequest request, bool attemptedBefore) =>
+        WriteAsync([request.Message.MessageId], attemptedBefore, writer => writer.AppendAsync(request),
+            ack => ack.Duplicate ? ack with { Duplicate = false } : ack, refusal => refusal.Code == ErrorCode.StaleActor);
+
+    public async Task<BatchAck> AppendBatch(AppendRequest[] requests, bool attemptedBefore)
+    {
+        var messageIds = requests.Select(r => r.Message.MessageId).ToArray();
+        // A batch is judged by the writer alone (no actor asks FindAccepted first): what an abandoned writer may still
+        // commit of it is settled before it is judged, or the answer would not be final.
+        foreach (var messageId in messageIds)
+        {
+            if (_inDoubt.TryGetValue(messageId, out var doubt) && !await SettleAsync(doubt.Replica, messageId))
+            {
+                throw OutcomeUnknown(messageId);
+            }
+        }
+
+        return await WriteAsync(messageIds, attemptedBefore, writer => writer.AppendBatchAsync(requests),
+            ack => ack.Duplicate ? new BatchAck([.. ack.Acks.Select(a => a with { Duplicate = false })]) : ack,
+            refusal => refusal.Code is ErrorCode.BatchRefused);
+    }
+
+    // Sends a write to the writer, failing over while the budget lasts. ownAck turns a Duplicate answer into this call's
+    // own when an earlier attempt of the call may have written it; a refusal notFinal says is not final while that is so.
+    private async Task<T> WriteAsync<T>(Guid[] messageIds, bool attemptedBefore, Func<JournalWriter, Task<T>> send, Func<T, T> ownAck, Func<Pr2Exception, bool> notFinal)
     {
         var deadline = DateTime.UtcNow + FailOverBudget;
         // Whether an earlier attempt of this call may have committed: then the entry found is this call's own.
@@ -86,19 +112,19 @@ public sealed class ShardWriterGrain(
             var writer = await GetWriterAsync();
             try
             {
-                var pending = writer.AppendAsync(request);
+                var pending = send(writer);
                 if (await StalledAsync(writer, pending, deadline))
                 {
                     // The primary stopped answering (a paused or partitioned server): fail over. If the stalled
                     // commit completes later, its entries reach the others by anti-entropy and the retry below
                     // is absorbed by MessageId.
                     Abandon(writer);
-                    maybeWritten |= _inDoubt.ContainsKey(request.Message.MessageId);
+                    maybeWritten |= messageIds.Any(_inDoubt.ContainsKey);
                     continue;
                 }
 
                 var ack = await pending;
-                return maybeWritten && ack.Duplicate ? ack with { Duplicate = false } : ack;
+                return maybeWritten ? ownAck(ack) : ack;
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
             {
@@ -109,7 +135,7 @@ public sealed class ShardWriterGrain(
             catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken)
             {
                 GiveUp(writer);
-                maybeWritten |= _inDoubt.ContainsKey(request.Message.MessageId);
+                maybeWritten |= messageIds.Any(_inDoubt.ContainsKey);
                 if (DateTime.UtcNow >= deadline)
                 {
                     throw;
@@ -124,11 +150,9 @@ public sealed class ShardWriterGrain(
 
                 await Task.Delay(50);
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && maybeWritten)
+            catch (Pr2Exception e) when (maybeWritten && notFinal(e))
             {
-                // Refused here, but the earlier attempt may still commit where it went: not a refusal the actor may
-                // act on (it would reload a record without that entry and refuse for good).
-                throw OutcomeUnknown(request.Message.MessageId);
+                throw OutcomeUnknown(messageIds[0]);
             }
         }
     }

@@ -8,7 +8,13 @@ public sealed class WriteOptions
     /// <summary>Largest accepted body in UTF-8 bytes (default 256 KiB).</summary>
     public int MaxBodyBytes { get; set; } = 256 * 1024;
 
-    /// <summary>Most entries one group commit writes in one transaction.</summary>
+    /// <summary>Most messages in one atomic batch (<c>SendBatchAsync</c>; default 1,000).</summary>
+    public int MaxBatchMessages { get; set; } = 1000;
+
+    /// <summary>Most body bytes (UTF-8, summed over its messages) in one atomic batch (default 4 MiB).</summary>
+    public int MaxBatchBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Most entries one group commit writes in one transaction (an atomic batch larger than this goes whole).</summary>
     public int MaxBatchSize { get; set; } = 1000;
 
     /// <summary>

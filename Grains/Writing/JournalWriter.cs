@@ -62,7 +62,14 @@ public sealed class JournalWriter : IAsyncDisposable
     // Bound on the versions a writer remembers between commits (an actor's id and a number each).
     private const int MaxRememberedActors = 100_000;
 
-    private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(
+    // Whether each actor has a record, whether it was canceled: what an atomic batch is judged by. Kept like the versions.
+    private const string RecordStatuses = """
+        select a.actor_id, coalesce(bool_or(j.kind = 3), false), coalesce(bool_or(j.kind = 1), false)
+        from unnest($1::text[]) as a(actor_id) left join pr2_journal j on j.actor_id = a.actor_id
+        group by a.actor_id
+        """;
+
+    private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(
         new UnboundedChannelOptions { SingleReader = true });
 
     private readonly NpgsqlDataSource _source;
@@ -81,6 +88,9 @@ public sealed class JournalWriter : IAsyncDisposable
     // still at _versionsAt nobody else appended (anti-entropy moves the head too) and these are the journal's
     // latest versions: the commit asks the database only about actors not in here. Loop thread only.
     private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
+
+    // The record status of the actors whose status a batch read or this writer's entries moved on, as of _versionsAt too.
+    private readonly Dictionary<string, RecordStatus> _statuses = new(StringComparer.Ordinal);
     private long _versionsAt;
 
     // The rest of the head at _versionsAt: its Lamport clock and this replica's origin position.
@@ -186,10 +196,18 @@ public sealed class JournalWriter : IAsyncDisposable
     public Task<WriteAck> AppendAsync(AppendRequest request)
     {
         var pending = new PendingAppend(request);
-        return _queue.Writer.TryWrite(pending)
-            ? pending.Task
-            : Task.FromException<WriteAck>(_fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable, $"the journal writer of shard {Shard} is closed; retry with the same MessageId"));
+        return _queue.Writer.TryWrite(pending) ? pending.Task : Task.FromException<WriteAck>(Closed());
     }
+
+    /// <summary>Queues an atomic batch (see <see cref="IBatchGrain.Send"/>); the task completes after its group commit.</summary>
+    public Task<BatchAck> AppendBatchAsync(AppendRequest[] requests)
+    {
+        var pending = new PendingBatch(requests);
+        return _queue.Writer.TryWrite(pending) ? pending.Task : Task.FromException<BatchAck>(Closed());
+    }
+
+    private Pr2Exception Closed() =>
+        _fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable, $"the journal writer of shard {Shard} is closed; retry with the same MessageId");
 
     /// <summary>
     /// For an owner that gives this writer up (its database stopped answering, or it broke): nothing more is sent, so
@@ -216,12 +234,15 @@ public sealed class JournalWriter : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var batch = new List<PendingAppend>(_maxBatchSize);
+        var batch = new List<PendingWrite>(_maxBatchSize);
         while (await _queue.Reader.WaitToReadAsync())
         {
-            while (batch.Count < _maxBatchSize && _queue.Reader.TryRead(out var next))
+            // Up to the batch size in entries; an atomic batch larger than that goes whole, alone or with what came before.
+            var size = 0;
+            while (size < _maxBatchSize && _queue.Reader.TryRead(out var next))
             {
                 batch.Add(next);
+                size += next.Requests.Count;
             }
 
             if (!TryStartSending(batch))
@@ -267,13 +288,13 @@ public sealed class JournalWriter : IAsyncDisposable
     }
 
     // Marks the batch as in flight, unless the writer was abandoned: then it fails, never sent.
-    private bool TryStartSending(List<PendingAppend> batch)
+    private bool TryStartSending(List<PendingWrite> batch)
     {
         lock (_sending)
         {
             if (!_abandoned)
             {
-                _inFlight = [.. batch.Select(p => p.Request.Message.MessageId)];
+                _inFlight = [.. MessageIds(batch)];
                 return true;
             }
         }
@@ -286,7 +307,9 @@ public sealed class JournalWriter : IAsyncDisposable
     private Pr2Exception NotSent() => new(ErrorCode.ShardUnavailable,
         $"the journal writer of shard {Shard} stopped before this append was sent; nothing was written, retry with the same MessageId");
 
-    private async Task CommitOrFailAsync(List<PendingAppend> batch)
+    private static IEnumerable<Guid> MessageIds(List<PendingWrite> batch) => batch.SelectMany(p => p.Requests).Select(r => r.Message.MessageId);
+
+    private async Task CommitOrFailAsync(List<PendingWrite> batch)
     {
         try
         {
@@ -300,7 +323,7 @@ public sealed class JournalWriter : IAsyncDisposable
 
     // Whatever went wrong, the loop must live on: fail this batch (nothing was acknowledged) and serve the next one.
     // The next transaction re-reads the head, so nothing is skipped.
-    private void Fail(List<PendingAppend> batch, Exception e)
+    private void Fail(List<PendingWrite> batch, Exception e)
     {
         Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
         if (batch.Count == 1 && IsEntryDataError(e))
@@ -318,7 +341,7 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             lock (_sending)
             {
-                _unknownOutcome.AddRange(batch.Select(p => p.Request.Message.MessageId));
+                _unknownOutcome.AddRange(MessageIds(batch));
             }
 
             // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
@@ -332,11 +355,11 @@ public sealed class JournalWriter : IAsyncDisposable
         }
     }
 
-    private async Task CommitAsync(List<PendingAppend> batch)
+    private async Task CommitAsync(List<PendingWrite> batch)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var shardTag = new KeyValuePair<string, object?>("shard", Shard);
-        Pr2Metrics.CommitBatchSize.Record(batch.Count, shardTag);
+        Pr2Metrics.CommitBatchSize.Record(batch.Sum(p => p.Requests.Count), shardTag);
         using var timed = new CommitTimer(started, shardTag);
         // One commit serves many calls: its span (and the SQL under it) joins the first call's trace and links the others.
         using var span = Pr2Metrics.Traces.StartActivity("pr2.commit", System.Diagnostics.ActivityKind.Internal, batch[0].Trace,
@@ -390,8 +413,10 @@ public sealed class JournalWriter : IAsyncDisposable
 
     // The plan of a batch from what this writer remembers, if every append in it becomes a new entry there; null
     // otherwise (a refusal or a repeated MessageId needs the journal's answer). An actor it does not remember is
-    // taken to be where its grain says (the version proposed - 1); those go into Assumed, checked in the commit.
-    private (CommitPlan Plan, Dictionary<string, long> Assumed)? PlanFromMemory(List<PendingAppend> batch)
+    // taken to be where its grain says (the version proposed - 1); those go into Assumed, checked in the commit. An
+    // atomic batch needs each actor's status too: remembered, or a first insert taken to find no record (version 0,
+    // checked the same way); a batch with any other actor takes the checked way.
+    private (CommitPlan Plan, Dictionary<string, long> Assumed)? PlanFromMemory(List<PendingWrite> batch)
     {
         if (_projectRecords)
         {
@@ -399,30 +424,57 @@ public sealed class JournalWriter : IAsyncDisposable
         }
 
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        var statuses = new Dictionary<string, RecordStatus>(StringComparer.Ordinal);
         var assumed = new Dictionary<string, long>(StringComparer.Ordinal);
+        var entries = 0;
         foreach (var pending in batch)
         {
-            var actorId = pending.Request.Message.Receiver.ActorId;
-            if (latest.ContainsKey(actorId))
+            var atomic = pending is PendingBatch;
+            foreach (var request in pending.Requests)
             {
-                continue;
-            }
+                entries++;
+                var message = request.Message;
+                var actorId = message.Receiver.ActorId;
+                if (!latest.ContainsKey(actorId))
+                {
+                    if (_versions.TryGetValue(actorId, out var version))
+                    {
+                        latest[actorId] = version;
+                    }
+                    else if (!atomic)
+                    {
+                        latest[actorId] = assumed[actorId] = request.Version - 1;
+                    }
+                    else if (message.Kind == MessageKind.Insert && message.ExpectedVersion is null or 0)
+                    {
+                        latest[actorId] = assumed[actorId] = 0;
+                        statuses[actorId] = RecordStatus.Missing;
+                    }
+                    else
+                    {
+                        return null;
+                    }
 
-            if (!_versions.TryGetValue(actorId, out var version))
-            {
-                version = assumed[actorId] = pending.Request.Version - 1;
-            }
+                    if (_statuses.TryGetValue(actorId, out var status))
+                    {
+                        statuses[actorId] = status;
+                    }
+                }
 
-            latest[actorId] = version;
+                if (atomic && !statuses.ContainsKey(actorId))
+                {
+                    return null;
+                }
+            }
         }
 
-        var plan = new CommitPlan(Shard, _replicaId, _versionsAt, _clockAt, _originAt, [], latest, CommitPlan.WallClock(TimeProvider.System));
+        var plan = new CommitPlan(Shard, _replicaId, _versionsAt, _clockAt, _originAt, [], latest, statuses, CommitPlan.WallClock(TimeProvider.System));
         foreach (var pending in batch)
         {
             plan.Add(pending);
         }
 
-        return plan.NewEntries.Count == batch.Count ? (plan, assumed) : null;
+        return plan.NewEntries.Count == entries ? (plan, assumed) : null;
     }
 
     // One round trip: the head moved on from where this writer left it, the assumed versions checked, and the entries
@@ -469,17 +521,17 @@ public sealed class JournalWriter : IAsyncDisposable
     }
 
     // The checked way: lock the head, look up MessageIds and versions, insert. Null when this writer was fenced.
-    private async Task<(CommitPlan Plan, Dictionary<string, RecordState>? Projected)?> CommitCheckedAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    private async Task<(CommitPlan Plan, Dictionary<string, RecordState>? Projected)?> CommitCheckedAsync(NpgsqlConnection connection, List<PendingWrite> batch)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        var (epoch, head, known, latestVersions, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
+        var (epoch, head, known, latestVersions, statuses, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
         if (epoch != Epoch)
         {
             Fence(epoch, batch);
             return null;
         }
 
-        var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions, CommitPlan.WallClock(TimeProvider.System));
+        var plan = new CommitPlan(Shard, _replicaId, head.Position, head.Clock, head.OriginPosition, known, latestVersions, statuses, CommitPlan.WallClock(TimeProvider.System));
         // The plan moves latestVersions on as it accepts entries: after the commit they are the journal's.
         foreach (var pending in batch)
         {
@@ -496,11 +548,13 @@ public sealed class JournalWriter : IAsyncDisposable
         return (plan, projected);
     }
 
-    private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known, Dictionary<string, long> LatestVersions, RecordsAtMark Records)>
-        LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingAppend> batch)
+    private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known,
+            Dictionary<string, long> LatestVersions, Dictionary<string, RecordStatus> Statuses, RecordsAtMark Records)>
+        LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingWrite> batch)
     {
-        var messageIds = batch.Select(p => p.Request.Message.MessageId).Distinct().ToArray();
-        var actorIds = batch.Select(p => p.Request.Message.Receiver.ActorId).Distinct(StringComparer.Ordinal).ToArray();
+        var messageIds = MessageIds(batch).Distinct().ToArray();
+        var actorIds = batch.SelectMany(p => p.Requests).Select(r => r.Message.Receiver.ActorId).Distinct(StringComparer.Ordinal).ToArray();
+        var batchActors = batch.OfType<PendingBatch>().SelectMany(p => p.Requests).Select(r => r.Message.Receiver.ActorId).Distinct(StringComparer.Ordinal).ToArray();
         var unknownActors = actorIds.Where(a => !_versions.ContainsKey(a)).ToArray();
         var rememberedActors = actorIds.Where(_versions.ContainsKey).ToArray();
         await using var check = new NpgsqlBatch(connection, transaction)
@@ -515,6 +569,11 @@ public sealed class JournalWriter : IAsyncDisposable
                 new(LatestVersions) { Parameters = { JournalStore.Array(unknownActors, NpgsqlDbType.Text) } },
             },
         };
+        if (batchActors.Length > 0)
+        {
+            check.BatchCommands.Add(new(RecordStatuses) { Parameters = { JournalStore.Array(batchActors, NpgsqlDbType.Text) } });
+        }
+
         if (_projectRecords)
         {
             InlineRecords.AddChecks(check, Shard, actorIds);
@@ -544,6 +603,16 @@ public sealed class JournalWriter : IAsyncDisposable
         await reader.NextResultAsync();
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
         await ReadVersionsAsync(reader, latest);
+        var statuses = new Dictionary<string, RecordStatus>(StringComparer.Ordinal);
+        if (batchActors.Length > 0)
+        {
+            await reader.NextResultAsync();
+            while (await reader.ReadAsync())
+            {
+                statuses[reader.GetString(0)] = reader.GetBoolean(1) ? RecordStatus.Canceled : reader.GetBoolean(2) ? RecordStatus.Live : RecordStatus.Missing;
+            }
+        }
+
         var records = RecordsAtMark.None;
         if (_projectRecords)
         {
@@ -558,11 +627,20 @@ public sealed class JournalWriter : IAsyncDisposable
             {
                 latest[actorId] = _versions[actorId];
             }
+
+            foreach (var actorId in actorIds)
+            {
+                if (!statuses.ContainsKey(actorId) && _statuses.TryGetValue(actorId, out var status))
+                {
+                    statuses[actorId] = status;
+                }
+            }
         }
         else
         {
             // Someone else appended since this writer's last commit (anti-entropy): what it remembers may be old.
             _versions.Clear();
+            _statuses.Clear();
             if (rememberedActors.Length > 0)
             {
                 await using var command = new NpgsqlCommand(LatestVersions, connection, transaction) { Parameters = { JournalStore.Array(rememberedActors, NpgsqlDbType.Text) } };
@@ -571,7 +649,7 @@ public sealed class JournalWriter : IAsyncDisposable
             }
         }
 
-        return (epoch, head, known, latest, records);
+        return (epoch, head, known, latest, statuses, records);
     }
 
     // Rows of LatestVersions: actor id, latest version.
@@ -589,11 +667,17 @@ public sealed class JournalWriter : IAsyncDisposable
         if (_versions.Count + plan.LatestVersions.Count > MaxRememberedActors)
         {
             _versions.Clear();
+            _statuses.Clear();
         }
 
         foreach (var (actorId, version) in plan.LatestVersions)
         {
             _versions[actorId] = version;
+        }
+
+        foreach (var (actorId, status) in plan.Statuses)
+        {
+            _statuses[actorId] = status;
         }
 
         (_versionsAt, _clockAt, _originAt) = (plan.Position, plan.Clock, plan.OriginPosition);
@@ -681,7 +765,7 @@ public sealed class JournalWriter : IAsyncDisposable
         _ => e.InnerException is { } inner && IsConnectionFailure(inner),
     };
 
-    private void Fence(long currentEpoch, List<PendingAppend> batch)
+    private void Fence(long currentEpoch, List<PendingWrite> batch)
     {
         Log.WriterFenced(_logger, Shard, Epoch, currentEpoch);
         _fenced = new Pr2Exception(ErrorCode.WriterFenced,

@@ -1,7 +1,7 @@
 namespace PR2.Grains.Writing;
 
 /// <summary>An append waiting for its group commit; completed after the commit (or with the reason it failed).</summary>
-internal sealed class PendingAppend(AppendRequest request)
+internal sealed class PendingAppend(AppendRequest request) : PendingWrite
 {
     // Continuations run on the writer's loop as it completes the batch, not as one thread-pool item each: every
     // awaiter in the product is a grain, whose continuation only queues itself on the grain's scheduler (the actor
@@ -10,12 +10,11 @@ internal sealed class PendingAppend(AppendRequest request)
 
     public AppendRequest Request { get; } = request;
 
-    /// <summary>The trace of the call that appended (its group commit's span joins it).</summary>
-    public System.Diagnostics.ActivityContext Trace { get; } = System.Diagnostics.Activity.Current?.Context ?? default;
+    public override IReadOnlyList<AppendRequest> Requests { get; } = [request];
 
     public Task<WriteAck> Task => _completion.Task;
 
     public void Succeed(WriteAck ack) => _completion.TrySetResult(ack);
 
-    public void Fail(Exception reason) => _completion.TrySetException(reason);
+    public override void Fail(Exception reason) => _completion.TrySetException(reason);
 }

@@ -13,17 +13,25 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
     // the primary and fails over if it must (the same limit the grain waits before it probes).
     private static readonly TimeSpan LocalAppendLimit = TimeSpan.FromSeconds(1);
 
-    public async Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget)
+    public Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget) =>
+        SendAsync(shard, writer => writer.AppendAsync(request), (grain, again) => again ? grain.AppendAgain(request) : grain.Append(request), budget);
+
+    /// <summary>An atomic batch, the same way (see <see cref="IShardWriterGrain.AppendBatch"/>).</summary>
+    public Task<BatchAck> AppendBatchAsync(int shard, AppendRequest[] requests, CancellationToken budget) =>
+        SendAsync(shard, writer => writer.AppendBatchAsync(requests), (grain, again) => grain.AppendBatch(requests, again), budget);
+
+    // toGrain's flag: whether an earlier attempt of this call (to the local writer) may have committed.
+    private async Task<T> SendAsync<T>(int shard, Func<JournalWriter, Task<T>> toLocal, Func<IShardWriterGrain, bool, Task<T>> toGrain, CancellationToken budget)
     {
         var writerGrain = grains.GetGrain<IShardWriterGrain>(shard);
         if (localWriters.Find(shard) is not { } writer)
         {
-            return await writerGrain.Append(request).WaitAsync(budget);
+            return await toGrain(writerGrain, false).WaitAsync(budget);
         }
 
         try
         {
-            return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
+            return await toLocal(writer).WaitAsync(LocalAppendLimit, budget);
         }
         catch (TimeoutException)
         {
@@ -36,11 +44,11 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
         catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
         {
             // Fenced before its commit: nothing of this attempt was written.
-            return await writerGrain.Append(request).WaitAsync(budget);
+            return await toGrain(writerGrain, false).WaitAsync(budget);
         }
 
         // The first attempt may still commit: the grain answers for this call, not as if it were another one.
-        return await writerGrain.AppendAgain(request).WaitAsync(budget);
+        return await toGrain(writerGrain, true).WaitAsync(budget);
     }
 
     /// <summary>What a caller gets when its call's budget ran out before the shard confirmed the write.</summary>
