@@ -23,10 +23,6 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
     // the rest of the call's budget for a fail-over and a second read.
     private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(1.5);
 
-    // Appends answered StaleActor that are read again and retried here: atomic batches and inserts that bypass the
-    // actor move its record on under it, and a busy actor may meet more than one of them in a row.
-    private const int MaxStaleAttempts = 5;
-
     private ActorRef? _self;
     private Pr2Exception? _invalidAddress;
     private RecordState _record = RecordState.Missing;
@@ -140,7 +136,14 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
 
                 return ack;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt < MaxStaleAttempts)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt > 0)
+            {
+                // Moved on under it again after it read its journal: atomic batches to this actor may land in every group
+                // commit, and read-and-retry would race them for ever. The writer judges the message itself instead.
+                _loaded = false;
+                return await AppendJudgedByWriterAsync(self, request, budget);
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor && attempt == 0)
             {
                 if (!assumedNew)
                 {
@@ -155,6 +158,20 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
                 _loaded = false;
                 throw;
             }
+        }
+    }
+
+    // The message as a batch of one: the writer judges it against the journal by the actor's rules (MessageRules) and
+    // gives it the next version, or answers a retry by MessageId.
+    private async Task<WriteAck> AppendJudgedByWriterAsync(ActorRef self, AppendRequest request, CancellationToken budget)
+    {
+        try
+        {
+            return (await appender.AppendBatchAsync(self.Shard, [request with { Version = 0 }], budget)).Acks[0];
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.BatchRefused && e.Refusals is [var refusal])
+        {
+            throw new Pr2Exception(refusal.Code, refusal.Reason);
         }
     }
 

@@ -28,6 +28,7 @@ public static class Pr2Cli
         var root = new RootCommand("pr2: send messages to PR2 actors and read records, journals, status and the directory")
         {
             Send(output, error),
+            SendBatchCommand.Build(output, error),
             Get(output, error),
             Journal(output, error),
             Status(output, error),
@@ -294,7 +295,12 @@ public static class Pr2Cli
         }
         catch (Pr2Exception e)
         {
-            await error.WriteLineAsync($"error: {e.Code}: {e.Message}");
+            await error.WriteLineAsync($"error: {e.Code}: {(e.Refusals.Length > 0 ? $"the batch was refused, nothing of it was written ({e.Refusals.Length} refused)" : e.Message)}");
+            foreach (var refusal in e.Refusals)
+            {
+                await error.WriteLineAsync($"  message {refusal.Index + 1} ({refusal.MessageId}): {refusal.Code}: {refusal.Reason}");
+            }
+
             return e.Code is ErrorCode.BadActorId or ErrorCode.BadBody or ErrorCode.BadMessage or ErrorCode.BadRule ? BadUsage : Refused;
         }
         catch (ClusterUnreachableException e)

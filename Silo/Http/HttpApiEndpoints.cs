@@ -31,6 +31,10 @@ public static class HttpApiEndpoints
         shard.MapPost("/actors/{type}/{key}/messages", SendAsync).WithName("Send")
             .WithSummary("Send a message (insert, modify, cancel) to an actor; answers once its journal entry committed.")
             .Accepts<SendMessageRequest>("application/json").Produces<WriteAckResponse>().ProducesProblem(StatusCodes.Status409Conflict);
+        shard.MapPost("/batches", SendBatchAsync).WithName("SendBatch")
+            .WithSummary("Send an atomic batch: messages to actors of the shard, written all together in order, or none (every refusal listed).")
+            .Accepts<SendBatchRequest>("application/json").Produces<BatchAckResponse>().ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         shard.MapGet("/actors/{type}/{key}", ReadRecordAsync).WithName("ReadRecord")
             .WithSummary("An actor's record, read in one snapshot of one replica; asOf (counter@shard) reads it as it was then.")
             .Produces<RecordReadResponse>();
@@ -70,6 +74,34 @@ public static class HttpApiEndpoints
         var body = request.Body is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } json ? RawText(json) : "";
         var ack = await client.SendAsync(shard, $"{type}/{key}", kind, body, request.MessageId, request.ExpectedVersion, SenderOf(user, request.Sender));
         return Answer(http, client, WriteAckResponse.From(ack));
+    }
+
+    private static async Task<IResult> SendBatchAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        var user = Require(http, shard);
+        // A batch may be larger than one message's envelope (the server-wide request limit): its own limit, with room for
+        // JSON escapes and envelopes; the grain checks the bodies' bytes exactly.
+        if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            var limits = http.RequestServices.GetRequiredService<IOptions<PR2.Grains.Configuration.WriteOptions>>().Value;
+            size.MaxRequestBodySize = (2L * limits.MaxBatchBytes) + (1024L * limits.MaxBatchMessages) + (64 * 1024);
+        }
+
+        var request = await ReadJsonAsync<SendBatchRequest>(http);
+        if (request.Messages is null)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "messages must be a list of messages");
+        }
+
+        var sender = SenderOf(user, request.Sender);
+        var messages = request.Messages.Select((m, i) => m is null
+            ? throw new Pr2Exception(ErrorCode.BadMessage, $"message {i} is null")
+            : new Message(m.MessageId ?? MessageIds.New(), sender, new ActorRef(shard, m.Actor ?? ""),
+                ByName<MessageKind>(m.Kind) ?? throw new Pr2Exception(ErrorCode.BadMessage, $"message {i}: kind must be insert, modify or cancel, got '{m.Kind}'"),
+                m.Body is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } json ? RawText(json) : "", m.ExpectedVersion)).ToList();
+        var client = Session(http, cluster);
+        var ack = await client.SendBatchAsync(shard, messages);
+        return Answer(http, client, BatchAckResponse.From(ack));
     }
 
     private static async Task<IResult> ReadRecordAsync(int shard, string type, string key, string? consistency, string? asOf, HttpContext http, IClusterClient cluster)

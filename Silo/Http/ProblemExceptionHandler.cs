@@ -17,7 +17,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
     {
         var (status, code, retriable, detail) = exception switch
         {
-            Pr2Exception refused => (ErrorStatus.For(refused.Code), refused.Code.ToString(), refused.IsRetriable, refused.Message),
+            Pr2Exception refused => (ErrorStatus.For(refused), refused.Code.ToString(), refused.IsRetriable, refused.Message),
             AccessDeniedException denied => (StatusCodes.Status403Forbidden, "Forbidden", false, denied.Message),
             TooManyStreamsException many => (StatusCodes.Status429TooManyRequests, "TooManyStreams", true, many.Message),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (StatusCodes.Status413PayloadTooLarge, nameof(ErrorCode.BodyTooLarge), false,
@@ -40,18 +40,20 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             http.Response.Headers.RetryAfter = "1";
         }
 
-        return await problems.TryWriteAsync(new ProblemDetailsContext
+        var problem = new ProblemDetails
         {
-            HttpContext = http,
-            Exception = exception,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = status,
-                Type = $"urn:pr2:error:{code}",
-                Title = code,
-                Detail = detail,
-                Extensions = { ["code"] = code, ["retriable"] = retriable },
-            },
-        });
+            Status = status,
+            Type = $"urn:pr2:error:{code}",
+            Title = code,
+            Detail = detail,
+            Extensions = { ["code"] = code, ["retriable"] = retriable },
+        };
+        if (exception is Pr2Exception { Refusals.Length: > 0 } batch)
+        {
+            // A refused batch: every refused message, by its place in the batch.
+            problem.Extensions["refusals"] = batch.Refusals.Select(r => new { index = r.Index, messageId = r.MessageId, code = r.Code.ToString(), reason = r.Reason }).ToList();
+        }
+
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, Exception = exception, ProblemDetails = problem });
     }
 }

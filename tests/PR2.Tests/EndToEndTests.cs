@@ -87,6 +87,34 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("$.do[0].send.actor: {entry.nope}", bad.Error, StringComparison.Ordinal);
 
+        // An atomic batch from an NDJSON file: one acknowledgement, the same again when sent again; a refused batch names
+        // each refused message on stderr, exits 1 and writes nothing.
+        var batchFile = Path.Combine(_dataDirectory, "batch.ndjson");
+        await File.WriteAllTextAsync(batchFile, $$"""
+            {"actor": "order/b1", "kind": "insert", "body": {"total": 5}, "messageId": "{{Guid.NewGuid()}}"}
+            {"actor": "order/b2", "kind": "insert", "body": {"total": 6}, "messageId": "{{Guid.NewGuid()}}"}
+
+            {"actor": "order/b1", "kind": "modify", "body": {"total": 7}, "expectedVersion": 1, "messageId": "{{Guid.NewGuid()}}"}
+            """);
+        var batch = await Pr2Async("send-batch", "1", batchFile);
+        Assert.Contains("accepted: 3 messages, positions ", batch.Output, StringComparison.Ordinal);
+        Assert.Contains("already accepted: 3 messages", (await Pr2Async("send-batch", "1", batchFile)).Output, StringComparison.Ordinal);
+        Assert.Contains("version  2", (await Pr2Async("get", "1", "order/b1")).Output, StringComparison.Ordinal);
+        var refusedFile = Path.Combine(_dataDirectory, "refused.ndjson");
+        await File.WriteAllTextAsync(refusedFile, """
+            {"actor": "order/b3", "kind": "insert", "body": {"total": 1}}
+            {"actor": "order/b2", "kind": "insert", "body": {"total": 2}}
+            """);
+        var refusedBatch = await ChildProcess.RunPr2Async(Gateway, "send-batch", "1", refusedFile);
+        Assert.Equal(1, refusedBatch.ExitCode);
+        Assert.Contains("error: BatchRefused: the batch was refused, nothing of it was written (1 refused)", refusedBatch.Error, StringComparison.Ordinal);
+        Assert.Contains("message 2 (", refusedBatch.Error, StringComparison.Ordinal);
+        Assert.Contains("RecordExists: 1:order/b2 already exists", refusedBatch.Error, StringComparison.Ordinal);
+        Assert.Contains("status   missing", (await Pr2Async("get", "1", "order/b3")).Output, StringComparison.Ordinal);
+        var notNdjson = await ChildProcess.RunPr2Async(Gateway, "send-batch", "1", badFile);
+        Assert.Equal(2, notNdjson.ExitCode);
+        Assert.Contains("line 1: not a message", notNdjson.Error, StringComparison.Ordinal);
+
         // The README's HTTP walk-through, run as written (only the port differs).
         var http = await RunReadmeHttpWalkthroughAsync();
         Assert.True(http.ExitCode == 0, $"walk-through exited {http.ExitCode}: {http.Error}\n{http.Output}");

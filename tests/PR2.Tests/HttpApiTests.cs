@@ -100,6 +100,24 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         var again = await Body(await acme.PostAsync("/v1/shards/1/actors/order/3/messages", Json($$"""{"kind": "insert", "body": {}, "messageId": "{{id}}"}""")));
         Assert.Equal((first["position"]!.GetValue<long>(), true), (again["position"]!.GetValue<long>(), again["duplicate"]!.GetValue<bool>()));
 
+        // An atomic batch: one acknowledgement for all, in order; a refused one lists every refused message.
+        var batchIds = new[] { Guid.NewGuid(), Guid.NewGuid() };
+        var batchJson = $$"""{"messages": [{"actor": "order/b1", "kind": "insert", "body": {"n": 1}, "messageId": "{{batchIds[0]}}"}, {"actor": "order/b1", "kind": "modify", "body": {"n": 2}, "expectedVersion": 1, "messageId": "{{batchIds[1]}}"}]}""";
+        var batch = await Body(await acme.PostAsync("/v1/shards/1/batches", Json(batchJson)));
+        Assert.Equal([1L, 2L], batch["acks"]!.AsArray().Select(a => a!["version"]!.GetValue<long>()));
+        Assert.Equal(batch["acks"]![0]!["position"]!.GetValue<long>() + 1, batch["acks"]![1]!["position"]!.GetValue<long>());
+        Assert.Equal("http:acme", await SenderAsync(ops, batch["acks"]![1]!));
+        Assert.True((await Body(await acme.PostAsync("/v1/shards/1/batches", Json(batchJson))))["duplicate"]!.GetValue<bool>());
+        var refusedBatch = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/batches",
+            Json("""{"messages": [{"actor": "order/b2", "kind": "insert", "body": {}}, {"actor": "order/b1", "kind": "insert", "body": {}}, {"actor": "order/b3", "kind": "modify", "body": {}}]}""")),
+            HttpStatusCode.Conflict, "BatchRefused");
+        Assert.Equal([(1, "RecordExists"), (2, "RecordMissing")],
+            refusedBatch["refusals"]!.AsArray().Select(r => (r!["index"]!.GetValue<int>(), r["code"]!.GetValue<string>())));
+        await AssertProblemAsync(await acme.GetAsync("/v1/shards/1/actors/order/b2"), HttpStatusCode.NotFound, "RecordMissing");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/batches", Json("""{"messages": [{"actor": "order/b4", "kind": "insert", "body": [1]}]}""")),
+            HttpStatusCode.BadRequest, "BatchRefused");
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/2/batches", Json("""{"messages": []}""")), HttpStatusCode.Forbidden, "Forbidden");
+
         // Rules over HTTP (cluster-wide: the ops key): add, list, pause, resume, remove; a bad rule is a 400 with its JSON path.
         var rule = """{"name": "audit-orders", "on": {"type": "order", "kinds": ["insert"]}, "do": [{"view": {"name": "seen", "key": "{entry.key}", "set": {"n": 1}}}]}""";
         await AssertProblemAsync(await acme.PutAsync("/v1/rules", Json(rule)), HttpStatusCode.Forbidden, "Forbidden");
@@ -127,6 +145,7 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         var openApi = await Body(await anonymous.GetAsync("/openapi/v1.json"));
         Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/actors/{type}/{key}/messages"]);
         Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/changes"]);
+        Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/batches"]);
     }
 
     [Fact]
