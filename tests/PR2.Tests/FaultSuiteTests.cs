@@ -102,6 +102,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         var acked = new ConcurrentBag<WriteAck>();
         var ackOrder = new Dictionary<ActorRef, List<WriteAck>>();
         var history = new ClientHistory();
+        // Atomic batches to each data shard's lot/* actors, beside the per-actor workload and through the same faults.
+        var batches = new BatchWorkload([1, 2, 3], () => CallBound);
         long errors = 0;
         var slowest = TimeSpan.Zero;
         var marks = new MarkSampler(replicas);
@@ -119,7 +121,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
                 var fresh = new Message(Guid.NewGuid(), "fault-suite", actor, kind, $$"""{"round": {{round}}, "v{{random.Next(4)}}": {{random.Next(100)}}}""");
                 return unresolved.Remove(actor, out var pending) ? pending : (Message: fresh, Calls: 0);
             }).ToList();
+            var batchRound = batches.RoundAsync(client, round);
             var results = await Task.WhenAll(messages.Select(m => SendAsync(client, m.Message, history, m.Calls)));
+            await batchRound;
             foreach (var ((message, _), result) in messages.Zip(results).Where(r => r.Second.Unknown))
             {
                 unresolved[message.Receiver] = (message, result.Calls);
@@ -218,6 +222,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             }
         }
 
+        // Atomic batches: every acknowledged one whole and once on every replica, every other one whole or absent.
+        var batchProblems = await batches.CheckAsync(replicas);
+
         // Rules, views and the directory, against the converged journals.
         var effects = await RuleWorkload.CheckAsync(replicas, replicas[0][controlPrimary]);
 
@@ -305,7 +312,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         output.WriteLine($"{effects.Sources,13}{effects.EffectsMissing,17}{effects.EffectsDoubled,17}{effects.EffectsConflicted,11}{effects.ViewErrors,13}{effects.DirectoryErrors,18}{twoWriters.Count,12}{finalOrderReversals.Count,23}{promiseBroken.Count,26}");
         output.WriteLine($"{"stream missing",15}{"stream extra",14}{"out of order",14}{"dropped by token",18}{"repeated by id",16}");
         output.WriteLine($"{streamMissing,15}{streamExtra,14}{streamOutOfOrder,14}{streamDropped,18}{streamRepeats,16}");
-        foreach (var problem in history.FalseDuplicates.Concat(history.StaleStrongReads).Concat(effects.Examples).Concat(streamExamples)
+        output.WriteLine($"atomic batches acknowledged {batches.Acked}, problems {batchProblems.Count}");
+        foreach (var problem in history.FalseDuplicates.Concat(history.StaleStrongReads).Concat(effects.Examples).Concat(streamExamples).Concat(batchProblems)
                      .Concat(orderProblems.Select(p => (quorumShards.Contains(p.Actor.Shard) ? "" : "(Primary policy) ") + p.Problem)))
         {
             output.WriteLine("history: " + problem);
@@ -321,6 +329,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         Assert.Equal((0L, 0L, 0L, 0L, 0L), (effects.EffectsMissing, effects.EffectsDoubled, effects.EffectsConflicted, effects.ViewErrors, effects.DirectoryErrors));
         Assert.True(effects.Sources > 50, $"only {effects.Sources} entries for the rules to act on");
         Assert.Equal((0L, 0L, 0L), (streamMissing, streamExtra, streamOutOfOrder));
+        Assert.Empty(batchProblems);
+        Assert.True(batches.Acked > 10, $"only {batches.Acked} atomic batches acknowledged");
         // The call bound (Pr2:Write:CallTimeoutSeconds, 5 s) plus room for messaging on a loaded 2-core machine.
         Assert.True(slowest < CallBound + TimeSpan.FromSeconds(2), $"a call took {slowest.TotalSeconds:0.0} s; the bound is {CallBound.TotalSeconds} s");
         Assert.True(acked.Count > 100, $"only {acked.Count} writes acknowledged");
