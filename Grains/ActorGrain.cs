@@ -14,7 +14,10 @@ namespace PR2.Grains;
 /// what makes it the actor's queue and gives versions 1, 2, 3 in acceptance order. It keeps its record
 /// in memory, folded from the journal on first use, and validates every message against it before
 /// anything reaches the shard's journal writer. First inserts usually come through <see cref="InsertGrain"/> and
-/// never reach the actor; the actor reads its journal when it is first used after one.
+/// never reach the actor; the actor reads its journal when it is first used after one. Atomic batches
+/// (<see cref="BatchGrain"/>) write without it too: the writer's version check stops an append from a record held
+/// from before (StaleActor: read again and retry), a refusal is always judged against the journal, and
+/// <see cref="GetRecord"/> asks the journal for the latest version before it answers from memory.
 /// </summary>
 public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, RecentMerges merges, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
     : Grain, IActorGrain
@@ -73,6 +76,12 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
         using var budget = new CancellationTokenSource(options.Value.CallTimeout);
         try
         {
+            // An atomic batch may have moved the record on without this activation: one index probe says whether it did.
+            if (Known && await OnPrimaryAsync(self, (primary, token) => JournalStore.LatestVersionAsync(primary, self, token), budget.Token) != _record.Version)
+            {
+                _loaded = false;
+            }
+
             await EnsureLoadedAsync(self, budget.Token);
         }
         catch (OperationCanceledException) when (budget.IsCancellationRequested)

@@ -4,6 +4,7 @@ namespace PR2.Bench;
 internal sealed record BenchSettings(
     bool Short,
     IReadOnlyList<int> Writers,
+    IReadOnlyList<int> Batchers,
     TimeSpan Duration,
     TimeSpan Warmup,
     int OfferedRate,
@@ -20,6 +21,8 @@ internal sealed record BenchSettings(
           --short              under a minute: 64 writers, 3 s per row (also the CI smoke check)
           --full               minutes: 1, 16, 64, 256 writers, 10 s per row, 3 repeats (the default)
           --writers 1,16,64    writer counts to run
+          --batchers 1,4,16    concurrent batchers for the batch rows: raw-batch (100 rows per transaction), marten-batch
+                               (100 events per session) and pr2-batch (atomic batches of 100 over 64 actors)
           --seconds <n>        seconds per measured row
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
@@ -39,6 +42,7 @@ internal sealed record BenchSettings(
         var settings = new BenchSettings(
             isShort,
             isShort ? [64] : [1, 16, 64, 256],
+            isShort ? [4] : [1, 4, 16],
             TimeSpan.FromSeconds(isShort ? 3 : 10),
             TimeSpan.FromSeconds(isShort ? 0.5 : 2),
             5000,
@@ -56,6 +60,7 @@ internal sealed record BenchSettings(
             {
                 "--short" or "--full" => settings,
                 "--writers" => settings with { Writers = [.. Next().Split(',').Select(int.Parse)] },
+                "--batchers" => settings with { Batchers = [.. Next().Split(',').Select(int.Parse)] },
                 "--seconds" => settings with { Duration = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
                 "--rate" => settings with { OfferedRate = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--soak" => settings with { Soak = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },

@@ -59,17 +59,42 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
     }
 
     /// <summary>
-    /// The floor under any PR2 write: one Orleans call per message with no database work (each writer reads its
-    /// actor's record, which the actor holds in memory after the first call). PR2's write rate cannot exceed it.
+    /// The floor under any PR2 write: one Orleans call per message with no database work (the shard writer's primary,
+    /// which it holds in memory; an actor's GetRecord now probes the journal for what atomic batches wrote). PR2's write
+    /// rate cannot exceed it.
     /// </summary>
     public async Task RunCallFloorAsync(Runner runner, IReadOnlyList<int> writerCounts)
     {
+        var writer = Cluster.GetGrain<IShardWriterGrain>(1);
         foreach (var writers in writerCounts)
         {
+            await runner.MeasureAsync("orleans-call", 1, writers, 1, async (_, _) => await writer.GetPrimary());
+        }
+    }
+
+    /// <summary>
+    /// Atomic batches of <paramref name="size"/> messages over 64 actors of shard 1 per batcher (inserts, then modifies):
+    /// the like-for-like peer of raw-batch (rows per transaction) and Marten's bulk append (events per session).
+    /// </summary>
+    public async Task RunBatchRowsAsync(Runner runner, IReadOnlyList<int> batcherCounts, int size = 100)
+    {
+        foreach (var batchers in batcherCounts)
+        {
             var run = Guid.NewGuid().ToString("N")[..6];
-            await Parallel.ForEachAsync(Enumerable.Range(0, writers), async (w, _) =>
-                await Client.SendAsync(1, $"floor/{run}-{w}", MessageKind.Insert, Payload.Json(w, 0)));
-            await runner.MeasureAsync("orleans-call", 1, writers, 1, async (w, _) => await Client.GetRecordAsync(1, $"floor/{run}-{w}"));
+            await runner.MeasureAsync("pr2-batch", 1, batchers, size, async (w, n) =>
+            {
+                var messages = new Message[size];
+                for (var i = 0; i < size; i++)
+                {
+                    // Each batcher its own 64 actors; the first batch inserts them, every later message modifies.
+                    var slot = ((n * size) + i) % 64;
+                    var first = n * size + i < 64;
+                    messages[i] = new Message(MessageIds.New(), "bench", new ActorRef(1, $"lot/{run}-{w}-{slot}"),
+                        first ? MessageKind.Insert : MessageKind.Modify, Payload.Json(w, n));
+                }
+
+                await Client.SendBatchAsync(1, messages);
+            });
         }
     }
 

@@ -70,12 +70,12 @@ for (runner.Repeat = 1; runner.Repeat <= settings.Repeats; runner.Repeat++)
     if (settings.Paths.Contains("raw"))
     {
         await using var raw = NpgsqlDataSource.Create(Pooled("bench_raw"));
-        await RawPaths.RunAsync(runner, raw, settings.Writers);
+        await RawPaths.RunAsync(runner, raw, settings.Writers, settings.Batchers);
     }
 
     if (settings.Paths.Contains("marten"))
     {
-        await MartenPaths.RunAsync(runner, Pooled("bench_marten"), settings.Writers);
+        await MartenPaths.RunAsync(runner, Pooled("bench_marten"), settings.Writers, settings.Batchers);
     }
 
     if (settings.Paths.Contains("pr2"))
@@ -84,6 +84,7 @@ for (runner.Repeat = 1; runner.Repeat <= settings.Repeats; runner.Repeat++)
         await pr2.RunCallFloorAsync(runner, settings.Writers);
         runner.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
         await pr2.RunInsertRowsAsync(runner, settings.Writers);
+        await pr2.RunBatchRowsAsync(runner, settings.Batchers);
     }
 }
 
@@ -135,7 +136,7 @@ if (settings.Paths.Contains("anti-entropy"))
     runner.Add(await AntiEntropyPath.RunAsync(set.Replicas[0], set.Replicas[1], settings.Short ? 10_000 : 100_000, meter));
 }
 
-Report.Print(runner.Rows, settings.Writers);
+Report.Print(runner.Rows, settings.Writers, settings.Batchers);
 var output = new
 {
     machine = new

@@ -12,7 +12,7 @@ internal static class RawPaths
     private const int BatchRows = 100;
     private const int CopyRows = 1000;
 
-    public static async Task RunAsync(Runner runner, NpgsqlDataSource source, IReadOnlyList<int> writerCounts)
+    public static async Task RunAsync(Runner runner, NpgsqlDataSource source, IReadOnlyList<int> writerCounts, IReadOnlyList<int> batcherCounts)
     {
         await using (var create = source.CreateCommand("""
             drop table if exists bench_journal;
@@ -48,7 +48,8 @@ internal static class RawPaths
             });
         }
 
-        foreach (var writers in writerCounts)
+        // At the writer counts (against PR2's per-message rows) and the batcher counts (against pr2-batch).
+        foreach (var writers in batcherCounts.Union(writerCounts).Order())
         {
             var run = Guid.NewGuid().ToString("N")[..6];
             await runner.MeasureAsync("raw-batch", 1, writers, BatchRows, async (w, n) =>

@@ -3,7 +3,7 @@ namespace PR2.Bench;
 /// <summary>The side-by-side table and the ratios the targets are stated in.</summary>
 internal static class Report
 {
-    public static void Print(IReadOnlyList<ResultRow> rows, IReadOnlyList<int> writerCounts)
+    public static void Print(IReadOnlyList<ResultRow> rows, IReadOnlyList<int> writerCounts, IReadOnlyList<int> batcherCounts)
     {
         Console.WriteLine();
         Console.WriteLine($"{"path",-14}{"rep",4}{"shards",6}{"writers",8}{"msg/s",11}{"p50 ms",9}{"p95 ms",9}{"p99 ms",9}{"cpu s/1k: client",18}{"silo",7}{"pg",7}{"silo MiB",10}{"WAL B/msg",10}{"lag p99",9}");
@@ -32,6 +32,14 @@ internal static class Report
             var batch = Rate("raw-batch");
             var marten = Rate("marten");
             Console.WriteLine($"writers {writers,3}: PR2/raw-batch {Ratio(pr2, batch)}  PR2/Marten {Ratio(pr2, marten)}  PR2(3 shards)/Marten {Ratio(pr2Three, marten)}");
+        }
+
+        // Batch against batch: 100 messages per atomic batch, 100 rows per transaction, 100 events per Marten session.
+        foreach (var batchers in batcherCounts.Distinct())
+        {
+            double? Rate(string path) => Median(rows, path, 1, batchers);
+            var pr2Batch = Rate("pr2-batch");
+            Console.WriteLine($"batchers {batchers,3}: pr2-batch/raw-batch {Ratio(pr2Batch, Rate("raw-batch"))}  pr2-batch/marten-batch {Ratio(pr2Batch, Rate("marten-batch"))}");
         }
     }
 

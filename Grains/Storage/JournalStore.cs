@@ -120,6 +120,14 @@ public static class JournalStore
         return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
     }
 
+    /// <summary>The highest version among an actor's entries (0 when it has none): one index probe.</summary>
+    public static async Task<long> LatestVersionAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand("select coalesce(max(actor_version), 0) from pr2_journal where actor_id = $1");
+        command.Parameters.Add(new() { Value = actor.ActorId });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     /// <summary>The entry and content hash stored for a MessageId, or null.</summary>
     public static async Task<(JournalEntry Entry, byte[] ContentHash)?> FindAsync(NpgsqlDataSource source, int shard, Guid messageId, CancellationToken cancellationToken = default)
     {

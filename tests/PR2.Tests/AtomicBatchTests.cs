@@ -127,6 +127,7 @@ public sealed class AtomicBatchTests(SharedClusterFixture fixture)
         Assert.Equal(1, (await fixture.Client.GetRecordAsync(Shard, actor)).Version); // the actor holds version 1 now
 
         await fixture.Client.SendBatchAsync(Shard, [Msg(actor, MessageKind.Modify, """{"b": 1}"""), Msg(actor, MessageKind.Modify, """{"b": 2}""")]);
+        Assert.Equal(3, (await fixture.Client.GetRecordAsync(Shard, actor)).Version); // not the version 1 it held
         var after = await fixture.Client.SendAsync(Shard, actor, MessageKind.Modify, """{"c": 1}""");
         var expected = await fixture.Client.SendAsync(Shard, actor, MessageKind.Modify, """{"d": 1}""", expectedVersion: 4);
 
