@@ -60,11 +60,14 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         var batch = new AgentBatch(sourceShard, replica, mark, revision);
         var extra = await agent.BeforeBatchAsync(batch, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
-        var limit = (int)Math.Clamp(Math.Min(ready, upTo) - mark, 0, batchSize);
-        // Entries a writer on this silo just committed come from memory (contiguous from mark + 1, as read below).
+        var bound = Math.Min(ready, upTo);
+        var limit = (int)Math.Clamp(bound - mark, 0, batchSize);
+        // Entries a writer on this silo just committed come from memory (contiguous from mark + 1, as read below). A
+        // batch cut at its size goes on to the end of the commit it stopped in (up to the bound), so that an agent's mark,
+        // and what reads at it see, never stands inside a commit: an atomic batch is folded whole or not at all.
         var (end, entries) = limit == 0 ? (mark, [])
-            : agent.ReadsRecordedAt || recent?.TryRead(source, mark, limit) is not { } committed
-                ? await ReadAsync(source, home, connection, mark, limit, cancellationToken)
+            : agent.ReadsRecordedAt || recent?.TryRead(source, mark, limit, bound) is not { } committed
+                ? await ReadAsync(source, home, connection, mark, limit, bound, cancellationToken)
                 : (committed[^1].Position, agent.ReadsModifies ? committed : [.. committed.Where(e => e.Kind != MessageKind.Modify)]);
         if (end == mark)
         {
@@ -107,23 +110,32 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
 
         await transaction.CommitAsync(cancellationToken);
         agent.Committed(batch, end);
-        return ((int)(end - mark) + extra, end - mark == limit || extra > 0);
+        return ((int)(end - mark) + extra, end - mark >= limit || extra > 0);
     }
 
     // The entries after the mark from the journal: all of them, or only inserts and cancels up to the journal's head.
     private async Task<(long End, IReadOnlyList<JournalEntry> Entries)> ReadAsync(NpgsqlDataSource source, NpgsqlDataSource home,
-        NpgsqlConnection connection, long mark, int limit, CancellationToken cancellationToken) =>
+        NpgsqlConnection connection, long mark, int limit, long bound, CancellationToken cancellationToken) =>
         agent.ReadsModifies
-            ? await ReadAllAsync(source, home, connection, mark, limit, cancellationToken)
+            ? await ReadAllAsync(source, home, connection, mark, limit, bound, cancellationToken)
             : await JournalStore.ReadInsertsAndCancelsAsync(source, sourceShard, mark, mark + limit, cancellationToken);
 
     // Every entry after the mark (up to limit), checked to be contiguous; the batch ends at the last one read.
     private async Task<(long End, IReadOnlyList<JournalEntry> Entries)> ReadAllAsync(NpgsqlDataSource source, NpgsqlDataSource home,
-        NpgsqlConnection connection, long mark, int limit, CancellationToken cancellationToken)
+        NpgsqlConnection connection, long mark, int limit, long bound, CancellationToken cancellationToken)
     {
-        var entries = ReferenceEquals(source, home)
+        var local = ReferenceEquals(source, home);
+        var entries = local
             ? await JournalStore.ReadAsync(connection, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken)
             : await JournalStore.ReadAsync(source, sourceShard, mark, limit, agent.ReadsBodies, cancellationToken);
+        if (entries.Count == limit && entries[^1].Position < bound)
+        {
+            var rest = local
+                ? await JournalStore.ReadRestOfCommitAsync(connection, sourceShard, entries[^1].Position, bound, agent.ReadsBodies, cancellationToken)
+                : await JournalStore.ReadRestOfCommitAsync(source, sourceShard, entries[^1].Position, bound, agent.ReadsBodies, cancellationToken);
+            entries = rest.Count == 0 ? entries : [.. entries, .. rest];
+        }
+
         if (entries.Count > 0 && (entries[0].Position != mark + 1 || entries[^1].Position != mark + entries.Count))
         {
             // Never skip: positions are contiguous in every journal, so a hole means something is badly wrong.

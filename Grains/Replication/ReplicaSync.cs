@@ -115,31 +115,51 @@ public static class ReplicaSync
                 break;
             }
 
-            await using var command = source.CreateCommand($"""
-                select {EntryColumns} from pr2_journal j left join pr2_restamp r using (message_id)
-                where origin_replica = $1 and origin_position > $2 and origin_position <= $3
-                order by origin_position limit $4
-                """);
-            command.Parameters.Add(new() { Value = origin });
-            command.Parameters.Add(new() { Value = from });
-            command.Parameters.Add(new() { Value = to });
-            command.Parameters.Add(new() { Value = batchSize - entries.Count });
-            var expected = from + 1;
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            var limit = batchSize - entries.Count;
+            var read = await ReadRangeAsync(source, origin, from, to, limit, sameCommit: false, cancellationToken);
+            entries.AddRange(read);
+            if (read.Count == limit && read[^1].OriginPosition < to)
             {
-                var entry = new ImportedEntry(
-                    reader.GetGuid(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetGuid(3), reader.GetInt64(4),
-                    reader.GetString(5), reader.GetInt16(6), reader.GetInt64(7), reader.GetString(8), reader.GetFieldValue<byte[]>(9),
-                    reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetInt64(11), reader.IsDBNull(12) ? null : reader.GetInt32(12),
-                    reader.GetFieldValue<DateTimeOffset>(13), reader.GetInt16(14));
-                if (entry.OriginPosition != expected++)
-                {
-                    break; // never take anything past a gap
-                }
-
-                entries.Add(entry);
+                // Cut at the page size: go on to the end of the commit the page stopped in, so that the target takes
+                // every commit whole (an atomic batch is never seen in part on a replica either).
+                entries.AddRange(await ReadRangeAsync(source, origin, read[^1].OriginPosition, to, JournalStore.MaxCommitTail, sameCommit: true, cancellationToken));
             }
+        }
+
+        return entries;
+    }
+
+    // One origin's entries after `from` (up to `to`, at most `limit`), contiguous; with sameCommit only those written by
+    // the same transaction as the entry at `from` (rows of one transaction share their xmin).
+    private static async Task<List<ImportedEntry>> ReadRangeAsync(NpgsqlDataSource source, Guid origin, long from, long to, int limit, bool sameCommit,
+        CancellationToken cancellationToken)
+    {
+        var entries = new List<ImportedEntry>();
+        await using var command = source.CreateCommand($"""
+            select {EntryColumns} from pr2_journal j left join pr2_restamp r using (message_id)
+            where origin_replica = $1 and origin_position > $2 and origin_position <= $3
+            {(sameCommit ? "and j.xmin = (select xmin from pr2_journal where origin_replica = $1 and origin_position = $2)" : "")}
+            order by origin_position limit $4
+            """);
+        command.Parameters.Add(new() { Value = origin });
+        command.Parameters.Add(new() { Value = from });
+        command.Parameters.Add(new() { Value = to });
+        command.Parameters.Add(new() { Value = limit });
+        var expected = from + 1;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var entry = new ImportedEntry(
+                reader.GetGuid(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetGuid(3), reader.GetInt64(4),
+                reader.GetString(5), reader.GetInt16(6), reader.GetInt64(7), reader.GetString(8), reader.GetFieldValue<byte[]>(9),
+                reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetInt64(11), reader.IsDBNull(12) ? null : reader.GetInt32(12),
+                reader.GetFieldValue<DateTimeOffset>(13), reader.GetInt16(14));
+            if (entry.OriginPosition != expected++)
+            {
+                break; // never take anything past a gap
+            }
+
+            entries.Add(entry);
         }
 
         return entries;

@@ -39,6 +39,43 @@ public static class JournalStore
         return await ReadEntriesAsync(command, shard, cancellationToken);
     }
 
+    /// <summary>Most entries <see cref="ReadRestOfCommitAsync(NpgsqlDataSource, int, long, long, bool, CancellationToken)"/> adds to a page.</summary>
+    public const int MaxCommitTail = 20_000;
+
+    /// <summary>
+    /// The entries after <paramref name="lastPosition"/> (up to <paramref name="bound"/>) that were written by the same
+    /// transaction as the entry there: what a page ending at <paramref name="lastPosition"/> needs so that it does not
+    /// end inside a commit (an atomic batch is seen whole or not at all). Rows of one transaction share their
+    /// <c>xmin</c>, and a commit's entries take consecutive positions (a group commit, or an anti-entropy import).
+    /// </summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadRestOfCommitAsync(NpgsqlDataSource source, int shard, long lastPosition, long bound,
+        bool withBodies = true, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await source.OpenConnectionAsync(cancellationToken);
+        return await ReadRestOfCommitAsync(connection, shard, lastPosition, bound, withBodies, cancellationToken);
+    }
+
+    /// <summary><see cref="ReadRestOfCommitAsync(NpgsqlDataSource, int, long, long, bool, CancellationToken)"/> on an open connection.</summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadRestOfCommitAsync(NpgsqlConnection connection, int shard, long lastPosition, long bound,
+        bool withBodies = true, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand($"""
+            select {(withBodies ? EntryColumns : HeaderColumns)} from {Journal}
+            where position > $1 and position <= least($2, $1 + {MaxCommitTail}) and j.xmin = (select xmin from pr2_journal where position = $1)
+            order by position
+            """, connection);
+        command.Parameters.Add(new() { Value = lastPosition });
+        command.Parameters.Add(new() { Value = bound });
+        var rest = await ReadEntriesAsync(command, shard, cancellationToken);
+        var contiguous = 0;
+        while (contiguous < rest.Count && rest[contiguous].Position == lastPosition + contiguous + 1)
+        {
+            contiguous++;
+        }
+
+        return contiguous == rest.Count ? rest : [.. rest.Take(contiguous)];
+    }
+
     /// <summary>
     /// The inserts and cancels (with empty bodies) after <paramref name="afterPosition"/> up to <paramref name="upToPosition"/>
     /// or the journal's head, whichever is lower, and that bound (<paramref name="afterPosition"/> when nothing was

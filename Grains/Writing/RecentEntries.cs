@@ -44,10 +44,11 @@ public sealed class RecentEntries
     /// <summary>
     /// The entries after position <paramref name="after"/> (at most <paramref name="limit"/>, contiguous from
     /// <paramref name="after"/> + 1) if the next one is kept here; null otherwise (read the journal).
+    /// Cut at <paramref name="limit"/>, they go on to the end of the commit they stopped in (up to <paramref name="bound"/>).
     /// </summary>
-    public IReadOnlyList<JournalEntry>? TryRead(NpgsqlDataSource journal, long after, int limit)
+    public IReadOnlyList<JournalEntry>? TryRead(NpgsqlDataSource journal, long after, int limit, long bound = long.MaxValue)
     {
-        if (limit <= 0 || !_journals.TryGetValue(journal, out var run) || run.TryRead(after, limit) is not { } entries)
+        if (limit <= 0 || !_journals.TryGetValue(journal, out var run) || run.TryRead(after, limit, bound) is not { } entries)
         {
             return null;
         }
@@ -61,11 +62,15 @@ public sealed class RecentEntries
         private readonly Lock _lock = new();
         private readonly List<JournalEntry> _entries = [];
 
+        // The last position of each commit kept: a read cut inside a commit goes on to its end.
+        private readonly HashSet<long> _commitEnds = [];
+
         public void Clear()
         {
             lock (_lock)
             {
                 _entries.Clear();
+                _commitEnds.Clear();
             }
         }
 
@@ -76,17 +81,20 @@ public sealed class RecentEntries
                 if (_entries.Count > 0 && entries[0].Position != _entries[^1].Position + 1)
                 {
                     _entries.Clear();
+                    _commitEnds.Clear();
                 }
 
                 _entries.AddRange(entries);
+                _commitEnds.Add(entries[^1].Position);
                 if (_entries.Count > 2 * Capacity)
                 {
                     _entries.RemoveRange(0, _entries.Count - Capacity);
+                    _commitEnds.RemoveWhere(end => end < _entries[0].Position);
                 }
             }
         }
 
-        public List<JournalEntry>? TryRead(long after, int limit)
+        public List<JournalEntry>? TryRead(long after, int limit, long bound)
         {
             lock (_lock)
             {
@@ -101,7 +109,14 @@ public sealed class RecentEntries
                     return null;
                 }
 
-                return _entries.GetRange((int)index, (int)Math.Min(limit, _entries.Count - index));
+                var count = (int)Math.Min(limit, _entries.Count - index);
+                while (index + count < _entries.Count && !_commitEnds.Contains(_entries[(int)(index + count - 1)].Position)
+                       && _entries[(int)(index + count)].Position <= bound)
+                {
+                    count++;
+                }
+
+                return _entries.GetRange((int)index, count);
             }
         }
     }

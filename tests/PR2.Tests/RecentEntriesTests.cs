@@ -79,12 +79,17 @@ public sealed class RecentEntriesTests(PostgresFixture postgres)
         await using var journal = NpgsqlDataSource.Create("Host=127.0.0.1");
         await using var other = NpgsqlDataSource.Create("Host=127.0.0.2");
         var recent = new RecentEntries();
-        recent.Committed(journal, Entries(11, 20));
+        recent.Committed(journal, Entries(11, 13));
+        recent.Committed(journal, Entries(14, 20));
 
         Assert.Null(recent.TryRead(other, 10, 100));
         Assert.Null(recent.TryRead(journal, 9, 100)); // entry 10 is not held: the journal has it
         Assert.Null(recent.TryRead(journal, 20, 100)); // nothing after 20 yet
         Assert.Equal([11L, 12, 13], recent.TryRead(journal, 10, 3)!.Select(e => e.Position));
+        // A read cut inside a commit goes on to its end (an atomic batch is folded whole), but not past the bound.
+        Assert.Equal([11L, 12, 13], recent.TryRead(journal, 10, 1)!.Select(e => e.Position));
+        Assert.Equal([11L, 12, 13, 14, 15, 16, 17, 18, 19, 20], recent.TryRead(journal, 10, 4)!.Select(e => e.Position));
+        Assert.Equal([11L, 12], recent.TryRead(journal, 10, 1, bound: 12)!.Select(e => e.Position));
         Assert.Equal([19L, 20], recent.TryRead(journal, 18, 100)!.Select(e => e.Position));
 
         // Entries that do not follow on (anti-entropy wrote 21..30 in between) start the run again.
@@ -96,7 +101,7 @@ public sealed class RecentEntriesTests(PostgresFixture postgres)
         recent.Committed(journal, Entries(36, 35 + 2 * RecentEntries.Capacity));
         var last = 35 + 2 * RecentEntries.Capacity;
         Assert.Null(recent.TryRead(journal, last - RecentEntries.Capacity - 1, 1));
-        Assert.Equal(last - RecentEntries.Capacity + 1, recent.TryRead(journal, last - RecentEntries.Capacity, 1)!.Single().Position);
+        Assert.Equal(last - RecentEntries.Capacity + 1, recent.TryRead(journal, last - RecentEntries.Capacity, 1)!.First().Position);
 
         recent.Forget(journal);
         Assert.Null(recent.TryRead(journal, last - 1, 1));
