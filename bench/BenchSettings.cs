@@ -28,7 +28,7 @@ internal sealed record BenchSettings(
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
           --paths raw,marten,pr2,anti-entropy,delivery  which paths to run (default all; --short leaves out delivery,
-                               the journal stream against the polling feed)
+                               the journal stream against the polling feed); pr2-batch runs only PR2's batch rows
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with
                                --short); the summary's ratios are medians of the repeats after the first (cold) one

@@ -54,7 +54,7 @@ var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
 var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
 await using var pr2 = new Pr2Path(silo, shardSources);
-if (settings.Paths.Contains("pr2") || settings.Paths.Contains("delivery"))
+if (settings.Paths.Contains("pr2") || settings.Paths.Contains("pr2-batch") || settings.Paths.Contains("delivery"))
 {
     await pr2.ConnectAsync();
 }
@@ -84,6 +84,10 @@ for (runner.Repeat = 1; runner.Repeat <= settings.Repeats; runner.Repeat++)
         await pr2.RunCallFloorAsync(runner, settings.Writers);
         runner.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
         await pr2.RunInsertRowsAsync(runner, settings.Writers);
+    }
+
+    if (settings.Paths.Contains("pr2") || settings.Paths.Contains("pr2-batch"))
+    {
         await pr2.RunBatchRowsAsync(runner, settings.Batchers);
     }
 }
