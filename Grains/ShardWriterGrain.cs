@@ -85,12 +85,31 @@ public sealed class ShardWriterGrain(
     {
         var messageIds = requests.Select(r => r.Message.MessageId).ToArray();
         // A batch is judged by the writer alone (no actor asks FindAccepted first): what an abandoned writer may still
-        // commit of it is settled before it is judged, or the answer would not be final.
-        foreach (var messageId in messageIds)
+        // commit of it is settled before it is judged, or the answer would not be final. As in FindAccepted, the primary
+        // is asked first: what it holds is answered from there (a retry after anti-entropy copied the batch gets its ack).
+        if (messageIds.Any(_inDoubt.ContainsKey))
         {
-            if (_inDoubt.TryGetValue(messageId, out var doubt) && !await SettleAsync(doubt.Replica, messageId))
+            var writer = await GetWriterAsync();
+            HashSet<Guid> held;
+            try
             {
-                throw OutcomeUnknown(messageId);
+                held = await JournalStore.HeldAsync(writer.Source, [.. messageIds.Where(_inDoubt.ContainsKey)]);
+            }
+            catch (NpgsqlException e)
+            {
+                throw Unavailable(e);
+            }
+
+            foreach (var messageId in messageIds)
+            {
+                if (held.Contains(messageId))
+                {
+                    _inDoubt.Remove(messageId);
+                }
+                else if (_inDoubt.TryGetValue(messageId, out var doubt) && !await SettleAsync(doubt.Replica, messageId))
+                {
+                    throw OutcomeUnknown(messageId);
+                }
             }
         }
 
@@ -236,9 +255,14 @@ public sealed class ShardWriterGrain(
             return false; // not answering: whatever was in flight there may still commit
         }
 
-        foreach (var id in ids.Where(id => !written.Contains(id)))
+        foreach (var (id, doubt) in doubts.Where(d => !written.Contains(d.Key)))
         {
-            _inDoubt.Remove(id);
+            // Only the doubt this settled: a writer given up meanwhile (by a call interleaved at the await) may have
+            // put the id in doubt again, on another replica or epoch.
+            if (_inDoubt.TryGetValue(id, out var now) && now == doubt)
+            {
+                _inDoubt.Remove(id);
+            }
         }
 
         if (written.Count > 0 && Set.Replicas.Count > 1)

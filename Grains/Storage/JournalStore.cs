@@ -165,6 +165,21 @@ public static class JournalStore
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
+    /// <summary>Which of <paramref name="messageIds"/> the journal holds.</summary>
+    public static async Task<HashSet<Guid>> HeldAsync(NpgsqlDataSource source, Guid[] messageIds, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand("select message_id from pr2_journal where message_id = any($1)");
+        command.Parameters.Add(Array(messageIds, NpgsqlTypes.NpgsqlDbType.Uuid));
+        var held = new HashSet<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            held.Add(reader.GetGuid(0));
+        }
+
+        return held;
+    }
+
     /// <summary>The entry and content hash stored for a MessageId, or null.</summary>
     public static async Task<(JournalEntry Entry, byte[] ContentHash)?> FindAsync(NpgsqlDataSource source, int shard, Guid messageId, CancellationToken cancellationToken = default)
     {

@@ -131,8 +131,18 @@ internal sealed class CommitPlan(
 
         if (refusals.Count == 0 && earlierAcks.Count == requests.Count)
         {
-            var again = new BatchAck([.. earlierAcks], Duplicate: true);
-            _outcomes.Add(() => pending.Succeed(again));
+            // Sent again, it is the batch written before only if these are that commit's entries in this order: one
+            // origin, consecutive origin positions (a batch is written whole and copied whole, so a replica holds it so).
+            if (earlierAcks.Select((a, i) => a.Origin == earlierAcks[0].Origin && a.OriginPosition == earlierAcks[0].OriginPosition + i).All(same => same))
+            {
+                var again = new BatchAck([.. earlierAcks], Duplicate: true);
+                _outcomes.Add(() => pending.Succeed(again));
+                return;
+            }
+
+            var regrouped = new Pr2Exception(ErrorCode.IdempotencyConflict,
+                "every MessageId of this batch was accepted before, but not as this batch (in another order, grouping, or one by one): send new messages in a new batch");
+            _outcomes.Add(() => pending.Fail(new Pr2Exception([.. requests.Select((r, i) => new MessageRefusal(i, r.Message.MessageId, regrouped.Code, regrouped.Message))], requests.Count)));
             return;
         }
 

@@ -62,11 +62,13 @@ public sealed class JournalWriter : IAsyncDisposable
     // Bound on the versions a writer remembers between commits (an actor's id and a number each).
     private const int MaxRememberedActors = 100_000;
 
-    // Whether each actor has a record, whether it was canceled: what an atomic batch is judged by. Kept like the versions.
+    // Whether each actor was canceled, whether it has a record: what an atomic batch is judged by (kept like the
+    // versions). Two index probes each (sql/016; an insert is only ever accepted at version 1, on a missing record).
     private const string RecordStatuses = """
-        select a.actor_id, coalesce(bool_or(j.kind = 3), false), coalesce(bool_or(j.kind = 1), false)
-        from unnest($1::text[]) as a(actor_id) left join pr2_journal j on j.actor_id = a.actor_id
-        group by a.actor_id
+        select a.actor_id,
+               exists (select 1 from pr2_journal j where j.actor_id = a.actor_id and j.kind = 3),
+               exists (select 1 from pr2_journal j where j.actor_id = a.actor_id and j.actor_version = 1 and j.kind = 1)
+        from unnest($1::text[]) as a(actor_id)
         """;
 
     private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(

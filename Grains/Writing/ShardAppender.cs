@@ -13,25 +13,17 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
     // the primary and fails over if it must (the same limit the grain waits before it probes).
     private static readonly TimeSpan LocalAppendLimit = TimeSpan.FromSeconds(1);
 
-    public Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget) =>
-        SendAsync(shard, writer => writer.AppendAsync(request), (grain, again) => again ? grain.AppendAgain(request) : grain.Append(request), budget);
-
-    /// <summary>An atomic batch, the same way (see <see cref="IShardWriterGrain.AppendBatch"/>).</summary>
-    public Task<BatchAck> AppendBatchAsync(int shard, AppendRequest[] requests, CancellationToken budget) =>
-        SendAsync(shard, writer => writer.AppendBatchAsync(requests), (grain, again) => grain.AppendBatch(requests, again), budget);
-
-    // toGrain's flag: whether an earlier attempt of this call (to the local writer) may have committed.
-    private async Task<T> SendAsync<T>(int shard, Func<JournalWriter, Task<T>> toLocal, Func<IShardWriterGrain, bool, Task<T>> toGrain, CancellationToken budget)
+    public async Task<WriteAck> AppendAsync(int shard, AppendRequest request, CancellationToken budget)
     {
         var writerGrain = grains.GetGrain<IShardWriterGrain>(shard);
         if (localWriters.Find(shard) is not { } writer)
         {
-            return await toGrain(writerGrain, false).WaitAsync(budget);
+            return await writerGrain.Append(request).WaitAsync(budget);
         }
 
         try
         {
-            return await toLocal(writer).WaitAsync(LocalAppendLimit, budget);
+            return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
         }
         catch (TimeoutException)
         {
@@ -44,12 +36,21 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
         catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
         {
             // Fenced before its commit: nothing of this attempt was written.
-            return await toGrain(writerGrain, false).WaitAsync(budget);
+            return await writerGrain.Append(request).WaitAsync(budget);
         }
 
         // The first attempt may still commit: the grain answers for this call, not as if it were another one.
-        return await toGrain(writerGrain, true).WaitAsync(budget);
+        return await writerGrain.AppendAgain(request).WaitAsync(budget);
     }
+
+    /// <summary>
+    /// An atomic batch (see <see cref="IShardWriterGrain.AppendBatch"/>), always through the writer grain: a batch is
+    /// judged by the writer alone, and only the grain knows what a writer it gave up may still commit (it settles that
+    /// before the batch is judged, so a refusal is final), and it waits out a slow commit by probing the primary instead
+    /// of resending after a second (a large batch takes longer than that).
+    /// </summary>
+    public Task<BatchAck> AppendBatchAsync(int shard, AppendRequest[] requests, CancellationToken budget) =>
+        grains.GetGrain<IShardWriterGrain>(shard).AppendBatch(requests, attemptedBefore: false).WaitAsync(budget);
 
     /// <summary>What a caller gets when its call's budget ran out before the shard confirmed the write.</summary>
     public static Pr2Exception Unconfirmed(int shard, double budgetSeconds) => new(ErrorCode.ShardUnavailable,

@@ -115,8 +115,35 @@ public sealed class AtomicBatchTests(SharedClusterFixture fixture)
         Assert.Equal(ErrorCode.BatchRefused, mixed.Code);
         Assert.Equal((0, ErrorCode.IdempotencyConflict), (mixed.Refusals.Single().Index, mixed.Refusals.Single().Code));
 
+        // The same messages in another order, or only some of them, are not the batch written before.
+        var reordered = await Assert.ThrowsAsync<Pr2Exception>(() => fixture.Client.SendBatchAsync(Shard, [batch[1], batch[0], batch[2]]));
+        Assert.All(reordered.Refusals, r => Assert.Equal(ErrorCode.IdempotencyConflict, r.Code));
+        var part = await Assert.ThrowsAsync<Pr2Exception>(() => fixture.Client.SendBatchAsync(Shard, [batch[0], batch[2]]));
+        Assert.Equal(ErrorCode.BatchRefused, part.Code);
+
         Assert.Equal(3, await CountWrittenAsync([.. batch, extra]));
         Assert.Equal(1, (await fixture.Client.GetRecordAsync(Shard, b)).Version);
+    }
+
+    [Fact]
+    public async Task A_batch_whose_commit_waits_longer_than_a_second_still_gets_its_final_answer()
+    {
+        // The head's lock held for longer than a local append waits before it is handed to the writer grain: the answer
+        // must still be the refusal (nothing was written), not "outcome unknown".
+        var actor = SharedClusterFixture.NewActorId();
+        Message[] batch = [Msg(SharedClusterFixture.NewActorId(), MessageKind.Insert), Msg(actor, MessageKind.Modify, """{"n": 1}""")];
+        Task<BatchAck> sending;
+        await using (var hold = await HeadLock.TakeAsync(_db.Database(Shard)))
+        {
+            sending = fixture.Client.SendBatchAsync(Shard, batch);
+            await hold.WaitForWaiterAsync();
+            await Task.Delay(TimeSpan.FromSeconds(1.5)); // the fault's length: past the local writer's one-second wait
+            await hold.ReleaseAsync();
+        }
+
+        var refused = await Assert.ThrowsAsync<Pr2Exception>(() => sending);
+        Assert.Equal((ErrorCode.BatchRefused, 1, ErrorCode.RecordMissing), (refused.Code, refused.Refusals.Single().Index, refused.Refusals.Single().Code));
+        Assert.Equal(0, await CountWrittenAsync(batch));
     }
 
     [Fact]

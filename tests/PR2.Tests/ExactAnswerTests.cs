@@ -95,6 +95,62 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
     }
 
     [Fact]
+    public async Task A_batch_in_flight_on_a_lost_primary_gets_no_final_answer_while_it_may_still_commit_and_then_the_true_one()
+    {
+        var (settings, replicas) = Topology("batch_doubt", "Primary", copies: 2);
+        settings["Pr2:Write:CallTimeoutSeconds"] = "10";
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/batched";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(() => HoldsAsync(replicas[1], insert.MessageId), TimeSpan.FromSeconds(30), "replica 1 has the insert");
+
+        // Version 2 is acknowledged on replica 0 alone; a batch expecting it is in flight there when its server stops and
+        // replica 1 (at version 1) takes over: judged there, the batch would be refused (VersionMismatch) though it may
+        // still commit on replica 0.
+        await _serverB.Server.PauseAsync();
+        Message[] batch =
+        [
+            new(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 3}""", ExpectedVersion: 2),
+            new(Guid.NewGuid(), "test", new ActorRef(Shard, "order/batched-new"), MessageKind.Insert, """{"v": 1}"""),
+        ];
+        var answers = new List<string>();
+        try
+        {
+            await client.SendAsync(Shard, actor, MessageKind.Modify, """{"v": 2}""");
+            await using var hold = await HeadLock.TakeAsync(replicas[0]);
+            var inFlight = client.SendBatchAsync(Shard, batch);
+            await hold.WaitForWaiterAsync();
+            await _serverA.Server.PauseAsync();
+            await _serverB.Server.ResumeAsync();
+
+            foreach (var call in new[] { inFlight, client.SendBatchAsync(Shard, batch) })
+            {
+                var answer = await Record.ExceptionAsync(() => call);
+                answers.Add(Describe(answer));
+                Assert.True(answer is Pr2Exception { IsRetriable: true }, $"a final answer while the batch was in flight: {string.Join(" | ", answers)}");
+            }
+
+            await _serverA.Server.ResumeAsync();
+            await hold.ReleaseAsync(); // the batch in flight commits on replica 0
+        }
+        finally
+        {
+            await _serverA.Server.ResumeAsync();
+            await _serverB.Server.ResumeAsync();
+        }
+
+        // Sent again until the answer is final, it is the truth: the batch, acknowledged whole, on both replicas.
+        var ack = await Retrying.CallAsync(() => client.SendBatchAsync(Shard, batch));
+        Assert.True(ack.Acks[0].Version == 3, $"acknowledged at version {ack.Acks[0].Version}; answers: {string.Join(" | ", answers)}");
+        foreach (var replica in replicas)
+        {
+            await Eventually.TrueAsync(async () => await HoldsAsync(replica, batch[0].MessageId) && await HoldsAsync(replica, batch[1].MessageId),
+                TimeSpan.FromSeconds(30), "both replicas hold the whole batch");
+        }
+    }
+
+    [Fact]
     public async Task A_strong_read_never_misses_an_acknowledged_write_after_the_primary_holding_it_is_lost()
     {
         var (settings, replicas) = Topology("strong_after_loss", "Primary", copies: 2);
