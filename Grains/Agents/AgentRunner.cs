@@ -118,7 +118,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         NpgsqlConnection connection, long mark, int limit, long bound, CancellationToken cancellationToken) =>
         agent.ReadsModifies
             ? await ReadAllAsync(source, home, connection, mark, limit, bound, cancellationToken)
-            : await JournalStore.ReadInsertsAndCancelsAsync(source, sourceShard, mark, mark + limit, cancellationToken);
+            : await JournalStore.ReadInsertsAndCancelsAsync(source, sourceShard, mark, mark + limit, cancellationToken, commitBound: bound);
 
     // Every entry after the mark (up to limit), checked to be contiguous; the batch ends at the last one read.
     private async Task<(long End, IReadOnlyList<JournalEntry> Entries)> ReadAllAsync(NpgsqlDataSource source, NpgsqlDataSource home,

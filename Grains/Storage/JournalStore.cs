@@ -81,22 +81,30 @@ public static class JournalStore
     /// or the journal's head, whichever is lower, and that bound (<paramref name="afterPosition"/> when nothing was
     /// committed after it). One statement, so one snapshot: entries and the head's move commit together, so every
     /// position up to the bound is there, and the modifies between the entries are neither sent nor decoded.
+    /// With <paramref name="commitBound"/>, a bound inside a commit moves on to that commit's end (at most to
+    /// <paramref name="commitBound"/>): the page never ends inside an atomic batch.
     /// </summary>
     public static async Task<(long Bound, IReadOnlyList<JournalEntry> Entries)> ReadInsertsAndCancelsAsync(NpgsqlDataSource source, int shard,
-        long afterPosition, long upToPosition, CancellationToken cancellationToken = default)
+        long afterPosition, long upToPosition, CancellationToken cancellationToken = default, long? commitBound = null)
     {
         // kind 2 is modify (MessageKind values are stored, never renumbered). The bound is a one-row subquery with the
         // entries joined to it laterally, so the planner sees one outer row (joined to the head table directly it took
         // the one-row head for thousands of rows and the whole statement for costly enough to compile: 100 ms each).
+        // A commit's rows share their xmin and take consecutive positions: its end is the last position with that xmin.
         await using var command = source.CreateCommand($"""
             select e.*, b.bound
-            from (select (select greatest(least(position, $2), $1) from pr2_writer_head) as bound) b
+            from (select (select greatest(least(position, coalesce(
+                              (select max(c.position) from pr2_journal c
+                               where c.position >= $2 and c.position <= least($3, $2 + {MaxCommitTail})
+                                 and c.xmin = (select x.xmin from pr2_journal x where x.position = $2)), $2)), $1)
+                          from pr2_writer_head) as bound) b
             left join lateral (select {HeaderColumns} from {Journal}
                                where j.position > $1 and j.position <= b.bound and j.kind <> 2) e on true
             order by e.position
             """);
         command.Parameters.Add(new() { Value = afterPosition });
         command.Parameters.Add(new() { Value = upToPosition });
+        command.Parameters.Add(new() { Value = commitBound ?? upToPosition });
         var entries = new List<JournalEntry>();
         var bound = afterPosition;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -40,6 +40,23 @@ public sealed class BatchVisibilityTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task The_object_directory_lists_a_batch_of_inserts_whole()
+    {
+        var topology = postgres.CreateTopology("vis_directory", 0, Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        await using var registry = Migrations.Registry(topology.Settings);
+        await using var writer = await JournalWriter.OpenAsync(Shard, registry.Get(Shard).Primary, 1000, NullLogger.Instance);
+        var directory = new AgentRunner(new ObjectDirectoryProjector(), Shard, registry, new NoAgentFaults(), batchSize: 50);
+
+        await writer.AppendBatchAsync([.. Enumerable.Range(0, 120).Select(i => Appends.Request(new ActorRef(Shard, $"order/d{i}"), MessageKind.Insert, 0))]);
+        await writer.AppendAsync(Appends.Request(new ActorRef(Shard, "order/after"), MessageKind.Insert, 1));
+
+        Assert.Equal(120, await directory.RunOnceAsync());
+        Assert.Equal(120, await topology.ScalarAsync(0, "select count(*) from pr2_object_directory where actor_id like 'order/d%'"));
+        Assert.Equal(1, await directory.RunOnceAsync());
+    }
+
+    [Fact]
     public async Task Anti_entropy_copies_a_commit_whole_whatever_its_page_size()
     {
         var a = postgres.CreateTopology("vis_ae_a", 0, Shard);
