@@ -46,10 +46,12 @@ public sealed class Pr2Session : IPr2Session
     public async Task<BatchAck> SendBatchAsync(int shard, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        if (messages.Select((m, i) => (Message: m, Index: i)).FirstOrDefault(m => m.Message?.Receiver is { IsReserved: true }) is { Message: not null } reserved)
+        for (var i = 0; i < messages.Count; i++)
         {
-            throw new Pr2Exception([new MessageRefusal(reserved.Index, reserved.Message.MessageId, ErrorCode.ReservedActor, ReservedRefusal(reserved.Message.Receiver))],
-                messages.Count);
+            if (messages[i]?.Receiver is { IsReserved: true } reserved)
+            {
+                throw new Pr2Exception([new MessageRefusal(i, messages[i].MessageId, ErrorCode.ReservedActor, ReservedRefusal(reserved))], messages.Count);
+            }
         }
 
         var batch = messages.ToArray();

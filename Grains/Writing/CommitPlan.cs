@@ -104,7 +104,7 @@ internal sealed class CommitPlan(
     {
         var requests = pending.Requests;
         var refusals = new List<MessageRefusal>();
-        var earlierAcks = new List<WriteAck>(requests.Count);
+        var earlierAcks = new List<(int Index, WriteAck Ack)>(requests.Count);
         var ids = new HashSet<Guid>();
         var found = 0;
         for (var i = 0; i < requests.Count; i++)
@@ -120,7 +120,7 @@ internal sealed class CommitPlan(
                 found++;
                 if (earlier.Hash.AsSpan().SequenceEqual(request.ContentHash))
                 {
-                    earlierAcks.Add(earlier.Ack with { Duplicate = true });
+                    earlierAcks.Add((i, earlier.Ack with { Duplicate = true }));
                 }
                 else
                 {
@@ -133,23 +133,23 @@ internal sealed class CommitPlan(
         {
             // Sent again, it is the batch written before only if these are that commit's entries in this order: one
             // origin, consecutive origin positions (a batch is written whole and copied whole, so a replica holds it so).
-            if (earlierAcks.Select((a, i) => a.Origin == earlierAcks[0].Origin && a.OriginPosition == earlierAcks[0].OriginPosition + i).All(same => same))
+            var first = earlierAcks[0].Ack;
+            if (earlierAcks.All(e => e.Ack.Origin == first.Origin && e.Ack.OriginPosition == first.OriginPosition + e.Index))
             {
-                var again = new BatchAck([.. earlierAcks], Duplicate: true);
+                var again = new BatchAck([.. earlierAcks.Select(e => e.Ack)], Duplicate: true);
                 _outcomes.Add(() => pending.Succeed(again));
                 return;
             }
 
-            var regrouped = new Pr2Exception(ErrorCode.IdempotencyConflict,
-                "every MessageId of this batch was accepted before, but not as this batch (in another order, grouping, or one by one): send new messages in a new batch");
-            _outcomes.Add(() => pending.Fail(new Pr2Exception([.. requests.Select((r, i) => new MessageRefusal(i, r.Message.MessageId, regrouped.Code, regrouped.Message))], requests.Count)));
+            const string regrouped = "every MessageId of this batch was accepted before, but not as this batch (in another order, grouping, or one by one): send new messages in a new batch";
+            _outcomes.Add(() => pending.Fail(new Pr2Exception([.. requests.Select((r, i) => new MessageRefusal(i, r.Message.MessageId, ErrorCode.IdempotencyConflict, regrouped))], requests.Count)));
             return;
         }
 
         // Some messages written before and some not: no batch was ever written so (they are written whole).
-        foreach (var ack in found < requests.Count ? earlierAcks : [])
+        foreach (var (index, ack) in found < requests.Count ? earlierAcks : [])
         {
-            refusals.Add(new MessageRefusal(IndexOf(requests, ack.MessageId), ack.MessageId, ErrorCode.IdempotencyConflict,
+            refusals.Add(new MessageRefusal(index, ack.MessageId, ErrorCode.IdempotencyConflict,
                 $"MessageId {ack.MessageId} was accepted before (position {ack.Position}) without the rest of this batch; a batch is accepted whole: send new messages in a new batch"));
         }
 
@@ -193,19 +193,6 @@ internal sealed class CommitPlan(
     private RecordStatus StatusOf(string actorId) => statuses.TryGetValue(actorId, out var status)
         ? status
         : throw new InvalidOperationException($"the writer planned a batch without the status of {actorId}");
-
-    private static int IndexOf(IReadOnlyList<AppendRequest> requests, Guid messageId)
-    {
-        for (var i = 0; i < requests.Count; i++)
-        {
-            if (requests[i].Message.MessageId == messageId)
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
 
     private (WriteAck Ack, byte[] Hash)? Earlier(Guid messageId) =>
         known.TryGetValue(messageId, out var earlier) || _planned.TryGetValue(messageId, out earlier) ? earlier : null;
