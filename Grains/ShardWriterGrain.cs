@@ -55,6 +55,11 @@ public sealed class ShardWriterGrain(
     // searched, a refusal of such a MessageId would not be final (FindAccepted).
     private readonly Dictionary<Guid, (int Replica, long Epoch)> _inDoubt = [];
 
+    // Replicas a writer of an earlier activation (a silo killed, a grain moved) may have committed to that this activation
+    // has not fenced and gathered into its primary: unreachable at the takeover, or their gather failed. Their entries
+    // come later by anti-entropy, so until each is fenced and gathered no refusal is final (SettleOlderWritersAsync).
+    private HashSet<int>? _unsettled;
+
     // What a strong read's replica must hold, per origin: every version vector this activation read and what its given-up
     // writers acknowledged. Entries acknowledged before this activation were committed before it read the vectors, so
     // they are in here, unless they are only on replicas it has not heard from (_unheard).
@@ -113,10 +118,47 @@ public sealed class ShardWriterGrain(
             }
         }
 
-        return await WriteAsync(messageIds, attemptedBefore, writer => writer.AppendBatchAsync(requests),
+        try
+        {
+            return await WriteBatchAsync();
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.BatchRefused && _unsettled is { Count: > 0 })
+        {
+            // Judged without what an earlier activation's writer may have left on a replica not gathered yet: gather it and
+            // judge again, or say the refusal is not final.
+            if (!await SettleOlderWritersAsync(await GetWriterAsync()))
+            {
+                throw NotFinal($"the batch of {requests.Length} (refused: {e.Message})");
+            }
+
+            return await WriteBatchAsync();
+        }
+
+        Task<BatchAck> WriteBatchAsync() => WriteAsync(messageIds, attemptedBefore, writer => writer.AppendBatchAsync(requests),
             ack => ack.Duplicate ? new BatchAck([.. ack.Acks.Select(a => a with { Duplicate = false })]) : ack,
             refusal => refusal.Code is ErrorCode.BatchRefused);
     }
+
+    // Fences and gathers into the primary the replicas an earlier activation's writer may have committed to unseen
+    // (_unsettled): after that, what the primary lacks was never written. False while one of them does not answer.
+    private async Task<bool> SettleOlderWritersAsync(JournalWriter writer)
+    {
+        if (_unsettled is not { Count: > 0 } unsettled)
+        {
+            return true;
+        }
+
+        var primary = Set.Replicas.ToList().IndexOf(writer.Source);
+        var fenced = await WriterTakeover.FenceAsync(Set, [.. unsettled], writer.Epoch, ProbeTimeout, again: true);
+        var gathered = await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2,
+            (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message));
+        unsettled.ExceptWith(gathered);
+        return unsettled.Count == 0;
+    }
+
+    private Pr2Exception NotFinal(string what) => new(ErrorCode.ShardUnavailable,
+        $"shard {ShardCode}: replica {string.Join(", ", (_unsettled ?? []).Order())} has not answered since this writer took over and may hold {what} " +
+        "from an earlier attempt, so a refusal would not be final yet; retry with the same MessageId");
 
     // Sends a write to the writer, failing over while the budget lasts. ownAck turns a Duplicate answer into this call's
     // own when an earlier attempt of the call may have written it; a refusal notFinal says is not final while that is so.
@@ -179,6 +221,11 @@ public sealed class ShardWriterGrain(
     public async Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash)
     {
         var writer = await GetWriterAsync();
+        if (!await SettleOlderWritersAsync(writer))
+        {
+            throw NotFinal($"message {messageId}");
+        }
+
         (JournalEntry Entry, byte[] ContentHash)? found;
         try
         {
@@ -432,7 +479,10 @@ public sealed class ShardWriterGrain(
                     $"shard {ShardCode}: a new writer (term {term}) could fence only {fenced.Count} of the {mustReach} replicas it needs{(fenced.Contains(primary) ? "" : ", not the one it chose")} (another writer, or replicas not answering); retry with the same MessageId");
             }
 
-            if (await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2, (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message)) < mustReach)
+            var gathered = await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2, (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message));
+            _unsettled ??= [.. Enumerable.Range(0, Set.Replicas.Count)];
+            _unsettled.ExceptWith(gathered);
+            if (gathered.Count < mustReach)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {ShardCode}: the new primary (replica {primary}) could not take the entries of {mustReach - 1} other replicas in time; retry with the same MessageId");

@@ -21,15 +21,19 @@ public static class WriterTakeover
     /// </summary>
     public static int MustReach(ShardReplicaSet set) => set.RequiredCopies > 1 ? set.Replicas.Count - set.RequiredCopies + 1 : 1;
 
-    /// <summary>Fences <paramref name="replicas"/> with <paramref name="term"/> in parallel, each given <paramref name="timeout"/>; returns the ones fenced.</summary>
-    public static async Task<List<int>> FenceAsync(ShardReplicaSet set, IEnumerable<int> replicas, long term, TimeSpan timeout)
+    /// <summary>
+    /// Fences <paramref name="replicas"/> with <paramref name="term"/> in parallel, each given <paramref name="timeout"/>;
+    /// returns the ones fenced. A replica already at the term counts only when <paramref name="again"/> (the writer of
+    /// the term fencing late what it could not reach when it took over; a takeover needs a term no one holds yet).
+    /// </summary>
+    public static async Task<List<int>> FenceAsync(ShardReplicaSet set, IEnumerable<int> replicas, long term, TimeSpan timeout, bool again = false)
     {
         var fenced = await Task.WhenAll(replicas.Select(async index =>
         {
             try
             {
                 using var cancel = new CancellationTokenSource(timeout);
-                return await JournalWriter.FenceAsync(set.Replicas[index], term, cancel.Token).WaitAsync(cancel.Token) ? index : -1;
+                return await JournalWriter.FenceAsync(set.Replicas[index], term, again, cancel.Token).WaitAsync(cancel.Token) ? index : -1;
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -41,18 +45,18 @@ public static class WriterTakeover
 
     /// <summary>
     /// Copies into <paramref name="primary"/> every entry the other <paramref name="fenced"/> replicas hold, within
-    /// <paramref name="timeout"/>; returns how many replicas, the primary included, it gathered from.
+    /// <paramref name="timeout"/>; returns the replicas, the primary included, it gathered from.
     /// </summary>
-    public static async Task<int> GatherAsync(ShardReplicaSet set, int primary, IEnumerable<int> fenced, TimeSpan timeout, Action<int, Exception>? failed = null)
+    public static async Task<List<int>> GatherAsync(ShardReplicaSet set, int primary, IEnumerable<int> fenced, TimeSpan timeout, Action<int, Exception>? failed = null)
     {
-        var gathered = 1;
+        List<int> gathered = [primary];
         using var deadline = new CancellationTokenSource(timeout);
         foreach (var other in fenced.Where(i => i != primary))
         {
             try
             {
                 await ReplicaSync.PushAllAsync(set.Replicas[other], set.Replicas[primary], cancellationToken: deadline.Token).WaitAsync(deadline.Token);
-                gathered++;
+                gathered.Add(other);
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {

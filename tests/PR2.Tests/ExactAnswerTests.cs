@@ -10,7 +10,8 @@ namespace PR2.Tests;
 /// when nothing was and nothing ever will be written (not while an append of that MessageId is still in flight on a
 /// paused server), an actor never refuses against a record older than its journal, <c>Duplicate</c> means an earlier
 /// call was accepted (never this call's own retry), and a retry never gets an acknowledgement its ack policy does
-/// not hold for. Replicas live on two real servers; the faults are SIGSTOP and a held row lock.
+/// not hold for, also from a writer activation that never saw the earlier attempt. Replicas live on two real servers;
+/// the faults are SIGSTOP, a held row lock and a writer grain that moves.
 /// </summary>
 public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture<TwoPostgresServers>
 {
@@ -148,6 +149,69 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
         {
             await Eventually.TrueAsync(async () => await HoldsAsync(replica, batch[0].MessageId) && await HoldsAsync(replica, batch[1].MessageId),
                 TimeSpan.FromSeconds(30), "both replicas hold the whole batch");
+        }
+    }
+
+    [Fact]
+    public async Task A_new_writer_activation_gives_no_final_refusal_while_a_replica_it_could_not_reach_may_hold_the_message()
+    {
+        var (settings, replicas) = Topology("older_writer", "Primary", copies: 2);
+        settings["Pr2:Write:CallTimeoutSeconds"] = "10";
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/older";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(() => HoldsAsync(replicas[1], insert.MessageId), TimeSpan.FromSeconds(30), "replica 1 has the insert");
+
+        // Version 2 is acknowledged on replica 0 alone. A message and a batch expecting it are in flight there when its
+        // server stops and replica 1 (at version 1) takes over. Then the writer grain itself moves (its silo died, say):
+        // the new activation never saw them in flight, and replica 0 does not answer when it takes over. Judged on
+        // replica 1, both would be refused (VersionMismatch), though both may still commit on replica 0.
+        await _serverB.Server.PauseAsync();
+        var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 3}""", ExpectedVersion: 2);
+        Message[] batch =
+        [
+            new(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 4}""", ExpectedVersion: 3),
+            new(Guid.NewGuid(), "test", new ActorRef(Shard, "order/older-new"), MessageKind.Insert, """{"v": 1}"""),
+        ];
+        var answers = new List<string>();
+        try
+        {
+            await client.SendAsync(Shard, actor, MessageKind.Modify, """{"v": 2}""");
+            await using var hold = await HeadLock.TakeAsync(replicas[0]);
+            var inFlight = client.SendAsync(message);
+            await hold.WaitForWaiterAsync();
+            await _serverA.Server.PauseAsync();
+            await _serverB.Server.ResumeAsync();
+            answers.Add(Describe(await Record.ExceptionAsync(() => inFlight)));
+
+            await cluster.Client.GetGrain<IShardWriterGrain>(Shard).AsReference<IGrainManagementExtension>().DeactivateOnIdle();
+            await cluster.Client.GetGrain<IActorGrain>(Shard, actor, null).AsReference<IGrainManagementExtension>().DeactivateOnIdle();
+            foreach (var call in new Func<Task>[] { () => client.SendAsync(message), () => client.SendBatchAsync(Shard, batch) })
+            {
+                var answer = await Record.ExceptionAsync(call);
+                answers.Add(Describe(answer));
+                Assert.True(answer is Pr2Exception { IsRetriable: true }, $"a final answer while replica 0 may still hold the message: {string.Join(" | ", answers)}");
+            }
+
+            await _serverA.Server.ResumeAsync();
+            await hold.ReleaseAsync(); // the message in flight commits on replica 0
+        }
+        finally
+        {
+            await _serverA.Server.ResumeAsync();
+            await _serverB.Server.ResumeAsync();
+        }
+
+        // Sent again until the answers are final, they are the truth: the message at version 3, then the batch after it.
+        var ack = await Retrying.SendAsync(client, message, e => answers.Add(Describe(e)));
+        Assert.True(ack.Version == 3, $"acknowledged at version {ack.Version}; answers: {string.Join(" | ", answers)}");
+        var batchAck = await Retrying.CallAsync(() => client.SendBatchAsync(Shard, batch));
+        Assert.Equal(4, batchAck.Acks[0].Version);
+        foreach (var replica in replicas)
+        {
+            await Eventually.TrueAsync(async () => await HoldsAsync(replica, message.MessageId) && await HoldsAsync(replica, batch[0].MessageId),
+                TimeSpan.FromSeconds(30), "both replicas hold the message and the batch");
         }
     }
 

@@ -193,11 +193,14 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
 
         // Checks.
         long lost = 0, duplicated = 0, restamped = 0, refusedButCommitted = 0;
+        var refusalsCommitted = new List<string>();
         foreach (var (shard, databases) in replicas)
         {
             foreach (var database in databases)
             {
-                refusedButCommitted += await history.CommittedRefusalsAsync(database);
+                var committed = await history.CommittedRefusalsAsync(database);
+                refusedButCommitted += committed.Count;
+                refusalsCommitted.AddRange(committed);
             }
 
             var shardAcks = acked.Where(a => a.Actor.Shard == shard).Select(a => a.MessageId).ToList();
@@ -313,7 +316,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         output.WriteLine($"{"stream missing",15}{"stream extra",14}{"out of order",14}{"dropped by token",18}{"repeated by id",16}");
         output.WriteLine($"{streamMissing,15}{streamExtra,14}{streamOutOfOrder,14}{streamDropped,18}{streamRepeats,16}");
         output.WriteLine($"atomic batches acknowledged {batches.Acked}, problems {batchProblems.Count}");
-        foreach (var problem in history.FalseDuplicates.Concat(history.StaleStrongReads).Concat(effects.Examples).Concat(streamExamples).Concat(batchProblems)
+        foreach (var problem in refusalsCommitted.Concat(history.FalseDuplicates).Concat(history.StaleStrongReads).Concat(effects.Examples).Concat(streamExamples).Concat(batchProblems)
                      .Concat(orderProblems.Select(p => (quorumShards.Contains(p.Actor.Shard) ? "" : "(Primary policy) ") + p.Problem)))
         {
             output.WriteLine("history: " + problem);
@@ -547,7 +550,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             catch (Pr2Exception e) when (e.Code is ErrorCode.VersionMismatch or ErrorCode.RecordCanceled or ErrorCode.RecordExists or ErrorCode.RecordMissing)
             {
                 // Final: nothing was or ever will be written for this MessageId (checked after healing).
-                history.Refusal(message.MessageId);
+                history.Refusal(message.MessageId, $"{message.Kind} to {message.Receiver}, call {call}: {e.Code}: {e.Message}");
                 return (null, message.Kind, errors + 1, slowest, false, call);
             }
         }

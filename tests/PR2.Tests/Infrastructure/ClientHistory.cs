@@ -12,7 +12,7 @@ namespace PR2.Tests.Infrastructure;
 /// </summary>
 public sealed class ClientHistory
 {
-    private readonly ConcurrentDictionary<Guid, bool> _refused = new();
+    private readonly ConcurrentDictionary<Guid, string> _refused = new();
     private readonly ConcurrentDictionary<ActorRef, long> _lastAcked = new();
 
     public int Refused => _refused.Count;
@@ -46,7 +46,8 @@ public sealed class ClientHistory
         });
     }
 
-    public void Refusal(Guid messageId) => _refused[messageId] = true;
+    /// <summary>A final refusal (<paramref name="what"/>: the receiver, call number and the refusal, for the report).</summary>
+    public void Refusal(Guid messageId, string what) => _refused[messageId] = what;
 
     /// <summary>Strong reads of <paramref name="actors"/>, each checked against the last acknowledgement before it; retriable refusals are allowed.</summary>
     public async Task ReadStronglyAsync(Pr2Client client, IEnumerable<ActorRef> actors)
@@ -70,11 +71,20 @@ public sealed class ClientHistory
         }
     }
 
-    /// <summary>How many refused MessageIds the replica's journal holds (each one a refusal that was not final).</summary>
-    public async Task<long> CommittedRefusalsAsync(NpgsqlDataSource replica)
+    /// <summary>The refused MessageIds the replica's journal holds (each one a refusal that was not final), described.</summary>
+    public async Task<List<string>> CommittedRefusalsAsync(NpgsqlDataSource replica)
     {
-        await using var command = replica.CreateCommand("select count(*) from pr2_journal where message_id = any($1)");
+        await using var command = replica.CreateCommand(
+            "select message_id, actor_id, actor_version, origin_position, position from pr2_journal where message_id = any($1)");
         command.Parameters.Add(new NpgsqlParameter { Value = _refused.Keys.ToArray() });
-        return (long)(await command.ExecuteScalarAsync())!;
+        var found = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            found.Add($"{reader.GetGuid(0)} refused ({_refused[reader.GetGuid(0)]}) but held as {reader.GetString(1)} v{reader.GetInt64(2)} " +
+                $"at #{reader.GetInt64(4)} (origin #{reader.GetInt64(3)}) in {replica.ConnectionString}");
+        }
+
+        return found;
     }
 }
