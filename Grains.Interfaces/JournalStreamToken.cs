@@ -23,6 +23,15 @@ public sealed class JournalStreamToken : StreamSequenceToken
         SequenceNumber = _delivered.Sum(p => p.Value);
     }
 
+    /// <summary>
+    /// Before the first entry: a subscriber with no stored token resumes from it to be given every entry the stream still
+    /// holds for its shard. With <c>null</c> it would go on from where the stream is for it now, and the entries read before
+    /// its subscription was first registered (late under faults: a silo or the pub-sub grain lost mid-registration) would
+    /// never reach it. If the stream no longer holds the first entries, the subscriber is told (<c>OnErrorAsync</c>). Not
+    /// for storing: a subscriber stores the tokens of the entries it was given.
+    /// </summary>
+    public static JournalStreamToken Start { get; } = new(Guid.Empty, 0, []);
+
     /// <summary>The replica that first wrote the entry.</summary>
     [Id(1)]
     public Guid Origin { get; }
@@ -89,13 +98,14 @@ public sealed class JournalStreamToken : StreamSequenceToken
     public override int GetHashCode() => HashCode.Combine(Origin, OriginPosition);
 
     /// <summary>
-    /// Older (-1) only when <paramref name="other"/> includes this token's entry, the same (0) for the same entry, else
+    /// Older (-1) only when <paramref name="other"/> includes this token's entry (or this is <see cref="Start"/>), the same
+    /// (0) for the same entry, else
     /// newer (1). Not a sum or a position: those depend on the replica read and the order origins met there, and Orleans
     /// passes over what compares older than a subscriber's token as already processed. Within one read this is read order.
     /// </summary>
     public override int CompareTo(StreamSequenceToken? other) =>
         other is not JournalStreamToken token ? 1
         : token.Origin == Origin && token.OriginPosition == OriginPosition ? 0
-        : token.Includes(this) ? -1
+        : OriginPosition == 0 || token.Includes(this) ? -1 // Start is older than every entry
         : 1;
 }

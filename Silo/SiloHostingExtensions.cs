@@ -15,7 +15,10 @@ namespace PR2.Silo;
 /// <summary>How a PR2 silo is put together; shared by Program and the test clusters.</summary>
 public static class SiloHostingExtensions
 {
-    /// <summary>The grains and their services (topology, schema migration, journal writers), and C# rules from <c>Pr2:Silo:RuleAssemblies</c>.</summary>
+    /// <summary>
+    /// The grains and their services (topology, schema migration, journal writers), C# rules from <c>Pr2:Silo:RuleAssemblies</c>
+    /// and application grains from <c>Pr2:Silo:GrainAssemblies</c>.
+    /// </summary>
     public static ISiloBuilder AddPr2Silo(this ISiloBuilder silo, IConfiguration configuration)
     {
         silo.Services.AddPr2Grains(configuration);
@@ -28,6 +31,7 @@ public static class SiloHostingExtensions
         // grain calls only while someone looks at it.
         silo.AddDashboard();
         RuleAssemblies.Register(silo.Services, Options(configuration));
+        GrainAssemblies.Register(silo, Options(configuration));
         return silo;
     }
 

@@ -24,6 +24,13 @@ public sealed class SiloOptions
     /// <summary>Full type names of the rules to take from <see cref="RuleAssemblies"/>; empty takes every one they hold.</summary>
     public List<string> Rules { get; set; } = [];
 
+    /// <summary>
+    /// Assemblies (paths) whose grains this silo hosts beside PR2's own, e.g. journal stream subscribers
+    /// (<c>[ImplicitStreamSubscription("pr2/&lt;type&gt;")]</c>). Every silo of a cluster must load the same ones: the
+    /// silo reading a shard's journal delivers only to the implicit subscribers whose classes it knows.
+    /// </summary>
+    public List<string> GrainAssemblies { get; set; } = [];
+
     public string ClusterId { get; set; } = "pr2";
 
     public string ServiceId { get; set; } = "pr2";

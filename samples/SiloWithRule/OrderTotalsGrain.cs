@@ -14,7 +14,7 @@ public sealed class OrderTotalsGrain([PersistentState("order-totals", SiloHostin
     : Grain, IOrderTotalsGrain, IStreamSubscriptionObserver, IAsyncObserver<JournalEntry>
 {
     public Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
-        handleFactory.Create<JournalEntry>().ResumeAsync(this, totals.State.Token is null ? null : JournalStreamToken.Parse(totals.State.Token));
+        handleFactory.Create<JournalEntry>().ResumeAsync(this, totals.State.Token is null ? JournalStreamToken.Start : JournalStreamToken.Parse(totals.State.Token));
 
     public Task<OrderTotals> Get() => Task.FromResult(totals.State);
 

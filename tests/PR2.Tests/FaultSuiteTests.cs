@@ -235,8 +235,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         // entries and resumes from it) kept every entry of the converged journal once, each origin's in origin order.
         long streamMissing = 0, streamExtra = 0, streamOutOfOrder = 0, streamRepeats = 0, streamDropped = 0;
         var streamExamples = new List<string>();
-        // Asked from inside an in-process silo: the client's gateway may be the process silo, which lacks the test grains.
-        var grains = ((InProcessSiloHandle)cluster.Silos[0]).SiloHost.Services.GetRequiredService<IGrainFactory>();
+        var grains = cluster.Client;
         foreach (var shard in actors.Select(a => a.Shard).Distinct().Order())
         {
             var journal = await ReplicaContents.EntriesOfTypeAsync(replicas[shard][0], "item");
@@ -261,6 +260,11 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             var inversions = seen.KeptOrigins.GroupBy(o => o.Key).SelectMany(o => o.Zip(o.Skip(1)).Where(p => p.First.Value >= p.Second.Value)).ToList();
             streamOutOfOrder += inversions.Count;
             streamExamples.AddRange(inversions.Take(3).Select(p => $"shard {shard}: origin {p.First.Key} position {p.First.Value} kept before {p.Second.Value}"));
+            if (missing.Count > 0)
+            {
+                streamExamples.AddRange(seen.Trail.Select(t => $"shard {shard} subscriber: {t}"));
+            }
+
             streamRepeats += seen.RepeatedAboveToken;
             streamDropped += seen.Dropped;
         }
@@ -508,6 +512,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             }
         }
 
+        // The test grains (the journal stream subscribers among them), as every silo of a cluster must have the same ones.
+        proxied["Pr2:Silo:GrainAssemblies:0"] = typeof(ItemSubscriberGrain).Assembly.Location;
         proxied["Pr2:Silo:ClusterId"] = cluster.Options.ClusterId;
         proxied["Pr2:Silo:ServiceId"] = cluster.Options.ServiceId;
         return proxied;

@@ -34,7 +34,7 @@ public sealed class RollingRestartTests(PostgresFixture postgres, ITestOutputHel
                 silos.Add(await ProcessSilo.StartAsync($"silo-{i}", settings));
             }
 
-            using var host = await StartClientAsync(settings["Pr2:Silo:Membership"]!);
+            using var host = await ProcessSilo.StartClientAsync(settings["Pr2:Silo:Membership"]!);
             var client = new Pr2Client(host.Services.GetRequiredService<IClusterClient>());
             var load = new Load(client);
             var writing = Task.WhenAll(Enumerable.Range(0, 6).Select(load.RunAsync));
@@ -105,23 +105,6 @@ public sealed class RollingRestartTests(PostgresFixture postgres, ITestOutputHel
                 return false;
             }
         }, TimeSpan.FromSeconds(60), $"{silo.Name} ready");
-    }
-
-    // A frontend's Orleans client, finding gateways in membership as one in the cluster would.
-    private static async Task<IHost> StartClientAsync(string membership)
-    {
-        var builder = Host.CreateApplicationBuilder();
-        builder.UseOrleansClient(client => client
-            .UseAdoNetClustering(options =>
-            {
-                options.Invariant = "Npgsql";
-                options.ConnectionString = membership;
-            })
-            .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = ("pr2", "pr2"))
-            .Configure<GatewayOptions>(gateways => gateways.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2)));
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
     }
 
     /// <summary>Writers inserting then modifying their own actors, each message retried by its MessageId on retriable answers.</summary>

@@ -1,4 +1,6 @@
 using System.Globalization;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
 
 namespace PR2.Tests.Infrastructure;
 
@@ -47,6 +49,23 @@ public sealed class ProcessSilo : IDisposable
         }
 
         return new ProcessSilo(process, name, new Uri($"http://127.0.0.1:{httpPort}"));
+    }
+
+    /// <summary>A frontend's Orleans client, finding the gateways of cluster <c>pr2</c> in <paramref name="membership"/> as one in the cluster would.</summary>
+    public static async Task<IHost> StartClientAsync(string membership)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.UseOrleansClient(client => client
+            .UseAdoNetClustering(options =>
+            {
+                options.Invariant = "Npgsql";
+                options.ConnectionString = membership;
+            })
+            .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = ("pr2", "pr2"))
+            .Configure<GatewayOptions>(gateways => gateways.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2)));
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
     }
 
     /// <summary>SIGKILL, then wait for the process to be gone.</summary>

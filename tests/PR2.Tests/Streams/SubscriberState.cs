@@ -23,4 +23,8 @@ public sealed class SubscriberState
     /// <summary>Each kept entry's origin replica and origin position as delivered (a message held under two origins has one per replica).</summary>
     [Id(5)]
     public List<KeyValuePair<Guid, long>> KeptOrigins { get; set; } = [];
+
+    /// <summary>What each activation resumed from and the errors the stream reported (for the report when an entry is missing).</summary>
+    [Id(6)]
+    public List<string> Trail { get; set; } = [];
 }

@@ -6,8 +6,8 @@ namespace PR2.Tests.Streams;
 /// <summary>
 /// An implicit journal stream subscriber that works as an application grain should when it stores its progress in
 /// batches: it keeps each entry its token does not include, stores kept entries and token together every
-/// <see cref="StoreEvery"/> entries (and at its first), and resumes from the stored token after any restart, so what it had not stored
-/// comes again and is kept again. A delivery its token does not include but whose MessageId it kept (a message held
+/// <see cref="StoreEvery"/> entries, and resumes from the stored token (or from the start, <see cref="JournalStreamToken.Start"/>,
+/// before it stored one) after any restart, so what it had not stored comes again and is kept again. A delivery its token does not include but whose MessageId it kept (a message held
 /// under two origins after a fail-over, given again after a reader restart) is dropped and counted.
 /// </summary>
 public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> state, ILocalSiloDetails silo)
@@ -35,8 +35,11 @@ public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> s
         }
     }
 
-    public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
-        await handleFactory.Create<JournalEntry>().ResumeAsync(this, _token);
+    public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory)
+    {
+        Note($"activation {state.State.Activations} on {silo.SiloAddress} resumes from {(_token is null ? "nothing" : $"#{_token.OriginPosition}")}");
+        await handleFactory.Create<JournalEntry>().ResumeAsync(this, _token ?? JournalStreamToken.Start);
+    }
 
     public async Task OnNextAsync(JournalEntry item, StreamSequenceToken? token = null)
     {
@@ -45,6 +48,11 @@ public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> s
         {
             state.State.Dropped++;
             return;
+        }
+
+        if (_token is not null && !_token.Includes(at.Origin, at.OriginPosition - 1) && at.Origin == _token.Origin)
+        {
+            Note($"activation {state.State.Activations}: #{at.OriginPosition} given after #{_token.OriginPosition}");
         }
 
         if (!_kept.Add(item.MessageId))
@@ -57,9 +65,8 @@ public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> s
         state.State.KeptOrigins.Add(new(item.OriginReplica, item.OriginPosition));
         _token = at;
         state.State.Token = at.ToString();
-        // The first entry is stored at once: with no stored token a new activation would go on from where the stream
-        // is for it now, not from what this one was given.
-        if (++_unstored >= StoreEvery || state.State.Kept.Count == 1)
+        // With no token stored yet, a new activation resumes from the start of the stream and is given all again.
+        if (++_unstored >= StoreEvery)
         {
             await state.WriteStateAsync();
             _unstored = 0;
@@ -68,7 +75,19 @@ public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> s
 
     public Task OnCompletedAsync() => Task.CompletedTask;
 
-    public Task OnErrorAsync(Exception ex) => Task.CompletedTask;
+    public Task OnErrorAsync(Exception ex)
+    {
+        Note($"activation {state.State.Activations}: error {ex.GetType().Name}: {ex.Message}");
+        return Task.CompletedTask;
+    }
+
+    private void Note(string what)
+    {
+        if (state.State.Trail.Count < 200)
+        {
+            state.State.Trail.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {what}");
+        }
+    }
 
     public Task<SubscriberState> Seen() => Task.FromResult(state.State);
 
