@@ -27,8 +27,8 @@ public sealed class JournalStreamToken : StreamSequenceToken
     /// Before the first entry: a subscriber with no stored token resumes from it to be given every entry the stream still
     /// holds for its shard. With <c>null</c> it would go on from where the stream is for it now, and the entries read before
     /// its subscription was first registered (late under faults: a silo or the pub-sub grain lost mid-registration) would
-    /// never reach it. If the stream no longer holds the first entries, the subscriber is told (<c>OnErrorAsync</c>). Not
-    /// for storing: a subscriber stores the tokens of the entries it was given.
+    /// never reach it. If the stream no longer holds the first entries (the silo reading the shard started from its
+    /// checkpoint), it gives the oldest it holds. Not for storing: a subscriber stores the tokens of the entries it was given.
     /// </summary>
     public static JournalStreamToken Start { get; } = new(Guid.Empty, 0, []);
 

@@ -73,6 +73,13 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
             return Track(new JournalQueueCursor(this, streamId, End, skip: null));
         }
 
+        if (from.OriginPosition == 0)
+        {
+            // JournalStreamToken.Start: everything held. Entries that left before are no surprise, and throwing here would
+            // make the pulling agent skip the batch it was about to deliver.
+            return Track(new JournalQueueCursor(this, streamId, _offset, skip: null));
+        }
+
         // Resume at the token's own entry (the pulling agent moves past it when it is the consumer's last one):
         // skip what was delivered before it.
         var before = new Dictionary<Guid, long>(from.Delivered) { [from.Origin] = from.OriginPosition - 1 };

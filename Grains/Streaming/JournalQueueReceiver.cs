@@ -57,18 +57,9 @@ public sealed class JournalQueueReceiver(
                 Log.StreamReaderStarted(logger, provider, shard, primary, _afterPosition);
             }
 
-            // One snapshot for the entries and the records they left.
-            var limit = maxCount is > 0 and < 1000 ? maxCount : 1000;
-            await using var connection = await source.OpenConnectionAsync();
-            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
-            await _folded.CheckRestampsAsync(source, connection);
-            var read = await JournalStore.ReadAsync(connection, shard, _afterPosition, limit);
-            // Only what is committed without a gap below it: the rest is read again from the gap next time.
-            var entries = read.TakeWhile((entry, i) => entry.Position == _afterPosition + 1 + i).ToList();
-            var states = await _folded.StatesAsync(source, connection, _afterPosition, entries, limit, everyEntryFolded: true);
-            await transaction.CommitAsync();
-
-            var batches = new List<IBatchContainer>(entries.Count * 2);
+            // Read (and the connection given back) before anything is counted as read below.
+            var states = await ReadPageAsync(source, maxCount is > 0 and < 1000 ? maxCount : 1000);
+            var batches = new List<IBatchContainer>(states.Count * 2);
             foreach (var (entry, state) in states)
             {
                 _afterPosition = entry.Position;
@@ -98,6 +89,20 @@ public sealed class JournalQueueReceiver(
             _replica = -1; // start again on whichever replica is primary next time
             throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard} journal stream: the primary did not answer ({DatabaseFailure.Describe(e)})");
         }
+    }
+
+    // One snapshot for the entries and the records they left.
+    private async Task<IReadOnlyList<(JournalEntry Entry, RecordState State)>> ReadPageAsync(NpgsqlDataSource source, int limit)
+    {
+        await using var connection = await source.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
+        await _folded.CheckRestampsAsync(source, connection);
+        var read = await JournalStore.ReadAsync(connection, shard, _afterPosition, limit);
+        // Only what is committed without a gap below it: the rest is read again from the gap next time.
+        var entries = read.TakeWhile((entry, i) => entry.Position == _afterPosition + 1 + i).ToList();
+        var states = await _folded.StatesAsync(source, connection, _afterPosition, entries, limit, everyEntryFolded: true);
+        await transaction.CommitAsync();
+        return states;
     }
 
     /// <summary>Entries every subscriber was given and the cache let go: the checkpoint may move past them.</summary>

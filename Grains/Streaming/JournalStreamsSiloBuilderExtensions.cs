@@ -14,6 +14,9 @@ public static class JournalStreamsSiloBuilderExtensions
             // One indexed range read per shard per period, whatever the number of subscribers.
             // At least once: a delivery that keeps failing is retried (with backoff) until it succeeds, never skipped after a
             // time limit; the entries behind it wait, and the shard's cache stops reading when full.
+            // Retries come back within seconds of a fault healing (Orleans' defaults wait up to 30 s per delivery).
+            stream.ConfigureBackoffProvider((_, _) => (Orleans.Runtime.Providers.IMessageDeliveryBackoffProvider)new StreamRetryBackoff());
+            stream.ConfigureBackoffProvider((_, _) => (Orleans.Runtime.Providers.IQueueReaderBackoffProvider)new StreamRetryBackoff());
             stream.ConfigurePullingAgent(options => options.Configure(o =>
             {
                 o.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(50);

@@ -164,5 +164,11 @@ public sealed class JournalStreamTests(PostgresFixture postgres)
         Assert.Equal(0, JournalStreamToken.Parse(stored.ToString()).CompareTo(stored));
         Assert.True(stored.Includes(JournalStreamToken.Parse(stored.ToString())));
         Assert.Throws<FormatException>(() => JournalStreamToken.Parse("not-a-token"));
+
+        // Start (where a subscriber with no stored token resumes) is older than every entry and includes none: the pulling
+        // agent moves a cursor past what compares older than the token it resumes from, so nothing may pass for delivered.
+        Assert.True(JournalStreamToken.Start.CompareTo(a7) < 0 && a7.CompareTo(JournalStreamToken.Start) > 0, "Start is older than A7");
+        Assert.True(!JournalStreamToken.Start.Includes(a7) && !JournalStreamToken.Start.Includes(stored), "Start includes no entry");
+        Assert.Equal(0, JournalStreamToken.Start.CompareTo(JournalStreamToken.Start));
     }
 }
