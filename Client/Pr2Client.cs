@@ -265,6 +265,14 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     public Task<IReadOnlyList<ShardEntry>> GetShardsAsync(CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.GetShards(), cancellationToken);
 
+    /// <summary>
+    /// Records what <paramref name="shard"/> is in the directory, as one journaled change: a name and an owner (null
+    /// leaves one as it is, empty removes it) and labels (a null value removes one). Returns the shard's entry after it.
+    /// </summary>
+    public Task<ShardEntry> SetShardMetadataAsync(int shard, string? name = null, string? owner = null,
+        IReadOnlyDictionary<string, string?>? labels = null, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Directory.SetShardMetadata(shard, name, owner, labels ?? new Dictionary<string, string?>()), cancellationToken);
+
     /// <summary>Registered agents and the shards each follows.</summary>
     public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync(CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.GetAgents(), cancellationToken);

@@ -19,6 +19,12 @@ public interface IDirectoryGrain : IGrainWithIntegerKey
     /// <summary>The shard map as recorded in shard 0.</summary>
     Task<IReadOnlyList<ShardEntry>> GetShards();
 
+    /// <summary>
+    /// Records what <paramref name="shard"/> is: a name and an owner (null leaves one as it is, empty removes it) and
+    /// labels (a null value removes one), as one journaled change of its directory record; returns the record after it.
+    /// </summary>
+    Task<ShardEntry> SetShardMetadata(int shard, string? name, string? owner, IReadOnlyDictionary<string, string?> labels);
+
     /// <summary>Registered agents and the shards they follow, as recorded in shard 0.</summary>
     Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents();
 

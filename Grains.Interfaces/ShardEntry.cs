@@ -7,6 +7,9 @@ namespace PR2;
 /// <param name="Status">The shard's recorded status (<c>up</c> while it is configured).</param>
 /// <param name="Version">Version of the <c>shard/{code}</c> record in shard 0: how often it changed.</param>
 /// <param name="ReplicaStates">Per replica, as anti-entropy last recorded it: <c>up</c>, <c>down</c> or <c>catching-up</c>.</param>
+/// <param name="Name">What the shard is (e.g. the company it holds), if recorded.</param>
+/// <param name="Owner">Who answers for it, if recorded.</param>
+/// <param name="Labels">Its labels (key to value); none when null.</param>
 [GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
 public sealed record ShardEntry(
     [property: Id(0)] int Shard,
@@ -14,4 +17,7 @@ public sealed record ShardEntry(
     [property: Id(2)] int Primary,
     [property: Id(3)] string Status,
     [property: Id(4)] long Version,
-    [property: Id(5)] IReadOnlyList<string> ReplicaStates);
+    [property: Id(5)] IReadOnlyList<string> ReplicaStates,
+    [property: Id(6)] string? Name = null,
+    [property: Id(7)] string? Owner = null,
+    [property: Id(8)] IReadOnlyDictionary<string, string>? Labels = null);

@@ -1,5 +1,8 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
 using Npgsql;
+using PR2.Grains.Configuration;
 using PR2.Grains.Agents;
 using PR2.Grains.Replication;
 using PR2.Grains.Storage;
@@ -12,7 +15,7 @@ namespace PR2.Grains;
 /// object directory is a table in shard 0 kept by an agent. So it survives any restart, and its history
 /// is in shard 0's journal.
 /// </summary>
-public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : Grain, IDirectoryGrain
+public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IOptions<TopologyOptions> topology) : Grain, IDirectoryGrain
 {
     private const int ControlShard = 0;
     private const string Sender = "directory";
@@ -28,10 +31,15 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
                 ["status"] = "up",
             };
             var count = shards.Get(shard).Replicas.Count;
+            // What the shard is: configuration seeds it; after that the record is changed by SetShardMetadata alone.
+            var configured = topology.Value.Shards[shard.ToString(CultureInfo.InvariantCulture)];
             await RecordAsync($"shard/{shard}", desired, new JsonObject
             {
                 ["primary"] = 0,
                 ["replicaStates"] = new JsonArray([.. Enumerable.Range(0, count).Select(_ => (JsonNode)ReplicaHealth.Up)]),
+                ["name"] = configured.Name,
+                ["owner"] = configured.Owner,
+                ["labels"] = new JsonObject(configured.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
             });
         }
 
@@ -67,22 +75,75 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         }
     }
 
-    public async Task<IReadOnlyList<ShardEntry>> GetShards()
+    public async Task<IReadOnlyList<ShardEntry>> GetShards() =>
+        [.. (await ReadRecordsAsync("shard", shards.ShardCodes.Select(s => $"shard/{s}"))).Select(ToShardEntry).OrderBy(e => e.Shard)];
+
+    public async Task<ShardEntry> SetShardMetadata(int shard, string? name, string? owner, IReadOnlyDictionary<string, string?> labels)
     {
-        var entries = new List<ShardEntry>();
-        foreach (var record in await ReadRecordsAsync("shard", shards.ShardCodes.Select(s => $"shard/{s}")))
+        if (ShardMetadataRules.Problem(name, owner, labels) is { } problem)
         {
-            var state = JsonNode.Parse(record.State!)!;
-            entries.Add(new ShardEntry(
-                int.Parse(record.Actor.Key, System.Globalization.CultureInfo.InvariantCulture),
-                [.. state["replicas"]!.AsArray().Select(r => r!.GetValue<string>())],
-                state["primary"]!.GetValue<int>(),
-                state["status"]!.GetValue<string>(),
-                record.Version,
-                [.. state["replicaStates"]?.AsArray().Select(r => r!.GetValue<string>()) ?? []]));
+            throw new Pr2Exception(ErrorCode.BadMessage, problem);
         }
 
-        return [.. entries.OrderBy(e => e.Shard)];
+        var actorId = $"shard/{shard}";
+        var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
+        // A merge patch of the members given: another change in between (a fail-over, replica states) is read and kept.
+        var patch = new JsonObject();
+        if (name is not null)
+        {
+            patch["name"] = name.Length == 0 ? null : name;
+        }
+
+        if (owner is not null)
+        {
+            patch["owner"] = owner.Length == 0 ? null : owner;
+        }
+
+        if (labels.Count > 0)
+        {
+            patch["labels"] = new JsonObject(labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value)));
+        }
+
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await actor.GetRecord();
+            if (current.Status != RecordStatus.Live)
+            {
+                throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+            }
+
+            var labelCount = (JsonNode.Parse(current.State!)!["labels"] as JsonObject)?.Select(l => l.Key)
+                .Concat(labels.Where(l => l.Value is not null).Select(l => l.Key)).Except(labels.Where(l => l.Value is null).Select(l => l.Key)).Distinct().Count() ?? labels.Count;
+            if (labelCount > ShardMetadataRules.MaxLabels)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"a shard has at most {ShardMetadataRules.MaxLabels} labels; shard {shard} would have {labelCount}");
+            }
+
+            try
+            {
+                await actor.Send(new Message(MessageIds.New(), Sender, new ActorRef(ControlShard, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                return ToShardEntry(await actor.GetRecord());
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch && attempt < 5)
+            {
+                // Changed meanwhile: read it again and patch that.
+            }
+        }
+    }
+
+    private static ShardEntry ToShardEntry(ActorRecord record)
+    {
+        var state = JsonNode.Parse(record.State!)!;
+        return new ShardEntry(
+            int.Parse(record.Actor.Key, CultureInfo.InvariantCulture),
+            [.. state["replicas"]!.AsArray().Select(r => r!.GetValue<string>())],
+            state["primary"]!.GetValue<int>(),
+            state["status"]!.GetValue<string>(),
+            record.Version,
+            [.. state["replicaStates"]?.AsArray().Select(r => r!.GetValue<string>()) ?? []],
+            state["name"]?.GetValue<string>(),
+            state["owner"]?.GetValue<string>(),
+            (state["labels"] as JsonObject)?.Where(l => l.Value is not null).ToDictionary(l => l.Key, l => l.Value!.GetValue<string>()));
     }
 
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents()
@@ -146,7 +207,8 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
     }
 
     // Sends an insert or a modify (expecting the version read) only when the configured members differ from
-    // the record's; members the record has beyond them (and beyond <paramref name="initial"/>) are removed.
+    // the record's; members the record has beyond them (and beyond <paramref name="initial"/>, which only seed a new
+    // record) are removed.
     private async Task RecordAsync(string actorId, JsonObject desired, JsonObject? initial = null)
     {
         var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
@@ -162,7 +224,8 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents) : 
         var full = (JsonObject)desired.DeepClone();
         foreach (var (name, value) in initial ?? [])
         {
-            full[name] = state?[name]?.DeepClone() ?? value?.DeepClone();
+            // Seeded when the record is created; after that the record's own (absent stays absent).
+            full[name] = state is null ? value?.DeepClone() : state[name]?.DeepClone();
         }
 
         var body = kind == MessageKind.Insert ? full.ToJsonString() : ReplacementPatch(state!, full).ToJsonString();

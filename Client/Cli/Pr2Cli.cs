@@ -33,6 +33,7 @@ public static class Pr2Cli
             Journal(output, error),
             Status(output, error),
             Directory(output, error),
+            ShardCommands.Build(output, error),
             RuleCommands.Build(output, error),
             ViewCommand.Build(output, error),
             QueryCommand.Build(output, error),

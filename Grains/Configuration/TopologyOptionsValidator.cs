@@ -38,6 +38,11 @@ public sealed class TopologyOptionsValidator : IValidateOptions<TopologyOptions>
                 failures.Add($"{prefix}:{key}:{nameof(ShardTopology.AckPolicy)}: must be Primary, Quorum or All");
             }
 
+            if (ShardMetadataRules.Problem(shard.Name, shard.Owner, shard.Labels.ToDictionary(p => p.Key, p => (string?)p.Value)) is { } metadata)
+            {
+                failures.Add($"{prefix}:{key}: {metadata}");
+            }
+
             for (var i = 0; i < shard.Replicas.Count; i++)
             {
                 if (DescribeConnectionStringProblem(shard.Replicas[i]) is { } problem)

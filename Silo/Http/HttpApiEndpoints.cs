@@ -52,6 +52,12 @@ public static class HttpApiEndpoints
             .WithSummary("Server-Sent Events: record changes of a type (or one actor) in journal order, from now or after a position (after, or Last-Event-ID).")
             .Produces<RecordChangeView>(StatusCodes.Status200OK, "text/event-stream");
 
+        api.MapGet("/shards", ListShardsAsync).WithName("ListShards").WithSummary("The shards the directory records: name, owner, labels, primary and replicas.")
+            .Produces<IReadOnlyList<ShardEntry>>();
+        shard.MapGet("", GetShardAsync).WithName("GetShard").WithSummary("One shard: its directory record, replicas (head, how far behind) and agents' lag.")
+            .Produces<ShardView>();
+        shard.MapPatch("", SetShardMetadataAsync).WithName("SetShardMetadata").WithSummary("Record a shard's name, owner or labels (one journaled change of the directory).")
+            .Accepts<ShardMetadataRequest>("application/json").Produces<ShardEntry>();
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
         rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
@@ -188,6 +194,28 @@ public static class HttpApiEndpoints
     {
         RequireAll(http);
         return Results.Ok(await new Pr2Client(cluster).GetStatusAsync());
+    }
+
+    private static async Task<IResult> ListShardsAsync(HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).GetShardsAsync());
+    }
+
+    private static async Task<IResult> GetShardAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var client = new Pr2Client(cluster);
+        var entry = (await client.GetShardsAsync()).SingleOrDefault(s => s.Shard == shard)
+            ?? throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory");
+        return Results.Ok(new ShardView(entry, (await client.GetStatusAsync()).Shards.SingleOrDefault(s => s.Shard == shard)));
+    }
+
+    private static async Task<IResult> SetShardMetadataAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var request = await ReadJsonAsync<ShardMetadataRequest>(http);
+        return Results.Ok(await new Pr2Client(cluster).SetShardMetadataAsync(shard, request.Name, request.Owner, request.Labels));
     }
 
     private static async Task<IResult> ListRulesAsync(HttpContext http, IClusterClient cluster)

@@ -8,8 +8,8 @@ namespace PR2.Tests;
 
 /// <summary>
 /// The directory lives in shard 0 as journaled records: it survives a full cluster restart, records a
-/// topology change as a new message (and an unchanged topology as nothing), and the object directory
-/// finds actors of every shard by type and prefix.
+/// topology change as a new message (and an unchanged topology as nothing), records what each shard is (seeded by
+/// configuration once, then changed there alone), and the object directory finds actors of every shard by type and prefix.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class DirectoryTests(PostgresFixture postgres)
@@ -54,6 +54,52 @@ public sealed class DirectoryTests(PostgresFixture postgres)
         }
 
         Assert.Equal(journalBefore + 3, await topology.JournalCountAsync(0));
+    }
+
+    [Fact]
+    public async Task What_a_shard_is_is_seeded_by_configuration_then_changed_in_the_directory_alone_as_journaled_changes()
+    {
+        var topology = postgres.CreateTopology("shard_metadata", 0, 1);
+        var settings = new Dictionary<string, string?>(topology.Settings)
+        {
+            ["Pr2:Topology:Shards:1:Name"] = "Acme Ltd",
+            ["Pr2:Topology:Shards:1:Owner"] = "team-billing",
+            ["Pr2:Topology:Shards:1:Labels:region"] = "eu-west",
+            ["Pr2:Topology:Shards:1:Labels:tier"] = "gold",
+        };
+        await using (var cluster = await TestClusters.StartAsync(settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            var seeded = (await client.GetShardsAsync()).Single(s => s.Shard == 1);
+            Assert.Equal(("Acme Ltd", "team-billing"), (seeded.Name, seeded.Owner));
+            Assert.Equal(new Dictionary<string, string> { ["region"] = "eu-west", ["tier"] = "gold" }, seeded.Labels);
+            Assert.Null((await client.GetShardsAsync()).Single(s => s.Shard == 0).Name);
+
+            var journal = await topology.JournalCountAsync(0);
+            var changed = await client.SetShardMetadataAsync(1, owner: "team-ledger", labels: new Dictionary<string, string?> { ["tier"] = null, ["dr"] = "on" });
+            Assert.Equal(("Acme Ltd", "team-ledger", seeded.Version + 1), (changed.Name, changed.Owner, changed.Version));
+            Assert.Equal(new Dictionary<string, string> { ["region"] = "eu-west", ["dr"] = "on" }, changed.Labels);
+            Assert.Equal(journal + 1, await topology.JournalCountAsync(0));
+            Assert.Equal(seeded.Replicas, changed.Replicas);
+
+            // Refused, and nothing written: a bad label key, too long a name, an unknown shard.
+            var badKey = await Assert.ThrowsAsync<Pr2Exception>(() => client.SetShardMetadataAsync(1, labels: new Dictionary<string, string?> { ["no spaces"] = "x" }));
+            Assert.Equal(ErrorCode.BadMessage, badKey.Code);
+            Assert.Contains("no spaces", badKey.Message, StringComparison.Ordinal);
+            Assert.Equal(ErrorCode.BadMessage, (await Assert.ThrowsAsync<Pr2Exception>(() => client.SetShardMetadataAsync(1, name: new string('n', 201)))).Code);
+            Assert.Equal(ErrorCode.UnknownShard, (await Assert.ThrowsAsync<Pr2Exception>(() => client.SetShardMetadataAsync(7, name: "nope"))).Code);
+            Assert.Equal(journal + 1, await topology.JournalCountAsync(0));
+            Assert.Equal("", (await client.SetShardMetadataAsync(1, name: "")).Name ?? "");
+        }
+
+        // After the first start the directory is the truth: configuration saying otherwise changes nothing.
+        settings["Pr2:Topology:Shards:1:Name"] = "Configured Again";
+        await using (var cluster = await TestClusters.StartAsync(settings))
+        {
+            var again = (await new Pr2Client(cluster.Client).GetShardsAsync()).Single(s => s.Shard == 1);
+            Assert.Equal((null, "team-ledger"), (again.Name, again.Owner));
+            Assert.Equal(new Dictionary<string, string> { ["region"] = "eu-west", ["dr"] = "on" }, again.Labels);
+        }
     }
 
     [Fact]

@@ -61,6 +61,23 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("order/42", directory.Output, StringComparison.Ordinal);
         Assert.Contains("canceled", directory.Output, StringComparison.Ordinal);
 
+        // What a shard is, recorded in the directory and shown back.
+        var set = await Pr2Async("shards", "set", "1", "--name", "Acme Ltd", "--owner", "team-billing", "--label", "region=eu-west");
+        Assert.Contains("shard 1: name Acme Ltd, owner team-billing, labels region=eu-west", set.Output, StringComparison.Ordinal);
+        Assert.Contains("Acme Ltd", (await Pr2Async("shards", "list")).Output, StringComparison.Ordinal);
+        var described = (await Pr2Async("shards", "describe", "1")).Output;
+        Assert.Contains("shard 1: Acme Ltd", described, StringComparison.Ordinal);
+        Assert.Contains("labels   region=eu-west", described, StringComparison.Ordinal);
+        var shardJson = JsonDocument.Parse((await Pr2Async("shards", "describe", "1", "--json")).Output).RootElement;
+        Assert.Equal(3, shardJson.GetProperty("status").GetProperty("head").GetInt64());
+        Assert.Equal("team-billing", shardJson.GetProperty("shard").GetProperty("owner").GetString());
+        var badLabel = await ChildProcess.RunPr2Async(Gateway, "shards", "set", "1", "--label", "region");
+        Assert.Equal(2, badLabel.ExitCode);
+        Assert.Contains("give key=value", badLabel.Error, StringComparison.Ordinal);
+        var unknownShard = await ChildProcess.RunPr2Async(Gateway, "shards", "describe", "9");
+        Assert.Equal(1, unknownShard.ExitCode);
+        Assert.Contains("shard 9 is not in the directory", unknownShard.Error, StringComparison.Ordinal);
+
         // The rules walk-through of the README: a YAML rule added with the tool writes an audit entry in shard 0.
         var ruleFile = Path.Combine(_dataDirectory, "big-orders.yaml");
         await File.WriteAllTextAsync(ruleFile, """

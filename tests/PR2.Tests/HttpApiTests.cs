@@ -71,6 +71,17 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         await AssertProblemAsync(await acme.GetAsync("/v1/status"), HttpStatusCode.Forbidden, "Forbidden");
         Assert.Equal(HttpStatusCode.OK, (await ops.GetAsync("/v1/status")).StatusCode);
 
+        // The shard map and what a shard is: cluster-wide keys only, changed by a merge patch.
+        await AssertProblemAsync(await acme.PatchAsync("/v1/shards/1", Json("""{"name": "Acme Ltd"}""")), HttpStatusCode.Forbidden, "Forbidden");
+        var named = await Body(await ops.PatchAsync("/v1/shards/1", Json("""{"name": "Acme Ltd", "labels": {"region": "eu-west"}}""")));
+        Assert.Equal(("Acme Ltd", "eu-west"), (named["name"]!.GetValue<string>(), named["labels"]!["region"]!.GetValue<string>()));
+        var listed = (await Body(await ops.GetAsync("/v1/shards"))).AsArray();
+        Assert.Equal("Acme Ltd", listed.Single(x => x!["shard"]!.GetValue<int>() == 1)!["name"]!.GetValue<string>());
+        var one = await Body(await ops.GetAsync("/v1/shards/1"));
+        Assert.Equal(("Acme Ltd", 1), (one["shard"]!["name"]!.GetValue<string>(), one["status"]!["shard"]!.GetValue<int>()));
+        await AssertProblemAsync(await ops.PatchAsync("/v1/shards/1", Json("""{"labels": {"bad key": "x"}}""")), HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await ops.GetAsync("/v1/shards/9"), HttpStatusCode.NotFound, "UnknownShard");
+
         // Refusals carry the same codes as over Orleans.
         var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");
         Assert.Contains("not valid JSON", badJson["detail"]!.GetValue<string>(), StringComparison.Ordinal);

@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace PR2.Client.Cli;
+
+/// <summary><c>pr2 shards list|describe|set</c>: the shard map as the directory (shard 0) records it, and what each shard is.</summary>
+public static class ShardCommands
+{
+    public static Command Build(TextWriter output, TextWriter error)
+    {
+        var shards = new Command("shards", "Show the shards the directory records and what each is (name, owner, labels)");
+        shards.Subcommands.Add(List(output, error));
+        shards.Subcommands.Add(Describe(output, error));
+        shards.Subcommands.Add(Set(output, error));
+        return shards;
+    }
+
+    private static Command List(TextWriter output, TextWriter error)
+    {
+        var command = new Command("list", "List the shards with their names, owners, labels, primary and replicas");
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var shards = await client.GetShardsAsync(cancellationToken);
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, shards);
+                return;
+            }
+
+            var table = new TextTable("SHARD", "NAME", "OWNER", "LABELS", "PRIMARY", "REPLICAS");
+            foreach (var s in shards)
+            {
+                table.Add(s.Shard, s.Name ?? "-", s.Owner ?? "-", Labels(s), s.Primary, s.Replicas.Count);
+            }
+
+            output.Write(table);
+        }));
+        return command;
+    }
+
+    private static Command Describe(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code" };
+        var command = new Command("describe", "Show one shard: what it is, its replicas (state, head, how far behind) and its agents' lag") { shard };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var code = result.GetValue(shard);
+            var entry = (await client.GetShardsAsync(cancellationToken)).SingleOrDefault(s => s.Shard == code)
+                ?? throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {code} is not in the directory");
+            var status = (await client.GetStatusAsync(cancellationToken)).Shards.SingleOrDefault(s => s.Shard == code);
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, new { shard = entry, status });
+                return;
+            }
+
+            output.WriteLine($"shard {entry.Shard}: {entry.Name ?? "(no name)"}");
+            output.WriteLine($"owner    {entry.Owner ?? "-"}");
+            output.WriteLine($"labels   {Labels(entry)}");
+            output.WriteLine($"status   {entry.Status}, primary replica {entry.Primary}, directory record version {entry.Version}");
+            if (status is not null)
+            {
+                output.WriteLine($"journal  head {status.Head}, clock {status.Clock}");
+            }
+
+            output.WriteLine();
+            var replicas = new TextTable("REPLICA", "ENDPOINT", "STATE", "PRIMARY", "HEAD", "BEHIND");
+            for (var i = 0; i < entry.Replicas.Count; i++)
+            {
+                var replica = status?.Replicas.SingleOrDefault(r => r.Index == i);
+                replicas.Add(i, entry.Replicas[i], i < entry.ReplicaStates.Count ? entry.ReplicaStates[i] : "-", replica?.Primary == true ? "yes" : "",
+                    replica is { Reachable: true } ? replica.Head : "-", replica is { Reachable: true } ? replica.Behind : "-");
+            }
+
+            output.Write(replicas);
+            if (status is { Agents.Count: > 0 })
+            {
+                output.WriteLine();
+                var agents = new TextTable("AGENT", "MARK", "LAG");
+                foreach (var agent in status.Agents)
+                {
+                    agents.Add(agent.Agent, agent.Mark, agent.Lag);
+                }
+
+                output.Write(agents);
+            }
+        }));
+        return command;
+    }
+
+    private static Command Set(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code" };
+        var name = new Option<string?>("--name") { Description = "What the shard is, e.g. the company it holds ('' removes it)" };
+        var owner = new Option<string?>("--owner") { Description = "Who answers for it ('' removes it)" };
+        var label = new Option<string[]>("--label") { Description = "key=value sets a label, key- removes it (repeatable)", AllowMultipleArgumentsPerToken = false };
+        label.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens.Select(t => t.Value).Where(t => !t.Contains('=', StringComparison.Ordinal) && !t.EndsWith('-')))
+            {
+                result.AddError($"--label {token}: give key=value to set a label or key- to remove it");
+            }
+        });
+        var command = new Command("set", "Record a shard's name, owner or labels in the directory (one journaled change)") { shard, name, owner, label };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var labels = new Dictionary<string, string?>(StringComparer.Ordinal);
+            foreach (var token in result.GetValue(label) ?? [])
+            {
+                var at = token.IndexOf('=', StringComparison.Ordinal);
+                if (at < 0)
+                {
+                    labels[token[..^1]] = null;
+                }
+                else
+                {
+                    labels[token[..at]] = token[(at + 1)..];
+                }
+            }
+
+            var entry = await client.SetShardMetadataAsync(result.GetValue(shard), result.GetValue(name), result.GetValue(owner), labels, cancellationToken);
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, entry);
+                return;
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shard {entry.Shard}: name {entry.Name ?? "-"}, owner {entry.Owner ?? "-"}, labels {Labels(entry)} (directory record version {entry.Version})"));
+        }));
+        return command;
+    }
+
+    private static string Labels(ShardEntry shard) =>
+        shard.Labels is { Count: > 0 } labels ? string.Join(",", labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}={l.Value}")) : "-";
+}
