@@ -32,7 +32,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             };
             var count = shards.Get(shard).Replicas.Count;
             // What the shard is: configuration seeds it; after that the record is changed by SetShardMetadata alone.
-            var configured = topology.Value.Shards[shard.ToString(CultureInfo.InvariantCulture)];
+            var configured = topology.Value.Shards.First(s => int.Parse(s.Key, CultureInfo.InvariantCulture) == shard).Value;
             await RecordAsync($"shard/{shard}", desired, new JsonObject
             {
                 ["primary"] = 0,

@@ -58,7 +58,11 @@ public sealed class ShardWriterGrain(
     // Replicas a writer of an earlier activation (a silo killed, a grain moved) may have committed to that this activation
     // has not fenced and gathered into its primary: unreachable at the takeover, or their gather failed. Their entries
     // come later by anti-entropy, so until each is fenced and gathered no refusal is final (SettleOlderWritersAsync).
-    private HashSet<int>? _unsettled;
+    private HashSet<int> _unsettled = [];
+
+    // The replicas the open writer's term fenced (at its takeover or when it settled them later): a replica at that term
+    // and not in here may be another writer's that took the same term, so it is never counted as fenced.
+    private HashSet<int> _fencedWithTerm = [];
 
     // What a strong read's replica must hold, per origin: every version vector this activation read and what its given-up
     // writers acknowledged. Entries acknowledged before this activation were committed before it read the vectors, so
@@ -122,7 +126,7 @@ public sealed class ShardWriterGrain(
         {
             return await WriteBatchAsync();
         }
-        catch (Pr2Exception e) when (e.Code == ErrorCode.BatchRefused && _unsettled is { Count: > 0 })
+        catch (Pr2Exception e) when (e.Code == ErrorCode.BatchRefused && _unsettled.Count > 0)
         {
             // Judged without what an earlier activation's writer may have left on a replica not gathered yet: gather it and
             // judge again, or say the refusal is not final.
@@ -139,25 +143,55 @@ public sealed class ShardWriterGrain(
             refusal => refusal.Code is ErrorCode.BatchRefused);
     }
 
-    // Fences and gathers into the primary the replicas an earlier activation's writer may have committed to unseen
-    // (_unsettled): after that, what the primary lacks was never written. False while one of them does not answer.
+    // Fences and gathers into the primary the replicas an earlier writer may have committed to unseen (_unsettled):
+    // after that, what the primary lacks was never written. False while one of them does not answer, or when the writer
+    // changed meanwhile (a reentrant call failed it over: what was gathered went to a replica no longer the primary).
     private async Task<bool> SettleOlderWritersAsync(JournalWriter writer)
     {
-        if (_unsettled is not { Count: > 0 } unsettled)
+        if (_unsettled.Count == 0)
         {
             return true;
         }
 
         var primary = Set.Replicas.ToList().IndexOf(writer.Source);
-        var fenced = await WriterTakeover.FenceAsync(Set, [.. unsettled], writer.Epoch, ProbeTimeout, again: true);
-        var gathered = await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2,
+        var toFence = _unsettled.Except(_fencedWithTerm).ToList();
+        var fenced = await WriterTakeover.FenceAsync(Set, toFence, writer.Epoch, ProbeTimeout);
+        if (!IsOpen(writer))
+        {
+            return false;
+        }
+
+        _fencedWithTerm.UnionWith(fenced);
+        foreach (var index in toFence.Except(fenced))
+        {
+            if (await AnswersAsync(Set.Replicas[index]))
+            {
+                // It answers but could not be fenced with this writer's term: another writer holds that term or a newer one
+                // there. A takeover with a term above every epoch read settles it; until then no refusal is final.
+                if (IsOpen(writer))
+                {
+                    Abandon(writer);
+                }
+
+                return false;
+            }
+        }
+
+        var gathered = await WriterTakeover.GatherAsync(Set, primary, [.. _unsettled.Intersect(_fencedWithTerm)], options.Value.CallTimeout / 2,
             (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message));
-        unsettled.ExceptWith(gathered);
-        return unsettled.Count == 0;
+        if (!IsOpen(writer))
+        {
+            return false;
+        }
+
+        _unsettled.ExceptWith(gathered);
+        return _unsettled.Count == 0;
     }
 
+    private bool IsOpen(JournalWriter writer) => _opening is { IsCompletedSuccessfully: true } opening && ReferenceEquals(opening.Result, writer);
+
     private Pr2Exception NotFinal(string what) => new(ErrorCode.ShardUnavailable,
-        $"shard {ShardCode}: replica {string.Join(", ", (_unsettled ?? []).Order())} has not answered since this writer took over and may hold {what} " +
+        $"shard {ShardCode}: replica {string.Join(", ", _unsettled.Order())} has not been gathered since this writer took over and may hold {what} " +
         "from an earlier attempt, so a refusal would not be final yet; retry with the same MessageId");
 
     // Sends a write to the writer, failing over while the budget lasts. ownAck turns a Duplicate answer into this call's
@@ -244,7 +278,13 @@ public sealed class ShardWriterGrain(
                     $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
             }
 
-            // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit.
+            // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit, the gate of
+            // the writer on the replica it was found on (a reentrant call may have failed the writer over meanwhile).
+            if (!IsOpen(writer))
+            {
+                throw NotFinal($"message {messageId}");
+            }
+
             if (_gate is { } gate)
             {
                 try
@@ -480,8 +520,11 @@ public sealed class ShardWriterGrain(
             }
 
             var gathered = await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2, (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message));
-            _unsettled ??= [.. Enumerable.Range(0, Set.Replicas.Count)];
+            // Every replica not gathered now may hold what an earlier writer (this activation's own included) committed
+            // and no one acknowledged, e.g. on a primary that stopped answering before its ack policy held.
+            _unsettled.UnionWith(Enumerable.Range(0, Set.Replicas.Count));
             _unsettled.ExceptWith(gathered);
+            _fencedWithTerm = [.. fenced];
             if (gathered.Count < mustReach)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,

@@ -16,6 +16,11 @@ public static partial class ShardMetadataRules
             return $"a shard's name and owner are at most {MaxText} characters";
         }
 
+        if (new[] { name, owner }.Concat(labels?.Values ?? []).Any(text => text?.Any(char.IsControl) == true))
+        {
+            return "a shard's name, owner and label values are text without control characters";
+        }
+
         foreach (var (key, value) in labels ?? new Dictionary<string, string?>())
         {
             if (!LabelKey().IsMatch(key))
@@ -34,6 +39,6 @@ public static partial class ShardMetadataRules
 
     private static string Clip(string text) => text.Length > 40 ? text[..40] + "..." : text;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")]
+    [GeneratedRegex(@"\A[A-Za-z0-9][A-Za-z0-9._/-]{0,62}\z")]
     private static partial Regex LabelKey();
 }

@@ -740,14 +740,11 @@ public sealed class JournalWriter : IAsyncDisposable
     /// Raises a replica's epoch to <paramref name="term"/> unless it is already there or beyond (another writer's newer or
     /// equal term): true when this call fenced it. A writer whose epoch is lower then fails its next commit there, and a
     /// replication gate of a lower term no longer counts the replica. Two writers can never both fence one replica with
-    /// one term, so two of them cannot both fence a majority with the same term. <paramref name="again"/> also counts a
-    /// replica already at the term: only for the writer that opened with it, fencing late what it missed at its takeover.
+    /// one term, so two of them cannot both fence a majority with the same term.
     /// </summary>
-    public static async Task<bool> FenceAsync(NpgsqlDataSource replica, long term, bool again = false, CancellationToken cancellationToken = default)
+    public static async Task<bool> FenceAsync(NpgsqlDataSource replica, long term, CancellationToken cancellationToken = default)
     {
-        await using var command = replica.CreateCommand(again
-            ? "update pr2_writer_head set epoch = $1, updated_at = now() where epoch <= $1"
-            : "update pr2_writer_head set epoch = $1, updated_at = now() where epoch < $1");
+        await using var command = replica.CreateCommand("update pr2_writer_head set epoch = $1, updated_at = now() where epoch < $1");
         command.Parameters.Add(new() { Value = term });
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }

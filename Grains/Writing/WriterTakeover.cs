@@ -21,19 +21,15 @@ public static class WriterTakeover
     /// </summary>
     public static int MustReach(ShardReplicaSet set) => set.RequiredCopies > 1 ? set.Replicas.Count - set.RequiredCopies + 1 : 1;
 
-    /// <summary>
-    /// Fences <paramref name="replicas"/> with <paramref name="term"/> in parallel, each given <paramref name="timeout"/>;
-    /// returns the ones fenced. A replica already at the term counts only when <paramref name="again"/> (the writer of
-    /// the term fencing late what it could not reach when it took over; a takeover needs a term no one holds yet).
-    /// </summary>
-    public static async Task<List<int>> FenceAsync(ShardReplicaSet set, IEnumerable<int> replicas, long term, TimeSpan timeout, bool again = false)
+    /// <summary>Fences <paramref name="replicas"/> with <paramref name="term"/> in parallel, each given <paramref name="timeout"/>; returns the ones fenced.</summary>
+    public static async Task<List<int>> FenceAsync(ShardReplicaSet set, IEnumerable<int> replicas, long term, TimeSpan timeout)
     {
         var fenced = await Task.WhenAll(replicas.Select(async index =>
         {
             try
             {
                 using var cancel = new CancellationTokenSource(timeout);
-                return await JournalWriter.FenceAsync(set.Replicas[index], term, again, cancel.Token).WaitAsync(cancel.Token) ? index : -1;
+                return await JournalWriter.FenceAsync(set.Replicas[index], term, cancel.Token).WaitAsync(cancel.Token) ? index : -1;
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -55,7 +51,7 @@ public static class WriterTakeover
         {
             try
             {
-                await ReplicaSync.PushAllAsync(set.Replicas[other], set.Replicas[primary], cancellationToken: deadline.Token).WaitAsync(deadline.Token);
+                await GatherOneAsync(set.Replicas[other], set.Replicas[primary], deadline.Token).WaitAsync(deadline.Token);
                 gathered.Add(other);
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
@@ -65,5 +61,21 @@ public static class WriterTakeover
         }
 
         return gathered;
+    }
+
+    // Fenced, the replica takes nothing more from older writers: what it holds now is what the primary must hold. A push
+    // gives way when the primary changed under it (its own writer committed): push again until the primary holds it all.
+    private static async Task GatherOneAsync(NpgsqlDataSource from, NpgsqlDataSource primary, CancellationToken cancellationToken)
+    {
+        var wanted = await VersionVector.ReadAsync(from, cancellationToken);
+        while (true)
+        {
+            await ReplicaSync.PushAllAsync(from, primary, cancellationToken: cancellationToken);
+            var held = await VersionVector.ReadAsync(primary, cancellationToken);
+            if (wanted.Positions.All(p => held[p.Key] >= p.Value))
+            {
+                return;
+            }
+        }
     }
 }

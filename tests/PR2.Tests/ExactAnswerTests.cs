@@ -216,6 +216,55 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
     }
 
     [Fact]
+    public async Task A_write_committed_without_its_quorum_on_a_primary_that_is_then_lost_is_never_refused_while_that_replica_is_away()
+    {
+        var (settings, replicas) = Topology("unacked_quorum", "Quorum", copies: 3);
+        settings["Pr2:Write:CallTimeoutSeconds"] = "10";
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/q";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(async () => await HoldsAsync(replicas[1], insert.MessageId) && await HoldsAsync(replicas[2], insert.MessageId),
+            TimeSpan.FromSeconds(30), "replicas 1 and 2 have the insert");
+
+        // Version 2 commits on replica 0 while replicas 1 and 2 (server B) are away: not acknowledged (no quorum), so its
+        // caller will retry. Then replica 0 is lost and the writer fails over to 1, where another write takes version 2.
+        var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 2}""", ExpectedVersion: 1);
+        var answers = new List<string>();
+        await _serverB.Server.PauseAsync();
+        try
+        {
+            var first = await Record.ExceptionAsync(() => client.SendAsync(message));
+            answers.Add(Describe(first));
+            Assert.True(first is Pr2Exception { IsRetriable: true }, $"acknowledged without its quorum: {Describe(first)}");
+            Assert.True(await HoldsAsync(replicas[0], message.MessageId), "the write committed on replica 0");
+            await _serverA.Server.PauseAsync();
+            await _serverB.Server.ResumeAsync();
+            var other = await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 20}"""));
+            Assert.Equal(2, other.Version);
+
+            // Its retry, judged on replica 1 (at version 2 by another write), would be refused (VersionMismatch) though the
+            // write is committed on replica 0 and reaches the others by anti-entropy once it is back.
+            var retry = await Record.ExceptionAsync(() => client.SendAsync(message));
+            answers.Add(Describe(retry));
+            Assert.True(retry is Pr2Exception { IsRetriable: true }, $"a final answer while replica 0 holds the write: {string.Join(" | ", answers)}");
+        }
+        finally
+        {
+            await _serverA.Server.ResumeAsync();
+            await _serverB.Server.ResumeAsync();
+        }
+
+        // Once replica 0 is back, the retry's answer is the truth: the write was accepted (a duplicate of its first call).
+        var ack = await Retrying.SendAsync(client, message, e => answers.Add(Describe(e)));
+        Assert.True(ack.MessageId == message.MessageId, string.Join(" | ", answers));
+        foreach (var replica in replicas)
+        {
+            await Eventually.TrueAsync(() => HoldsAsync(replica, message.MessageId), TimeSpan.FromSeconds(30), "every replica holds the write");
+        }
+    }
+
+    [Fact]
     public async Task A_strong_read_never_misses_an_acknowledged_write_after_the_primary_holding_it_is_lost()
     {
         var (settings, replicas) = Topology("strong_after_loss", "Primary", copies: 2);
