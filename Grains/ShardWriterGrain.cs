@@ -255,49 +255,34 @@ public sealed class ShardWriterGrain(
     public async Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash)
     {
         var writer = await GetWriterAsync();
-        if (!await SettleOlderWritersAsync(writer))
+        // Found on the primary, it was accepted whatever other replicas hold; not found, it may still be on a replica an
+        // earlier writer used that was not gathered since this one took over: gather those and look again.
+        for (var settled = false; ; settled = true)
         {
-            throw NotFinal($"message {messageId}");
-        }
-
-        (JournalEntry Entry, byte[] ContentHash)? found;
-        try
-        {
-            found = await JournalStore.FindAsync(writer.Source, ShardCode, messageId);
-        }
-        catch (NpgsqlException e)
-        {
-            throw Unavailable(e);
-        }
-
-        if (found is { } earlier)
-        {
-            if (!earlier.ContentHash.AsSpan().SequenceEqual(contentHash))
+            (JournalEntry Entry, byte[] ContentHash)? found;
+            try
             {
-                throw new Pr2Exception(ErrorCode.IdempotencyConflict,
-                    $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
+                found = await JournalStore.FindAsync(writer.Source, ShardCode, messageId);
+            }
+            catch (NpgsqlException e)
+            {
+                throw Unavailable(e);
             }
 
-            // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit, the gate of
-            // the writer on the replica it was found on (a reentrant call may have failed the writer over meanwhile).
-            if (!IsOpen(writer))
+            if (found is { } earlier)
+            {
+                return await EarlierAckAsync(writer, messageId, contentHash, earlier);
+            }
+
+            if (settled || _unsettled.Count == 0)
+            {
+                break;
+            }
+
+            if (!await SettleOlderWritersAsync(writer))
             {
                 throw NotFinal($"message {messageId}");
             }
-
-            if (_gate is { } gate)
-            {
-                try
-                {
-                    await gate.EnsureAsync();
-                }
-                catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
-                {
-                    throw Unavailable(e);
-                }
-            }
-
-            return JournalStore.ToAck(earlier.Entry, duplicate: true);
         }
 
         if (_inDoubt.TryGetValue(messageId, out var doubt) && !await SettleAsync(doubt.Replica, messageId))
@@ -306,6 +291,36 @@ public sealed class ShardWriterGrain(
         }
 
         return null;
+    }
+
+    private async Task<WriteAck> EarlierAckAsync(JournalWriter writer, Guid messageId, byte[] contentHash, (JournalEntry Entry, byte[] ContentHash) earlier)
+    {
+        if (!earlier.ContentHash.AsSpan().SequenceEqual(contentHash))
+        {
+            throw new Pr2Exception(ErrorCode.IdempotencyConflict,
+                $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
+        }
+
+        // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit, the gate of
+        // the writer on the replica it was found on (a reentrant call may have failed the writer over meanwhile).
+        if (!IsOpen(writer))
+        {
+            throw NotFinal($"message {messageId}");
+        }
+
+        if (_gate is { } gate)
+        {
+            try
+            {
+                await gate.EnsureAsync();
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                throw Unavailable(e);
+            }
+        }
+
+        return JournalStore.ToAck(earlier.Entry, duplicate: true);
     }
 
     // Stops the writer sending anything more and remembers what it may still commit on its replica.
