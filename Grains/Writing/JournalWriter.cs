@@ -108,6 +108,16 @@ public sealed class JournalWriter : IAsyncDisposable
     private Guid[] _inFlight = [];
     private readonly List<Guid> _unknownOutcome = [];
 
+    // A killed server is seen only on a connection's next read, so a pooled connection unused for this long may have
+    // lost its server unseen: the next commit goes in two round trips (the entries, then COMMIT), and a connection
+    // that fails before COMMIT was sent says nothing was written (the server never commits without it).
+    private static readonly TimeSpan ConfirmAfterIdle = TimeSpan.FromMilliseconds(200);
+
+    // Loop-owned: when the last commit ended (Stopwatch ticks; 0 before the first), and whether the commit now being
+    // made has sent what may commit it (after that, a connection failure leaves the outcome unknown).
+    private long _lastCommitEnded;
+    private bool _commitSent;
+
     private JournalWriter(int shard, long epoch, (long Position, long Clock, long OriginPosition) head, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
         Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords, RecentEntries? recent)
     {
@@ -336,25 +346,37 @@ public sealed class JournalWriter : IAsyncDisposable
             return;
         }
 
-        var reason = new Pr2Exception(ErrorCode.ShardUnavailable,
-            $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); the outcome is unknown, retry with the same MessageId");
-        batch.ForEach(p => p.Fail(reason));
+        // Before COMMIT was sent, the server rolls the transaction back whatever became of the connection.
+        var maybeCommitted = _commitSent;
+        var reason = new Pr2Exception(ErrorCode.ShardUnavailable, maybeCommitted
+            ? $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); the outcome is unknown, retry with the same MessageId"
+            : $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); nothing was written, retry with the same MessageId");
         if (IsConnectionFailure(e))
         {
+            // Recorded before the appends fail, so that an owner giving this writer up on their answer finds them.
             lock (_sending)
             {
-                _unknownOutcome.AddRange(MessageIds(batch));
+                _inFlight = [];
+                if (maybeCommitted)
+                {
+                    _unknownOutcome.AddRange(MessageIds(batch));
+                }
             }
 
             // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
             // it is refused and retried elsewhere with the same MessageIds.
             _broken = true;
             _queue.Writer.TryComplete();
+            batch.ForEach(p => p.Fail(reason));
             while (_queue.Reader.TryRead(out var queued))
             {
                 queued.Fail(NotSent());
             }
+
+            return;
         }
+
+        batch.ForEach(p => p.Fail(reason));
     }
 
     private async Task CommitAsync(List<PendingWrite> batch)
@@ -367,8 +389,22 @@ public sealed class JournalWriter : IAsyncDisposable
         using var span = Pr2Metrics.Traces.StartActivity("pr2.commit", System.Diagnostics.ActivityKind.Internal, batch[0].Trace,
             [new("pr2.shard", Shard), new("pr2.batch_size", batch.Count)],
             batch.Count > 1 ? [.. batch.Skip(1).Where(p => p.Trace != default).Select(p => new System.Diagnostics.ActivityLink(p.Trace))] : null);
+        _commitSent = false;
+        var confirmFirst = System.Diagnostics.Stopwatch.GetElapsedTime(_lastCommitEnded) > ConfirmAfterIdle;
+        try
+        {
+            await CommitOnConnectionAsync(batch, confirmFirst);
+        }
+        finally
+        {
+            _lastCommitEnded = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+    }
+
+    private async Task CommitOnConnectionAsync(List<PendingWrite> batch, bool confirmFirst)
+    {
         await using var connection = await _source.OpenConnectionAsync();
-        var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick.Plan, quick.Assumed)
+        var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick.Plan, quick.Assumed, confirmFirst)
             ? (quick.Plan, null)
             : await CommitCheckedAsync(connection, batch);
         if (outcome is not { } committed)
@@ -480,11 +516,12 @@ public sealed class JournalWriter : IAsyncDisposable
     }
 
     // One round trip: the head moved on from where this writer left it, the assumed versions checked, and the entries
-    // inserted, as one implicit transaction. False (nothing written) when the head is no longer there, an actor is
-    // not where it was assumed, or a MessageId is taken.
-    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitPlan plan, Dictionary<string, long> assumed)
+    // inserted, as one implicit transaction (two round trips, COMMIT apart, when confirmFirst). False (nothing written)
+    // when the head is no longer there, an actor is not where it was assumed, or a MessageId is taken.
+    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitPlan plan, Dictionary<string, long> assumed, bool confirmFirst)
     {
-        await using var write = new NpgsqlBatch(connection)
+        await using var transaction = confirmFirst ? await connection.BeginTransactionAsync() : null;
+        await using var write = new NpgsqlBatch(connection, transaction)
         {
             BatchCommands =
             {
@@ -513,11 +550,19 @@ public sealed class JournalWriter : IAsyncDisposable
         write.BatchCommands.Add(InsertCommand(plan));
         try
         {
+            _commitSent = transaction is null;
             await write.ExecuteNonQueryAsync();
+            if (transaction is not null)
+            {
+                _commitSent = true;
+                await transaction.CommitAsync();
+            }
+
             return true;
         }
         catch (PostgresException e) when (e.SqlState is HeadMoved or NotAtAssumedVersion or PostgresErrorCodes.UniqueViolation)
         {
+            _commitSent = false; // the implicit transaction failed whole
             return false;
         }
     }
@@ -546,6 +591,7 @@ public sealed class JournalWriter : IAsyncDisposable
             await InsertAndAdvanceAsync(connection, transaction, plan, head.Position, projected);
         }
 
+        _commitSent = true;
         await transaction.CommitAsync();
         return (plan, projected);
     }

@@ -1,6 +1,9 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Orleans.Core.Internal;
 using PR2.Client;
+using PR2.Grains.Storage;
+using PR2.Grains.Writing;
 using PR2.Tests.Infrastructure;
 
 namespace PR2.Tests;
@@ -383,6 +386,83 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
         Assert.False(ack.Duplicate, "the only call with this MessageId was answered as a duplicate of an earlier one");
         Assert.Equal(1, await ReplicaContents.CountAsync(replicas[0], message.MessageId));
         Assert.True((await client.SendAsync(message)).Duplicate, "a second call is a duplicate");
+    }
+
+    [Fact]
+    public async Task A_write_sent_after_its_idle_primary_was_killed_is_acknowledged_on_the_other_replica_while_the_dead_one_stays_down()
+    {
+        var (settings, replicas) = Topology("idle_kill", "Primary", copies: 2);
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/k";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(() => HoldsAsync(replicas[1], insert.MessageId), TimeSpan.FromSeconds(30), "replica 1 has the insert");
+
+        // The fault: the primary's server is killed between writes, while the writer's pooled connection to it sits idle.
+        // The next append finds the server gone only when it reads the answer: nothing of it was written there, so it
+        // must not be held in doubt until a server that may never return answers again.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await _serverA.Server.StopAsync("immediate");
+        var answers = new List<string>();
+        try
+        {
+            var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 2}""");
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            WriteAck? ack = null;
+            while (ack is null && DateTime.UtcNow < deadline)
+            {
+                try
+                {
+                    ack = await client.SendAsync(message);
+                }
+                catch (Pr2Exception e) when (e.IsRetriable)
+                {
+                    answers.Add(Describe(e));
+                    await Task.Delay(100);
+                }
+            }
+
+            Assert.True(ack is { Version: 2, Duplicate: false }, $"no acknowledgement while replica 0 is down: {string.Join(" | ", answers.Distinct())}");
+            Assert.True(await HoldsAsync(replicas[1], message.MessageId), "replica 1 holds the write once");
+        }
+        finally
+        {
+            await _serverA.Server.StartAgainAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_append_that_finds_its_idle_server_killed_says_nothing_was_written_and_leaves_nothing_in_doubt()
+    {
+        var topology = _serverA.CreateTopology("idle_writer", Shard);
+        await Migrations.MigrateAsync(topology.Settings);
+        var database = topology.Database(Shard);
+        var actor = new ActorRef(Shard, "order/w");
+        var writer = await JournalWriter.OpenAsync(Shard, database, 100, NullLogger.Instance);
+        await using (writer)
+        {
+            await writer.AppendAsync(Appends.Request(actor, MessageKind.Insert, 1));
+            await writer.AppendAsync(Appends.Request(actor, MessageKind.Modify, 2));
+
+            // Killed between commits: the writer's pooled connection learns it only when it reads the next answer.
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            await _serverA.Server.StopAsync("immediate");
+            var third = Appends.Request(actor, MessageKind.Modify, 3);
+            try
+            {
+                var failure = await Assert.ThrowsAsync<Pr2Exception>(() => writer.AppendAsync(third));
+                Assert.True(failure.IsRetriable, failure.Message);
+                Assert.Contains("nothing was written", failure.Message);
+                Assert.True(writer.IsBroken);
+                Assert.Empty(writer.Abandon());
+            }
+            finally
+            {
+                await _serverA.Server.StartAgainAsync();
+            }
+
+            Assert.Equal(0, await ReplicaContents.CountAsync(database, third.Message.MessageId));
+        }
     }
 
     // Replica 0 on server A, the others on server B; shard 0 on server B.
