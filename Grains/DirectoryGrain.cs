@@ -112,8 +112,14 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
             }
 
-            var labelCount = (JsonNode.Parse(current.State!)!["labels"] as JsonObject)?.Select(l => l.Key)
-                .Concat(labels.Where(l => l.Value is not null).Select(l => l.Key)).Except(labels.Where(l => l.Value is null).Select(l => l.Key)).Distinct().Count() ?? labels.Count;
+            // The labels after the merge patch: a null value removes one.
+            var after = new HashSet<string>((JsonNode.Parse(current.State!)!["labels"] as JsonObject)?.Select(l => l.Key) ?? [], StringComparer.Ordinal);
+            foreach (var (key, value) in labels)
+            {
+                _ = value is null ? after.Remove(key) : after.Add(key);
+            }
+
+            var labelCount = after.Count;
             if (labelCount > ShardMetadataRules.MaxLabels)
             {
                 throw new Pr2Exception(ErrorCode.BadMessage, $"a shard has at most {ShardMetadataRules.MaxLabels} labels; shard {shard} would have {labelCount}");

@@ -82,4 +82,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 8003, Level = LogLevel.Warning, Message = "Journal stream {Provider} of shard {Shard}: the checkpoint could not be written ({Problem}); it is tried again")]
     public static partial void StreamCheckpointFailed(ILogger logger, string provider, int shard, string problem);
+
+    [LoggerMessage(EventId = 8004, Level = LogLevel.Debug, Message = "Journal stream {Provider} of shard {Shard} read {Count} entries after position {Position} of replica {Replica}")]
+    public static partial void StreamPageRead(ILogger logger, string provider, int shard, int count, long position, int replica);
+
+    [LoggerMessage(EventId = 8005, Level = LogLevel.Debug, Message = "Journal stream {Stream}: a cursor from {Token} starts at cache index {Index} (the cache holds {Offset} to {End})")]
+    public static partial void StreamCursorStarted(ILogger logger, StreamId stream, string token, long index, long offset, long end);
 }

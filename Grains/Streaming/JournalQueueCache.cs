@@ -70,14 +70,14 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
         if (token is not JournalStreamToken from)
         {
             // No position asked for: from what arrives next.
-            return Track(new JournalQueueCursor(this, streamId, End, skip: null));
+            return Track(streamId, "nothing", new JournalQueueCursor(this, streamId, End, skip: null));
         }
 
         if (from.OriginPosition == 0)
         {
             // JournalStreamToken.Start: everything held. Entries that left before are no surprise, and throwing here would
             // make the pulling agent skip the batch it was about to deliver.
-            return Track(new JournalQueueCursor(this, streamId, _offset, skip: null));
+            return Track(streamId, "the start", new JournalQueueCursor(this, streamId, _offset, skip: null));
         }
 
         // Resume at the token's own entry (the pulling agent moves past it when it is the consumer's last one):
@@ -90,7 +90,7 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
             throw new DataNotAvailableException($"stream {streamId}: entries after the token asked for have left the cache (they are in the journal; read them there)");
         }
 
-        return Track(new JournalQueueCursor(this, streamId, _offset, before));
+        return Track(streamId, $"{from.Origin}#{from.OriginPosition}", new JournalQueueCursor(this, streamId, _offset, before));
     }
 
     public bool IsUnderPressure() => _items.Count >= maxHeld;
@@ -106,8 +106,9 @@ public sealed class JournalQueueCache(ILogger logger, int retained = JournalQueu
 
     internal void Release(JournalQueueCursor cursor) => _cursors.Remove(cursor);
 
-    private JournalQueueCursor Track(JournalQueueCursor cursor)
+    private JournalQueueCursor Track(StreamId streamId, string from, JournalQueueCursor cursor)
     {
+        Log.StreamCursorStarted(logger, streamId, from, cursor.Next, _offset, End);
         _cursors.Add(cursor);
         return cursor;
     }

@@ -59,6 +59,11 @@ public sealed class JournalQueueReceiver(
 
             // Read (and the connection given back) before anything is counted as read below.
             var states = await ReadPageAsync(source, maxCount is > 0 and < 1000 ? maxCount : 1000);
+            if (states.Count > 0)
+            {
+                Log.StreamPageRead(logger, provider, shard, states.Count, _afterPosition, primary);
+            }
+
             var batches = new List<IBatchContainer>(states.Count * 2);
             foreach (var (entry, state) in states)
             {

@@ -39,6 +39,11 @@ public sealed class ProcessSilo : IDisposable
         var httpPort = LoopbackPorts.Free();
         environment["Pr2__Http__Port"] = httpPort.ToString(CultureInfo.InvariantCulture);
         environment["Logging__LogLevel__Default"] = "Warning";
+        if (Environment.GetEnvironmentVariable("PR2_TEST_LOG_DIR") is { Length: > 0 })
+        {
+            environment["Logging__LogLevel__Orleans.Streams"] = "Trace";
+            environment["Logging__LogLevel__PR2"] = "Debug";
+        }
         var process = ChildProcess.StartDotnet("PR2.Silo.dll", [], environment);
         await process.WaitForOutputAsync("PR2 silo is running", TimeSpan.FromSeconds(90));
         if (process.HasExited)

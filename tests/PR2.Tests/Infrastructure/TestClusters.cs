@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
 using PR2.Client;
@@ -59,6 +61,11 @@ public static class TestClusters
         {
             var configuration = siloBuilder.Configuration;
             siloBuilder.AddPr2Silo(configuration).UsePr2AdoNetClustering(configuration);
+            if (Environment.GetEnvironmentVariable("PR2_TEST_LOG_DIR") is { Length: > 0 } dir)
+            {
+                Microsoft.Extensions.DependencyInjection.LoggingServiceCollectionExtensions.AddLogging(siloBuilder.Services, logging => Orleans.TestingHost.Logging.FileLoggerProviderExtensions
+                    .AddFile(logging.AddFilter("Orleans.Streams", Microsoft.Extensions.Logging.LogLevel.Trace).AddFilter("PR2", Microsoft.Extensions.Logging.LogLevel.Debug), Path.Combine(dir, $"inproc-{Guid.NewGuid():N}.log")));
+            }
         }
     }
 

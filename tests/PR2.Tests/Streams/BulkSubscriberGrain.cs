@@ -7,5 +7,5 @@ namespace PR2.Tests.Streams;
 [ImplicitStreamSubscription("pr2/bulk")]
 [RandomPlacement] // the test places one on the silo it kills by activating until one lands there
 public sealed class BulkSubscriberGrain(
-    [PersistentState("subscriber", SiloHostingExtensions.GrainStorageName)] IPersistentState<SubscriberState> state, ILocalSiloDetails silo)
-    : TokenKeepingSubscriber(state, silo), IBulkSubscriberGrain;
+    [PersistentState("subscriber", SiloHostingExtensions.GrainStorageName)] IPersistentState<SubscriberState> state, ILocalSiloDetails silo, Microsoft.Extensions.Configuration.IConfiguration configuration)
+    : TokenKeepingSubscriber(state, silo, configuration), IBulkSubscriberGrain;

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Orleans.Streams;
 using Orleans.Streams.Core;
 
@@ -10,7 +11,7 @@ namespace PR2.Tests.Streams;
 /// before it stored one) after any restart, so what it had not stored comes again and is kept again. A delivery its token does not include but whose MessageId it kept (a message held
 /// under two origins after a fail-over, given again after a reader restart) is dropped and counted.
 /// </summary>
-public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> state, ILocalSiloDetails silo)
+public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> state, ILocalSiloDetails silo, IConfiguration configuration)
     : Grain, ITokenKeepingSubscriberGrain, IStreamSubscriptionObserver, IAsyncObserver<JournalEntry>
 {
     private const int StoreEvery = 100;
@@ -61,6 +62,7 @@ public abstract class TokenKeepingSubscriber(IPersistentState<SubscriberState> s
             return;
         }
 
+        await KeptLedger.RecordAsync(configuration, this.GetGrainId(), item.MessageId);
         state.State.Kept.Add(item.MessageId);
         state.State.KeptOrigins.Add(new(item.OriginReplica, item.OriginPosition));
         _token = at;
