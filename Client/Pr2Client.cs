@@ -273,6 +273,13 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         IReadOnlyDictionary<string, string?>? labels = null, CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.SetShardMetadata(shard, name, owner, labels ?? new Dictionary<string, string?>()), cancellationToken);
 
+    /// <summary>
+    /// Adds a shard to the running cluster (<see cref="IDirectoryGrain.AddShard"/>): every silo takes it up from the
+    /// directory; safe to retry. Returns its directory entry.
+    /// </summary>
+    public Task<ShardEntry> AddShardAsync(NewShard shard, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => Directory.AddShard(shard), cancellationToken);
+
     /// <summary>Registered agents and the shards each follows.</summary>
     public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync(CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.GetAgents(), cancellationToken);

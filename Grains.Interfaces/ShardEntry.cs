@@ -10,6 +10,11 @@ namespace PR2;
 /// <param name="Name">What the shard is (e.g. the company it holds), if recorded.</param>
 /// <param name="Owner">Who answers for it, if recorded.</param>
 /// <param name="Labels">Its labels (key to value); none when null.</param>
+/// <param name="Connections">
+/// Per replica, the configuration key every silo reads its connection string from (a secret's name, never the string
+/// itself); none when null (a record written before they were recorded).
+/// </param>
+/// <param name="AckPolicy">Its ack policy (<c>Primary</c>, <c>Quorum</c> or <c>All</c>), when recorded.</param>
 [GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
 public sealed record ShardEntry(
     [property: Id(0)] int Shard,
@@ -20,4 +25,6 @@ public sealed record ShardEntry(
     [property: Id(5)] IReadOnlyList<string> ReplicaStates,
     [property: Id(6)] string? Name = null,
     [property: Id(7)] string? Owner = null,
-    [property: Id(8)] IReadOnlyDictionary<string, string>? Labels = null);
+    [property: Id(8)] IReadOnlyDictionary<string, string>? Labels = null,
+    [property: Id(9)] IReadOnlyList<string>? Connections = null,
+    [property: Id(10)] string? AckPolicy = null);

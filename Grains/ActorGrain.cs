@@ -19,7 +19,7 @@ namespace PR2.Grains;
 /// from before (StaleActor: read again and retry), a refusal is always judged against the journal, and
 /// <see cref="GetRecord"/> asks the journal for the latest version before it answers from memory.
 /// </summary>
-public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, RecentMerges merges, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
+public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, ShardAppender appender, RecentMerges merges, IOptions<WriteOptions> options, ILogger<ActorGrain> logger)
     : Grain, IActorGrain
 {
     // A read of the primary slower than this asks the writer whether the primary is still there, leaving
@@ -35,19 +35,19 @@ public sealed class ActorGrain(ShardRegistry shards, ShardAppender appender, Rec
     // be appended without activating its actor (InsertGrain), so "no entries" is read again before it is acted on.
     private bool Known => _loaded && _record.Status != RecordStatus.Missing;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var shard = this.GetPrimaryKeyLong(out var actorId);
         try
         {
+            // A shard added a moment ago on another silo may not have reached this one: the directory says.
+            await topology.KnowsAsync(shard);
             _self = MessageEnvelope.Resolve(shards, shard, actorId);
         }
         catch (Pr2Exception e)
         {
             _invalidAddress = e;
         }
-
-        return Task.CompletedTask;
     }
 
     public async Task<WriteAck> Send(Message message)

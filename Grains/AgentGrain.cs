@@ -13,7 +13,7 @@ namespace PR2.Grains;
 /// (which keeps the activation alive) retries after failures and catches anything a wake-up missed.
 /// </summary>
 [Reentrant]
-public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgentFaultInjector faults, RecentEntries recent, ILogger<AgentGrain> logger)
+public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, TopologyFollower topology, IAgentFaultInjector faults, RecentEntries recent, ILogger<AgentGrain> logger)
     : Grain, IAgentGrain
 {
     private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
@@ -34,7 +34,8 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, IAgen
         (_agent, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
         this.RegisterGrainTimer(_ => { Wake(); return Task.CompletedTask; },
             new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
-        return Task.CompletedTask;
+        // A shard added a moment ago on another silo may not have reached this one: the directory says.
+        return topology.KnowsAsync(_shard);
     }
 
     public Task Wake()

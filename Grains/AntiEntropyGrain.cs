@@ -13,7 +13,7 @@ namespace PR2.Grains;
 /// change of any replica's state is recorded in the directory.
 /// </summary>
 [Reentrant]
-public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, ILogger<AntiEntropyGrain> logger)
+public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topology, AgentCatalog agents, ILogger<AntiEntropyGrain> logger)
     : Grain, IAntiEntropyGrain
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(200);
@@ -37,7 +37,8 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, AgentCatalog agents, 
                 Wake();
             }
 
-            return Task.CompletedTask;
+            // A shard added a moment ago on another silo may not have reached this one: the directory says.
+        return topology.KnowsAsync(this.GetPrimaryKeyLong());
         }, new GrainTimerCreationOptions(Tick, Tick) { KeepAlive = true, Interleave = true });
         return Task.CompletedTask;
     }

@@ -18,7 +18,7 @@ namespace PR2.Grains;
 /// </summary>
 [StatelessWorker(1)]
 [Reentrant]
-public sealed class BatchGrain(ShardRegistry shards, ShardAppender appender, IOptions<WriteOptions> options) : Grain, IBatchGrain
+public sealed class BatchGrain(ShardRegistry shards, TopologyFollower topology, ShardAppender appender, IOptions<WriteOptions> options) : Grain, IBatchGrain
 {
     public async Task<BatchAck> Send(Message[] messages)
     {
@@ -29,7 +29,7 @@ public sealed class BatchGrain(ShardRegistry shards, ShardAppender appender, IOp
             throw new Pr2Exception(ErrorCode.BadMessage, "a batch needs at least one message");
         }
 
-        if (!shards.Contains(shard))
+        if (!await topology.KnowsAsync(shard))
         {
             throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
         }

@@ -16,8 +16,11 @@ namespace PR2.Grains;
 /// </summary>
 [StatelessWorker]
 [Reentrant]
-public sealed class ChangeFeedGrain(ShardRegistry shards) : Grain, IChangeFeedGrain
+public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IChangeFeedGrain
 {
+    // A shard added a moment ago on another silo may not have reached this one: the directory says.
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => topology.KnowsAsync(this.GetPrimaryKeyLong());
+
     public const int MaxPage = 1000;
 
     private const int ScanLimit = 1000;

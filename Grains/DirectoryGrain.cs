@@ -15,7 +15,8 @@ namespace PR2.Grains;
 /// object directory is a table in shard 0 kept by an agent. So it survives any restart, and its history
 /// is in shard 0's journal.
 /// </summary>
-public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IOptions<TopologyOptions> topology) : Grain, IDirectoryGrain
+public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IOptions<TopologyOptions> topology, ConnectionKeys connections, SchemaMigrator migrator)
+    : Grain, IDirectoryGrain
 {
     private const int ControlShard = 0;
     private const string Sender = "directory";
@@ -24,15 +25,23 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
     {
         foreach (var shard in shards.ShardCodes)
         {
+            // A shard added at runtime (AddShard) is not configuration's: its record is its own.
+            var configured = topology.Value.Shards.FirstOrDefault(s => int.Parse(s.Key, CultureInfo.InvariantCulture) == shard).Value;
+            if (configured is null)
+            {
+                continue;
+            }
+
             // The primary is the journal writer's to decide (it records fail-overs here); configuration sets the rest.
+            var count = shards.Get(shard).Replicas.Count;
             var desired = new JsonObject
             {
                 ["replicas"] = new JsonArray([.. shards.Get(shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
+                ["connections"] = new JsonArray([.. Enumerable.Range(0, count).Select(i => (JsonNode)$"Pr2:Topology:Shards:{shard}:Replicas:{i}")]),
+                ["ackPolicy"] = configured.AckPolicy.ToString(),
                 ["status"] = "up",
             };
-            var count = shards.Get(shard).Replicas.Count;
             // What the shard is: configuration seeds it; after that the record is changed by SetShardMetadata alone.
-            var configured = topology.Value.Shards.First(s => int.Parse(s.Key, CultureInfo.InvariantCulture) == shard).Value;
             await RecordAsync($"shard/{shard}", desired, new JsonObject
             {
                 ["primary"] = 0,
@@ -77,6 +86,78 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
 
     public async Task<IReadOnlyList<ShardEntry>> GetShards() =>
         [.. (await ReadRecordsAsync("shard", shards.ShardCodes.Select(s => $"shard/{s}"))).Select(ToShardEntry).OrderBy(e => e.Shard)];
+
+    public async Task<ShardEntry> AddShard(NewShard shard)
+    {
+        if (NewShardRules.Problem(shard) is { } problem)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, problem);
+        }
+
+        var missing = shard.Connections.Where(key => connections.Resolve(key) is null).ToList();
+        if (missing.Count > 0)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"configuration key {string.Join(", ", missing)} is not set on this silo; every silo needs each key the shard names (from a secret or an environment variable) before it is added");
+        }
+
+        if (topology.Value.Shards.Keys.Any(key => int.Parse(key, CultureInfo.InvariantCulture) == shard.Shard))
+        {
+            throw new Pr2Exception(ErrorCode.RecordExists, $"shard {shard.Shard} is configured already; choose another code");
+        }
+
+        var actorId = $"shard/{shard.Shard}";
+        var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
+        if (await actor.GetRecord() is { Status: RecordStatus.Live } recorded)
+        {
+            return SameShard(ToShardEntry(recorded), shard);
+        }
+
+        // Databases and schema first: the directory records a shard only when every replica can take writes. A retry after
+        // a failure here finds the shard registered on this silo and prepares it again (both steps are idempotent).
+        var policy = shard.AckPolicy is null ? AckPolicy.Primary : Enum.Parse<AckPolicy>(shard.AckPolicy, ignoreCase: true);
+        shards.TryAdd(shard.Shard, new ShardTopology { Replicas = [.. shard.Connections.Select(key => connections.Resolve(key)!)], AckPolicy = policy });
+        try
+        {
+            await migrator.MigrateShardAsync(shard.Shard, deferIfDown: false, CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {shard.Shard}: a replica could not be prepared ({DatabaseFailure.Describe(e)}); nothing was recorded, retry");
+        }
+
+        var count = shard.Connections.Count;
+        var state = new JsonObject
+        {
+            ["replicas"] = new JsonArray([.. shards.Get(shard.Shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
+            ["connections"] = new JsonArray([.. shard.Connections.Select(key => (JsonNode)key)]),
+            ["ackPolicy"] = policy.ToString(),
+            ["status"] = "up",
+            ["primary"] = 0,
+            ["replicaStates"] = new JsonArray([.. Enumerable.Range(0, count).Select(_ => (JsonNode)ReplicaHealth.Up)]),
+            ["name"] = shard.Name,
+            ["owner"] = shard.Owner,
+            ["labels"] = new JsonObject((shard.Labels ?? new Dictionary<string, string>()).Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
+        };
+        try
+        {
+            await actor.Send(new Message(MessageIds.New(), Sender, new ActorRef(ControlShard, actorId), MessageKind.Insert, state.ToJsonString()));
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.RecordExists)
+        {
+            // Added at the same moment by another call: the same shard is this call's answer, another one is refused below.
+        }
+
+        return SameShard(ToShardEntry(await actor.GetRecord()), shard);
+    }
+
+    // The recorded shard as the answer to adding it again, or why it cannot be.
+    private static ShardEntry SameShard(ShardEntry recorded, NewShard asked) =>
+        recorded.Connections is { } connections && connections.SequenceEqual(asked.Connections, StringComparer.Ordinal)
+            ? recorded
+            : throw new Pr2Exception(ErrorCode.RecordExists,
+                $"shard {asked.Shard} exists already{(recorded.Connections is { } keys ? $" with connections {string.Join(", ", keys)}" : "")}; choose another code");
 
     public async Task<ShardEntry> SetShardMetadata(int shard, string? name, string? owner, IReadOnlyDictionary<string, string?> labels)
     {
@@ -137,7 +218,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         }
     }
 
-    private static ShardEntry ToShardEntry(ActorRecord record)
+    internal static ShardEntry ToShardEntry(ActorRecord record)
     {
         var state = JsonNode.Parse(record.State!)!;
         return new ShardEntry(
@@ -149,7 +230,9 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             [.. state["replicaStates"]?.AsArray().Select(r => r!.GetValue<string>()) ?? []],
             state["name"]?.GetValue<string>(),
             state["owner"]?.GetValue<string>(),
-            (state["labels"] as JsonObject)?.Where(l => l.Value is not null).ToDictionary(l => l.Key, l => l.Value!.GetValue<string>()));
+            (state["labels"] as JsonObject)?.Where(l => l.Value is not null).ToDictionary(l => l.Key, l => l.Value!.GetValue<string>()),
+            state["connections"] is JsonArray connections ? [.. connections.Select(c => c!.GetValue<string>())] : null,
+            state["ackPolicy"]?.GetValue<string>());
     }
 
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents()

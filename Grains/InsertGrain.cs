@@ -18,7 +18,7 @@ namespace PR2.Grains;
 /// </summary>
 [StatelessWorker(1)]
 [Reentrant]
-public sealed class InsertGrain(ShardRegistry shards, ShardAppender appender, IOptions<WriteOptions> options) : Grain, IInsertGrain
+public sealed class InsertGrain(ShardRegistry shards, TopologyFollower topology, ShardAppender appender, IOptions<WriteOptions> options) : Grain, IInsertGrain
 {
     public async Task<WriteAck> Insert(Message message)
     {
@@ -28,6 +28,7 @@ public sealed class InsertGrain(ShardRegistry shards, ShardAppender appender, IO
             return await Actor(receiver).Send(message);
         }
 
+        await topology.KnowsAsync(receiver.Shard);
         var self = MessageEnvelope.Resolve(shards, receiver.Shard, receiver.ActorId);
         MessageEnvelope.Check(message, self, shards);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);

@@ -6,8 +6,11 @@ namespace PR2.Grains;
 
 /// <summary>Pages through a shard's journal.</summary>
 [StatelessWorker]
-public sealed class JournalReaderGrain(ShardRegistry shards) : Grain, IJournalReaderGrain
+public sealed class JournalReaderGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IJournalReaderGrain
 {
+    // A shard added a moment ago on another silo may not have reached this one: the directory says.
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => topology.KnowsAsync(this.GetPrimaryKeyLong());
+
     /// <summary>The largest page one call returns.</summary>
     public const int MaxPage = 1000;
 

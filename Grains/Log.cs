@@ -83,6 +83,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 8003, Level = LogLevel.Warning, Message = "Journal stream {Provider} of shard {Shard}: the checkpoint could not be written ({Problem}); it is tried again")]
     public static partial void StreamCheckpointFailed(ILogger logger, string provider, int shard, string problem);
 
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Shard {Shard} joined from the directory ({Replicas} replica(s), {AckPolicy})")]
+    public static partial void ShardJoined(ILogger logger, int shard, int replicas, string ackPolicy);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Shard {Shard} is in the directory but this silo cannot join it: {Problem}")]
+    public static partial void ShardNotJoined(ILogger logger, int shard, string problem);
+
     [LoggerMessage(EventId = 8004, Level = LogLevel.Debug, Message = "Journal stream {Provider} of shard {Shard} read {Count} entries after position {Position} of replica {Replica}")]
     public static partial void StreamPageRead(ILogger logger, string provider, int shard, int count, long position, int replica);
 

@@ -16,7 +16,7 @@ namespace PR2.Grains;
 /// on the next wake-up, and only the rows for that shard wait (per-target order is kept).
 /// </summary>
 [Reentrant]
-public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGrain> logger) : Grain, IOutboxRelayGrain
+public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topology, ILogger<OutboxRelayGrain> logger) : Grain, IOutboxRelayGrain
 {
     private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
     private const int Page = 100;
@@ -33,7 +33,8 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, ILogger<OutboxRelayGr
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
-        return Task.CompletedTask;
+        // A shard added a moment ago on another silo may not have reached this one: the directory says.
+        return topology.KnowsAsync(this.GetPrimaryKeyLong());
     }
 
     public Task Wake()

@@ -29,6 +29,8 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<RecentMerges>();
         services.AddSingleton<ShardAppender>();
         services.AddSingleton<SchemaMigrator>();
+        services.AddSingleton<TopologyFollower>();
+        services.AddSingleton(new ConnectionKeys(configuration));
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();
         services.AddSingleton<IJournalAgent, RecordsProjector>();
         services.AddSingleton<IJournalAgent, ObjectDirectoryProjector>();

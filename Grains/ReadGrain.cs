@@ -22,8 +22,11 @@ namespace PR2.Grains;
 /// </summary>
 [StatelessWorker]
 [Reentrant]
-public sealed class ReadGrain(ShardRegistry shards) : Grain, IReadGrain
+public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IReadGrain
 {
+    // A shard added a moment ago on another silo may not have reached this one: the directory says.
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => topology.KnowsAsync(this.GetPrimaryKeyLong());
+
     public const int MaxPage = 1000;
 
     /// <summary>How long a session read waits in all for a replica that covers its token.</summary>

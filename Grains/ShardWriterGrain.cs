@@ -25,7 +25,7 @@ namespace PR2.Grains;
 /// </summary>
 [Reentrant]
 public sealed class ShardWriterGrain(
-    ShardRegistry shards, AgentCatalog agents, LocalJournalWriters localWriters, RecentEntries recentEntries, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
+    ShardRegistry shards, TopologyFollower topology, AgentCatalog agents, LocalJournalWriters localWriters, RecentEntries recentEntries, IOptions<WriteOptions> options, ILogger<ShardWriterGrain> logger)
     : Grain, IShardWriterGrain
 {
     /// <summary>How long an append may spend waiting for a fail-over before it is refused (retriable).</summary>
@@ -77,7 +77,8 @@ public sealed class ShardWriterGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         this.RegisterGrainTimer(() => Task.CompletedTask, new GrainTimerCreationOptions(KeepAlivePeriod, KeepAlivePeriod) { KeepAlive = true });
-        return Task.CompletedTask;
+        // A shard added a moment ago on another silo may not have reached this one: the directory says.
+        return topology.KnowsAsync(ShardCode);
     }
 
     public Task<WriteAck> Append(AppendRequest request) => AppendAsync(request, attemptedBefore: false);

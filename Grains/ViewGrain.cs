@@ -6,14 +6,14 @@ namespace PR2.Grains;
 
 /// <summary>Reads the views rules keep in one shard, from its primary.</summary>
 [StatelessWorker]
-public sealed class ViewGrain(ShardRegistry shards) : Grain, IViewGrain
+public sealed class ViewGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IViewGrain
 {
     public const int MaxPage = 1000;
 
     public async Task<IReadOnlyList<ViewDocument>> Query(string view, string? keyPrefix, int limit)
     {
         var shard = (int)this.GetPrimaryKeyLong();
-        if (!shards.Contains(shard))
+        if (!await topology.KnowsAsync(shard))
         {
             throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
         }

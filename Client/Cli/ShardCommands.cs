@@ -3,7 +3,7 @@ using System.Globalization;
 
 namespace PR2.Client.Cli;
 
-/// <summary><c>pr2 shards list|describe|set</c>: the shard map as the directory (shard 0) records it, and what each shard is.</summary>
+/// <summary><c>pr2 shards list|describe|set|add</c>: the shard map as the directory (shard 0) records it, what each shard is, and new shards.</summary>
 public static class ShardCommands
 {
     public static Command Build(TextWriter output, TextWriter error)
@@ -12,6 +12,7 @@ public static class ShardCommands
         shards.Subcommands.Add(List(output, error));
         shards.Subcommands.Add(Describe(output, error));
         shards.Subcommands.Add(Set(output, error));
+        shards.Subcommands.Add(Add(output, error));
         return shards;
     }
 
@@ -127,6 +128,47 @@ public static class ShardCommands
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"shard {entry.Shard}: name {entry.Name ?? "-"}, owner {entry.Owner ?? "-"}, labels {Labels(entry)} (directory record version {entry.Version})"));
+        }));
+        return command;
+    }
+
+    private static Command Add(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Code of the new shard (1 or more, not in use)" };
+        var connection = new Option<string[]>("--connection")
+        {
+            Description = "Per replica, the configuration key that holds its connection string on every silo, e.g. Pr2:Connections:acme-a (repeatable, in replica order)",
+            Required = true,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var ackPolicy = new Option<string?>("--ack-policy") { Description = "Primary (default), Quorum or All" };
+        var name = new Option<string?>("--name") { Description = "What the shard is, e.g. the company it holds" };
+        var owner = new Option<string?>("--owner") { Description = "Who answers for it" };
+        var label = new Option<string[]>("--label") { Description = "key=value (repeatable)", AllowMultipleArgumentsPerToken = false };
+        label.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens.Select(t => t.Value).Where(t => !t.Contains('=', StringComparison.Ordinal)))
+            {
+                result.AddError($"--label {token}: give key=value");
+            }
+        });
+        var command = new Command("add", "Add a shard to the running cluster: its databases are created if missing, the schema applied, and every silo takes it up from the directory")
+        {
+            shard, connection, ackPolicy, name, owner, label,
+        };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var labels = (result.GetValue(label) ?? []).Select(t => t.Split('=', 2)).ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
+            var entry = await client.AddShardAsync(new NewShard(result.GetValue(shard), result.GetValue(connection) ?? [], result.GetValue(ackPolicy),
+                result.GetValue(name), result.GetValue(owner), labels), cancellationToken);
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, entry);
+                return;
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shard {entry.Shard} added: {entry.Replicas.Count} replica(s) ({string.Join(", ", entry.Replicas)}), ack policy {entry.AckPolicy ?? "Primary"}, name {entry.Name ?? "-"}"));
         }));
         return command;
     }

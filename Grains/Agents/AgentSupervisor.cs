@@ -7,9 +7,10 @@ namespace PR2.Grains.Agents;
 /// <summary>
 /// Keeps every agent (and each shard's anti-entropy) running: once the silo is active, and then every
 /// few seconds, it wakes each (agent, shard, replica) grain. Every silo does this, so agents come back wherever the cluster places them
-/// after a silo stops; a wake-up of a running agent costs one one-way call.
+/// after a silo stops; a wake-up of a running agent costs one one-way call. Each round first follows the directory
+/// (<see cref="TopologyFollower"/>): a shard added at runtime gets its agents in the round that finds it.
 /// </summary>
-public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRegistry shards, IGrainFactory grains, ILogger<AgentSupervisor> logger)
+public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRegistry shards, TopologyFollower topology, IGrainFactory grains, ILogger<AgentSupervisor> logger)
     : ILifecycleParticipant<ISiloLifecycle>
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
@@ -40,6 +41,16 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
         using var timer = new PeriodicTimer(Period);
         do
         {
+            // Shards are added at runtime, possibly on another silo: join the ones the directory records.
+            try
+            {
+                await topology.RefreshAsync();
+            }
+            catch (Exception e) when (!_stopping.IsCancellationRequested)
+            {
+                Log.AgentWakeFailed(logger, e, "topology");
+            }
+
             // Rules are changed at runtime, possibly on another silo: pick up the current set.
             try
             {

@@ -63,6 +63,18 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
     /// <summary>How long a starting silo waits for its membership database to answer.</summary>
     public static readonly TimeSpan MembershipWait = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The schema on every replica of a shard that joined at runtime: each failure thrown (a shard being added must not
+    /// be recorded before it can take writes), or, with <paramref name="deferIfDown"/>, retried in the background as at start.
+    /// </summary>
+    public Task MigrateShardAsync(int code, bool deferIfDown, CancellationToken cancellationToken)
+    {
+        var set = shards.Get(code);
+        return Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Select(i => deferIfDown
+            ? MigrateOrDeferAsync(code, i, set.Replicas[i], cancellationToken)
+            : MigrateReplicaAsync(code, i, set.Replicas[i], cancellationToken)));
+    }
+
     /// <summary>Stops the background retries (silo shutdown).</summary>
     public void Stop() => _stopping.Cancel();
 

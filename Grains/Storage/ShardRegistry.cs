@@ -6,31 +6,46 @@ using PR2.Grains.Configuration;
 namespace PR2.Grains.Storage;
 
 /// <summary>
-/// The configured shards and a pooled data source per replica database. One per silo.
+/// The shards this silo knows and a pooled data source per replica database. One per silo. It starts with the
+/// configured shards; shards added at runtime join it as the directory records them (<see cref="TopologyFollower"/>).
 /// </summary>
 public sealed class ShardRegistry : IAsyncDisposable
 {
-    private readonly Dictionary<int, ShardReplicaSet> _shards = [];
+    // Replaced whole when a shard joins, so readers never lock and never see a half-made change.
+    private volatile Dictionary<int, ShardReplicaSet> _shards = [];
+    private readonly Lock _joining = new();
+    private readonly int _commandTimeoutSeconds;
 
     public ShardRegistry(IOptions<TopologyOptions> topology, IOptions<WriteOptions> write)
     {
+        _commandTimeoutSeconds = write.Value.CommandTimeoutSeconds;
         foreach (var (key, shard) in topology.Value.Shards)
         {
-            var code = int.Parse(key, NumberStyles.None, CultureInfo.InvariantCulture);
-            var sources = shard.Replicas
-                .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds, "pr2"))
-                .ToList();
-            var readers = shard.Replicas
-                .Select(connectionString => CreateDataSource(connectionString, write.Value.CommandTimeoutSeconds, "pr2-read"))
-                .ToList();
-            _shards.Add(code, new ShardReplicaSet(code, sources, shard.RequiredCopies, readers));
+            TryAdd(int.Parse(key, NumberStyles.None, CultureInfo.InvariantCulture), shard);
         }
     }
 
-    /// <summary>The configured shard codes, ascending.</summary>
+    /// <summary>The known shard codes, ascending.</summary>
     public IReadOnlyList<int> ShardCodes => [.. _shards.Keys.Order()];
 
     public bool Contains(int shard) => _shards.ContainsKey(shard);
+
+    /// <summary>Adds a shard with its replicas' connection strings; false (nothing changed) when it is known already.</summary>
+    public bool TryAdd(int code, ShardTopology shard)
+    {
+        lock (_joining)
+        {
+            if (_shards.ContainsKey(code))
+            {
+                return false;
+            }
+
+            var sources = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2")).ToList();
+            var readers = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read")).ToList();
+            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = new ShardReplicaSet(code, sources, shard.RequiredCopies, readers) };
+            return true;
+        }
+    }
 
     /// <summary>The replicas of <paramref name="shard"/>; an unknown shard is a <see cref="ErrorCode.UnknownShard"/> error.</summary>
     public ShardReplicaSet Get(int shard) =>

@@ -54,6 +54,9 @@ public static class HttpApiEndpoints
 
         api.MapGet("/shards", ListShardsAsync).WithName("ListShards").WithSummary("The shards the directory records: name, owner, labels, primary and replicas.")
             .Produces<IReadOnlyList<ShardEntry>>();
+        api.MapPost("/shards", AddShardAsync).WithName("AddShard")
+            .WithSummary("Add a shard to the running cluster: databases created if missing, schema applied, every silo takes it up from the directory; safe to retry.")
+            .Accepts<NewShardRequest>("application/json").Produces<ShardEntry>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status409Conflict);
         shard.MapGet("", GetShardAsync).WithName("GetShard").WithSummary("One shard: its directory record, replicas (head, how far behind) and agents' lag.")
             .Produces<ShardView>();
         shard.MapPatch("", SetShardMetadataAsync).WithName("SetShardMetadata").WithSummary("Record a shard's name, owner or labels (one journaled change of the directory).")
@@ -209,6 +212,15 @@ public static class HttpApiEndpoints
         var entry = (await client.GetShardsAsync()).SingleOrDefault(s => s.Shard == shard)
             ?? throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory");
         return Results.Ok(new ShardView(entry, (await client.GetStatusAsync()).Shards.SingleOrDefault(s => s.Shard == shard)));
+    }
+
+    private static async Task<IResult> AddShardAsync(HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var request = await ReadJsonAsync<NewShardRequest>(http);
+        var entry = await new Pr2Client(cluster).AddShardAsync(
+            new NewShard(request.Shard, request.Connections ?? [], request.AckPolicy, request.Name, request.Owner, request.Labels));
+        return Results.Created($"/v1/shards/{entry.Shard}", entry);
     }
 
     private static async Task<IResult> SetShardMetadataAsync(int shard, HttpContext http, IClusterClient cluster)

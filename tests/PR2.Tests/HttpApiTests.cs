@@ -82,6 +82,16 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         await AssertProblemAsync(await ops.PatchAsync("/v1/shards/1", Json("""{"labels": {"bad key": "x"}}""")), HttpStatusCode.BadRequest, "BadMessage");
         await AssertProblemAsync(await ops.GetAsync("/v1/shards/9"), HttpStatusCode.NotFound, "UnknownShard");
 
+        // Adding a shard is cluster-wide; a key the silo does not have, or a password where a key belongs, is refused first.
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Pr2:Topology:Shards:1:Replicas:0"]}""")),
+            HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Pr2:Connections:nowhere"]}""")),
+            HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Host=db;Password=secret"]}""")),
+            HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 1, "connections": ["Pr2:Topology:Shards:1:Replicas:0"]}""")),
+            HttpStatusCode.Conflict, "RecordExists");
+
         // Refusals carry the same codes as over Orleans.
         var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");
         Assert.Contains("not valid JSON", badJson["detail"]!.GetValue<string>(), StringComparison.Ordinal);

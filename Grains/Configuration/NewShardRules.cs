@@ -1,0 +1,43 @@
+using System.Text.RegularExpressions;
+
+namespace PR2.Grains.Configuration;
+
+/// <summary>What a shard added at runtime (<see cref="NewShard"/>) must be, checked before anything is created.</summary>
+public static partial class NewShardRules
+{
+    public const int MaxReplicas = 16;
+
+    /// <summary>Why the shard cannot be added, or null when it can.</summary>
+    public static string? Problem(NewShard shard)
+    {
+        if (shard.Shard < 1)
+        {
+            return $"a shard added at runtime has a code of 1 or more (0 is the control shard), got {shard.Shard}";
+        }
+
+        if (shard.Connections is not { Count: >= 1 and <= MaxReplicas } connections)
+        {
+            return $"a shard has 1 to {MaxReplicas} replicas, each named by a configuration key";
+        }
+
+        if (connections.FirstOrDefault(key => key is null || !ConnectionKey().IsMatch(key)) is { } bad)
+        {
+            return $"'{bad}' is not a configuration key: 1 to 200 letters, digits, ':', '.', '_' or '-' (e.g. Pr2:Connections:acme-a)";
+        }
+
+        if (connections.Distinct(StringComparer.OrdinalIgnoreCase).Count() != connections.Count)
+        {
+            return "each replica needs its own configuration key";
+        }
+
+        if (shard.AckPolicy is not null && !Enum.GetNames<AckPolicy>().Contains(shard.AckPolicy, StringComparer.OrdinalIgnoreCase))
+        {
+            return $"ack policy '{shard.AckPolicy}' is not one of Primary, Quorum, All";
+        }
+
+        return ShardMetadataRules.Problem(shard.Name, shard.Owner, shard.Labels?.ToDictionary(l => l.Key, l => (string?)l.Value));
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9:._-]{1,200}$")]
+    private static partial Regex ConnectionKey();
+}

@@ -1,0 +1,69 @@
+using Npgsql;
+using PR2.Client;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// The directory is the topology: a shard added to a running two-silo cluster (its database created, its schema applied,
+/// its record journaled in shard 0 with the configuration keys of its connection strings, never the strings) takes writes
+/// and reads on every silo at once, its agents start, adding it again answers the same, and a cluster started again
+/// from the same configuration (which does not list the shard) knows it from the directory.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class LiveTopologyTests(PostgresFixture postgres)
+{
+    private const int NewShard = 7;
+    private const string ConnectionKey = "Pr2:Connections:live-7";
+
+    [Fact]
+    public async Task A_shard_added_at_runtime_takes_writes_on_every_silo_at_once_and_survives_a_restart()
+    {
+        var topology = postgres.CreateTopology("live_topology", 0, 1);
+        var settings = new Dictionary<string, string?>(topology.Settings)
+        {
+            [ConnectionKey] = postgres.Server.ConnectionString($"live_topology_{Guid.NewGuid():N}"[..40]),
+        };
+        var actors = Enumerable.Range(0, 24).Select(i => $"order/{i}").ToList();
+        await using (var cluster = await TestClusters.StartAsync(settings, silos: 2))
+        {
+            var client = new Pr2Client(cluster.Client);
+            var unknown = await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(NewShard, "order/0", MessageKind.Insert, "{}"));
+            Assert.Equal(ErrorCode.UnknownShard, unknown.Code);
+
+            var added = await client.AddShardAsync(new NewShard(NewShard, [ConnectionKey], "Primary", "Acme", "ops", new Dictionary<string, string> { ["region"] = "eu" }));
+            Assert.Equal((NewShard, "Acme", "Primary"), (added.Shard, added.Name, added.AckPolicy));
+            Assert.Equal([ConnectionKey], added.Connections!); // the key, never the connection string
+
+            // At once, on both silos (24 actors are placed on both): no unknown shard, no retry.
+            var acks = await Task.WhenAll(actors.Select(actor => client.SendAsync(NewShard, actor, MessageKind.Insert, $$"""{"by": "{{actor}}"}""")));
+            Assert.All(acks, ack => Assert.Equal(1, ack.Version));
+            var read = await client.GetRecordAsync(NewShard, "order/5");
+            Assert.Equal(RecordStatus.Live, read.Status);
+
+            // Its agents run: the records view folds the inserts.
+            await Eventually.TrueAsync(async () => (await client.QueryRecordsAsync(NewShard, "order")).Records.Count == actors.Count,
+                TimeSpan.FromSeconds(30), "the records view of the new shard holds every insert");
+
+            // Adding it again answers the same; another shard under the same code is refused.
+            Assert.Equal(NewShard, (await client.AddShardAsync(new NewShard(NewShard, [ConnectionKey], "Primary", "Acme"))).Shard);
+            var other = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(NewShard, ["Pr2:Topology:Shards:1:Replicas:0"])));
+            Assert.Equal(ErrorCode.RecordExists, other.Code);
+            var missingKey = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(8, ["Pr2:Connections:nowhere"])));
+            Assert.Equal(ErrorCode.BadMessage, missingKey.Code);
+            Assert.Contains("Pr2:Connections:nowhere", missingKey.Message);
+
+            var listed = (await client.GetShardsAsync()).Single(s => s.Shard == NewShard);
+            Assert.Equal(("Acme", "ops"), (listed.Name, listed.Owner));
+        }
+
+        // The configuration still lists shards 0 and 1 only: the directory brings shard 7 back.
+        await using (var cluster = await TestClusters.StartAsync(settings, silos: 2))
+        {
+            var client = new Pr2Client(cluster.Client);
+            var again = await client.SendAsync(NewShard, "order/5", MessageKind.Modify, """{"after": "restart"}""");
+            Assert.Equal(2, again.Version);
+            Assert.Contains(NewShard, (await client.GetShardsAsync()).Select(s => s.Shard));
+        }
+    }
+}
