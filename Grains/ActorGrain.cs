@@ -52,7 +52,12 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
 
     public async Task<WriteAck> Send(Message message)
     {
-        var self = Self();
+        var self = await SelfAsync();
+        if (message.CausedBy is { } cause)
+        {
+            await topology.KnowsAsync(cause.Shard); // a stamp of a shard added a moment ago is one of this cluster's
+        }
+
         MessageEnvelope.Check(message, self, shards);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);
         var hash = MessageBody.ContentHash(self, message.Kind, body.Canonical);
@@ -72,7 +77,7 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
 
     public async Task<ActorRecord> GetRecord()
     {
-        var self = Self();
+        var self = await SelfAsync();
         using var budget = new CancellationTokenSource(options.Value.CallTimeout);
         try
         {
@@ -185,6 +190,22 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
     }
 
     private ActorRef Self() => _self ?? throw _invalidAddress!;
+
+    // An activation that found its shard unknown (or not usable here) asks the directory again on every call: it may have been added since.
+    private async Task<ActorRef> SelfAsync()
+    {
+        if (_self is null && _invalidAddress is { Code: ErrorCode.UnknownShard or ErrorCode.ShardUnavailable })
+        {
+            var shard = this.GetPrimaryKeyLong(out var actorId);
+            if (await topology.KnowsAsync(shard))
+            {
+                _self = MessageEnvelope.Resolve(shards, shard, actorId);
+                _invalidAddress = null;
+            }
+        }
+
+        return Self();
+    }
 
     private Pr2Exception? RefusalFor(Message message, RecordState record) => MessageRules.Refusal(_self!, record.Status, record.Version, message);
 

@@ -29,6 +29,12 @@ public sealed class BatchGrain(ShardRegistry shards, TopologyFollower topology, 
             throw new Pr2Exception(ErrorCode.BadMessage, "a batch needs at least one message");
         }
 
+        // A stamp of a shard added a moment ago is one of this cluster's (a few distinct ones: the batch is refused past them).
+        foreach (var causeShard in messages.Where(m => m?.CausedBy is not null).Select(m => m.CausedBy!.Value.Shard).Distinct().Take(16))
+        {
+            await topology.KnowsAsync(causeShard);
+        }
+
         if (!await topology.KnowsAsync(shard))
         {
             throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");

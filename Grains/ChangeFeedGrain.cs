@@ -16,10 +16,15 @@ namespace PR2.Grains;
 /// </summary>
 [StatelessWorker]
 [Reentrant]
-public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IChangeFeedGrain
+public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IChangeFeedGrain, IIncomingGrainCallFilter
 {
-    // A shard added a moment ago on another silo may not have reached this one: the directory says.
-    public override Task OnActivateAsync(CancellationToken cancellationToken) => topology.KnowsAsync(this.GetPrimaryKeyLong());
+    // Every call: a shard added a moment ago on another silo may not have reached this one (the directory says), and a
+    // stateless worker lives on after answering "unknown".
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        await topology.KnowsAsync(this.GetPrimaryKeyLong());
+        await context.Invoke();
+    }
 
     public const int MaxPage = 1000;
 

@@ -15,7 +15,8 @@ namespace PR2.Grains;
 /// object directory is a table in shard 0 kept by an agent. So it survives any restart, and its history
 /// is in shard 0's journal.
 /// </summary>
-public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IOptions<TopologyOptions> topology, ConnectionKeys connections, SchemaMigrator migrator)
+public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IOptions<TopologyOptions> topology, ConnectionKeys connections,
+    SchemaMigrator migrator, TopologyFollower follower)
     : Grain, IDirectoryGrain
 {
     private const int ControlShard = 0;
@@ -85,7 +86,21 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
     }
 
     public async Task<IReadOnlyList<ShardEntry>> GetShards() =>
-        [.. (await ReadRecordsAsync("shard", shards.ShardCodes.Select(s => $"shard/{s}"))).Select(ToShardEntry).OrderBy(e => e.Shard)];
+        [.. (await ReadRecordsAsync("shard", shards.ShardCodes.Select(s => $"shard/{s}"))).Select(TryToShardEntry).OfType<ShardEntry>().OrderBy(e => e.Shard)];
+
+    // A record written as a shard's that is not one (its key no code, a member missing: only a message to a reserved actor
+    // that got past the door could do that) is left out rather than failing the whole list on every silo.
+    internal static ShardEntry? TryToShardEntry(ActorRecord record)
+    {
+        try
+        {
+            return ToShardEntry(record);
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or NullReferenceException or InvalidOperationException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
 
     public async Task<ShardEntry> AddShard(NewShard shard)
     {
@@ -101,6 +116,13 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 $"configuration key {string.Join(", ", missing)} is not set on this silo; every silo needs each key the shard names (from a secret or an environment variable) before it is added");
         }
 
+        var resolved = shard.Connections.Select(key => connections.Resolve(key)!).ToList();
+        var endpoints = resolved.Select(Endpoint).ToList();
+        if (endpoints.Distinct(StringComparer.OrdinalIgnoreCase).Count() != endpoints.Count)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "two replicas name the same database; each replica needs a database of its own");
+        }
+
         if (topology.Value.Shards.Keys.Any(key => int.Parse(key, CultureInfo.InvariantCulture) == shard.Shard))
         {
             throw new Pr2Exception(ErrorCode.RecordExists, $"shard {shard.Shard} is configured already; choose another code");
@@ -110,32 +132,39 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
         if (await actor.GetRecord() is { Status: RecordStatus.Live } recorded)
         {
-            return SameShard(ToShardEntry(recorded), shard);
+            return await JoinedAsync(SameShard(ToShardEntry(recorded), shard));
         }
 
-        // Databases and schema first: the directory records a shard only when every replica can take writes. A retry after
-        // a failure here finds the shard registered on this silo and prepares it again (both steps are idempotent).
+        // Databases and schema first, through data sources of their own: the directory records a shard only when every
+        // replica can take writes, and no silo (this one included) uses it before it is recorded. A retry after a failure
+        // here prepares it again (each step is idempotent).
         var policy = shard.AckPolicy is null ? AckPolicy.Primary : Enum.Parse<AckPolicy>(shard.AckPolicy, ignoreCase: true);
-        shards.TryAdd(shard.Shard, new ShardTopology { Replicas = [.. shard.Connections.Select(key => connections.Resolve(key)!)], AckPolicy = policy });
-        try
+        for (var i = 0; i < resolved.Count; i++)
         {
-            await migrator.MigrateShardAsync(shard.Shard, deferIfDown: false, CancellationToken.None);
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException)
-        {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                $"shard {shard.Shard}: a replica could not be prepared ({DatabaseFailure.Describe(e)}); nothing was recorded, retry");
+            try
+            {
+                await migrator.PrepareReplicaAsync(shard.Shard, i, resolved[i], CancellationToken.None);
+            }
+            catch (InvalidOperationException)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage,
+                    $"replica {i} ({shard.Connections[i]}): its database is a replica of another shard; each shard needs databases of its own");
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {shard.Shard}: replica {i} ({shard.Connections[i]}) could not be prepared ({DatabaseFailure.Describe(e)}); nothing was recorded, retry");
+            }
         }
 
-        var count = shard.Connections.Count;
         var state = new JsonObject
         {
-            ["replicas"] = new JsonArray([.. shards.Get(shard.Shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
+            ["replicas"] = new JsonArray([.. endpoints.Select(e => (JsonNode)e)]),
             ["connections"] = new JsonArray([.. shard.Connections.Select(key => (JsonNode)key)]),
             ["ackPolicy"] = policy.ToString(),
             ["status"] = "up",
             ["primary"] = 0,
-            ["replicaStates"] = new JsonArray([.. Enumerable.Range(0, count).Select(_ => (JsonNode)ReplicaHealth.Up)]),
+            ["replicaStates"] = new JsonArray([.. resolved.Select(_ => (JsonNode)ReplicaHealth.Up)]),
             ["name"] = shard.Name,
             ["owner"] = shard.Owner,
             ["labels"] = new JsonObject((shard.Labels ?? new Dictionary<string, string>()).Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
@@ -149,15 +178,23 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             // Added at the same moment by another call: the same shard is this call's answer, another one is refused below.
         }
 
-        return SameShard(ToShardEntry(await actor.GetRecord()), shard);
+        return await JoinedAsync(SameShard(ToShardEntry(await actor.GetRecord()), shard));
+    }
+
+    // This silo takes the recorded shard up before answering, as every other silo does from the directory.
+    private async Task<ShardEntry> JoinedAsync(ShardEntry entry)
+    {
+        await follower.KnowsAsync(entry.Shard);
+        return entry;
     }
 
     // The recorded shard as the answer to adding it again, or why it cannot be.
     private static ShardEntry SameShard(ShardEntry recorded, NewShard asked) =>
         recorded.Connections is { } connections && connections.SequenceEqual(asked.Connections, StringComparer.Ordinal)
+            && string.Equals(recorded.AckPolicy, asked.AckPolicy ?? nameof(AckPolicy.Primary), StringComparison.OrdinalIgnoreCase)
             ? recorded
             : throw new Pr2Exception(ErrorCode.RecordExists,
-                $"shard {asked.Shard} exists already{(recorded.Connections is { } keys ? $" with connections {string.Join(", ", keys)}" : "")}; choose another code");
+                $"shard {asked.Shard} exists already{(recorded.Connections is { } keys ? $" with connections {string.Join(", ", keys)} and ack policy {recorded.AckPolicy}" : "")}; choose another code");
 
     public async Task<ShardEntry> SetShardMetadata(int shard, string? name, string? owner, IReadOnlyDictionary<string, string?> labels)
     {
@@ -353,9 +390,11 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         return [.. records.Where(r => r.Status == RecordStatus.Live)];
     }
 
-    private static string Endpoint(NpgsqlDataSource source)
+    private static string Endpoint(NpgsqlDataSource source) => Endpoint(source.ConnectionString);
+
+    private static string Endpoint(string connectionString)
     {
-        var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
         return $"{builder.Host}:{builder.Port}/{builder.Database}";
     }
 }

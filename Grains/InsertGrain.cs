@@ -29,6 +29,11 @@ public sealed class InsertGrain(ShardRegistry shards, TopologyFollower topology,
         }
 
         await topology.KnowsAsync(receiver.Shard);
+        if (message.CausedBy is { } cause)
+        {
+            await topology.KnowsAsync(cause.Shard);
+        }
+
         var self = MessageEnvelope.Resolve(shards, receiver.Shard, receiver.ActorId);
         MessageEnvelope.Check(message, self, shards);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);

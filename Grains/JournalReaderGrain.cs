@@ -6,10 +6,15 @@ namespace PR2.Grains;
 
 /// <summary>Pages through a shard's journal.</summary>
 [StatelessWorker]
-public sealed class JournalReaderGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IJournalReaderGrain
+public sealed class JournalReaderGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IJournalReaderGrain, IIncomingGrainCallFilter
 {
-    // A shard added a moment ago on another silo may not have reached this one: the directory says.
-    public override Task OnActivateAsync(CancellationToken cancellationToken) => topology.KnowsAsync(this.GetPrimaryKeyLong());
+    // Every call: a shard added a moment ago on another silo may not have reached this one (the directory says), and a
+    // stateless worker lives on after answering "unknown".
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        await topology.KnowsAsync(this.GetPrimaryKeyLong());
+        await context.Invoke();
+    }
 
     /// <summary>The largest page one call returns.</summary>
     public const int MaxPage = 1000;

@@ -7,6 +7,9 @@ public static partial class NewShardRules
 {
     public const int MaxReplicas = 16;
 
+    /// <summary>Where the keys of added shards' connections live, apart from the silo's own settings (membership, configured shards).</summary>
+    public const string KeyPrefix = "Pr2:Connections:";
+
     /// <summary>Why the shard cannot be added, or null when it can.</summary>
     public static string? Problem(NewShard shard)
     {
@@ -20,9 +23,13 @@ public static partial class NewShardRules
             return $"a shard has 1 to {MaxReplicas} replicas, each named by a configuration key";
         }
 
-        if (connections.FirstOrDefault(key => key is null || !ConnectionKey().IsMatch(key)) is { } bad)
+        for (var i = 0; i < connections.Count; i++)
         {
-            return $"'{bad}' is not a configuration key: 1 to 200 letters, digits, ':', '.', '_' or '-' (e.g. Pr2:Connections:acme-a)";
+            // Never echoed: what was given may be a connection string with its password.
+            if (connections[i] is not { } key || !ConnectionKey().IsMatch(key))
+            {
+                return $"replica {i}: name its connection by a configuration key under {KeyPrefix} (letters, digits, ':', '.', '_' or '-', e.g. {KeyPrefix}acme-a), never by the connection string itself";
+            }
         }
 
         if (connections.Distinct(StringComparer.OrdinalIgnoreCase).Count() != connections.Count)
@@ -38,6 +45,6 @@ public static partial class NewShardRules
         return ShardMetadataRules.Problem(shard.Name, shard.Owner, shard.Labels?.ToDictionary(l => l.Key, l => (string?)l.Value));
     }
 
-    [GeneratedRegex("^[A-Za-z0-9:._-]{1,200}$")]
+    [GeneratedRegex("^Pr2:Connections:[A-Za-z0-9:._-]{1,200}$")]
     private static partial Regex ConnectionKey();
 }

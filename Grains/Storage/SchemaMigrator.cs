@@ -75,6 +75,17 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
             : MigrateReplicaAsync(code, i, set.Replicas[i], cancellationToken)));
     }
 
+    /// <summary>
+    /// Creates the database of replica <paramref name="replicaIndex"/> of a shard being added, applies the schema and claims
+    /// it for the shard, through a data source of its own (nothing is registered). Throws when it does not answer, and
+    /// <see cref="InvalidOperationException"/> when it belongs to another shard.
+    /// </summary>
+    public async Task PrepareReplicaAsync(int shard, int replicaIndex, string connectionString, CancellationToken cancellationToken)
+    {
+        await using var source = NpgsqlDataSource.Create(connectionString);
+        await MigrateReplicaAsync(shard, replicaIndex, source, cancellationToken);
+    }
+
     /// <summary>Stops the background retries (silo shutdown).</summary>
     public void Stop() => _stopping.Cancel();
 

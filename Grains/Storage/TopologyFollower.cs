@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using PR2.Grains.Configuration;
 
 namespace PR2.Grains.Storage;
@@ -7,26 +8,40 @@ namespace PR2.Grains.Storage;
 /// <summary>
 /// Keeps this silo's <see cref="ShardRegistry"/> up with the directory: a shard recorded there (<c>shard/{code}</c> in
 /// shard 0, with the configuration keys of its replicas' connection strings) that this silo does not know joins it,
-/// its schema checked. The agent supervisor refreshes every few seconds; a request for a shard this silo does not know
+/// its schema checked. The agent supervisor refreshes every few seconds; a grain of a shard this silo does not know
 /// asks the directory first (<see cref="KnowsAsync"/>), so "unknown shard" is never said of one that was just added.
 /// </summary>
 public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrator, ConnectionKeys connections, IGrainFactory grains, ILogger<TopologyFollower> logger)
 {
+    private static readonly TimeSpan OwnerCheckTimeout = TimeSpan.FromSeconds(2);
+
     private readonly ConcurrentDictionary<int, string> _notJoined = new();
 
-    /// <summary>Joins every shard the directory lists that this silo does not know yet.</summary>
+    /// <summary>Joins every shard the directory lists that this silo does not know yet; one that cannot join is logged and skipped.</summary>
     public async Task RefreshAsync()
     {
         foreach (var entry in await grains.GetGrain<IDirectoryGrain>(0).GetShards())
         {
             if (!shards.Contains(entry.Shard))
             {
-                await JoinAsync(entry);
+                try
+                {
+                    await JoinAsync(entry);
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException)
+                {
+                    NotJoined(entry.Shard, e.Message);
+                }
             }
         }
     }
 
-    /// <summary>Whether <paramref name="shard"/> is a shard of the cluster: known here, or recorded in the directory (then it joins).</summary>
+    /// <summary>
+    /// Whether <paramref name="shard"/> is a shard of the cluster: known here, or recorded in the directory (then it joins).
+    /// A recorded shard this silo cannot use (a configuration key it lacks) is <see cref="ErrorCode.ShardUnavailable"/>,
+    /// never "unknown". Not remembered as unknown: it may be added the next moment; the record's actor answers from one
+    /// index probe, what any read costs.
+    /// </summary>
     public async Task<bool> KnowsAsync(long shard)
     {
         if (shard is < 0 or > int.MaxValue)
@@ -40,36 +55,46 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             return true;
         }
 
-        // Not remembered as unknown: it may be added the next moment. The record's actor answers from one index probe, what
-        // any read costs.
         var record = await grains.GetGrain<IActorGrain>(0, $"shard/{code}", null).GetRecord();
-        return record.Status == RecordStatus.Live && await JoinAsync(DirectoryGrain.ToShardEntry(record));
+        if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry)
+        {
+            return false;
+        }
+
+        return await JoinAsync(entry) is not { } problem
+            ? true
+            : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {code} is in the directory but this silo cannot use it: {problem}");
     }
 
-    /// <summary>Registers the shard with the connection strings its keys name here; false when a key is not set on this silo.</summary>
-    public async Task<bool> JoinAsync(ShardEntry entry)
+    /// <summary>Registers the recorded shard here; the reason when this silo cannot (null once it is registered).</summary>
+    private async Task<string?> JoinAsync(ShardEntry entry)
     {
         if (entry.Connections is not { Count: > 0 } keys)
         {
-            return false; // recorded before connections were: a configured shard, which every silo knows from its configuration
+            return "its record names no connections (a configured shard: it is in the configuration of the silos that serve it)";
         }
 
         var missing = keys.Where(key => connections.Resolve(key) is null).ToList();
         if (missing.Count > 0)
         {
-            var problem = $"configuration key {string.Join(", ", missing)} is not set on this silo";
-            if (_notJoined.TryAdd(entry.Shard, problem))
-            {
-                Log.ShardNotJoined(logger, entry.Shard, problem);
-            }
+            return NotJoined(entry.Shard, $"configuration key {string.Join(", ", missing)} is not set on this silo");
+        }
 
-            return false;
+        var resolved = keys.Select(key => connections.Resolve(key)!).ToList();
+        for (var i = 0; i < resolved.Count; i++)
+        {
+            // This silo's secret may name another database than the one prepared: one that belongs to another shard is
+            // never used for this one (one that does not answer now is checked when its schema is).
+            if (await OwnerAsync(resolved[i]) is { } owner && owner != entry.Shard)
+            {
+                return NotJoined(entry.Shard, $"{keys[i]} names a replica of shard {owner} on this silo");
+            }
         }
 
         var topology = new ShardTopology
         {
-            Replicas = [.. keys.Select(key => connections.Resolve(key)!)],
-            AckPolicy = Enum.TryParse<AckPolicy>(entry.AckPolicy, out var policy) ? policy : AckPolicy.Primary,
+            Replicas = resolved,
+            AckPolicy = Enum.TryParse<AckPolicy>(entry.AckPolicy, ignoreCase: true, out var policy) ? policy : AckPolicy.Primary,
         };
         if (shards.TryAdd(entry.Shard, topology))
         {
@@ -78,6 +103,33 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             await migrator.MigrateShardAsync(entry.Shard, deferIfDown: true, CancellationToken.None);
         }
 
-        return true;
+        return null;
+    }
+
+    // The shard a replica database was claimed for, or null when it does not answer (or was never claimed).
+    private static async Task<int?> OwnerAsync(string connectionString)
+    {
+        try
+        {
+            await using var source = NpgsqlDataSource.Create(connectionString);
+            using var timeout = new CancellationTokenSource(OwnerCheckTimeout);
+            await using var command = source.CreateCommand("select shard from pr2_replica");
+            return await command.ExecuteScalarAsync(timeout.Token).WaitAsync(timeout.Token) is int shard ? shard : null;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    private string NotJoined(int shard, string problem)
+    {
+        if (_notJoined.TryGetValue(shard, out var logged) is false || logged != problem)
+        {
+            _notJoined[shard] = problem;
+            Log.ShardNotJoined(logger, shard, problem);
+        }
+
+        return problem;
     }
 }

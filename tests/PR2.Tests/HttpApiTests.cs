@@ -83,13 +83,13 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         await AssertProblemAsync(await ops.GetAsync("/v1/shards/9"), HttpStatusCode.NotFound, "UnknownShard");
 
         // Adding a shard is cluster-wide; a key the silo does not have, or a password where a key belongs, is refused first.
-        await AssertProblemAsync(await acme.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Pr2:Topology:Shards:1:Replicas:0"]}""")),
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Pr2:Connections:a"]}""")),
             HttpStatusCode.Forbidden, "Forbidden");
         await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Pr2:Connections:nowhere"]}""")),
             HttpStatusCode.BadRequest, "BadMessage");
         await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 9, "connections": ["Host=db;Password=secret"]}""")),
             HttpStatusCode.BadRequest, "BadMessage");
-        await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 1, "connections": ["Pr2:Topology:Shards:1:Replicas:0"]}""")),
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 1, "connections": ["Pr2:Connections:a"]}""")),
             HttpStatusCode.Conflict, "RecordExists");
 
         // Refusals carry the same codes as over Orleans.
@@ -247,6 +247,7 @@ public sealed class HttpApiTests(PostgresFixture postgres)
             ["Pr2:Http:Jwt:SigningKey"] = SigningKey,
             ["Pr2:Http:Jwt:Issuer"] = "pr2-tests",
         };
+        settings["Pr2:Connections:a"] = postgres.Server.ConnectionString($"{prefix}_added_a");
         return settings;
     }
 

@@ -15,6 +15,9 @@ public sealed class LiveTopologyTests(PostgresFixture postgres)
 {
     private const int NewShard = 7;
     private const string ConnectionKey = "Pr2:Connections:live-7";
+    private const string OtherKey = "Pr2:Connections:live-other";
+    private const string SameDatabaseKey = "Pr2:Connections:live-other-again";
+    private const string ShardOneKey = "Pr2:Connections:shard-one";
 
     [Fact]
     public async Task A_shard_added_at_runtime_takes_writes_on_every_silo_at_once_and_survives_a_restart()
@@ -23,13 +26,18 @@ public sealed class LiveTopologyTests(PostgresFixture postgres)
         var settings = new Dictionary<string, string?>(topology.Settings)
         {
             [ConnectionKey] = postgres.Server.ConnectionString($"live_topology_{Guid.NewGuid():N}"[..40]),
+            [OtherKey] = postgres.Server.ConnectionString($"live_topology_{Guid.NewGuid():N}"[..40]),
+            [ShardOneKey] = topology.Settings["Pr2:Topology:Shards:1:Replicas:0"],
         };
+        settings[SameDatabaseKey] = settings[OtherKey];
         var actors = Enumerable.Range(0, 24).Select(i => $"order/{i}").ToList();
         await using (var cluster = await TestClusters.StartAsync(settings, silos: 2))
         {
             var client = new Pr2Client(cluster.Client);
             var unknown = await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(NewShard, "order/0", MessageKind.Insert, "{}"));
             Assert.Equal(ErrorCode.UnknownShard, unknown.Code);
+            // An actor activated while its shard was unknown (a read) must not go on saying so once the shard is added.
+            Assert.Equal(ErrorCode.UnknownShard, (await Assert.ThrowsAsync<Pr2Exception>(() => client.GetRecordAsync(NewShard, "order/1"))).Code);
 
             var added = await client.AddShardAsync(new NewShard(NewShard, [ConnectionKey], "Primary", "Acme", "ops", new Dictionary<string, string> { ["region"] = "eu" }));
             Assert.Equal((NewShard, "Acme", "Primary"), (added.Shard, added.Name, added.AckPolicy));
@@ -38,8 +46,13 @@ public sealed class LiveTopologyTests(PostgresFixture postgres)
             // At once, on both silos (24 actors are placed on both): no unknown shard, no retry.
             var acks = await Task.WhenAll(actors.Select(actor => client.SendAsync(NewShard, actor, MessageKind.Insert, $$"""{"by": "{{actor}}"}""")));
             Assert.All(acks, ack => Assert.Equal(1, ack.Version));
-            var read = await client.GetRecordAsync(NewShard, "order/5");
+            var read = await client.GetRecordAsync(NewShard, "order/1");
             Assert.Equal(RecordStatus.Live, read.Status);
+
+            // A message caused by an entry of the new shard is one of this cluster's, on every silo.
+            var caused = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => client.SendAsync(
+                new Message(Guid.NewGuid(), "test", new ActorRef(1, $"audit/{i}"), MessageKind.Insert, "{}", CausedBy: acks[i].Stamp))));
+            Assert.All(caused, ack => Assert.Equal(1, ack.Version));
 
             // Its agents run: the records view folds the inserts.
             await Eventually.TrueAsync(async () => (await client.QueryRecordsAsync(NewShard, "order")).Records.Count == actors.Count,
@@ -47,8 +60,15 @@ public sealed class LiveTopologyTests(PostgresFixture postgres)
 
             // Adding it again answers the same; another shard under the same code is refused.
             Assert.Equal(NewShard, (await client.AddShardAsync(new NewShard(NewShard, [ConnectionKey], "Primary", "Acme"))).Shard);
-            var other = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(NewShard, ["Pr2:Topology:Shards:1:Replicas:0"])));
+            var other = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(NewShard, [OtherKey])));
             Assert.Equal(ErrorCode.RecordExists, other.Code);
+            var stricter = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(NewShard, [ConnectionKey], "All")));
+            Assert.Equal(ErrorCode.RecordExists, stricter.Code);
+            var twice = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(8, [OtherKey, SameDatabaseKey])));
+            Assert.Equal((ErrorCode.BadMessage, true), (twice.Code, twice.Message.Contains("same database", StringComparison.Ordinal)));
+            var taken = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(8, [ShardOneKey])));
+            Assert.Equal((ErrorCode.BadMessage, true), (taken.Code, taken.Message.Contains("replica of another shard", StringComparison.Ordinal)));
+            Assert.DoesNotContain(8, (await client.GetShardsAsync()).Select(s => s.Shard));
             var missingKey = await Assert.ThrowsAsync<Pr2Exception>(() => client.AddShardAsync(new NewShard(8, ["Pr2:Connections:nowhere"])));
             Assert.Equal(ErrorCode.BadMessage, missingKey.Code);
             Assert.Contains("Pr2:Connections:nowhere", missingKey.Message);
