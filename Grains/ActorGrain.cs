@@ -35,28 +35,25 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
     // be appended without activating its actor (InsertGrain), so "no entries" is read again before it is acted on.
     private bool Known => _loaded && _record.Status != RecordStatus.Missing;
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var shard = this.GetPrimaryKeyLong(out var actorId);
         try
         {
-            // A shard added a moment ago on another silo may not have reached this one: the directory says.
-            await topology.KnowsAsync(shard);
             _self = MessageEnvelope.Resolve(shards, shard, actorId);
         }
         catch (Pr2Exception e)
         {
-            _invalidAddress = e;
+            _invalidAddress = e; // an unknown shard is asked about again on every call (SelfAsync)
         }
+
+        return Task.CompletedTask;
     }
 
     public async Task<WriteAck> Send(Message message)
     {
         var self = await SelfAsync();
-        if (message.CausedBy is { } cause)
-        {
-            await topology.KnowsAsync(cause.Shard); // a stamp of a shard added a moment ago is one of this cluster's
-        }
+        await topology.KnowsCauseAsync(message);
 
         MessageEnvelope.Check(message, self, shards);
         var body = MessageBody.Parse(message.Kind, message.Body, options.Value.MaxBodyBytes);

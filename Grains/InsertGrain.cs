@@ -29,10 +29,7 @@ public sealed class InsertGrain(ShardRegistry shards, TopologyFollower topology,
         }
 
         await topology.KnowsAsync(receiver.Shard);
-        if (message.CausedBy is { } cause)
-        {
-            await topology.KnowsAsync(cause.Shard);
-        }
+        await topology.KnowsCauseAsync(message);
 
         var self = MessageEnvelope.Resolve(shards, receiver.Shard, receiver.ActorId);
         MessageEnvelope.Check(message, self, shards);

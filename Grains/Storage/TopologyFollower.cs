@@ -66,6 +66,9 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {code} is in the directory but this silo cannot use it: {problem}");
     }
 
+    /// <summary>Learns the shard of the stamp a message names as its cause: one of a shard added a moment ago is one of this cluster's.</summary>
+    public Task<bool> KnowsCauseAsync(Message message) => message.CausedBy is { } cause ? KnowsAsync(cause.Shard) : Task.FromResult(true);
+
     /// <summary>Registers the recorded shard here; the reason when this silo cannot (null once it is registered).</summary>
     private async Task<string?> JoinAsync(ShardEntry entry)
     {
