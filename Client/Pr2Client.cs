@@ -280,6 +280,14 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     public Task<ShardEntry> AddShardAsync(NewShard shard, CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.AddShard(shard), cancellationToken);
 
+    /// <summary>
+    /// Moves <paramref name="shard"/>'s primary to replica <paramref name="replica"/> (a planned switch-over, see
+    /// <see cref="IShardWriterGrain.MovePrimary"/>): writes meanwhile wait rather than fail, nothing acknowledged is lost.
+    /// Returns the primary's index afterwards.
+    /// </summary>
+    public Task<int> MovePrimaryAsync(int shard, int replica, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).MovePrimary(replica), cancellationToken);
+
     /// <summary>Registered agents and the shards each follows.</summary>
     public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync(CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.GetAgents(), cancellationToken);

@@ -20,16 +20,16 @@ public interface IDirectoryGrain : IGrainWithIntegerKey
     Task<IReadOnlyList<ShardEntry>> GetShards();
 
     /// <summary>
-    /// Records what <paramref name="shard"/> is: a name and an owner (null leaves one as it is, empty removes it) and
-    /// labels (a null value removes one), as one journaled change of its directory record; returns the record after it.
-    /// </summary>
-    /// <summary>
     /// Adds a shard to the running cluster: creates its databases if they do not exist, applies the schema, and records it
     /// in the directory, which every silo follows (agents and rules start on it there). Safe to retry: the same shard again
     /// returns its entry. Every silo must have the configuration keys it names.
     /// </summary>
     Task<ShardEntry> AddShard(NewShard shard);
 
+    /// <summary>
+    /// Records what <paramref name="shard"/> is: a name and an owner (null leaves one as it is, empty removes it) and
+    /// labels (a null value removes one), as one journaled change of its directory record; returns the record after it.
+    /// </summary>
     Task<ShardEntry> SetShardMetadata(int shard, string? name, string? owner, IReadOnlyDictionary<string, string?> labels);
 
     /// <summary>Registered agents and the shards they follow, as recorded in shard 0.</summary>

@@ -53,4 +53,15 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// and does not answer a short probe either, the writer fails over. Returns the primary's index afterwards.
     /// </summary>
     Task<int> ReportUnreachable(int primary);
+
+    /// <summary>
+    /// Moves the primary to replica <paramref name="replica"/> (a planned switch-over, e.g. before maintenance of the
+    /// primary's server): the replica copies what it lacks while writes go on; then the writer commits what it has queued,
+    /// a new writer fences the replicas, gathers their entries into the chosen one and opens there. Appends arriving
+    /// meanwhile wait for it (within their budget) rather than fail; nothing acknowledged is lost. The choice is journaled
+    /// in the directory and kept when the writer is activated again. Returns the primary's index (the same when it is
+    /// there already). A replica that cannot take over (it does not answer, cannot copy in time):
+    /// <see cref="ErrorCode.ShardUnavailable"/>, saying where the primary is; no such replica: <see cref="ErrorCode.BadMessage"/>.
+    /// </summary>
+    Task<int> MovePrimary(int replica);
 }

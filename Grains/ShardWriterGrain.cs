@@ -41,6 +41,9 @@ public sealed class ShardWriterGrain(
     // time; this timer keeps the activation, and with it the writer, alive.
     private static readonly TimeSpan KeepAlivePeriod = TimeSpan.FromMinutes(1);
 
+    // Entries per push while a replica catches up before a move.
+    private const int CatchUpBatch = 1000;
+
     // Bound on the MessageIds kept in doubt (a long outage under load); past it, new ones are not tracked.
     private const int MaxInDoubt = 100_000;
 
@@ -69,6 +72,11 @@ public sealed class ShardWriterGrain(
     // they are in here, unless they are only on replicas it has not heard from (_unheard).
     private readonly Dictionary<Guid, long> _acknowledged = [];
     private HashSet<int>? _unheard;
+
+    // A planned move of the primary (MovePrimary): the replica the next writer opens on when it answers, and the switch
+    // in progress, which a second move waits for.
+    private int? _moveTo;
+    private Task<JournalWriter>? _moving;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -209,6 +217,13 @@ public sealed class ShardWriterGrain(
             try
             {
                 var pending = send(writer);
+                if (pending.IsFaulted && !writer.IsOpen && !IsOpen(writer) && DateTime.UtcNow < deadline)
+                {
+                    // Refused as it was queued, by a writer closed for a move or given up since: nothing of it was
+                    // written (a commit never completes synchronously). The next writer takes it.
+                    continue;
+                }
+
                 if (await StalledAsync(writer, pending, deadline))
                 {
                     // The primary stopped answering (a paused or partitioned server): fail over. If the stalled
@@ -458,23 +473,23 @@ public sealed class ShardWriterGrain(
     }
 
     // Reads a replica's version vector into what strong reads must see; false when it does not answer.
-    private async Task<(bool Reachable, long Held, long Epoch)> TryReadVectorAsync(int replica)
+    private async Task<(bool Reachable, long Held, long Epoch, long PrimaryTerm)> TryReadVectorAsync(int replica)
     {
         try
         {
             using var timeout = new CancellationTokenSource(ProbeTimeout);
-            var (vector, epoch) = await VersionVector.ReadWithEpochAsync(Set.Replicas[replica], timeout.Token).WaitAsync(timeout.Token);
+            var (vector, epoch, primaryTerm) = await VersionVector.ReadWithTermsAsync(Set.Replicas[replica], timeout.Token).WaitAsync(timeout.Token);
             foreach (var (origin, position) in vector.Positions)
             {
                 Acknowledge(origin, position);
             }
 
             _unheard?.Remove(replica);
-            return (true, vector.Positions.Values.Sum(), epoch);
+            return (true, vector.Positions.Values.Sum(), epoch, primaryTerm);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
-            return (false, -1, -1);
+            return (false, -1, -1, -1);
         }
     }
 
@@ -498,6 +513,90 @@ public sealed class ShardWriterGrain(
 
         return Set.PrimaryIndex;
     }
+
+    public async Task<int> MovePrimary(int replica)
+    {
+        if (replica < 0 || replica >= Set.Replicas.Count)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
+        }
+
+        var writer = await GetWriterAsync();
+        if (Set.PrimaryIndex == replica)
+        {
+            return replica;
+        }
+
+        if (_moving is { } moving)
+        {
+            await moving;
+            return Set.PrimaryIndex == replica ? replica : throw NotMoved(replica, "another move was in progress");
+        }
+
+        // Writes go on while the target copies what it lacks, so that the switch itself waits only for the last few.
+        try
+        {
+            // Until the target is within one push of the primary: under load the primary never stops growing.
+            using var copying = new CancellationTokenSource(options.Value.CallTimeout);
+            while (await ReplicaSync.PushAsync(writer.Source, Set.Replicas[replica], CatchUpBatch, copying.Token).WaitAsync(copying.Token) >= CatchUpBatch)
+            {
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException)
+        {
+            throw NotMoved(replica, $"it could not take the primary's entries ({DatabaseFailure.Describe(e)})");
+        }
+
+        if (!IsOpen(writer) || Set.PrimaryIndex == replica)
+        {
+            // The writer failed over while the target copied: the primary is where that put it.
+            return Set.PrimaryIndex == replica ? replica : throw NotMoved(replica, "the writer failed over meanwhile");
+        }
+
+        // Appends that reach the grain from now on wait for the switch; the old writer commits what it has queued first,
+        // so nothing acknowledged by it can be missing from what the new primary gathers.
+        _moveTo = replica;
+        localWriters.Withdraw(writer);
+        var switching = SwitchAsync(writer);
+        _opening = switching;
+        _moving = switching;
+        try
+        {
+            await switching;
+        }
+        finally
+        {
+            _moving = null;
+        }
+
+        return Set.PrimaryIndex == replica ? replica : throw NotMoved(replica, "it did not answer when the new writer opened");
+    }
+
+    // Drains the old writer (bounded: a primary that stalls now is given up, as a fail-over would), then opens on the target.
+    private async Task<JournalWriter> SwitchAsync(JournalWriter old)
+    {
+        try
+        {
+            try
+            {
+                await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
+                Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
+            }
+            catch (TimeoutException)
+            {
+                GiveUp(old);
+            }
+
+            return await OpenAsync();
+        }
+        finally
+        {
+            _moveTo = null;
+        }
+    }
+
+    private Pr2Exception NotMoved(int replica, string why) => new(ErrorCode.ShardUnavailable,
+        $"shard {ShardCode}: the primary was not moved to replica {replica}: {why}; the primary is replica {Set.PrimaryIndex}; retry");
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
@@ -588,19 +687,21 @@ public sealed class ShardWriterGrain(
         }
     }
 
-    // The reachable replica holding the most (highest version vector; ties go to the lowest index), the replicas that
-    // answered, and the term a new writer takes: above every epoch among them.
+    // The replica a move asked for when it answers; otherwise the reachable replica holding the most (highest version
+    // vector; ties go to the one a writer opened on last, then to the lowest index). Also the replicas that answered, and
+    // the term a new writer takes: above every epoch among them.
     private async Task<(int Primary, List<int> Reachable, long Term)> ChoosePrimaryAsync()
     {
         // A writer that failed over excludes nothing: a replica that answers again may be chosen again.
         _unheard ??= [.. Enumerable.Range(0, Set.Replicas.Count)];
         var candidates = await Task.WhenAll(Set.Replicas.Select(async (_, index) =>
         {
-            var (reachable, held, epoch) = await TryReadVectorAsync(index);
-            return (Index: index, Held: held, Reachable: reachable, Epoch: epoch);
+            var (reachable, held, epoch, primaryTerm) = await TryReadVectorAsync(index);
+            return (Index: index, Held: held, Reachable: reachable, Epoch: epoch, PrimaryTerm: primaryTerm);
         }));
         var reachable = candidates.Where(c => c.Reachable).ToList();
-        var best = reachable.OrderByDescending(c => c.Held).ThenBy(c => c.Index).FirstOrDefault();
+        var best = reachable.OrderByDescending(c => c.Index == _moveTo).ThenByDescending(c => c.Held).ThenByDescending(c => c.PrimaryTerm).ThenBy(c => c.Index)
+            .FirstOrDefault();
         return best.Reachable
             ? (best.Index, reachable.ConvertAll(c => c.Index), reachable.Max(c => c.Epoch) + 1)
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"no replica of shard {ShardCode} is reachable; retry with the same MessageId");

@@ -34,6 +34,7 @@ public static class Pr2Cli
             Status(output, error),
             Directory(output, error),
             ShardCommands.Build(output, error),
+            ReplicaCommands.Build(output, error),
             RuleCommands.Build(output, error),
             ViewCommand.Build(output, error),
             QueryCommand.Build(output, error),

@@ -34,10 +34,20 @@ public sealed class VersionVector
     /// </summary>
     public static async Task<(VersionVector Vector, long Epoch)> ReadWithEpochAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
     {
+        var (vector, epoch, _) = await ReadWithTermsAsync(connection, cancellationToken);
+        return (vector, epoch);
+    }
+
+    /// <summary>
+    /// <see cref="ReadWithEpochAsync(NpgsqlConnection, CancellationToken)"/>, with the term of the last writer that opened
+    /// on this replica as its primary (0 when none has).
+    /// </summary>
+    public static async Task<(VersionVector Vector, long Epoch, long PrimaryTerm)> ReadWithTermsAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
+    {
         await using var command = new NpgsqlCommand("""
-            select r.replica_id, h.origin_position, h.epoch from pr2_replica r, pr2_writer_head h
+            select r.replica_id, h.origin_position, h.epoch, h.primary_term from pr2_replica r, pr2_writer_head h
             union all
-            select origin_replica, position, null from pr2_origin_vector
+            select origin_replica, position, null, null from pr2_origin_vector
             """, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken) || reader.IsDBNull(2))
@@ -46,14 +56,20 @@ public sealed class VersionVector
         }
 
         var replicaId = reader.GetGuid(0);
-        var epoch = reader.GetInt64(2);
+        var (epoch, primaryTerm) = (reader.GetInt64(2), reader.GetInt64(3));
         var positions = new Dictionary<Guid, long> { [replicaId] = reader.GetInt64(1) };
         while (await reader.ReadAsync(cancellationToken))
         {
             positions[reader.GetGuid(0)] = reader.GetInt64(1);
         }
 
-        return (new VersionVector(replicaId, positions), epoch);
+        return (new VersionVector(replicaId, positions), epoch, primaryTerm);
+    }
+
+    public static async Task<(VersionVector Vector, long Epoch, long PrimaryTerm)> ReadWithTermsAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
+        return await ReadWithTermsAsync(connection, cancellationToken);
     }
 
     public static async Task<(VersionVector Vector, long Epoch)> ReadWithEpochAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)

@@ -178,11 +178,11 @@ public sealed class JournalWriter : IAsyncDisposable
     {
         await using var command = source.CreateCommand(term is null
             ? """
-              update pr2_writer_head set epoch = epoch + 1, updated_at = now()
+              update pr2_writer_head set epoch = epoch + 1, primary_term = epoch + 1, updated_at = now()
               returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
               """
             : """
-              update pr2_writer_head set updated_at = now() where epoch = $1
+              update pr2_writer_head set primary_term = epoch, updated_at = now() where epoch = $1
               returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
               """);
         if (term is { } fenced)

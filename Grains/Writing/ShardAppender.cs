@@ -21,9 +21,16 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
             return await writerGrain.Append(request).WaitAsync(budget);
         }
 
+        var pending = writer.AppendAsync(request);
+        if (pending.IsFaulted && !writer.IsOpen)
+        {
+            // Refused as it was queued (closed for a move of the primary, or given up): nothing of it was written.
+            return await writerGrain.Append(request).WaitAsync(budget);
+        }
+
         try
         {
-            return await writer.AppendAsync(request).WaitAsync(LocalAppendLimit, budget);
+            return await pending.WaitAsync(LocalAppendLimit, budget);
         }
         catch (TimeoutException)
         {

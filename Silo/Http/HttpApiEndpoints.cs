@@ -61,6 +61,9 @@ public static class HttpApiEndpoints
             .Produces<ShardView>();
         shard.MapPatch("", SetShardMetadataAsync).WithName("SetShardMetadata").WithSummary("Record a shard's name, owner or labels (one journaled change of the directory).")
             .Accepts<ShardMetadataRequest>("application/json").Produces<ShardEntry>();
+        shard.MapPost("/primary", MovePrimaryAsync).WithName("MovePrimary")
+            .WithSummary("Move the shard's primary to another replica (planned switch-over): writes wait for the switch instead of failing, nothing acknowledged is lost.")
+            .Accepts<PrimaryMoveRequest>("application/json").Produces<PrimaryMoveResponse>();
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
         rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
@@ -212,6 +215,14 @@ public static class HttpApiEndpoints
         var entry = (await client.GetShardsAsync()).SingleOrDefault(s => s.Shard == shard)
             ?? throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory");
         return Results.Ok(new ShardView(entry, (await client.GetStatusAsync()).Shards.SingleOrDefault(s => s.Shard == shard)));
+    }
+
+    private static async Task<IResult> MovePrimaryAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var request = await ReadJsonAsync<PrimaryMoveRequest>(http);
+        var replica = request.Replica ?? throw new Pr2Exception(ErrorCode.BadMessage, "give the replica to move the primary to: {\"replica\": 1}");
+        return Results.Ok(new PrimaryMoveResponse(shard, await new Pr2Client(cluster).MovePrimaryAsync(shard, replica)));
     }
 
     private static async Task<IResult> AddShardAsync(HttpContext http, IClusterClient cluster)

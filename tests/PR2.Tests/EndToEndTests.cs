@@ -78,6 +78,12 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(1, unknownShard.ExitCode);
         Assert.Contains("shard 9 is not in the directory", unknownShard.Error, StringComparison.Ordinal);
 
+        // Moving a primary: to the replica it is on, a no-op; to one the shard does not have, bad input (exit code 2) naming the range.
+        Assert.Contains("shard 1: primary is replica 0", (await Pr2Async("replicas", "promote", "1", "0")).Output, StringComparison.Ordinal);
+        var noReplica = await ChildProcess.RunPr2Async(Gateway, "replicas", "promote", "1", "3");
+        Assert.Equal(2, noReplica.ExitCode);
+        Assert.Contains("shard 1 has replicas 0 to 0; there is no replica 3", noReplica.Error, StringComparison.Ordinal);
+
         // The rules walk-through of the README: a YAML rule added with the tool writes an audit entry in shard 0.
         var ruleFile = Path.Combine(_dataDirectory, "big-orders.yaml");
         await File.WriteAllTextAsync(ruleFile, """

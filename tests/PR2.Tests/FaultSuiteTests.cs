@@ -23,7 +23,8 @@ namespace PR2.Tests;
 /// the nemesis leaves alone, reaching the two servers through loopback proxies), while a nemesis kills a server
 /// (pg_ctl stop -m immediate) and restarts it, pauses one (SIGSTOP/SIGCONT), stops the in-process silo or kills
 /// it (no shutdown), kills the process silo with SIGKILL, or cuts the process silo off one server while the other
-/// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers. Rules run on every
+/// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers; and the primary of
+/// every shard is moved on purpose (pr2 replicas promote) beside the writes and the faults. Rules run on every
 /// replica (a data rule sending across shards and keeping a view, a C# rule) and the object directory follows
 /// every shard. Then heal, wait for
 /// quiet, and check: every acknowledged MessageId on every replica (lost = 0), no MessageId twice in a journal,
@@ -46,6 +47,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     private readonly PostgresFixture _serverA = servers.A;
     private readonly PostgresFixture _serverB = servers.B;
     private readonly List<string> _faults = [];
+    private readonly ConcurrentBag<string> _moves = [];
+    private readonly ConcurrentBag<string> _moveFailures = [];
     private readonly Dictionary<PostgresFixture, TcpProxy> _proxies = [];
     private Dictionary<string, string?> _processSiloSettings = [];
     private ProcessSilo? _processSilo;
@@ -309,6 +312,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         var promiseBroken = orderProblems.Where(p => quorumShards.Contains(p.Actor.Shard)).Select(p => p.Problem).ToList();
 
         output.WriteLine("faults: " + string.Join("; ", _faults));
+        output.WriteLine("primary moves: " + string.Join("; ", _moves.Order(StringComparer.Ordinal)));
         if (_processSilo is not null)
         {
             KeepOutput(_processSilo);
@@ -340,6 +344,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             output.WriteLine("history: " + problem);
         }
 
+        Assert.Empty(_moveFailures);
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
         Assert.Equal(0, refusedButCommitted);
@@ -380,28 +385,37 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         KillSilo,
         KillProcessSilo,
         CutProcessSilo,
+
+        // Not a fault: a planned move of a shard's primary (pr2 replicas promote), while the round writes and other faults go on.
+        MovePrimary,
     }
 
     // The test suite's schedule: every kind of fault, and the overlaps that matter (a silo started while a server is
-    // down, a silo cut off one server while the other is paused, a cut-off silo killed). Soaks draw their own.
+    // down, a silo cut off one server while the other is paused, a cut-off silo killed), and a move of each shard's
+    // primary (the second field names the shard), one just after a server returned. Soaks draw their own.
     private static readonly Dictionary<int, (Fault Fault, string Server)> Schedule = new()
     {
         [1] = (Fault.KillServer, "A"),
         [2] = (Fault.KillProcessSilo, ""),
+        [3] = (Fault.MovePrimary, "1"),
         [4] = (Fault.CutProcessSilo, "B"),
         [5] = (Fault.PauseServer, "A"),
+        [6] = (Fault.MovePrimary, "3"),
         [7] = (Fault.KillSilo, ""),
         [8] = (Fault.KillServer, "B"),
         [9] = (Fault.StopSilo, ""),
+        [10] = (Fault.MovePrimary, "0"),
         [11] = (Fault.PauseServer, "B"),
         [12] = (Fault.CutProcessSilo, "A"),
         [13] = (Fault.KillProcessSilo, ""),
+        [14] = (Fault.MovePrimary, "2"),
     };
 
     private static string Target(Fault fault) => fault switch
     {
         Fault.KillServer or Fault.PauseServer => "server",
         Fault.StopSilo or Fault.KillSilo => "in-process silo",
+        Fault.MovePrimary => "primary",
         _ => "process silo",
     };
 
@@ -432,7 +446,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             }
 
             name = random.Next(2) == 0 ? "A" : "B";
-            fault = (Fault)random.Next(6);
+            fault = (Fault)random.Next(7);
+            name = fault == Fault.MovePrimary ? random.Next(4).ToString(CultureInfo.InvariantCulture) : name;
             if (_active.Any(a => a.Target == Target(fault)))
             {
                 return;
@@ -475,6 +490,11 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
                 _processSiloStarting = StartProcessSiloAsync();
                 _active.Add((round + 1, target, () => _processSiloStarting));
                 break;
+            case Fault.MovePrimary:
+                // Runs beside the round's writes; awaited before the next round's faults.
+                var move = MovePrimaryAsync(new Pr2Client(cluster.Client), int.Parse(name, CultureInfo.InvariantCulture), round);
+                _active.Add((round + 1, target, () => move));
+                break;
             default:
                 _faults.Add($"round {round}: cut the process silo off server {name}");
                 _proxies[server].BlackHole();
@@ -485,6 +505,31 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
                     return Task.CompletedTask;
                 }));
                 break;
+        }
+    }
+
+    // Moves the shard's primary to the next replica. Under faults a move may be refused (retriably: the target does not
+    // answer, or a silo died under it); it must never fail otherwise.
+    private async Task MovePrimaryAsync(Pr2Client client, int shard, int round)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var replicas = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == shard).Replicas;
+            var from = replicas.Single(r => r.Primary).Index;
+            var to = (from + 1) % replicas.Count;
+            _faults.Add($"round {round}: move shard {shard}'s primary from replica {from} to {to}");
+            var primary = await client.MovePrimaryAsync(shard, to);
+            _moves.Add($"round {round}: shard {shard} primary {from} -> {primary} in {clock.ElapsedMilliseconds} ms");
+        }
+        catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.SiloUnavailableException
+                                      or Orleans.Runtime.OrleansMessageRejectionException)
+        {
+            _moves.Add($"round {round}: shard {shard} move refused after {clock.ElapsedMilliseconds} ms: {e.Message}");
+        }
+        catch (Exception e)
+        {
+            _moveFailures.Add($"round {round}: shard {shard}: {e}");
         }
     }
 

@@ -92,6 +92,13 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         await AssertProblemAsync(await ops.PostAsync("/v1/shards", Json("""{"shard": 1, "connections": ["Pr2:Connections:a"]}""")),
             HttpStatusCode.Conflict, "RecordExists");
 
+        // Moving a primary is cluster-wide too; a replica the shard does not have is a bad request, the current one a no-op.
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/primary", Json("""{"replica": 0}""")), HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards/1/primary", Json("""{"replica": 7}""")), HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards/1/primary", Json("{}")), HttpStatusCode.BadRequest, "BadMessage");
+        var moved = await Body(await ops.PostAsync("/v1/shards/1/primary", Json("""{"replica": 0}""")));
+        Assert.Equal((1, 0), (moved["shard"]!.GetValue<int>(), moved["primary"]!.GetValue<int>()));
+
         // Refusals carry the same codes as over Orleans.
         var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");
         Assert.Contains("not valid JSON", badJson["detail"]!.GetValue<string>(), StringComparison.Ordinal);

@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using PR2.Client;
+using PR2.Grains.Agents;
+using PR2.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// A planned move of a shard's primary (<c>pr2 replicas promote</c>): while writers keep writing, on two silos, the
+/// primary goes from one server to the other and back and over again. No write is refused or fails, even retriably
+/// (they wait for the switch); every acknowledged write is on both replicas once; the history each writer was told
+/// holds (no false Duplicate, versions only ever increasing, no strong read older than an acknowledgement before it);
+/// the replicas converge to the same records; and the primary stays where it was moved when the cluster starts again.
+/// </summary>
+public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelper output) : IClassFixture<TwoPostgresServers>
+{
+    private const int Shard = 1;
+
+    [Fact]
+    public async Task Moving_the_primary_under_load_fails_no_write_loses_nothing_and_the_primary_stays_where_it_was_moved()
+    {
+        var (settings, a, b) = Topology("move");
+        var acked = new ConcurrentBag<WriteAck>();
+        var history = new ClientHistory();
+        var problems = new ConcurrentBag<string>();
+        await using (var cluster = await TestClusters.StartAsync(settings, silos: 2))
+        {
+            var client = new Pr2Client(cluster.Client);
+            using var stop = new CancellationTokenSource();
+            var writers = Enumerable.Range(0, 12).Select(w => WriteAsync(client, w, acked, history, problems, stop.Token)).ToList();
+            var reader = ReadStronglyAsync(client, history, stop.Token);
+            var moves = new List<string>();
+            foreach (var target in new[] { 1, 0, 1 })
+            {
+                await WaitForAcksAsync(acked, acked.Count + 150);
+                var clock = Stopwatch.StartNew();
+                var primary = await client.MovePrimaryAsync(Shard, target);
+                moves.Add($"to {target} in {clock.Elapsed.TotalMilliseconds:0} ms");
+                Assert.Equal(target, primary);
+                Assert.Equal(target, (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.Single(r => r.Primary).Index);
+            }
+
+            await WaitForAcksAsync(acked, acked.Count + 150);
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+            await reader;
+            output.WriteLine($"moves {string.Join(", ", moves)}; acknowledged {acked.Count}, strong reads {history.StrongReads}");
+            foreach (var problem in problems.Concat(history.FalseDuplicates).Concat(history.OrderReversals.Select(r => r.Problem)).Concat(history.StaleStrongReads))
+            {
+                output.WriteLine("problem: " + problem);
+            }
+
+            Assert.Empty(problems);
+            Assert.Empty(history.FalseDuplicates);
+            Assert.Empty(history.OrderReversals);
+            Assert.Empty(history.StaleStrongReads);
+
+            await Eventually.TrueAsync(async () =>
+                (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.All(r => r.Reachable && r.Behind == 0),
+                TimeSpan.FromSeconds(60), "both replicas hold the same entries");
+            await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
+            await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 1);
+            var (idsA, idsB) = (await ReplicaContents.MessageIdsAsync(a), await ReplicaContents.MessageIdsAsync(b));
+            Assert.Equal(0, acked.Count(ack => !idsA.Contains(ack.MessageId) || !idsB.Contains(ack.MessageId)));
+            Assert.Equal(idsA.Count, idsA.Distinct().Count());
+            Assert.Equal(idsA.Order(), idsB.Order());
+            Assert.Equal(await ReplicaContents.RecordsAsync(a), await ReplicaContents.RecordsAsync(b));
+            await Eventually.TrueAsync(async () => (await client.GetShardsAsync()).Single(s => s.Shard == Shard).Primary == 1,
+                TimeSpan.FromSeconds(30), "the directory records replica 1 as the primary");
+        }
+
+        // Both replicas hold the same entries now: a new writer, on a cluster started again, keeps the one chosen last.
+        await using var again = await TestClusters.StartAsync(settings);
+        var restarted = new Pr2Client(again.Client);
+        var ack = await Retrying.SendAsync(restarted, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/after-restart"), MessageKind.Insert, "{}"));
+        Assert.Equal(1, (await restarted.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.Single(r => r.Primary).Index);
+        Assert.Contains(ack.MessageId, await ReplicaContents.MessageIdsAsync(b));
+    }
+
+    [Fact]
+    public async Task A_move_to_a_replica_that_cannot_take_over_is_refused_retriably_and_the_primary_and_writes_stay()
+    {
+        var (settings, _, _) = Topology("refused");
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Insert, "{}"));
+
+        var none = await Assert.ThrowsAsync<Pr2Exception>(() => client.MovePrimaryAsync(Shard, 2));
+        Assert.Equal(ErrorCode.BadMessage, none.Code);
+        Assert.Equal(0, await client.MovePrimaryAsync(Shard, 0));
+
+        await servers.B.Server.PauseAsync();
+        try
+        {
+            var refused = await Assert.ThrowsAsync<Pr2Exception>(() => client.MovePrimaryAsync(Shard, 1));
+            output.WriteLine(refused.Message);
+            Assert.True(refused.IsRetriable, refused.Message);
+            Assert.Contains("the primary is replica 0", refused.Message, StringComparison.Ordinal);
+            var ack = await client.SendAsync(Shard, "account/1", MessageKind.Modify, """{"after": "refused move"}""");
+            Assert.Equal(2, ack.Version);
+        }
+        finally
+        {
+            await servers.B.Server.ResumeAsync();
+        }
+
+        Assert.Equal(1, await client.MovePrimaryAsync(Shard, 1));
+    }
+
+    // Shard 1: replica 0 on server A (the first primary), replica 1 on server B; shard 0 on server B.
+    private (Dictionary<string, string?> Settings, Npgsql.NpgsqlDataSource A, Npgsql.NpgsqlDataSource B) Topology(string name)
+    {
+        var control = servers.B.CreateTopology(name, 0);
+        var onA = servers.A.CreateTopology($"{name}_a", Shard);
+        var onB = servers.B.CreateTopology($"{name}_b", Shard);
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+        };
+        return (settings, onA.Database(Shard), onB.Database(Shard));
+    }
+
+    // One writer owns three actors and writes them in turn, one message at a time, until stopped; every answer goes into
+    // the history, and any error at all (a move must not make a write fail, not even retriably) is a problem.
+    private static async Task WriteAsync(Pr2Client client, int writer, ConcurrentBag<WriteAck> acked, ClientHistory history,
+        ConcurrentBag<string> problems, CancellationToken stop)
+    {
+        var actors = Enumerable.Range(0, 3).Select(i => new ActorRef(Shard, $"account/{writer}-{i}")).ToList();
+        var versions = new int[actors.Count];
+        for (var turn = 0; !stop.IsCancellationRequested; turn++)
+        {
+            var i = turn % actors.Count;
+            var message = new Message(Guid.NewGuid(), $"writer-{writer}", actors[i], versions[i] == 0 ? MessageKind.Insert : MessageKind.Modify,
+                $$"""{"turn": {{turn}}}""");
+            for (var call = 1; ; call++)
+            {
+                try
+                {
+                    var ack = await client.SendAsync(message);
+                    history.Acknowledged(message, ack, call);
+                    acked.Add(ack);
+                    versions[i]++;
+                    break;
+                }
+                catch (Pr2Exception e) when (e.IsRetriable && call < 20)
+                {
+                    problems.Add($"{message.Receiver} call {call}: {e.Code} {e.Message}");
+                    await Task.Delay(100, CancellationToken.None);
+                }
+                catch (Exception e) when (call >= 20 || e is not Pr2Exception { IsRetriable: true })
+                {
+                    problems.Add($"{message.Receiver} call {call}: {e.GetType().Name} {e.Message}");
+                    history.Refusal(message.MessageId, e.Message);
+                    return;
+                }
+            }
+        }
+    }
+
+    private static async Task ReadStronglyAsync(Pr2Client client, ClientHistory history, CancellationToken stop)
+    {
+        var actors = Enumerable.Range(0, 12).Select(w => new ActorRef(Shard, $"account/{w}-0")).ToList();
+        while (!stop.IsCancellationRequested)
+        {
+            await history.ReadStronglyAsync(client, actors);
+        }
+    }
+
+    private static Task WaitForAcksAsync(ConcurrentBag<WriteAck> acked, int count) =>
+        Eventually.TrueAsync(() => Task.FromResult(acked.Count >= count), TimeSpan.FromSeconds(60), $"{count} writes acknowledged");
+}
