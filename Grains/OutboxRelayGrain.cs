@@ -150,6 +150,12 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
             string? failure = null, conflict = null;
             try
             {
+                // A row written before rules were refused PR2's own actors is never delivered to one either.
+                if (message.Receiver.IsReserved)
+                {
+                    throw new Pr2Exception(ErrorCode.ReservedActor, $"{message.Receiver}: {Rules.RuleEffects.ReservedActorRefusal}");
+                }
+
                 await GrainFactory.SendMessage(message);
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.IdempotencyConflict)

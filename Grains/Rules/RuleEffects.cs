@@ -13,6 +13,13 @@ public static class RuleEffects
     public static async Task SendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, JournalEntry source, int actionIndex,
         Guid messageId, ActorRef target, MessageKind kind, JsonObject body, CancellationToken cancellationToken)
     {
+        // PR2's own actors (the shard map, rules, agent registrations) change only through its operations: a rule whose
+        // template renders one ("shard/{entry.key}" in shard 0) would rewrite the topology. Its entry is parked instead.
+        if (target.IsReserved)
+        {
+            throw new RuleFailure($"send to {target}: {ReservedActorRefusal}");
+        }
+
         // The same id again (a replay) is the same message: keep the first.
         await using var command = new NpgsqlCommand("""
             insert into pr2_outbox (message_id, rule, source_position, action_index, target_shard, target_actor, kind, body, caused_counter, caused_shard, hops)
@@ -32,6 +39,10 @@ public static class RuleEffects
         command.Parameters.Add(new() { Value = (short)(source.Hops + 1) });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    /// <summary>Why a rule's message to one of PR2's own actors is refused (parked by the rule, failed by the relay).</summary>
+    public static string ReservedActorRefusal { get; } =
+        $"the {string.Join(", ", ActorRef.ReservedTypes)} actors of shard 0 are PR2's own, changed only through its operations; a rule cannot send them messages";
 
     public static async Task ChangeViewAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string rule, long position,
         string view, string key, ViewMode mode, JsonObject? value, CancellationToken cancellationToken)

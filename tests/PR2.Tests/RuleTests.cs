@@ -196,6 +196,31 @@ public sealed class RuleTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_rule_that_would_write_the_shard_map_or_another_rule_parks_its_entries_and_writes_nothing()
+    {
+        var topology = postgres.CreateTopology("rules_reserved", 0, 1);
+        await using var cluster = await StartAsync(topology);
+        var client = new Pr2Client(cluster.Client);
+        // Hostile or careless: the template renders PR2's own actors in shard 0 (a shard record, a rule).
+        await client.PutRuleAsync("""
+            {
+              "name": "forward",
+              "on": {"type": "ticket"},
+              "do": [{"send": {"shard": 0, "actor": "{body.target}", "kind": "insert", "body": {"primary": 0, "replicas": ["evil:5432/x"]}}}]
+            }
+            """);
+        var shardsBefore = (await client.GetShardsAsync()).Select(s => s.Shard).ToList();
+        await client.SendAsync(1, "ticket/1", MessageKind.Insert, """{"target": "shard/9"}""");
+        await client.SendAsync(1, "ticket/2", MessageKind.Insert, """{"target": "rule/injected"}""");
+
+        await Eventually.TrueAsync(async () => (await client.GetParkedAsync("forward")).Count == 2, TimeSpan.FromSeconds(30), "both entries parked");
+        Assert.All(await client.GetParkedAsync("forward"), p => Assert.Contains("PR2's own", p.Reason, StringComparison.Ordinal));
+        Assert.Equal(0, await topology.ScalarAsync(0, "select count(*) from pr2_journal where actor_id in ('shard/9', 'rule/injected')"));
+        Assert.Equal(shardsBefore, (await client.GetShardsAsync()).Select(s => s.Shard).ToList());
+        Assert.DoesNotContain("injected", (await client.GetRulesAsync()).Select(r => r.Name));
+    }
+
+    [Fact]
     public async Task Rules_are_listed_shown_and_removed_and_bad_ones_are_refused_with_the_place_and_the_reason()
     {
         var topology = postgres.CreateTopology("rules_manage", 0, 1, 2);
