@@ -30,6 +30,9 @@ public sealed class ShardRegistry : IAsyncDisposable
 
     public bool Contains(int shard) => _shards.ContainsKey(shard);
 
+    /// <summary>Raised after a shard joined at runtime (<see cref="TryAdd"/>), outside any lock.</summary>
+    public event Action<int>? ShardAdded;
+
     /// <summary>Adds a shard with its replicas' connection strings; false (nothing changed) when it is known already.</summary>
     public bool TryAdd(int code, ShardTopology shard)
     {
@@ -43,8 +46,10 @@ public sealed class ShardRegistry : IAsyncDisposable
             var sources = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2")).ToList();
             var readers = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read")).ToList();
             _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = new ShardReplicaSet(code, sources, shard.RequiredCopies, readers) };
-            return true;
         }
+
+        ShardAdded?.Invoke(code);
+        return true;
     }
 
     /// <summary>The replicas of <paramref name="shard"/>; an unknown shard is a <see cref="ErrorCode.UnknownShard"/> error.</summary>

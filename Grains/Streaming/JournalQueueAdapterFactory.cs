@@ -9,7 +9,7 @@ namespace PR2.Grains.Streaming;
 public sealed class JournalQueueAdapterFactory(string name, ShardRegistry shards, IGrainFactory grains, ILoggerFactory loggers)
     : IQueueAdapterFactory, IQueueAdapterCache
 {
-    private readonly JournalQueueMapper _mapper = new(shards.ShardCodes);
+    private readonly JournalQueueMapper _mapper = new(shards);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<QueueId, JournalQueueCache> _caches = new();
 
     public static JournalQueueAdapterFactory Create(IServiceProvider services, string name) =>

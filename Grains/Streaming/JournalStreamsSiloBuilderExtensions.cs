@@ -11,6 +11,8 @@ public static class JournalStreamsSiloBuilderExtensions
         {
             // Implicit subscribers ([ImplicitStreamSubscription("pr2/<type>")]) and explicit ones (state in "PubSubStore").
             stream.ConfigureStreamPubSub(StreamPubSubType.ExplicitGrainBasedAndImplicit);
+            // One queue per shard, handed to one silo; a shard added at runtime gets its queue when the silo learns of it.
+            stream.ConfigurePartitionBalancing(ShardQueueBalancer.Create);
             // One indexed range read per shard per period, whatever the number of subscribers.
             // At least once: a delivery that keeps failing is retried (with backoff) until it succeeds, never skipped after a
             // time limit; the entries behind it wait, and the shard's cache stops reading when full.

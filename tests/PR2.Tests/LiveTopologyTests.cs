@@ -1,6 +1,7 @@
 using Npgsql;
 using PR2.Client;
 using PR2.Tests.Infrastructure;
+using PR2.Tests.Streams;
 
 namespace PR2.Tests;
 
@@ -57,6 +58,13 @@ public sealed class LiveTopologyTests(PostgresFixture postgres)
             // Its agents run: the records view folds the inserts.
             await Eventually.TrueAsync(async () => (await client.QueryRecordsAsync(NewShard, "order")).Records.Count == actors.Count,
                 TimeSpan.FromSeconds(30), "the records view of the new shard holds every insert");
+
+            // Its journal stream starts without a restart: an implicit subscriber gets the new shard's entries, once each.
+            var streamed = await Task.WhenAll(Enumerable.Range(0, 5).Select(i => client.SendAsync(NewShard, $"streamtest/{i}", MessageKind.Insert, "{}")));
+            IReadOnlyList<(JournalEntry Entry, string Token)> received = [];
+            await Eventually.TrueAsync(async () => (received = await cluster.Client.GetGrain<IStreamRecorderGrain>(NewShard).Received()).Count >= streamed.Length,
+                TimeSpan.FromSeconds(60), "the new shard's journal stream delivered its entries");
+            Assert.Equal(streamed.Select(a => a.MessageId).Order(), received.Select(r => r.Entry.MessageId).Order());
 
             // Adding it again answers the same; another shard under the same code is refused.
             Assert.Equal(NewShard, (await client.AddShardAsync(new NewShard(NewShard, [ConnectionKey], "Primary", "Acme"))).Shard);
