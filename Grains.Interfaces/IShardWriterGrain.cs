@@ -57,11 +57,13 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// <summary>
     /// Moves the primary to replica <paramref name="replica"/> (a planned switch-over, e.g. before maintenance of the
     /// primary's server): the replica copies what it lacks while writes go on; then the writer commits what it has queued,
-    /// a new writer fences the replicas, gathers their entries into the chosen one and opens there. Appends arriving
-    /// meanwhile wait for it (within their budget) rather than fail; nothing acknowledged is lost. The choice is journaled
-    /// in the directory and kept when the writer is activated again. Returns the primary's index (the same when it is
-    /// there already). A replica that cannot take over (it does not answer, cannot copy in time):
-    /// <see cref="ErrorCode.ShardUnavailable"/>, saying where the primary is; no such replica: <see cref="ErrorCode.BadMessage"/>.
+    /// a new writer fences the replicas, gathers their entries into the chosen one (the old primary's included, or it
+    /// does not open there) and opens there. Appends arriving meanwhile wait for it (within their budget) rather than
+    /// fail; nothing acknowledged is lost. The move is journaled in the directory, and a writer activated later prefers
+    /// the replica chosen last among those holding the most. Returns the primary's index (the same when it is there
+    /// already). A replica that cannot take over (it does not answer, is too far behind, could not gather the old
+    /// primary): <see cref="ErrorCode.ShardUnavailable"/>, saying why and where the primary is; no such replica:
+    /// <see cref="ErrorCode.BadMessage"/>.
     /// </summary>
     Task<int> MovePrimary(int replica);
 }

@@ -79,7 +79,7 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
         try
         {
             // An atomic batch may have moved the record on without this activation: one index probe says whether it did.
-            if (Known && await OnPrimaryAsync(self, (primary, token) => JournalStore.LatestVersionAsync(primary, self, token), budget.Token) != _record.Version)
+            if (Known && await OnPrimaryAsync(self, JournalStore.LatestVersionOnPrimaryAsync, budget.Token) != _record.Version)
             {
                 _loaded = false;
             }
@@ -214,7 +214,7 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
             return false;
         }
 
-        var entries = await OnPrimaryAsync(self, (primary, token) => JournalStore.ReadActorAsync(primary, self, token), budget);
+        var entries = await OnPrimaryAsync(self, JournalStore.ReadActorOnPrimaryAsync, budget);
         _record = RecordState.Fold(entries);
         _loaded = true;
         Log.ActorLoaded(logger, self, _record.Version);
@@ -223,8 +223,11 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
 
     // Reads from the shard's primary; if it does not answer within FirstReadLimit, asks the shard's writer
     // which replica is the primary now (it may fail over) and reads there with what is left of the budget.
+    // A replica that answers but is no longer the primary (it says so: the primary moved on another silo) is read
+    // again where the writer says the primary is: it may lack what was written since.
     // WaitAsync stops waiting at once: Npgsql's own cancellation needs an answer from the (maybe paused) server.
-    private async Task<T> OnPrimaryAsync<T>(ActorRef self, Func<NpgsqlDataSource, CancellationToken, Task<T>> read, CancellationToken budget)
+    private async Task<T> OnPrimaryAsync<T>(ActorRef self, Func<NpgsqlDataSource, ActorRef, CancellationToken, Task<(T Value, bool Primary)>> read,
+        CancellationToken budget)
     {
         var set = shards.Get(self.Shard);
         var primary = set.PrimaryIndex;
@@ -232,14 +235,22 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
         {
             using var attempt = CancellationTokenSource.CreateLinkedTokenSource(budget);
             attempt.CancelAfter(FirstReadLimit);
-            return await read(set.Replicas[primary], attempt.Token).WaitAsync(attempt.Token);
+            var (value, isPrimary) = await read(set.Replicas[primary], self, attempt.Token).WaitAsync(attempt.Token);
+            if (isPrimary)
+            {
+                return value;
+            }
+
+            var current = await CurrentPrimary.AskAsync(GrainFactory, set, FirstReadLimit).WaitAsync(budget);
+            // The writer vouches for the replica read (a writer opened before it recorded its term): keep what was read.
+            return current == primary ? value : (await read(set.Replicas[current], self, budget).WaitAsync(budget)).Value;
         }
         catch (Exception first) when ((first is NpgsqlException or TimeoutException or OperationCanceledException) && !budget.IsCancellationRequested)
         {
             try
             {
                 set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary).WaitAsync(budget));
-                return await read(set.Primary, budget).WaitAsync(budget);
+                return (await read(set.Primary, self, budget).WaitAsync(budget)).Value;
             }
             catch (Exception again) when (again is NpgsqlException or TimeoutException)
             {

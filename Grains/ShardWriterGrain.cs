@@ -73,10 +73,12 @@ public sealed class ShardWriterGrain(
     private readonly Dictionary<Guid, long> _acknowledged = [];
     private HashSet<int>? _unheard;
 
-    // A planned move of the primary (MovePrimary): the replica the next writer opens on when it answers, and the switch
-    // in progress, which a second move waits for.
-    private int? _moveTo;
-    private Task<JournalWriter>? _moving;
+    // A planned move of the primary (MovePrimary): the one in progress, which a second move waits for; while its new writer
+    // opens, the old primary and the target (the writer opens on the target only if it gathered the old primary); and
+    // why the target could not take over, if it could not.
+    private Task<int>? _moving;
+    private (int From, int To)? _move;
+    private string? _moveFailure;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -96,7 +98,7 @@ public sealed class ShardWriterGrain(
     // A refusal (StaleActor) while an earlier attempt may still commit is not one the actor may act on: it would reload a
     // record without that entry and refuse for good.
     private Task<WriteAck> AppendAsync(AppendRequest request, bool attemptedBefore) =>
-        WriteAsync([request.Message.MessageId], attemptedBefore, writer => writer.AppendAsync(request),
+        WriteAsync([request.Message.MessageId], attemptedBefore, writer => writer.TryAppendAsync(request),
             ack => ack.Duplicate ? ack with { Duplicate = false } : ack, refusal => refusal.Code == ErrorCode.StaleActor);
 
     public async Task<BatchAck> AppendBatch(AppendRequest[] requests, bool attemptedBefore)
@@ -147,7 +149,7 @@ public sealed class ShardWriterGrain(
             return await WriteBatchAsync();
         }
 
-        Task<BatchAck> WriteBatchAsync() => WriteAsync(messageIds, attemptedBefore, writer => writer.AppendBatchAsync(requests),
+        Task<BatchAck> WriteBatchAsync() => WriteAsync(messageIds, attemptedBefore, writer => writer.TryAppendBatchAsync(requests),
             ack => ack.Duplicate ? new BatchAck([.. ack.Acks.Select(a => a with { Duplicate = false })]) : ack,
             refusal => refusal.Code is ErrorCode.BatchRefused);
     }
@@ -205,7 +207,7 @@ public sealed class ShardWriterGrain(
 
     // Sends a write to the writer, failing over while the budget lasts. ownAck turns a Duplicate answer into this call's
     // own when an earlier attempt of the call may have written it; a refusal notFinal says is not final while that is so.
-    private async Task<T> WriteAsync<T>(Guid[] messageIds, bool attemptedBefore, Func<JournalWriter, Task<T>> send, Func<T, T> ownAck, Func<Pr2Exception, bool> notFinal)
+    private async Task<T> WriteAsync<T>(Guid[] messageIds, bool attemptedBefore, Func<JournalWriter, Task<T>?> send, Func<T, T> ownAck, Func<Pr2Exception, bool> notFinal)
     {
         var deadline = DateTime.UtcNow + FailOverBudget;
         // Whether an earlier attempt of this call may have committed: then the entry found is this call's own.
@@ -216,12 +218,16 @@ public sealed class ShardWriterGrain(
             var writer = await GetWriterAsync();
             try
             {
-                var pending = send(writer);
-                if (pending.IsFaulted && !writer.IsOpen && !IsOpen(writer) && DateTime.UtcNow < deadline)
+                if (send(writer) is not { } pending)
                 {
-                    // Refused as it was queued, by a writer closed for a move or given up since: nothing of it was
-                    // written (a commit never completes synchronously). The next writer takes it.
-                    continue;
+                    // Not queued, by a writer closed for a move or given up since: nothing of it was written. The next
+                    // writer takes it (one that is still this grain's but takes nothing is fenced: its refusal says so).
+                    if (!IsOpen(writer) && DateTime.UtcNow < deadline)
+                    {
+                        continue;
+                    }
+
+                    throw writer.Closed();
                 }
 
                 if (await StalledAsync(writer, pending, deadline))
@@ -433,7 +439,7 @@ public sealed class ShardWriterGrain(
     public async Task<int> GetStrongPrimary()
     {
         var writer = await GetWriterAsync();
-        var primary = Set.PrimaryIndex;
+        var primary = PrimaryOf(writer);
         foreach (var replica in _unheard?.ToArray() ?? [])
         {
             await TryReadVectorAsync(replica);
@@ -458,9 +464,14 @@ public sealed class ShardWriterGrain(
         }
 
         var lacking = _acknowledged.Count(a => held[a.Key] < a.Value);
-        if (lacking == 0)
+        if (lacking == 0 && IsOpen(writer))
         {
             return primary;
+        }
+
+        if (!IsOpen(writer))
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"the primary of shard {ShardCode} changed during a strong read; retry");
         }
 
         if (Set.Replicas.Count > 1)
@@ -496,23 +507,23 @@ public sealed class ShardWriterGrain(
     private void Acknowledge(Guid origin, long position) =>
         _acknowledged[origin] = Math.Max(_acknowledged.GetValueOrDefault(origin), position);
 
-    public async Task<int> GetPrimary()
-    {
-        await GetWriterAsync();
-        return Set.PrimaryIndex;
-    }
+    public async Task<int> GetPrimary() => PrimaryOf(await GetWriterAsync());
 
     public async Task<int> ReportUnreachable(int primary)
     {
         var writer = await GetWriterAsync();
-        if (primary == Set.PrimaryIndex && !await AnswersAsync(Set.Replicas[primary]))
+        if (primary == PrimaryOf(writer) && !await AnswersAsync(Set.Replicas[primary]))
         {
             Abandon(writer);
-            await GetWriterAsync();
+            writer = await GetWriterAsync();
         }
 
-        return Set.PrimaryIndex;
+        return PrimaryOf(writer);
     }
+
+    // The replica the writer appends to. Not the silo-wide set's index: a caller on this silo may write back an answer
+    // it got before a move (CurrentPrimary), and this grain must never repeat that.
+    private int PrimaryOf(JournalWriter writer) => Set.Replicas.ToList().IndexOf(writer.Source);
 
     public async Task<int> MovePrimary(int replica)
     {
@@ -521,90 +532,140 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
         }
 
+        // One move at a time: a second one waits for the first, then moves from wherever that left the primary.
+        while (_moving is { } moving)
+        {
+            await moving.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Current);
+        }
+
+        var move = MoveAsync(replica);
+        _moving = move;
+        try
+        {
+            return await move;
+        }
+        finally
+        {
+            if (ReferenceEquals(_moving, move))
+            {
+                _moving = null;
+            }
+        }
+    }
+
+    private async Task<int> MoveAsync(int replica)
+    {
         var writer = await GetWriterAsync();
-        if (Set.PrimaryIndex == replica)
+        var from = PrimaryOf(writer);
+        if (from == replica)
         {
             return replica;
         }
 
-        if (_moving is { } moving)
+        if (!writer.IsOpen)
         {
-            await moving;
-            return Set.PrimaryIndex == replica ? replica : throw NotMoved(replica, "another move was in progress");
+            throw NotMoved(replica, from, "the writer is not open (failing over, or fenced by another writer)");
         }
 
-        // Writes go on while the target copies what it lacks, so that the switch itself waits only for the last few.
+        // Writes go on while the target copies what it lacks, so that the switch waits only for the last few entries.
+        await CatchUpAsync(writer, replica);
+        if (!IsOpen(writer))
+        {
+            // The writer failed over while the target copied: the primary is where that put it.
+            var now = PrimaryOf(await GetWriterAsync());
+            return now == replica ? replica : throw NotMoved(replica, now, "the writer failed over meanwhile");
+        }
+
+        // Appends that reach the grain from now on wait for the switch; the old writer commits what it has queued first.
+        localWriters.Withdraw(writer);
+        var switching = SwitchAsync(writer, from, replica);
+        _opening = switching;
+        var opened = await switching;
+        return PrimaryOf(opened) == replica ? replica : throw NotMoved(replica, PrimaryOf(opened), _moveFailure ?? "it could not take over");
+    }
+
+    // Pushes from the primary to the target until the target lacks less than one push (by their version vectors: a push
+    // that gives way to anti-entropy moving the same entries says nothing), or refuses the move when the call bound ends.
+    private async Task CatchUpAsync(JournalWriter writer, int replica)
+    {
+        long behind = -1;
         try
         {
-            // Until the target is within one push of the primary: under load the primary never stops growing.
             using var copying = new CancellationTokenSource(options.Value.CallTimeout);
-            while (await ReplicaSync.PushAsync(writer.Source, Set.Replicas[replica], CatchUpBatch, copying.Token).WaitAsync(copying.Token) >= CatchUpBatch)
+            while (true)
             {
+                var source = await VersionVector.ReadAsync(writer.Source, copying.Token).WaitAsync(copying.Token);
+                behind = (await VersionVector.ReadAsync(Set.Replicas[replica], copying.Token).WaitAsync(copying.Token)).Behind(source);
+                if (behind < CatchUpBatch)
+                {
+                    return;
+                }
+
+                await ReplicaSync.PushAsync(writer.Source, Set.Replicas[replica], CatchUpBatch, copying.Token).WaitAsync(copying.Token);
             }
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException)
         {
-            throw NotMoved(replica, $"it could not take the primary's entries ({DatabaseFailure.Describe(e)})");
+            throw NotMoved(replica, PrimaryOf(writer), behind >= 0
+                ? $"it is still {behind} entries behind the primary after {options.Value.CallTimeoutSeconds:0.#} s (anti-entropy goes on copying)"
+                : $"it could not take the primary's entries ({DatabaseFailure.Describe(e)})");
         }
-
-        if (!IsOpen(writer) || Set.PrimaryIndex == replica)
-        {
-            // The writer failed over while the target copied: the primary is where that put it.
-            return Set.PrimaryIndex == replica ? replica : throw NotMoved(replica, "the writer failed over meanwhile");
-        }
-
-        // Appends that reach the grain from now on wait for the switch; the old writer commits what it has queued first,
-        // so nothing acknowledged by it can be missing from what the new primary gathers.
-        _moveTo = replica;
-        localWriters.Withdraw(writer);
-        var switching = SwitchAsync(writer);
-        _opening = switching;
-        _moving = switching;
-        try
-        {
-            await switching;
-        }
-        finally
-        {
-            _moving = null;
-        }
-
-        return Set.PrimaryIndex == replica ? replica : throw NotMoved(replica, "it did not answer when the new writer opened");
     }
 
-    // Drains the old writer (bounded: a primary that stalls now is given up, as a fail-over would), then opens on the target.
-    private async Task<JournalWriter> SwitchAsync(JournalWriter old)
+    // Drains the old writer (bounded: a primary that stalls now is given up, as a fail-over would), then opens on the
+    // target, which must gather the old primary: that holds everything the old writer acknowledged. If the target cannot
+    // take over, the writer opens where a fail-over would put it (the old primary, when it answers).
+    private async Task<JournalWriter> SwitchAsync(JournalWriter old, int from, int to)
     {
+        _moveFailure = null;
         try
         {
-            try
-            {
-                await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
-                Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
-            }
-            catch (TimeoutException)
-            {
-                GiveUp(old);
-            }
+            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
+            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
+        }
+        catch (TimeoutException)
+        {
+            GiveUp(old);
+        }
 
+        _move = (from, to);
+        try
+        {
             return await OpenAsync();
         }
+        catch (Exception e) when (e is Pr2Exception or NpgsqlException)
+        {
+            _moveFailure = e.Message;
+        }
         finally
         {
-            _moveTo = null;
+            _move = null;
         }
+
+        return await OpenAsync();
     }
 
-    private Pr2Exception NotMoved(int replica, string why) => new(ErrorCode.ShardUnavailable,
-        $"shard {ShardCode}: the primary was not moved to replica {replica}: {why}; the primary is replica {Set.PrimaryIndex}; retry");
+    private Pr2Exception NotMoved(int replica, int primary, string why) => new(ErrorCode.ShardUnavailable,
+        $"shard {ShardCode}: the primary was not moved to replica {replica}: {why}; the primary is replica {primary}; retry");
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (_opening is { IsCompletedSuccessfully: true })
+        if (_opening is not { } opening)
         {
+            return;
+        }
+
+        try
+        {
+            // A writer still opening (a move's switch) is waited for, so that it is never left open and published.
+            var writer = await opening;
             // Commits whatever is still queued before the activation goes away.
-            localWriters.Withdraw(_opening.Result);
-            await _opening.Result.DisposeAsync();
+            localWriters.Withdraw(writer);
+            await writer.DisposeAsync();
+        }
+        catch (Exception e) when (e is Pr2Exception or NpgsqlException or TimeoutException)
+        {
+            // It never opened: nothing to close.
         }
     }
 
@@ -635,9 +696,27 @@ public sealed class ShardWriterGrain(
             }
 
             var gathered = await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2, (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message));
-            // Every replica not gathered now may hold what an earlier writer (this activation's own included) committed
-            // and no one acknowledged, e.g. on a primary that stopped answering before its ack policy held.
-            _unsettled.UnionWith(Enumerable.Range(0, Set.Replicas.Count));
+            if (_move is { } move)
+            {
+                // A planned move opens on its target only with everything the writer it replaces acknowledged: the old
+                // primary's entries. Otherwise the caller is told why, and the writer opens where a fail-over would.
+                _moveFailure = primary != move.To ? $"replica {move.To} did not answer when the new writer chose its primary"
+                    : !gathered.Contains(move.From) ? $"replica {move.To} could not take the entries of replica {move.From} (the primary it replaces) in time"
+                    : null;
+                if (primary == move.To && _moveFailure is not null)
+                {
+                    throw new Pr2Exception(ErrorCode.ShardUnavailable, _moveFailure);
+                }
+            }
+            else
+            {
+                // Every replica not gathered now may hold what an earlier writer (this activation's own included) committed
+                // and no one acknowledged, e.g. on a primary that stopped answering before its ack policy held. (A planned
+                // move leaves them as they were: the writer it replaces drained, and all it wrote is on the old primary,
+                // gathered.)
+                _unsettled.UnionWith(Enumerable.Range(0, Set.Replicas.Count));
+            }
+
             _unsettled.ExceptWith(gathered);
             _fencedWithTerm = [.. fenced];
             if (gathered.Count < mustReach)
@@ -700,7 +779,7 @@ public sealed class ShardWriterGrain(
             return (Index: index, Held: held, Reachable: reachable, Epoch: epoch, PrimaryTerm: primaryTerm);
         }));
         var reachable = candidates.Where(c => c.Reachable).ToList();
-        var best = reachable.OrderByDescending(c => c.Index == _moveTo).ThenByDescending(c => c.Held).ThenByDescending(c => c.PrimaryTerm).ThenBy(c => c.Index)
+        var best = reachable.OrderByDescending(c => c.Index == _move?.To).ThenByDescending(c => c.Held).ThenByDescending(c => c.PrimaryTerm).ThenBy(c => c.Index)
             .FirstOrDefault();
         return best.Reachable
             ? (best.Index, reachable.ConvertAll(c => c.Index), reachable.Max(c => c.Epoch) + 1)

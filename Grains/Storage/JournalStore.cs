@@ -165,6 +165,52 @@ public static class JournalStore
         return await ReadEntriesAsync(command, actor.Shard, cancellationToken);
     }
 
+    /// <summary>
+    /// <see cref="ReadActorAsync(NpgsqlDataSource, ActorRef, CancellationToken)"/> in one round trip with whether the
+    /// replica is still a primary (<see cref="IsPrimaryColumn"/>).
+    /// </summary>
+    public static async Task<(IReadOnlyList<JournalEntry> Entries, bool Primary)> ReadActorOnPrimaryAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await source.OpenConnectionAsync(cancellationToken);
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand($"select {IsPrimaryColumn} from pr2_writer_head"),
+                new NpgsqlBatchCommand($"select {EntryColumns} from {Journal} where actor_id = $1 order by lamport_counter, lamport_shard, message_id")
+                {
+                    Parameters = { new() { Value = actor.ActorId } },
+                },
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        var primary = await reader.ReadAsync(cancellationToken) && reader.GetBoolean(0);
+        await reader.NextResultAsync(cancellationToken);
+        var entries = new List<JournalEntry>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            entries.Add(ReadEntry(reader, actor.Shard));
+        }
+
+        return (entries, primary);
+    }
+
+    /// <summary><see cref="LatestVersionAsync"/> with whether the replica is still a primary (<see cref="IsPrimaryColumn"/>), in one statement.</summary>
+    public static async Task<(long Version, bool Primary)> LatestVersionOnPrimaryAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
+    {
+        await using var command = source.CreateCommand(
+            $"select coalesce(max(actor_version), 0), (select {IsPrimaryColumn} from pr2_writer_head) from pr2_journal where actor_id = $1");
+        command.Parameters.Add(new() { Value = actor.ActorId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetBoolean(1));
+    }
+
+    // True on the replica the newest writer term that reached it opened on: a writer that fences replicas raises their
+    // epoch, and only the one it opens on gets that term as its primary_term. A replica the primary moved away from (a
+    // planned move, a fail-over) reads false from the moment the new writer fenced it, even while it still answers.
+    private const string IsPrimaryColumn = "primary_term = epoch";
+
     /// <summary>The highest version among an actor's entries (0 when it has none): one index probe.</summary>
     public static async Task<long> LatestVersionAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)
     {

@@ -205,20 +205,30 @@ public sealed class JournalWriter : IAsyncDisposable
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
-    public Task<WriteAck> AppendAsync(AppendRequest request)
-    {
-        var pending = new PendingAppend(request);
-        return _queue.Writer.TryWrite(pending) ? pending.Task : Task.FromException<WriteAck>(Closed());
-    }
+    public Task<WriteAck> AppendAsync(AppendRequest request) => TryAppendAsync(request) ?? Task.FromException<WriteAck>(Closed());
 
     /// <summary>Queues an atomic batch (see <see cref="IBatchGrain.Send"/>); the task completes after its group commit.</summary>
-    public Task<BatchAck> AppendBatchAsync(AppendRequest[] requests)
+    public Task<BatchAck> AppendBatchAsync(AppendRequest[] requests) => TryAppendBatchAsync(requests) ?? Task.FromException<BatchAck>(Closed());
+
+    /// <summary>
+    /// <see cref="AppendAsync"/>, or null when the writer no longer queues (closed for a move of the primary, given up,
+    /// or fenced): then nothing of the append was written, and another writer may take it as a first attempt.
+    /// </summary>
+    public Task<WriteAck>? TryAppendAsync(AppendRequest request)
     {
-        var pending = new PendingBatch(requests);
-        return _queue.Writer.TryWrite(pending) ? pending.Task : Task.FromException<BatchAck>(Closed());
+        var pending = new PendingAppend(request);
+        return _queue.Writer.TryWrite(pending) ? pending.Task : null;
     }
 
-    private Pr2Exception Closed() =>
+    /// <summary><see cref="AppendBatchAsync"/>, or null when the writer no longer queues (see <see cref="TryAppendAsync"/>).</summary>
+    public Task<BatchAck>? TryAppendBatchAsync(AppendRequest[] requests)
+    {
+        var pending = new PendingBatch(requests);
+        return _queue.Writer.TryWrite(pending) ? pending.Task : null;
+    }
+
+    /// <summary>Why this writer takes no more appends (its fencing, or that it is closed).</summary>
+    public Pr2Exception Closed() =>
         _fenced ?? new Pr2Exception(ErrorCode.ShardUnavailable, $"the journal writer of shard {Shard} is closed; retry with the same MessageId");
 
     /// <summary>

@@ -21,10 +21,9 @@ public sealed class ShardAppender(LocalJournalWriters localWriters, IGrainFactor
             return await writerGrain.Append(request).WaitAsync(budget);
         }
 
-        var pending = writer.AppendAsync(request);
-        if (pending.IsFaulted && !writer.IsOpen)
+        if (writer.TryAppendAsync(request) is not { } pending)
         {
-            // Refused as it was queued (closed for a move of the primary, or given up): nothing of it was written.
+            // Not queued (the writer closed for a move of the primary, or was given up): nothing of it was written.
             return await writerGrain.Append(request).WaitAsync(budget);
         }
 

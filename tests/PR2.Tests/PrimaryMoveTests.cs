@@ -109,6 +109,46 @@ public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelp
         Assert.Equal(1, await client.MovePrimaryAsync(Shard, 1));
     }
 
+    [Fact]
+    public async Task After_a_move_an_actor_on_any_silo_reads_and_judges_its_latest_version_while_the_old_primary_lags()
+    {
+        var (settings, a, _) = Topology("lagging");
+        // Three silos: actors live on all of them, most on a silo that neither runs the writer nor reads the journal stream.
+        await using var cluster = await TestClusters.StartAsync(settings, silos: 3);
+        var client = new Pr2Client(cluster.Client);
+        var actors = Enumerable.Range(0, 24).Select(i => $"account/{i}").ToList();
+        foreach (var actor in actors)
+        {
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Insert, """{"v": 1}"""));
+            Assert.Equal(1, (await client.GetRecordAsync(Shard, actor)).Version); // activated, holding version 1
+        }
+
+        await Eventually.TrueAsync(async () =>
+            (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.All(r => r.Reachable && r.Behind == 0),
+            TimeSpan.FromSeconds(30), "both replicas hold the inserts");
+        Assert.Equal(1, await client.MovePrimaryAsync(Shard, 1));
+
+        // The old primary answers but takes nothing more (its writer head locked): it lags behind the new one.
+        await using var lag = await HeadLock.TakeAsync(a);
+        var acks = await Task.WhenAll(actors.Select(actor => client.SendAsync(Shard, actor, MessageKind.Modify, """{"v": 2}""")));
+        Assert.All(acks, ack => Assert.Equal(2, ack.Version));
+        var stale = new List<string>();
+        foreach (var actor in actors)
+        {
+            var read = await client.GetRecordAsync(Shard, actor);
+            if (read.Version != 2)
+            {
+                stale.Add($"{actor} read at version {read.Version}");
+            }
+        }
+
+        Assert.Empty(stale);
+        // Judged against the new primary too: version 2 is expected, and it is there.
+        var next = await Task.WhenAll(actors.Select(actor => client.SendAsync(new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify,
+            """{"v": 3}""", ExpectedVersion: 2))));
+        Assert.All(next, ack => Assert.Equal(3, ack.Version));
+    }
+
     // Shard 1: replica 0 on server A (the first primary), replica 1 on server B; shard 0 on server B.
     private (Dictionary<string, string?> Settings, Npgsql.NpgsqlDataSource A, Npgsql.NpgsqlDataSource B) Topology(string name)
     {
