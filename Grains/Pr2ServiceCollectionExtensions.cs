@@ -30,6 +30,7 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<ShardAppender>();
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<TopologyFollower>();
+        services.AddSingleton<Streaming.StreamReaders>();
         services.AddSingleton(new ConnectionKeys(configuration));
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaMigrationParticipant>();
         services.AddSingleton<IJournalAgent, RecordsProjector>();

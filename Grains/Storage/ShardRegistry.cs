@@ -48,7 +48,19 @@ public sealed class ShardRegistry : IAsyncDisposable
             _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = new ShardReplicaSet(code, sources, shard.RequiredCopies, readers) };
         }
 
-        ShardAdded?.Invoke(code);
+        // Each follower on its own: one that fails must not make a shard that joined look as if it had not.
+        foreach (var follower in ShardAdded?.GetInvocationList().Cast<Action<int>>() ?? [])
+        {
+            try
+            {
+                follower(code);
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+            {
+                // A stream balancer shutting down: nothing to tell it.
+            }
+        }
+
         return true;
     }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using PR2.Grains.Configuration;
+using PR2.Grains.Streaming;
 
 namespace PR2.Grains.Storage;
 
@@ -11,14 +12,24 @@ namespace PR2.Grains.Storage;
 /// its schema checked. The agent supervisor refreshes every few seconds; a grain of a shard this silo does not know
 /// asks the directory first (<see cref="KnowsAsync"/>), so "unknown shard" is never said of one that was just added.
 /// </summary>
-public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrator, ConnectionKeys connections, IGrainFactory grains, ILogger<TopologyFollower> logger)
+public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrator, ConnectionKeys connections, IGrainFactory grains,
+    ILocalSiloDetails silo, StreamReaders readers, ILogger<TopologyFollower> logger)
 {
     private static readonly TimeSpan OwnerCheckTimeout = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentDictionary<int, string> _notJoined = new();
 
-    /// <summary>Joins every shard the directory lists that this silo does not know yet; one that cannot join is logged and skipped.</summary>
+    /// <summary>
+    /// Joins every shard the directory lists that this silo does not know yet (one that cannot join is logged and
+    /// skipped), then tells the others which shards this silo has joined and learns theirs (<see cref="StreamReaders"/>).
+    /// </summary>
     public async Task RefreshAsync()
+    {
+        await JoinRecordedAsync();
+        readers.Update(await grains.GetGrain<IStreamReadersGrain>(0).Report(silo.SiloAddress.ToString(), [.. shards.ShardCodes]));
+    }
+
+    private async Task JoinRecordedAsync()
     {
         foreach (var entry in await grains.GetGrain<IDirectoryGrain>(0).GetShards())
         {

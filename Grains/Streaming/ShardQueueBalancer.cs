@@ -7,21 +7,25 @@ namespace PR2.Grains.Streaming;
 
 /// <summary>
 /// Hands each shard's journal queue to one active silo and tells this silo's pulling agents when that changes: when
-/// silos join or leave, and when a shard joins this silo's <see cref="ShardRegistry"/> (added at runtime), so the new
-/// shard's journal stream starts without a restart. A queue goes to the active silo with the highest score for it
-/// (rendezvous hashing: every silo computes the same owner from the same membership, and a silo joining or leaving
-/// moves only the queues it wins or held).
+/// silos join or leave, when a shard joins this silo's <see cref="ShardRegistry"/> (added at runtime, so the new shard's
+/// journal stream starts without a restart), and when what the silos report they joined changes. A queue goes to the
+/// active silo with the highest score for it among those that may read the shard (<see cref="StreamReaders"/>):
+/// rendezvous hashing, so every silo computes the same owner from the same membership and reports, and a silo joining
+/// or leaving moves only the queues it wins or held.
 /// </summary>
 public sealed class ShardQueueBalancer : QueueBalancerBase
 {
     private readonly ShardRegistry _shards;
+    private readonly StreamReaders _readers;
     private IStreamQueueMapper? _mapper;
     private volatile SiloAddress[] _active = [];
 
-    public ShardQueueBalancer(IServiceProvider services, ShardRegistry shards, ILogger<ShardQueueBalancer> logger) : base(services, logger)
+    public ShardQueueBalancer(IServiceProvider services, ShardRegistry shards, StreamReaders readers, ILogger<ShardQueueBalancer> logger) : base(services, logger)
     {
         _shards = shards;
+        _readers = readers;
         _shards.ShardAdded += OnShardAdded;
+        _readers.Changed += OnReadersChanged;
     }
 
     public static IStreamQueueBalancer Create(IServiceProvider services, string name) => ActivatorUtilities.CreateInstance<ShardQueueBalancer>(services);
@@ -35,6 +39,7 @@ public sealed class ShardQueueBalancer : QueueBalancerBase
     public override Task Shutdown()
     {
         _shards.ShardAdded -= OnShardAdded;
+        _readers.Changed -= OnReadersChanged;
         return base.Shutdown();
     }
 
@@ -42,7 +47,16 @@ public sealed class ShardQueueBalancer : QueueBalancerBase
     public override IEnumerable<QueueId> GetMyQueues()
     {
         var active = _active;
-        return _mapper is null || active.Length == 0 ? [] : [.. _mapper.GetAllQueues().Where(queue => OwnerOf(queue, active).Equals(SiloAddress))];
+        return _mapper is null || active.Length == 0 ? [] : [.. _mapper.GetAllQueues().Where(queue => OwnerOf(queue, Readers(queue, active)).Equals(SiloAddress))];
+    }
+
+    // The active silos that may read the queue's shard; all of them when none may (a misconfigured cluster, or no reports
+    // yet): a queue is never left to no one.
+    private SiloAddress[] Readers(QueueId queue, SiloAddress[] active)
+    {
+        var shard = JournalQueueMapper.ShardOf(queue);
+        var readers = active.Where(silo => _readers.MayRead(silo, shard)).ToArray();
+        return readers.Length > 0 ? readers : active;
     }
 
     protected override void OnClusterMembershipChange(HashSet<SiloAddress> activeSilos)
@@ -52,6 +66,8 @@ public sealed class ShardQueueBalancer : QueueBalancerBase
     }
 
     private void OnShardAdded(int shard) => _ = NotifyListeners();
+
+    private void OnReadersChanged() => _ = NotifyListeners();
 
     // The active silo with the highest score for the queue; ties (never in practice) go to the lower address.
     private static SiloAddress OwnerOf(QueueId queue, SiloAddress[] active) =>
