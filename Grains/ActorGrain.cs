@@ -241,9 +241,12 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
                 return value;
             }
 
+            // Read again where the writer says the primary is (it waits for a switch in progress), and only trust a read
+            // that itself says it is on the primary: the same replica may have become primary after the first read.
             var current = await CurrentPrimary.AskAsync(GrainFactory, set, FirstReadLimit).WaitAsync(budget);
-            // The writer vouches for the replica read (a writer opened before it recorded its term): keep what was read.
-            return current == primary ? value : (await read(set.Replicas[current], self, budget).WaitAsync(budget)).Value;
+            var (again, confirmed) = await read(set.Replicas[current], self, budget).WaitAsync(budget);
+            return confirmed ? again : throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {self.Shard}: replica {current} is not yet the primary its writer names (the primary is changing); retry");
         }
         catch (Exception first) when ((first is NpgsqlException or TimeoutException or OperationCanceledException) && !budget.IsCancellationRequested)
         {

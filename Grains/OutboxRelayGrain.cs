@@ -150,7 +150,13 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
             string? failure = null, conflict = null;
             try
             {
-                // A row written before rules were refused PR2's own actors is never delivered to one either.
+                // A row written before rules were checked (a malformed actor id from a C# rule, or one of PR2's own
+                // actors) is settled as failed, never delivered and never left to block the rows behind it.
+                if (!ActorRef.TryValidate(message.Receiver.Shard, message.Receiver.ActorId, out var problem))
+                {
+                    throw new Pr2Exception(ErrorCode.BadActorId, $"\"{message.Receiver.ActorId}\": {problem}");
+                }
+
                 if (message.Receiver.IsReserved)
                 {
                     throw new Pr2Exception(ErrorCode.ReservedActor, $"{message.Receiver}: {Rules.RuleEffects.ReservedActorRefusal}");

@@ -77,6 +77,9 @@ public sealed class ShardWriterGrain(
     // opens, the old primary and the target (the writer opens on the target only if it gathered the old primary); and
     // why the target could not take over, if it could not.
     private Task<int>? _moving;
+
+    // The replica the last writer of this activation opened on (the configured order's first before any).
+    private int _lastPrimary;
     private (int From, int To)? _move;
     private string? _moveFailure;
 
@@ -87,8 +90,27 @@ public sealed class ShardWriterGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         this.RegisterGrainTimer(() => Task.CompletedTask, new GrainTimerCreationOptions(KeepAlivePeriod, KeepAlivePeriod) { KeepAlive = true });
+        this.RegisterGrainTimer(FenceReturnedAsync, new GrainTimerCreationOptions(ProbeAfter, ProbeAfter) { Interleave = true });
         // A shard added a moment ago on another silo may not have reached this one: the directory says.
         return topology.KnowsAsync(ShardCode);
+    }
+
+    // A replica the takeover could not reach keeps the old term. Nothing of an older writer can be acknowledged there (the
+    // fence of the others saw to it), but an actor on another silo reading it would take it for the primary (its
+    // primary_term is its epoch). Fenced as soon as it answers again, it says it is not.
+    private async Task FenceReturnedAsync()
+    {
+        if (_opening is not { IsCompletedSuccessfully: true } opening || !opening.Result.IsOpen || _fencedWithTerm.Count >= Set.Replicas.Count)
+        {
+            return;
+        }
+
+        var writer = opening.Result;
+        var fenced = await WriterTakeover.FenceAsync(Set, Enumerable.Range(0, Set.Replicas.Count).Except(_fencedWithTerm), writer.Epoch, ProbeTimeout);
+        if (IsOpen(writer))
+        {
+            _fencedWithTerm.UnionWith(fenced);
+        }
     }
 
     public Task<WriteAck> Append(AppendRequest request) => AppendAsync(request, attemptedBefore: false);
@@ -581,7 +603,9 @@ public sealed class ShardWriterGrain(
         var switching = SwitchAsync(writer, from, replica);
         _opening = switching;
         var opened = await switching;
-        return PrimaryOf(opened) == replica ? replica : throw NotMoved(replica, PrimaryOf(opened), _moveFailure ?? "it could not take over");
+        // A fall-back that happened to open on the target is a fail-over, not this move: it may lack the old primary's entries.
+        return PrimaryOf(opened) == replica && _moveFailure is null ? replica
+            : throw NotMoved(replica, PrimaryOf(opened), $"{_moveFailure ?? "it could not take over"}, and the writer opened where a fail-over puts it");
     }
 
     // Pushes from the primary to the target until the target lacks less than one push (by their version vectors: a push
@@ -681,7 +705,9 @@ public sealed class ShardWriterGrain(
 
     private async Task<JournalWriter> OpenAsync()
     {
-        var previous = Set.PrimaryIndex;
+        // The replica of the writer this one replaces (not the silo-wide cache, which readers write back to), so that a
+        // change of primary is always recorded in the directory.
+        var previous = _lastPrimary;
         var (primary, reachable, term) = await ChoosePrimaryAsync();
         try
         {
@@ -750,6 +776,7 @@ public sealed class ShardWriterGrain(
                 antiEntropy?.Wake();
             }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries, term);
             _gate = Set.RequiredCopies > 1 ? gate : null;
+            _lastPrimary = primary;
             Set.Promote(primary);
             localWriters.Publish(writer);
             if (primary != previous)

@@ -34,7 +34,7 @@ public sealed class VersionVector
     /// </summary>
     public static async Task<(VersionVector Vector, long Epoch)> ReadWithEpochAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
     {
-        var (vector, epoch, _) = await ReadWithTermsAsync(connection, cancellationToken);
+        var (vector, epoch, _) = await ReadAsync(connection, "0::bigint", cancellationToken);
         return (vector, epoch);
     }
 
@@ -44,8 +44,22 @@ public sealed class VersionVector
     /// </summary>
     public static async Task<(VersionVector Vector, long Epoch, long PrimaryTerm)> ReadWithTermsAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
     {
-        await using var command = new NpgsqlCommand("""
-            select r.replica_id, h.origin_position, h.epoch, h.primary_term from pr2_replica r, pr2_writer_head h
+        try
+        {
+            return await ReadAsync(connection, "h.primary_term", cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedColumn)
+        {
+            // A replica that was down while silos applied sql/017 gets it shortly after it returns; until then it is read
+            // as before (no writer opened on it with a term), not taken for unreachable.
+            return await ReadAsync(connection, "0::bigint", cancellationToken);
+        }
+    }
+
+    private static async Task<(VersionVector Vector, long Epoch, long PrimaryTerm)> ReadAsync(NpgsqlConnection connection, string primaryTermColumn, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"""
+            select r.replica_id, h.origin_position, h.epoch, {primaryTermColumn} from pr2_replica r, pr2_writer_head h
             union all
             select origin_replica, position, null, null from pr2_origin_vector
             """, connection);

@@ -15,6 +15,11 @@ public static class RuleEffects
     {
         // PR2's own actors (the shard map, rules, agent registrations) change only through its operations: a rule whose
         // template renders one ("shard/{entry.key}" in shard 0) would rewrite the topology. Its entry is parked instead.
+        if (!ActorRef.TryValidate(target.Shard, target.ActorId, out var problem))
+        {
+            throw new RuleFailure($"send to \"{target.ActorId}\" in shard {target.Shard}: {problem}");
+        }
+
         if (target.IsReserved)
         {
             throw new RuleFailure($"send to {target}: {ReservedActorRefusal}");

@@ -209,7 +209,8 @@ public static class JournalStore
     // True on the replica the newest writer term that reached it opened on: a writer that fences replicas raises their
     // epoch, and only the one it opens on gets that term as its primary_term. A replica the primary moved away from (a
     // planned move, a fail-over) reads false from the moment the new writer fenced it, even while it still answers.
-    private const string IsPrimaryColumn = "primary_term = epoch";
+    // primary_term 0 is a replica no writer has opened on since the column was added (sql/017): as before it, trusted.
+    private const string IsPrimaryColumn = "(primary_term = epoch or primary_term = 0)";
 
     /// <summary>The highest version among an actor's entries (0 when it has none): one index probe.</summary>
     public static async Task<long> LatestVersionAsync(NpgsqlDataSource source, ActorRef actor, CancellationToken cancellationToken = default)

@@ -149,6 +149,38 @@ public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelp
         Assert.All(next, ack => Assert.Equal(3, ack.Version));
     }
 
+    [Fact]
+    public async Task A_former_primary_that_returns_after_a_fail_over_is_fenced_and_no_longer_reads_as_primary()
+    {
+        var (settings, a, b) = Topology("returned");
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Insert, "{}"));
+        Assert.True(await ReadsAsPrimaryAsync(a));
+
+        // Paused, replica 0 cannot be fenced by the takeover that moves the writer to replica 1.
+        await servers.A.Server.PauseAsync();
+        try
+        {
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Modify, """{"after": "pause"}"""));
+            Assert.True(await ReadsAsPrimaryAsync(b));
+        }
+        finally
+        {
+            await servers.A.Server.ResumeAsync();
+        }
+
+        // Back, it must stop saying it is a primary, or actors on other silos would read it as one.
+        await Eventually.TrueAsync(async () => !await ReadsAsPrimaryAsync(a), TimeSpan.FromSeconds(10), "the returned former primary was fenced");
+        Assert.True(await ReadsAsPrimaryAsync(b));
+    }
+
+    private static async Task<bool> ReadsAsPrimaryAsync(Npgsql.NpgsqlDataSource replica)
+    {
+        await using var command = replica.CreateCommand("select primary_term = epoch from pr2_writer_head");
+        return (bool)(await command.ExecuteScalarAsync())!;
+    }
+
     // Shard 1: replica 0 on server A (the first primary), replica 1 on server B; shard 0 on server B.
     private (Dictionary<string, string?> Settings, Npgsql.NpgsqlDataSource A, Npgsql.NpgsqlDataSource B) Topology(string name)
     {
