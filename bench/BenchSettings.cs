@@ -27,8 +27,9 @@ internal sealed record BenchSettings(
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
-          --paths raw,marten,pr2,anti-entropy,delivery  which paths to run (default all; --short leaves out delivery,
-                               the journal stream against the polling feed); pr2-batch runs only PR2's batch rows
+          --paths raw,marten,pr2,anti-entropy,delivery,move  which paths to run (default all; --short leaves out delivery,
+                               the journal stream against the polling feed); pr2-batch runs only PR2's batch rows; move
+                               runs the open-loop load on a two-replica shard with and without moves of its primary
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with
                                --short); the summary's ratios are medians of the repeats after the first (cold) one
@@ -49,7 +50,7 @@ internal sealed record BenchSettings(
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
             false,
-            isShort ? ["raw", "marten", "pr2", "anti-entropy"] : ["raw", "marten", "pr2", "anti-entropy", "delivery"],
+            isShort ? ["raw", "marten", "pr2", "anti-entropy", "move"] : ["raw", "marten", "pr2", "anti-entropy", "delivery", "move"],
             Path.Combine("bench", "results", "latest.json"),
             isShort ? 1 : 3,
             null);

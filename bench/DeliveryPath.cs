@@ -87,9 +87,10 @@ internal static class DeliveryPath
         for (long k = 0; k < total; k++)
         {
             var due = TimeSpan.FromSeconds((double)k / rate);
-            if (clock.Elapsed < due)
+            // Read once: the clock moves between a check and a second read.
+            if (due - clock.Elapsed is { Ticks: > 0 } wait)
             {
-                await Task.Delay(due - clock.Elapsed);
+                await Task.Delay(wait);
             }
 
             var scheduled = Stopwatch.GetTimestamp() - ((clock.Elapsed - due).Ticks * Stopwatch.Frequency / TimeSpan.TicksPerSecond);

@@ -37,6 +37,8 @@ string Pooled(string name) => new NpgsqlConnectionStringBuilder(Database(name)) 
 
 var run = Guid.NewGuid().ToString("N")[..6];
 var pr2Shards = new[] { 0, 1, 2, 3 }.ToDictionary(s => s, s => Pooled($"pr2b_{run}_s{s}"));
+// Shard 4 has two replicas (two databases of the one server): the row that moves its primary under load, and its baseline.
+var movingShard = new[] { Pooled($"pr2b_{run}_s4a"), Pooled($"pr2b_{run}_s4b") };
 foreach (var name in new[] { "bench_raw", "bench_marten" })
 {
     await DatabaseCreator.EnsureExistsAsync(Database(name), CancellationToken.None);
@@ -44,7 +46,7 @@ foreach (var name in new[] { "bench_raw", "bench_marten" })
 
 Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): writers {string.Join(", ", settings.Writers)}, {settings.Duration.TotalSeconds:0} s per row, " +
     $"{Environment.ProcessorCount} cores, socket completions {(inlineCompletions ? "inline" : "queued")}, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
-await using var silo = await SiloProcess.StartAsync(pr2Shards);
+await using var silo = await SiloProcess.StartAsync(pr2Shards.ToDictionary(s => s.Key, s => new[] { s.Value }).Append(new(Pr2Path.MovingShard, movingShard)).ToDictionary());
 var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
 // One pool for questions about the server itself (its settings, its WAL counters).
 await using var serverStatistics = NpgsqlDataSource.Create(Database("bench_raw"));
@@ -54,7 +56,7 @@ var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
 var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
 await using var pr2 = new Pr2Path(silo, shardSources);
-if (settings.Paths.Contains("pr2") || settings.Paths.Contains("pr2-batch") || settings.Paths.Contains("delivery"))
+if (settings.Paths.Contains("pr2") || settings.Paths.Contains("pr2-batch") || settings.Paths.Contains("delivery") || settings.Paths.Contains("move"))
 {
     await pr2.ConnectAsync();
 }
@@ -113,6 +115,11 @@ if (settings.Paths.Contains("pr2") && settings.Soak > TimeSpan.Zero)
     {
         Console.WriteLine($"  server: ... {events.Count - 60} more checkpoint and autovacuum lines");
     }
+}
+
+if (settings.Paths.Contains("move"))
+{
+    await pr2.RunMoveRowsAsync(runner, meter, settings.OfferedRate, settings.OpenLoopDuration, settings.Short ? 1 : 2);
 }
 
 if (settings.Paths.Contains("delivery"))

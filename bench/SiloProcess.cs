@@ -19,7 +19,8 @@ internal sealed class SiloProcess : IAsyncDisposable
 
     public int GatewayPort { get; }
 
-    public static async Task<SiloProcess> StartAsync(IReadOnlyDictionary<int, string> shards)
+    /// <summary>Starts a silo serving <paramref name="shards"/> (per shard, its replicas' connection strings in order).</summary>
+    public static async Task<SiloProcess> StartAsync(IReadOnlyDictionary<int, string[]> shards)
     {
         var gatewayPort = FreePort();
         var start = new ProcessStartInfo("dotnet")
@@ -30,9 +31,12 @@ internal sealed class SiloProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "PR2.Silo.dll"));
-        foreach (var (shard, connectionString) in shards)
+        foreach (var (shard, replicas) in shards)
         {
-            start.Environment[$"Pr2__Topology__Shards__{shard}__Replicas__0"] = connectionString;
+            for (var i = 0; i < replicas.Length; i++)
+            {
+                start.Environment[$"Pr2__Topology__Shards__{shard}__Replicas__{i}"] = replicas[i];
+            }
         }
 
         start.Environment["Pr2__Silo__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
