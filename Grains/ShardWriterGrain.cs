@@ -80,6 +80,10 @@ public sealed class ShardWriterGrain(
 
     // The replica the last writer of this activation opened on (the configured order's first before any).
     private int _lastPrimary;
+
+    // The highest term this activation took: a later takeover takes one above it even when the replicas it reaches now
+    // were never fenced with it, so no fence of an earlier writer of its own can land on the new one.
+    private long _lastTerm;
     private (int From, int To)? _move;
     private string? _moveFailure;
 
@@ -195,7 +199,8 @@ public sealed class ShardWriterGrain(
         }
 
         _fencedWithTerm.UnionWith(fenced);
-        foreach (var index in toFence.Except(fenced))
+        // One the timer fenced meanwhile (FenceReturnedAsync) is fenced with this term all the same.
+        foreach (var index in toFence.Except(fenced).Except(_fencedWithTerm).ToList())
         {
             if (await AnswersAsync(Set.Replicas[index]))
             {
@@ -709,6 +714,7 @@ public sealed class ShardWriterGrain(
         // change of primary is always recorded in the directory.
         var previous = _lastPrimary;
         var (primary, reachable, term) = await ChoosePrimaryAsync();
+        _lastTerm = Math.Max(_lastTerm, term);
         try
         {
             // Fence first, then gather from what was fenced: an older writer can no longer count a copy there, so
@@ -809,7 +815,7 @@ public sealed class ShardWriterGrain(
         var best = reachable.OrderByDescending(c => c.Index == _move?.To).ThenByDescending(c => c.Held).ThenByDescending(c => c.PrimaryTerm).ThenBy(c => c.Index)
             .FirstOrDefault();
         return best.Reachable
-            ? (best.Index, reachable.ConvertAll(c => c.Index), reachable.Max(c => c.Epoch) + 1)
+            ? (best.Index, reachable.ConvertAll(c => c.Index), Math.Max(reachable.Max(c => c.Epoch), _lastTerm) + 1)
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"no replica of shard {ShardCode} is reachable; retry with the same MessageId");
     }
 

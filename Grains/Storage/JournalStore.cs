@@ -209,7 +209,8 @@ public static class JournalStore
     // True on the replica the newest writer term that reached it opened on: a writer that fences replicas raises their
     // epoch, and only the one it opens on gets that term as its primary_term. A replica the primary moved away from (a
     // planned move, a fail-over) reads false from the moment the new writer fenced it, even while it still answers.
-    // primary_term 0 is a replica no writer has opened on since the column was added (sql/017): as before it, trusted.
+    // primary_term 0 is a replica no writer or fence of this version has touched since the column was added (sql/017):
+    // read as before it, trusted (a fence marks a replica -1 when it has never been opened on).
     private const string IsPrimaryColumn = "(primary_term = epoch or primary_term = 0)";
 
     /// <summary>The highest version among an actor's entries (0 when it has none): one index probe.</summary>

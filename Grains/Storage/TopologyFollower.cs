@@ -25,8 +25,15 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
     /// </summary>
     public async Task RefreshAsync()
     {
-        await JoinRecordedAsync();
-        readers.Update(await grains.GetGrain<IStreamReadersGrain>(0).Report(silo.SiloAddress.ToString(), [.. shards.ShardCodes]));
+        try
+        {
+            await JoinRecordedAsync();
+        }
+        finally
+        {
+            // Whatever the round met, the others hear which shards this silo reads.
+            readers.Update(await grains.GetGrain<IStreamReadersGrain>(0).Report(silo.SiloAddress.ToString(), [.. shards.ShardCodes]));
+        }
     }
 
     private async Task JoinRecordedAsync()
@@ -39,7 +46,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
                 {
                     await JoinAsync(entry);
                 }
-                catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException)
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException or ArgumentException)
                 {
                     NotJoined(entry.Shard, e.Message);
                 }

@@ -18,11 +18,20 @@ public sealed class StreamReaders
     /// </summary>
     public bool MayRead(SiloAddress silo, int shard) => !_joined.TryGetValue(silo.ToString(), out var shards) || shards.Contains(shard);
 
-    /// <summary>Takes the reports of every silo; raises <see cref="Changed"/> when they differ from the last ones.</summary>
+    /// <summary>
+    /// Takes the reports of every silo; raises <see cref="Changed"/> when they differ from the last ones. A silo heard from
+    /// before and missing now (the reports' grain was activated again and has not heard from it yet) keeps its last report:
+    /// a silo is only ever a candidate for the shards it said it joined. Silos no longer active are left out by the balancer.
+    /// </summary>
     public void Update(IReadOnlyDictionary<string, int[]> reports)
     {
-        var next = reports.ToDictionary(r => r.Key, r => r.Value.ToHashSet(), StringComparer.Ordinal);
         var current = _joined;
+        var next = new Dictionary<string, HashSet<int>>(current, StringComparer.Ordinal);
+        foreach (var (silo, shards) in reports)
+        {
+            next[silo] = [.. shards];
+        }
+
         if (next.Count == current.Count && next.All(r => current.TryGetValue(r.Key, out var shards) && shards.SetEquals(r.Value)))
         {
             return;

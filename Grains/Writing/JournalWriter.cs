@@ -800,7 +800,12 @@ public sealed class JournalWriter : IAsyncDisposable
     /// </summary>
     public static async Task<bool> FenceAsync(NpgsqlDataSource replica, long term, CancellationToken cancellationToken = default)
     {
-        await using var command = replica.CreateCommand("update pr2_writer_head set epoch = $1, updated_at = now() where epoch < $1");
+        // A replica fenced here and never opened on since is marked -1: "not a primary", never the 0 of a replica no
+        // writer of this version has touched (JournalStore reads 0 as before sql/017).
+        await using var command = replica.CreateCommand("""
+            update pr2_writer_head set epoch = $1, primary_term = case when primary_term = 0 then -1 else primary_term end, updated_at = now()
+            where epoch < $1
+            """);
         command.Parameters.Add(new() { Value = term });
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }

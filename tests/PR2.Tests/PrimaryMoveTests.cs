@@ -82,10 +82,15 @@ public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelp
     [Fact]
     public async Task A_move_to_a_replica_that_cannot_take_over_is_refused_retriably_and_the_primary_and_writes_stay()
     {
-        var (settings, _, _) = Topology("refused");
+        var (settings, a, b) = Topology("refused");
         await using var cluster = await TestClusters.StartAsync(settings);
         var client = new Pr2Client(cluster.Client);
         await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Insert, "{}"));
+
+        // As an actor reads them: the replica the writer opened on is a primary, the one it only fenced is not.
+        var account = new ActorRef(Shard, "account/1");
+        Assert.True((await PR2.Grains.Storage.JournalStore.LatestVersionOnPrimaryAsync(a, account)).Primary);
+        Assert.False((await PR2.Grains.Storage.JournalStore.LatestVersionOnPrimaryAsync(b, account)).Primary);
 
         var none = await Assert.ThrowsAsync<Pr2Exception>(() => client.MovePrimaryAsync(Shard, 2));
         Assert.Equal(ErrorCode.BadMessage, none.Code);
