@@ -190,7 +190,7 @@ public sealed class ShardWriterGrain(
             return true;
         }
 
-        var primary = Set.Replicas.ToList().IndexOf(writer.Source);
+        var primary = PrimaryOf(writer);
         var toFence = _unsettled.Except(_fencedWithTerm).ToList();
         var fenced = await WriterTakeover.FenceAsync(Set, toFence, writer.Epoch, ProbeTimeout);
         if (!IsOpen(writer))
@@ -377,7 +377,7 @@ public sealed class ShardWriterGrain(
     {
         // What it acknowledged may be on its replica alone (Primary policy): strong reads wait until the primary has it.
         Acknowledge(writer.ReplicaId, writer.CommittedOriginPosition);
-        var replica = Set.Replicas.ToList().IndexOf(writer.Source);
+        var replica = PrimaryOf(writer);
         foreach (var messageId in writer.Abandon())
         {
             if (_inDoubt.Count < MaxInDoubt)
@@ -550,7 +550,7 @@ public sealed class ShardWriterGrain(
 
     // The replica the writer appends to. Not the silo-wide set's index: a caller on this silo may write back an answer
     // it got before a move (CurrentPrimary), and this grain must never repeat that.
-    private int PrimaryOf(JournalWriter writer) => Set.Replicas.ToList().IndexOf(writer.Source);
+    private int PrimaryOf(JournalWriter writer) => Set.IndexOf(writer.Source);
 
     public async Task<int> MovePrimary(int replica)
     {

@@ -31,6 +31,20 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     /// <summary>The primary through the readers' pool.</summary>
     public NpgsqlDataSource PrimaryReader => Readers[PrimaryIndex];
 
+    /// <summary>The index of the replica <paramref name="source"/> opens (-1 for none of this shard's).</summary>
+    public int IndexOf(NpgsqlDataSource source)
+    {
+        for (var i = 0; i < Replicas.Count; i++)
+        {
+            if (ReferenceEquals(Replicas[i], source))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
     public void Promote(int index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
