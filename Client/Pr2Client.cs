@@ -288,6 +288,25 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     public Task<int> MovePrimaryAsync(int shard, int replica, CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).MovePrimary(replica), cancellationToken);
 
+    /// <summary>
+    /// Writes a consistent copy of one replica of <paramref name="shard"/> (the primary unless <paramref name="replica"/>)
+    /// into <paramref name="directory"/> (new or empty): one file per table and <c>manifest.json</c>, written last. Writes go
+    /// on meanwhile; the copy is the replica as it was when the backup began. Returns the manifest.
+    /// </summary>
+    public Task<BackupManifest> BackupAsync(int shard, string directory, int? replica = null, IProgress<TransferProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        ShardBackups.BackupAsync(cluster, shard, directory, replica, progress, cancellationToken);
+
+    /// <summary>
+    /// Brings replica <paramref name="replica"/> of <paramref name="shard"/> back from the backup in <paramref name="directory"/>
+    /// (see <see cref="IReplicaRestoreGrain"/>): into a database that does not exist (a server replaced after it was lost),
+    /// or in place of one with <paramref name="replace"/> (never the primary's). All or nothing; anti-entropy then brings it
+    /// up to date.
+    /// </summary>
+    public Task<RestoreResult> RestoreAsync(int shard, int replica, string directory, bool replace = false, IProgress<TransferProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        ShardBackups.RestoreAsync(cluster, shard, replica, directory, replace, progress, cancellationToken);
+
     /// <summary>Registered agents and the shards each follows.</summary>
     public Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgentsAsync(CancellationToken cancellationToken = default) =>
         UnavailableCluster.Answer(() => Directory.GetAgents(), cancellationToken);

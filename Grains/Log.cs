@@ -94,4 +94,15 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 8005, Level = LogLevel.Debug, Message = "Journal stream {Stream}: a cursor from {Token} starts at cache index {Index} (the cache holds {Offset} to {End})")]
     public static partial void StreamCursorStarted(ILogger logger, StreamId stream, string token, long index, long offset, long end);
+    [LoggerMessage(EventId = 9001, Level = LogLevel.Information, Message = "Restore of shard {Shard} replica {Replica} begun: a backup at position {Position} loads into database {Staging}")]
+    public static partial void RestoreBegun(ILogger logger, int shard, int replica, long position, string staging);
+
+    [LoggerMessage(EventId = 9002, Level = LogLevel.Information, Message = "Restore of shard {Shard} replica {Replica} completed at position {Position}; its new identity is {ReplicaId}")]
+    public static partial void RestoreCompleted(ILogger logger, int shard, int replica, long position, Guid replicaId);
+
+    [LoggerMessage(EventId = 9003, Level = LogLevel.Warning, Message = "Restore of shard {Shard} replica {Replica} discarded: no progress for {Seconds} s")]
+    public static partial void RestoreAbandoned(ILogger logger, int shard, int replica, double seconds);
+
+    [LoggerMessage(EventId = 9004, Level = LogLevel.Warning, Message = "Restore database {Staging} could not be dropped ({Problem}); the next restore of its replica drops it")]
+    public static partial void RestoreLeftover(ILogger logger, string staging, string problem);
 }

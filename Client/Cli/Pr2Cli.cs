@@ -35,6 +35,8 @@ public static class Pr2Cli
             Directory(output, error),
             ShardCommands.Build(output, error),
             ReplicaCommands.Build(output, error),
+            BackupCommands.Backup(output, error),
+            BackupCommands.Restore(output, error),
             RuleCommands.Build(output, error),
             ViewCommand.Build(output, error),
             QueryCommand.Build(output, error),
@@ -304,6 +306,11 @@ public static class Pr2Cli
             }
 
             return e.Code is ErrorCode.BadActorId or ErrorCode.BadBody or ErrorCode.BadMessage or ErrorCode.BadRule ? BadUsage : Refused;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            await error.WriteLineAsync($"error: {e.Message}");
+            return Refused;
         }
         catch (ClusterUnreachableException e)
         {

@@ -32,8 +32,8 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
         var replicas = from code in shards.ShardCodes
                        let set = shards.Get(code)
                        from i in Enumerable.Range(0, set.Replicas.Count)
-                       select (Shard: code, Index: i, Source: set.Replicas[i]);
-        await Task.WhenAll(replicas.Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, cancellationToken)));
+                       select (Shard: code, Index: i, Source: set.Replicas[i], ConnectionString: set.ConnectionStrings[i]);
+        await Task.WhenAll(replicas.Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken)));
     }
 
     /// <summary>
@@ -49,7 +49,7 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
         {
             try
             {
-                await MigrateDatabaseAsync(source, script => script.Membership, cancellationToken);
+                await MigrateDatabaseAsync(source, connectionString, script => script.Membership, cancellationToken);
                 return;
             }
             catch (Exception e) when (e is NpgsqlException and not PostgresException or TimeoutException && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
@@ -71,8 +71,8 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
     {
         var set = shards.Get(code);
         return Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Select(i => deferIfDown
-            ? MigrateOrDeferAsync(code, i, set.Replicas[i], cancellationToken)
-            : MigrateReplicaAsync(code, i, set.Replicas[i], cancellationToken)));
+            ? MigrateOrDeferAsync(code, i, set.Replicas[i], set.ConnectionStrings[i], cancellationToken)
+            : MigrateReplicaAsync(code, i, set.Replicas[i], set.ConnectionStrings[i], cancellationToken)));
     }
 
     /// <summary>
@@ -83,34 +83,34 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
     public async Task PrepareReplicaAsync(int shard, int replicaIndex, string connectionString, CancellationToken cancellationToken)
     {
         await using var source = NpgsqlDataSource.Create(connectionString);
-        await MigrateReplicaAsync(shard, replicaIndex, source, cancellationToken);
+        await MigrateReplicaAsync(shard, replicaIndex, source, connectionString, cancellationToken);
     }
 
     /// <summary>Stops the background retries (silo shutdown).</summary>
     public void Stop() => _stopping.Cancel();
 
-    private async Task MigrateOrDeferAsync(int shard, int replicaIndex, NpgsqlDataSource source, CancellationToken cancellationToken)
+    private async Task MigrateOrDeferAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString, CancellationToken cancellationToken)
     {
         try
         {
-            await MigrateReplicaAsync(shard, replicaIndex, source, cancellationToken);
+            await MigrateReplicaAsync(shard, replicaIndex, source, connectionString, cancellationToken);
         }
         catch (Exception e) when (IsUnreachable(e) && !cancellationToken.IsCancellationRequested)
         {
             Log.SchemaDeferred(logger, e.GetBaseException().Message, shard, replicaIndex);
             _deferred[(shard, replicaIndex)] = true;
-            _ = RetryInBackgroundAsync(shard, replicaIndex, source);
+            _ = RetryInBackgroundAsync(shard, replicaIndex, source, connectionString);
         }
     }
 
-    private async Task RetryInBackgroundAsync(int shard, int replicaIndex, NpgsqlDataSource source)
+    private async Task RetryInBackgroundAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString)
     {
         while (!_stopping.IsCancellationRequested)
         {
             try
             {
                 await Task.Delay(RetryInterval, _stopping.Token);
-                await MigrateReplicaAsync(shard, replicaIndex, source, _stopping.Token);
+                await MigrateReplicaAsync(shard, replicaIndex, source, connectionString, _stopping.Token);
                 _deferred.TryRemove((shard, replicaIndex), out _);
                 return;
             }
@@ -133,17 +133,18 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
     private static bool IsUnreachable(Exception e) =>
         e is NpgsqlException { IsTransient: true } or TimeoutException or System.Net.Sockets.SocketException or IOException;
 
-    private async Task MigrateReplicaAsync(int shard, int replicaIndex, NpgsqlDataSource source, CancellationToken cancellationToken)
+    private async Task MigrateReplicaAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString, CancellationToken cancellationToken)
     {
-        await MigrateDatabaseAsync(source, script => shard == 0 || !script.ControlShardOnly, cancellationToken,
+        await MigrateDatabaseAsync(source, connectionString, script => shard == 0 || !script.ControlShardOnly, cancellationToken,
             (connection, token) => ClaimReplicaAsync(connection, shard, replicaIndex, token),
             script => Log.SchemaScriptApplied(logger, script.Name, shard, replicaIndex));
     }
 
-    private async Task MigrateDatabaseAsync(NpgsqlDataSource source, Func<SchemaScript, bool> applies, CancellationToken cancellationToken,
+    // connectionString: the data source's as configured (its own ConnectionString property leaves the password out).
+    private async Task MigrateDatabaseAsync(NpgsqlDataSource source, string connectionString, Func<SchemaScript, bool> applies, CancellationToken cancellationToken,
         Func<NpgsqlConnection, CancellationToken, Task>? claim = null, Action<SchemaScript>? applied = null)
     {
-        await DatabaseCreator.EnsureExistsAsync(source.ConnectionString, cancellationToken);
+        await DatabaseCreator.EnsureExistsAsync(connectionString, cancellationToken);
         await using var connection = await source.OpenConnectionAsync(cancellationToken);
         await ExecuteAsync(connection, $"select pg_advisory_lock({MigrationLockKey})", cancellationToken);
         try

@@ -45,7 +45,7 @@ public sealed class ShardRegistry : IAsyncDisposable
 
             var sources = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2")).ToList();
             var readers = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read")).ToList();
-            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = new ShardReplicaSet(code, sources, shard.RequiredCopies, readers) };
+            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = new ShardReplicaSet(code, sources, shard.RequiredCopies, readers, [.. shard.Replicas]) };
         }
 
         // Each follower on its own: one that fails must not make a shard that joined look as if it had not.

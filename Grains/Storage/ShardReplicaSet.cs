@@ -7,7 +7,8 @@ namespace PR2.Grains.Storage;
 /// The shard's journal writer decides the primary (see ShardWriterGrain); other grains in this silo learn
 /// it through <see cref="Promote"/>.
 /// </summary>
-public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, int requiredCopies = 1, IReadOnlyList<NpgsqlDataSource>? readers = null)
+public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, int requiredCopies = 1, IReadOnlyList<NpgsqlDataSource>? readers = null,
+    IReadOnlyList<string>? connectionStrings = null)
 {
     private int _primary;
 
@@ -23,6 +24,12 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     /// journal pages, views): however many of those wait for a connection, the writer and the agents never do.
     /// </summary>
     public IReadOnlyList<NpgsqlDataSource> Readers { get; } = readers ?? replicas;
+
+    /// <summary>
+    /// The replicas' connection strings as configured, secrets included (a data source's own string leaves the password
+    /// out once opened): for what needs a connection of its own, such as creating or restoring a replica's database.
+    /// </summary>
+    public IReadOnlyList<string> ConnectionStrings { get; } = connectionStrings ?? [.. replicas.Select(r => r.ConnectionString)];
 
     public int PrimaryIndex => Volatile.Read(ref _primary);
 

@@ -40,9 +40,10 @@ public sealed class PostgresServer : IAsyncDisposable
     /// Initializes <paramref name="dataDirectory"/> if it is empty and starts the server on a free loopback
     /// port (the port used last time when it is still free), waiting until it accepts connections.
     /// <paramref name="settings"/> are extra server settings (<c>-c name=value</c>), e.g. shared_buffers.
+    /// <paramref name="port"/>, when given, is the port to listen on (a server replacing one that was lost, say).
     /// </summary>
     public static async Task<PostgresServer> StartAsync(string dataDirectory, PostgresBinaries binaries, bool stopOnDispose = true,
-        IReadOnlyDictionary<string, string>? settings = null, CancellationToken cancellationToken = default)
+        IReadOnlyDictionary<string, string>? settings = null, CancellationToken cancellationToken = default, int? port = null)
     {
         Directory.CreateDirectory(dataDirectory);
         if (IsRoot)
@@ -59,8 +60,7 @@ public sealed class PostgresServer : IAsyncDisposable
             await StopLeftoverAsync(dataDirectory, binaries, cancellationToken);
         }
 
-        var port = ChoosePort(dataDirectory);
-        var server = new PostgresServer(binaries, dataDirectory, port, stopOnDispose, settings ?? new Dictionary<string, string>());
+        var server = new PostgresServer(binaries, dataDirectory, port ?? ChoosePort(dataDirectory), stopOnDispose, settings ?? new Dictionary<string, string>());
         await server.StartAgainAsync(cancellationToken);
         File.WriteAllText(Path.Combine(dataDirectory, OwnerFileName), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         return server;

@@ -84,6 +84,20 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(2, noReplica.ExitCode);
         Assert.Contains("shard 1 has replicas 0 to 0; there is no replica 3", noReplica.Error, StringComparison.Ordinal);
 
+        // A backup of the only replica of shard 1, with progress on stderr (a log here: lines, not a bar); restoring it over
+        // the live replica is refused, as bad usage, without --replace and (it is the primary) with it.
+        var backupDirectory = Path.Combine(_dataDirectory, "backup-1");
+        var backup = await Pr2Async("backup", "1", backupDirectory);
+        Assert.Contains("shard 1: replica 0 backed up at position", backup.Output, StringComparison.Ordinal);
+        Assert.Contains("backup of shard 1 [", backup.Error, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(backupDirectory, "manifest.json")));
+        var overLive = await ChildProcess.RunPr2Async(Gateway, "restore", "1", "0", backupDirectory);
+        Assert.Equal(2, overLive.ExitCode);
+        Assert.Contains("exists", overLive.Error, StringComparison.Ordinal);
+        var overPrimary = await ChildProcess.RunPr2Async(Gateway, "restore", "1", "0", backupDirectory, "--replace");
+        Assert.Equal(2, overPrimary.ExitCode);
+        Assert.Contains("is the shard's primary", overPrimary.Error, StringComparison.Ordinal);
+
         // The rules walk-through of the README: a YAML rule added with the tool writes an audit entry in shard 0.
         var ruleFile = Path.Combine(_dataDirectory, "big-orders.yaml");
         await File.WriteAllTextAsync(ruleFile, """

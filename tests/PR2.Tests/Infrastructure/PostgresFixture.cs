@@ -31,6 +31,18 @@ public sealed class PostgresFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Loses the server with all its data, as a machine whose disk died would (stopped at once, its data directory
+    /// deleted), and starts an empty one in its place on the same port: what an operator has after replacing it.
+    /// </summary>
+    public async Task ReplaceServerAsync()
+    {
+        var port = Server.Port;
+        await Server.StopAsync("immediate");
+        Directory.Delete(_dataDirectory, recursive: true);
+        Server = await PostgresServer.StartAsync(_dataDirectory, PostgresBinaries.Locate(Environment.GetEnvironmentVariable("PR2_PG_BIN")), port: port);
+    }
+
     /// <summary>A topology with one replica database per shard, named after <paramref name="prefix"/>.</summary>
     public TestTopology CreateTopology(string prefix, params int[] shards) => new(Server, prefix, shards);
 }

@@ -1,0 +1,58 @@
+using Npgsql;
+
+namespace PR2.Grains.Backup;
+
+/// <summary>
+/// Connections for backups and restores: their own (unpooled), with no command timeout (a large table copies for
+/// minutes, where the shard's pools fail fast), and errors from the server turned into answers a client understands.
+/// </summary>
+public static class BackupConnections
+{
+    /// <summary>A connection string for <paramref name="database"/> (null: the configured one) on a replica's server.</summary>
+    public static string For(string replicaConnectionString, string? database = null)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(replicaConnectionString)
+        {
+            Pooling = false,
+            CommandTimeout = 0,
+            ApplicationName = "pr2-backup",
+        };
+        if (database is not null)
+        {
+            builder.Database = database;
+        }
+
+        return builder.ConnectionString;
+    }
+
+    public static async Task<NpgsqlConnection> OpenAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Runs <paramref name="step"/>; a server that fails or does not answer becomes a retriable <see cref="Pr2Exception"/>.</summary>
+    public static async Task<T> GuardAsync<T>(string what, Func<Task<T>> step)
+    {
+        try
+        {
+            return await step();
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"{what}: {e.GetBaseException().Message}; retry");
+        }
+    }
+
+    /// <summary>A database name quoted for SQL.</summary>
+    public static string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+}

@@ -1,0 +1,137 @@
+using System.Data;
+using System.Runtime.CompilerServices;
+using Npgsql;
+using Orleans.Concurrency;
+using PR2.Grains.Backup;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Streams a consistent copy of one replica (see <see cref="IShardBackupGrain"/>): one repeatable-read, read-only
+/// transaction on a connection of its own, so the copy is the replica as it was at one instant while the writer goes on.
+/// Reentrant: backups of several replicas may run at once, each in its own transaction.
+/// </summary>
+[Reentrant]
+public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IShardBackupGrain
+{
+    // Chunks of at most this many bytes: a few per Orleans message keeps messages small.
+    private const int ChunkBytes = 512 * 1024;
+
+    private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(5);
+
+    public async IAsyncEnumerable<BackupPart> Read(int? replica, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var code = (int)this.GetPrimaryKeyLong();
+        if (!await topology.KnowsAsync(code))
+        {
+            throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {code} is not in the directory");
+        }
+
+        var set = shards.Get(code);
+        var index = replica ?? await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout);
+        if (index < 0 || index >= set.Replicas.Count)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1}, not {index}");
+        }
+
+        var what = $"backup of shard {code} replica {index}";
+        await using var connection = await BackupConnections.GuardAsync(what,
+            () => BackupConnections.OpenAsync(BackupConnections.For(set.ConnectionStrings[index]), cancellationToken));
+        await using var transaction = await BackupConnections.GuardAsync(what, async () =>
+        {
+            var begun = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+            await using var readOnly = new NpgsqlCommand("set transaction read only", connection, begun);
+            await readOnly.ExecuteNonQueryAsync(cancellationToken);
+            return begun;
+        });
+        var manifest = await BackupConnections.GuardAsync(what, () => ReadManifestAsync(connection, transaction, code, index, cancellationToken));
+        yield return new BackupPart(manifest, null, null, 0);
+
+        foreach (var table in manifest.Tables)
+        {
+            var copy = await BackupConnections.GuardAsync(what, async () => await connection.BeginRawBinaryCopyAsync(
+                $"copy {table.Name} ({BackupTables.ColumnList(table.Columns)}) to stdout (format binary)", cancellationToken));
+            await using (copy)
+            {
+                var counter = new CopyTupleCounter();
+                while (true)
+                {
+                    var chunk = await BackupConnections.GuardAsync(what, () => ReadChunkAsync(copy, cancellationToken));
+                    if (chunk.Length == 0)
+                    {
+                        break;
+                    }
+
+                    counter.Feed(chunk);
+                    yield return new BackupPart(null, table.Name, chunk, counter.Rows);
+                }
+
+                // The same snapshot counted them: anything else is a broken copy, never a backup.
+                if (!counter.Complete || counter.Rows != table.Rows)
+                {
+                    throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                        $"{what}: table {table.Name} copied {counter.Rows} rows{(counter.Complete ? "" : " (cut short)")}, the snapshot counted {table.Rows}; retry");
+                }
+            }
+        }
+
+        await BackupConnections.GuardAsync(what, async () =>
+        {
+            await transaction.CommitAsync(cancellationToken);
+            return true;
+        });
+    }
+
+    private static async Task<BackupManifest> ReadManifestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int code, int index,
+        CancellationToken cancellationToken)
+    {
+        await using var head = new NpgsqlCommand("""
+            select r.shard, r.replica_id, h.position, h.clock, h.origin_position, h.epoch,
+                   (select coalesce(max(version), 0) from pr2_schema_version), now()
+            from pr2_replica r, pr2_writer_head h
+            """, connection, transaction);
+        await using var reader = await head.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {code} replica {index} has no schema yet (its server came back empty?); retry later");
+        }
+
+        var (shard, replicaId, position, clock, originPosition, epoch, schema, now) = (reader.GetInt32(0), reader.GetGuid(1), reader.GetInt64(2),
+            reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt32(6), reader.GetFieldValue<DateTimeOffset>(7));
+        await reader.CloseAsync();
+        if (shard != code)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"replica {index} of shard {code} is a database of shard {shard}: check the topology");
+        }
+
+        var tables = new List<BackupTable>();
+        foreach (var name in await BackupTables.PresentAsync(connection, cancellationToken))
+        {
+            await using var count = new NpgsqlCommand($"select count(*) from {name}", connection, transaction);
+            var rows = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
+            tables.Add(new BackupTable(name, await BackupTables.ColumnsAsync(connection, name, cancellationToken), rows, name + ".pgcopy"));
+        }
+
+        return new BackupManifest(BackupManifest.CurrentFormat, code, index, replicaId, schema, position, clock, originPosition, epoch, now, tables);
+    }
+
+    // Fills a chunk as far as the copy gives (an empty one at its end).
+    private static async Task<byte[]> ReadChunkAsync(Stream copy, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[ChunkBytes];
+        var filled = 0;
+        while (filled < buffer.Length)
+        {
+            var read = await copy.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+            if (read == 0)
+            {
+                break;
+            }
+
+            filled += read;
+        }
+
+        return filled == buffer.Length ? buffer : buffer[..filled];
+    }
+}
