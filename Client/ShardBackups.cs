@@ -193,21 +193,37 @@ internal static class ShardBackups
                 rows += table.Rows;
                 progress?.Report(new TransferProgress(table.Name, rows, totalRows, bytes, totalBytes, clock.Elapsed));
             }
-
-            return await UnavailableCluster.Answer(() => grain.Complete(restore), cancellationToken);
         }
         catch
         {
+            await AbortAsync(grain, restore);
+            throw;
+        }
+
+        // Once asked to complete, never aborted: the answer may be lost while the restore went through. Asked again, the
+        // grain answers the same (or says the restore is not in progress, when it was discarded).
+        for (var attempt = 1; ; attempt++)
+        {
             try
             {
-                await grain.Abort(restore).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+                return await UnavailableCluster.Answer(() => grain.Complete(restore), cancellationToken);
             }
-            catch (Exception e) when (e is TimeoutException or OrleansException or Pr2Exception)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.Unavailable && attempt < 5)
             {
-                // Discarded by the silo after two idle minutes anyway.
+                await Task.Delay(TimeSpan.FromSeconds(attempt), cancellationToken);
             }
+        }
+    }
 
-            throw;
+    private static async Task AbortAsync(IReplicaRestoreGrain grain, Guid restore)
+    {
+        try
+        {
+            await grain.Abort(restore).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException or Pr2Exception)
+        {
+            // Discarded by the silo after two idle minutes anyway.
         }
     }
 }

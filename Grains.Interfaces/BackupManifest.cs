@@ -15,6 +15,7 @@ namespace PR2;
 /// <param name="Epoch">The writer epoch (fencing term) the replica had.</param>
 /// <param name="TakenAt">When the snapshot was taken (the server's clock).</param>
 /// <param name="Tables">The tables copied, in restore order.</param>
+/// <param name="Cluster">The cluster's service id: a backup is restored into the cluster it was taken from only.</param>
 [GenerateSerializer, Immutable, Alias("pr2.backup-manifest.v1")]
 public sealed record BackupManifest(
     [property: Id(0)] int Format,
@@ -27,7 +28,8 @@ public sealed record BackupManifest(
     [property: Id(7)] long OriginPosition,
     [property: Id(8)] long Epoch,
     [property: Id(9)] DateTimeOffset TakenAt,
-    [property: Id(10)] IReadOnlyList<BackupTable> Tables)
+    [property: Id(10)] IReadOnlyList<BackupTable> Tables,
+    [property: Id(11)] string Cluster)
 {
     /// <summary>The format this version of PR2 writes and reads.</summary>
     public const int CurrentFormat = 1;

@@ -10,16 +10,20 @@ public interface IReplicaRestoreGrain : IGrainWithStringKey
 {
     /// <summary>
     /// Starts a restore of <paramref name="manifest"/>. Refused (<see cref="ErrorCode.BadMessage"/>) for a backup of
-    /// another shard, of a newer schema, or of an unknown format; refused (<see cref="ErrorCode.ShardUnavailable"/>) when
-    /// the replica's database exists, unless <paramref name="replace"/>, and always when it is the shard's primary.
-    /// Returns a restore id that <see cref="Write"/> and <see cref="Complete"/> take.
+    /// another cluster or shard, of a newer schema, or of an unknown format; for a replica whose database exists, unless
+    /// <paramref name="replace"/>; for the database holding the cluster's membership or grain state; and always for the
+    /// replica the shard's writer has open (its primary). Returns a restore id that <see cref="Write"/> and
+    /// <see cref="Complete"/> take.
     /// </summary>
     Task<Guid> Begin(BackupManifest manifest, bool replace);
 
     /// <summary>The next bytes of table <paramref name="table"/> (tables in manifest order).</summary>
     Task Write(Guid restore, string table, byte[] data);
 
-    /// <summary>Checks row counts and the head against the manifest, commits, and puts the restored database in place.</summary>
+    /// <summary>
+    /// Checks row counts and the head against the manifest, commits, and puts the restored database in place. Asked again
+    /// for the same restore (its answer was lost), it answers the same.
+    /// </summary>
     Task<RestoreResult> Complete(Guid restore);
 
     /// <summary>Discards a restore in progress (its temporary database is dropped); the replica stays as it was.</summary>

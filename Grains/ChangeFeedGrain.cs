@@ -32,9 +32,6 @@ public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topol
 
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
 
-    // A replica's id never changes: read once per database.
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<NpgsqlDataSource, Guid> ReplicaIds = new();
-
     private readonly FoldedRecords _folded = new();
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
@@ -175,17 +172,11 @@ public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topol
         return delivered;
     }
 
+    // Read each time, not kept: a replica restored from a backup is the same database name with another identity.
     private static async Task<Guid> ReplicaIdAsync(NpgsqlDataSource source)
     {
-        if (ReplicaIds.TryGetValue(source, out var id))
-        {
-            return id;
-        }
-
         await using var command = source.CreateCommand("select replica_id from pr2_replica");
-        id = (Guid)(await command.ExecuteScalarAsync())!;
-        ReplicaIds[source] = id;
-        return id;
+        return (Guid)(await command.ExecuteScalarAsync())!;
     }
 
     private async Task<NpgsqlDataSource> PrimaryAsync()

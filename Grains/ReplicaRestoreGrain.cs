@@ -1,30 +1,39 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
+using Orleans.Configuration;
+using PR2.Grains.Agents;
 using PR2.Grains.Backup;
+using PR2.Grains.Replication;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
 
 /// <summary>
-/// Restores one replica from a backup (see <see cref="IReplicaRestoreGrain"/>). The backup is loaded into a database
-/// named after the replica's with a <c>_pr2_restore</c> suffix, created and migrated like a new replica (so it gets an
-/// identity of its own), in one transaction; only when every table holds the rows the manifest says and the head is
-/// set does the database take the replica's name (dropping the old one with <c>--replace</c>). The head is the backup's
-/// with <c>primary_term = -1</c> (never a primary until a writer opens on it) and the backed-up replica's own entries
-/// counted as a foreign origin, so anti-entropy sends only what came after the backup.
+/// Restores one replica from a backup (see <see cref="IReplicaRestoreGrain"/>). The backup is loaded into a database of
+/// its own (the replica's name, a hash of it and <c>_pr2_restore</c>), created and migrated like a new replica (so it gets
+/// an identity of its own), in one transaction; only when every table holds the rows the manifest says and the head is
+/// set does the database take the replica's name, in one transaction with the old one's move aside under
+/// <c>--replace</c>. The head is the backup's, with an epoch no lower than any other replica's (a fence is never undone)
+/// and <c>primary_term = -1</c> (never a primary until a writer opens on it); the backed-up replica's own entries are
+/// counted as a foreign origin, so anti-entropy sends only what came after the backup. Marks kept in another shard for
+/// this replica's journal (the object directory's) are moved back to the restored head.
 /// One restore per replica at a time; a new one discards an unfinished one, as does two minutes without progress.
 /// </summary>
-public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower topology, SchemaMigrator migrator, ILogger<ReplicaRestoreGrain> logger)
-    : Grain, IReplicaRestoreGrain
+public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower topology, SchemaMigrator migrator, AgentCatalog agents,
+    IOptions<ClusterOptions> cluster, ILogger<ReplicaRestoreGrain> logger) : Grain, IReplicaRestoreGrain
 {
-    private const string Suffix = "_pr2_restore";
     private const int MaxDatabaseName = 63;
 
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan SwapTimeout = TimeSpan.FromSeconds(10);
 
     private Restore? _restore;
+    private (Guid Id, RestoreResult Result)? _finished;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -35,7 +44,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 Log.RestoreAbandoned(logger, restore.Shard, restore.Replica, Idle.TotalSeconds);
                 await DiscardAsync(restore);
             }
-        }, new GrainTimerCreationOptions(TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(15)) { KeepAlive = true });
+        }, new GrainTimerCreationOptions(TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(15)));
         return Task.CompletedTask;
     }
 
@@ -61,7 +70,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1}, not {replica}");
         }
 
-        Validate(manifest, code);
+        Validate(manifest, code, cluster.Value.ServiceId);
         if (_restore is { } earlier)
         {
             await DiscardAsync(earlier);
@@ -70,37 +79,46 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         var configured = set.ConnectionStrings[replica];
         var target = new NpgsqlConnectionStringBuilder(configured).Database
             ?? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} replica {replica}: its connection string names no database");
-        var staging = (target.Length + Suffix.Length <= MaxDatabaseName ? target : target[..(MaxDatabaseName - Suffix.Length)]) + Suffix;
-        var maintenance = BackupConnections.For(configured, "postgres");
         var what = $"restore of shard {code} replica {replica}";
-
-        var exists = await BackupConnections.GuardAsync(what, () => DatabaseExistsAsync(maintenance, target));
-        if (exists && !replace)
+        var restore = new Restore(Guid.NewGuid(), code, replica, manifest, configured, target, replace);
+        restore.Replacing = await BackupConnections.GuardAsync(what, () => DatabaseExistsAsync(restore.Maintenance, target));
+        if (restore.Replacing && !replace)
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
                 $"shard {code} replica {replica}: database '{target}' exists; restore replaces a replica only when asked (--replace), " +
                 "and a live replica is filled by anti-entropy anyway");
         }
 
-        if (exists && await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout) == replica)
+        await RefuseThePrimaryAsync(restore, set);
+        if (restore.Replacing && await RuntimeStateAsync(restore) is { } runtime)
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
-                $"shard {code} replica {replica} is the shard's primary: move the primary first (pr2 replicas promote {code} <other replica>)");
+                $"shard {code} replica {replica}: database '{target}' also holds the cluster's {runtime}; replacing it would take that from the " +
+                "running cluster (restore it only after its server was lost)");
         }
 
-        var restore = new Restore(Guid.NewGuid(), code, replica, manifest, target, staging, maintenance, exists);
         await BackupConnections.GuardAsync(what, async () =>
         {
-            await ExecuteAsync(maintenance, $"drop database if exists {BackupConnections.Quote(staging)} with (force)");
-            await ExecuteAsync(maintenance, $"create database {BackupConnections.Quote(staging)}");
+            await ExecuteAsync(restore.Maintenance, $"drop database if exists {BackupConnections.Quote(restore.Staging)} with (force)");
+            await ExecuteAsync(restore.Maintenance, $"create database {BackupConnections.Quote(restore.Staging)}");
             // As a new replica would be: the schema, and an identity of its own.
-            await migrator.PrepareReplicaAsync(code, replica, BackupConnections.For(configured, staging), CancellationToken.None);
-            restore.Connection = await BackupConnections.OpenAsync(BackupConnections.For(configured, staging), CancellationToken.None);
+            await migrator.PrepareReplicaAsync(code, replica, BackupConnections.For(configured, restore.Staging), CancellationToken.None);
+            restore.Connection = await BackupConnections.OpenAsync(BackupConnections.For(configured, restore.Staging), CancellationToken.None);
             restore.Transaction = await restore.Connection.BeginTransactionAsync();
             return true;
         });
         _restore = restore;
-        Log.RestoreBegun(logger, code, replica, manifest.Position, staging);
+        try
+        {
+            await MatchSchemaAsync(restore);
+        }
+        catch
+        {
+            await DiscardAsync(restore);
+            throw;
+        }
+
+        Log.RestoreBegun(logger, code, replica, manifest.Position, restore.Staging);
         return restore.Id;
     }
 
@@ -141,31 +159,23 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
     public async Task<RestoreResult> Complete(Guid restore)
     {
+        if (_finished is { } finished && finished.Id == restore)
+        {
+            return finished.Result;
+        }
+
         var current = Current(restore);
+        current.LastActivity = DateTime.UtcNow;
+        Guid replicaId;
         try
         {
             await FinishTableAsync(current);
             await CheckAsync(current);
-            var replicaId = await SetHeadAsync(current);
+            replicaId = await SetHeadAsync(current, Math.Max(current.Manifest.Epoch, await OtherEpochsAsync(current)));
             await current.Transaction!.CommitAsync();
             await current.Connection!.DisposeAsync();
             current.Connection = null;
-
-            if (current.Replacing)
-            {
-                await ExecuteAsync(current.Maintenance, $"drop database if exists {BackupConnections.Quote(current.Target)} with (force)");
-            }
-
-            await ExecuteAsync(current.Maintenance, $"alter database {BackupConnections.Quote(current.Staging)} rename to {BackupConnections.Quote(current.Target)}");
-            _restore = null;
-            Log.RestoreCompleted(logger, current.Shard, current.Replica, current.Manifest.Position, replicaId);
-            return new RestoreResult(current.Shard, current.Replica, current.Manifest.Position, replicaId, current.Replacing);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase)
-        {
-            await DiscardAsync(current);
-            throw new Pr2Exception(ErrorCode.BadMessage,
-                $"shard {current.Shard} replica {current.Replica}: database '{current.Target}' was created meanwhile (a silo starting?); restore again with --replace");
+            await SwapAsync(current);
         }
         catch (Exception e) when (e is not Pr2Exception)
         {
@@ -177,6 +187,13 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             await DiscardAsync(current);
             throw;
         }
+
+        _restore = null;
+        var warnings = await ResetMarksElsewhereAsync(current);
+        var result = new RestoreResult(current.Shard, current.Replica, current.Manifest.Position, replicaId, current.Replacing, warnings);
+        _finished = (current.Id, result);
+        Log.RestoreCompleted(logger, current.Shard, current.Replica, current.Manifest.Position, replicaId);
+        return result;
     }
 
     public async Task Abort(Guid restore)
@@ -187,20 +204,21 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
     }
 
-    private static void Validate(BackupManifest manifest, int code)
+    private static void Validate(BackupManifest manifest, int code, string serviceId)
     {
+        var latest = SchemaScript.LoadEmbedded()[^1].Version;
         var problem = manifest switch
         {
             { Format: not BackupManifest.CurrentFormat } => $"backup format {manifest.Format} is not one this PR2 reads ({BackupManifest.CurrentFormat})",
+            { Tables: null } or { Cluster: null } => "the backup's manifest is incomplete",
+            _ when manifest.Cluster != serviceId => $"the backup is of cluster '{manifest.Cluster}', not of this one ('{serviceId}')",
             _ when manifest.Shard != code => $"the backup is of shard {manifest.Shard}, not of shard {code}",
-            _ when manifest.SchemaVersion > SchemaScript.LoadEmbedded()[^1].Version =>
-                $"the backup has schema version {manifest.SchemaVersion}, newer than this PR2's ({SchemaScript.LoadEmbedded()[^1].Version}): upgrade first",
-            _ when manifest.Position < 0 || manifest.Clock < 0 || manifest.OriginPosition < 0 || manifest.OriginPosition > manifest.Position =>
-                "the backup's head is not a possible one",
-            _ when manifest.Tables.Any(t => !BackupTables.IsCopied(t.Name) || t.Rows < 0 || t.Columns.Count == 0) =>
-                $"the backup names tables PR2 does not restore: {string.Join(", ", manifest.Tables.Where(t => !BackupTables.IsCopied(t.Name)).Select(t => t.Name))}",
+            _ when manifest.SchemaVersion > latest => $"the backup has schema version {manifest.SchemaVersion}, newer than this PR2's ({latest}): upgrade first",
+            _ when manifest.Position < 0 || manifest.Clock < 0 || manifest.Epoch < 0 || manifest.OriginPosition < 0
+                || manifest.OriginPosition > manifest.Position => "the backup's head is not a possible one",
+            _ when manifest.Tables.Any(t => t is null || t.Name is null || t.Columns is null || t.Columns.Count == 0 || t.Rows < 0) => "the backup's manifest is incomplete",
+            _ when manifest.Tables.FirstOrDefault(t => !BackupTables.IsCopied(t.Name)) is { } foreign => $"the backup names a table PR2 does not restore: {foreign.Name}",
             _ when manifest.Tables.Select(t => t.Name).Distinct().Count() != manifest.Tables.Count => "the backup names a table twice",
-            _ when !manifest.Tables.Any(t => t.Name == "pr2_journal") => "the backup has no journal",
             _ => null,
         };
         if (problem is not null)
@@ -209,7 +227,77 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
     }
 
-    // Rows as the manifest says, and the journal exactly positions 1 to the head.
+    // The backup must hold exactly the tables a replica of this shard has, each with columns the schema has.
+    private static async Task MatchSchemaAsync(Restore restore)
+    {
+        var present = await BackupTables.PresentAsync(restore.Connection!, CancellationToken.None);
+        if (!present.SequenceEqual(restore.Manifest.Tables.Select(t => t.Name)))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"the backup holds tables {string.Join(", ", restore.Manifest.Tables.Select(t => t.Name))}; a replica of shard {restore.Shard} has " +
+                $"{string.Join(", ", present)}: the backup is damaged or not of this shard");
+        }
+
+        foreach (var table in restore.Manifest.Tables)
+        {
+            var columns = await BackupTables.ColumnsAsync(restore.Connection!, table.Name, CancellationToken.None);
+            var unknown = table.Columns.Except(columns).ToList();
+            if (unknown.Count > 0 || table.Columns.Distinct().Count() != table.Columns.Count)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage,
+                    $"the backup's table {table.Name} names columns this schema does not have, or one twice ({string.Join(", ", unknown)})");
+            }
+        }
+    }
+
+    // The writer's open replica is never replaced, nor restored while the writer still takes it for its primary (a server
+    // lost under a quiet shard: no write has failed over yet). No writer answering means the shard is down: a database
+    // that does not exist may be restored then, an existing one is not replaced blind.
+    private async Task RefuseThePrimaryAsync(Restore restore, ShardReplicaSet set)
+    {
+        int primary;
+        try
+        {
+            primary = await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout);
+        }
+        catch (Pr2Exception) when (!restore.Replacing)
+        {
+            return;
+        }
+
+        if (primary == restore.Replica)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, restore.Replacing
+                ? $"shard {restore.Shard} replica {restore.Replica} is the shard's primary: move the primary first (pr2 replicas promote {restore.Shard} <other replica>)"
+                : $"shard {restore.Shard}'s writer still has replica {restore.Replica} open as its primary (it has not noticed the loss yet): " +
+                  "a write to the shard makes it fail over; then restore again");
+        }
+
+        restore.Primary = primary;
+    }
+
+    // Membership and grain state are the running cluster's, not the shard's: never dropped with a replica they share.
+    private static async Task<string?> RuntimeStateAsync(Restore restore)
+    {
+        await using var connection = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None);
+        await using var command = new NpgsqlCommand("""
+            select (to_regclass('pr2_membership') is not null and exists (select 1 from pr2_membership)),
+                   (to_regclass('pr2_grain_state') is not null and exists (select 1 from pr2_grain_state))
+            """, connection);
+        try
+        {
+            await using var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return reader.GetBoolean(0) ? "membership" : reader.GetBoolean(1) ? "grain state" : null;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return null; // planned lazily: a shard database without those tables
+        }
+    }
+
+    // Rows as the manifest says; the journal exactly positions 1 to the head, none stamped past the clock; and the
+    // backed-up replica's own entries all there (anti-entropy will take them as held).
     private static async Task CheckAsync(Restore restore)
     {
         foreach (var table in restore.Manifest.Tables)
@@ -222,20 +310,50 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             }
         }
 
-        await using var journal = new NpgsqlCommand("select count(*), coalesce(min(position), 0), coalesce(max(position), 0) from pr2_journal",
-            restore.Connection, restore.Transaction);
+        var manifest = restore.Manifest;
+        await using var journal = new NpgsqlCommand("""
+            select count(*), coalesce(min(position), 0), coalesce(max(position), 0), coalesce(max(lamport_counter), 0),
+                   count(*) filter (where origin_replica = $1), coalesce(max(origin_position) filter (where origin_replica = $1), 0)
+            from pr2_journal
+            """, restore.Connection, restore.Transaction);
+        journal.Parameters.Add(new() { Value = manifest.ReplicaId });
         await using var reader = await journal.ExecuteReaderAsync();
         await reader.ReadAsync();
-        var (count, first, last) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
-        var head = restore.Manifest.Position;
-        if (count != head || last != head || (head > 0 && first != 1))
+        var (count, first, last, clock, own, ownLast) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+        var head = manifest.Position;
+        var problem = (count != head || last != head || (head > 0 && first != 1))
+            ? $"the journal holds {count} entries at positions {first} to {last}, the backup's head is {head}"
+            : clock > manifest.Clock ? $"the journal holds a stamp {clock} past the backup's clock {manifest.Clock}"
+            : own != manifest.OriginPosition || ownLast != manifest.OriginPosition
+                ? $"the journal holds {own} entries first written on the backed-up replica, the backup says {manifest.OriginPosition}"
+            : null;
+        if (problem is not null)
         {
-            throw new Pr2Exception(ErrorCode.BadMessage,
-                $"the journal holds {count} entries at positions {first} to {last}, the backup's head is {head}: the backup is damaged");
+            throw new Pr2Exception(ErrorCode.BadMessage, problem + ": the backup is damaged");
         }
     }
 
-    private static async Task<Guid> SetHeadAsync(Restore restore)
+    // The highest epoch among the shard's other replicas that answer: the restored replica starts there, so a fence that
+    // was on the lost one is not undone (a writer older than the current one must not count it).
+    private async Task<long> OtherEpochsAsync(Restore restore)
+    {
+        var set = shards.Get(restore.Shard);
+        var epochs = await Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Where(i => i != restore.Replica).Select(async i =>
+        {
+            try
+            {
+                await using var command = set.Replicas[i].CreateCommand("select epoch from pr2_writer_head");
+                return (long)(await command.ExecuteScalarAsync().WaitAsync(PrimaryTimeout))!;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                return 0L;
+            }
+        }));
+        return epochs.DefaultIfEmpty(0).Max();
+    }
+
+    private static async Task<Guid> SetHeadAsync(Restore restore, long epoch)
     {
         var manifest = restore.Manifest;
         await using var batch = new NpgsqlBatch(restore.Connection, restore.Transaction)
@@ -244,7 +362,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             {
                 new("update pr2_writer_head set epoch = $1, position = $2, clock = $3, origin_position = 0, primary_term = -1, updated_at = now()")
                 {
-                    Parameters = { new() { Value = manifest.Epoch }, new() { Value = manifest.Position }, new() { Value = manifest.Clock } },
+                    Parameters = { new() { Value = epoch }, new() { Value = manifest.Position }, new() { Value = manifest.Clock } },
                 },
                 // The backed-up replica's own entries are all here: counted for that origin, anti-entropy does not send them again.
                 new("""
@@ -254,10 +372,119 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 {
                     Parameters = { new() { Value = manifest.ReplicaId }, new() { Value = manifest.OriginPosition } },
                 },
+                // A silo's cache of what an agent last wrote in this replica is valid at one (mark, revision): every revision moves
+                // far from what any cache of the replaced database holds, so each starts over.
+                new("update pr2_agent_mark set revision = revision + $1")
+                {
+                    Parameters = { new() { Value = (long)Random.Shared.Next(1 << 20, int.MaxValue) << 8 } },
+                },
                 new("select replica_id from pr2_replica"),
             },
         };
         return (Guid)(await batch.ExecuteScalarAsync())!;
+    }
+
+    // Puts the restored database under the replica's name. Replacing, the old one goes aside in the same transaction as the
+    // new one comes in (no moment without a database of that name for a silo's migrator to create), once nothing is
+    // connected to it, and is dropped after; it must not hold entries the primary lacks (a former primary's last ones).
+    private async Task SwapAsync(Restore restore)
+    {
+        var (target, staging) = (BackupConnections.Quote(restore.Target), BackupConnections.Quote(restore.Staging));
+        if (!restore.Replacing)
+        {
+            try
+            {
+                await ExecuteAsync(restore.Maintenance, $"alter database {staging} rename to {target}");
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage,
+                    $"shard {restore.Shard} replica {restore.Replica}: database '{restore.Target}' was created meanwhile (a silo starting?); restore again with --replace");
+            }
+        }
+
+        await RefuseThePrimaryAsync(restore, shards.Get(restore.Shard));
+        await RefuseUnreplicatedAsync(restore);
+        var aside = BackupConnections.Quote(Named(restore.Target, "_pr2_old"));
+        await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections false");
+        try
+        {
+            var deadline = DateTime.UtcNow + SwapTimeout;
+            while (true)
+            {
+                await ExecuteAsync(restore.Maintenance,
+                    $"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{restore.Target.Replace("'", "''", StringComparison.Ordinal)}' and pid <> pg_backend_pid()");
+                try
+                {
+                    await ExecuteAsync(restore.Maintenance, $"begin; alter database {target} rename to {aside}; alter database {staging} rename to {target}; commit");
+                    break;
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(100); // a terminated session still leaving
+                }
+            }
+        }
+        catch
+        {
+            await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections true");
+            throw;
+        }
+
+        try
+        {
+            await ExecuteAsync(restore.Maintenance, $"drop database if exists {aside} with (force)");
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            Log.RestoreLeftover(logger, Named(restore.Target, "_pr2_old"), e.GetBaseException().Message);
+        }
+    }
+
+    // A replica being replaced may hold entries nowhere else yet (anti-entropy had not copied them): refused until it has.
+    private async Task RefuseUnreplicatedAsync(Restore restore)
+    {
+        var set = shards.Get(restore.Shard);
+        var primary = restore.Primary ?? throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {restore.Shard} has no primary answering; restore again");
+        await using var old = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None);
+        var replaced = await VersionVector.ReadAsync(old);
+        var held = await VersionVector.ReadAsync(set.Replicas[primary]);
+        var lacking = replaced.Positions.Sum(p => Math.Max(0, p.Value - held[p.Key]));
+        if (lacking > 0)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {restore.Shard} replica {restore.Replica} holds {lacking} entries the primary (replica {primary}) lacks; anti-entropy is copying them: restore again in a moment");
+        }
+    }
+
+    // Agents keeping a mark for this replica's journal in another shard (the object directory, in shard 0) go back to the
+    // restored head: past it, the positions now hold other entries.
+    private async Task<IReadOnlyList<string>> ResetMarksElsewhereAsync(Restore restore)
+    {
+        var warnings = new List<string>();
+        foreach (var agent in agents.Agents.Where(a => a.PerReplica && a.Follows(restore.Shard) && a.HomeShard(restore.Shard) != restore.Shard))
+        {
+            var mark = AgentMarks.Name(agent, restore.Shard, restore.Replica);
+            try
+            {
+                var homeShard = shards.Get(agent.HomeShard(restore.Shard));
+                await CurrentPrimary.AskAsync(GrainFactory, homeShard, PrimaryTimeout);
+                await using var command = AgentMarks.Home(agent, shards, restore.Shard, restore.Replica).CreateCommand(
+                    "update pr2_agent_mark set position = least(position, $1), revision = revision + 1, updated_at = now() where agent = $2 and shard = $3");
+                command.Parameters.Add(new() { Value = restore.Manifest.Position });
+                command.Parameters.Add(new() { Value = mark });
+                command.Parameters.Add(new() { Value = restore.Shard });
+                await command.ExecuteNonQueryAsync();
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or Pr2Exception)
+            {
+                warnings.Add($"the mark {mark} of shard {restore.Shard} in shard {agent.HomeShard(restore.Shard)} could not be moved back to {restore.Manifest.Position} " +
+                    $"({e.GetBaseException().Message}): actors written after the backup may be missing from what {agent.Name} keeps");
+            }
+        }
+
+        return warnings;
     }
 
     private static async Task FinishTableAsync(Restore restore)
@@ -313,9 +540,10 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
     private static Pr2Exception Refusal(Restore restore, Exception e) => e switch
     {
-        PostgresException { SqlState: var state } p when !p.IsTransient && state is not PostgresErrorCodes.AdminShutdown and not PostgresErrorCodes.CannotConnectNow =>
+        PostgresException { SqlState: PostgresErrorCodes.BadCopyFileFormat or PostgresErrorCodes.InvalidBinaryRepresentation or PostgresErrorCodes.UniqueViolation
+            or PostgresErrorCodes.CheckViolation or PostgresErrorCodes.NotNullViolation or PostgresErrorCodes.InvalidTextRepresentation } p =>
             new Pr2Exception(ErrorCode.BadMessage, $"restore of shard {restore.Shard} replica {restore.Replica}: the server refused the backup's data ({p.MessageText}): the backup is damaged or not PR2's"),
-        _ => new Pr2Exception(ErrorCode.ShardUnavailable, $"restore of shard {restore.Shard} replica {restore.Replica}: {e.GetBaseException().Message}; restore again"),
+        _ => BackupConnections.Answer($"restore of shard {restore.Shard} replica {restore.Replica}", e),
     };
 
     private (int Shard, int Replica) ParseKey()
@@ -325,6 +553,14 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var replica)
             ? (shard, replica)
             : throw new Pr2Exception(ErrorCode.BadMessage, $"a restore is keyed \"shard/replica\", not \"{this.GetPrimaryKeyString()}\"");
+    }
+
+    // A database name derived from the replica's: cut to fit, with a hash of the whole name so two long names never share one.
+    private static string Named(string target, string suffix)
+    {
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(target)))[..8];
+        var room = MaxDatabaseName - suffix.Length - hash.Length - 1;
+        return $"{(target.Length <= room ? target : target[..room])}_{hash}{suffix}";
     }
 
     private static async Task<bool> DatabaseExistsAsync(string maintenance, string database)
@@ -342,16 +578,19 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         await command.ExecuteNonQueryAsync();
     }
 
-    private sealed class Restore(Guid id, int shard, int replica, BackupManifest manifest, string target, string staging, string maintenance, bool replacing)
+    private sealed class Restore(Guid id, int shard, int replica, BackupManifest manifest, string configured, string target, bool replace)
     {
         public Guid Id { get; } = id;
         public int Shard { get; } = shard;
         public int Replica { get; } = replica;
         public BackupManifest Manifest { get; } = manifest;
+        public string Configured { get; } = configured;
         public string Target { get; } = target;
-        public string Staging { get; } = staging;
-        public string Maintenance { get; } = maintenance;
-        public bool Replacing { get; } = replacing;
+        public string Staging { get; } = Named(target, "_pr2_restore");
+        public string Maintenance { get; } = BackupConnections.For(configured, "postgres");
+        public bool Replace { get; } = replace;
+        public bool Replacing { get; set; }
+        public int? Primary { get; set; }
         public NpgsqlConnection? Connection { get; set; }
         public NpgsqlTransaction? Transaction { get; set; }
         public NpgsqlRawCopyStream? Copy { get; set; }

@@ -1,6 +1,8 @@
 using System.Data;
 using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Options;
 using Npgsql;
+using Orleans.Configuration;
 using Orleans.Concurrency;
 using PR2.Grains.Backup;
 using PR2.Grains.Storage;
@@ -13,7 +15,7 @@ namespace PR2.Grains;
 /// Reentrant: backups of several replicas may run at once, each in its own transaction.
 /// </summary>
 [Reentrant]
-public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topology) : Grain, IShardBackupGrain
+public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topology, IOptions<ClusterOptions> cluster) : Grain, IShardBackupGrain
 {
     // Chunks of at most this many bytes: a few per Orleans message keeps messages small.
     private const int ChunkBytes = 512 * 1024;
@@ -45,7 +47,10 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
             await readOnly.ExecuteNonQueryAsync(cancellationToken);
             return begun;
         });
-        var manifest = await BackupConnections.GuardAsync(what, () => ReadManifestAsync(connection, transaction, code, index, cancellationToken));
+        // A client that stops pulling (gone, or cancelled) may never dispose this enumeration: its cancellation closes the
+        // connection, so no snapshot stays open on the replica holding back its vacuum.
+        await using var abandon = cancellationToken.Register(() => _ = Task.Run(() => connection.DisposeAsync().AsTask()));
+        var manifest = await BackupConnections.GuardAsync(what, () => ReadManifestAsync(connection, transaction, code, index, cluster.Value.ServiceId, cancellationToken));
         yield return new BackupPart(manifest, null, null, 0);
 
         foreach (var table in manifest.Tables)
@@ -84,7 +89,7 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
     }
 
     private static async Task<BackupManifest> ReadManifestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int code, int index,
-        CancellationToken cancellationToken)
+        string serviceId, CancellationToken cancellationToken)
     {
         await using var head = new NpgsqlCommand("""
             select r.shard, r.replica_id, h.position, h.clock, h.origin_position, h.epoch,
@@ -113,7 +118,7 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
             tables.Add(new BackupTable(name, await BackupTables.ColumnsAsync(connection, name, cancellationToken), rows, name + ".pgcopy"));
         }
 
-        return new BackupManifest(BackupManifest.CurrentFormat, code, index, replicaId, schema, position, clock, originPosition, epoch, now, tables);
+        return new BackupManifest(BackupManifest.CurrentFormat, code, index, replicaId, schema, position, clock, originPosition, epoch, now, tables, serviceId);
     }
 
     // Fills a chunk as far as the copy gives (an empty one at its end).

@@ -14,7 +14,8 @@ internal sealed record BenchSettings(
     IReadOnlyList<string> Paths,
     string OutputPath,
     int Repeats,
-    string? PostgresConnectionString)
+    string? PostgresConnectionString,
+    int BackupEntries)
 {
     public const string Usage = """
         PR2 benchmark: raw PostgreSQL, Marten and PR2 side by side on one PostgreSQL server.
@@ -27,9 +28,11 @@ internal sealed record BenchSettings(
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
-          --paths raw,marten,pr2,anti-entropy,delivery,move  which paths to run (default all; --short leaves out delivery,
-                               the journal stream against the polling feed); pr2-batch runs only PR2's batch rows; move
-                               runs the open-loop load on a two-replica shard with and without moves of its primary
+          --paths raw,marten,pr2,anti-entropy,delivery,move,backup  which paths to run (default all; --short leaves out
+                               delivery, the journal stream against the polling feed); pr2-batch runs only PR2's batch
+                               rows; move runs the open-loop load on a two-replica shard with and without moves of its
+                               primary; backup fills that shard, then runs the load beside a backup and a restore
+          --backup-entries <n> entries in the shard the backup rows copy (default 1,000,000; 20,000 with --short)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with
                                --short); the summary's ratios are medians of the repeats after the first (cold) one
@@ -50,10 +53,11 @@ internal sealed record BenchSettings(
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
             false,
-            isShort ? ["raw", "marten", "pr2", "anti-entropy", "move"] : ["raw", "marten", "pr2", "anti-entropy", "delivery", "move"],
+            isShort ? ["raw", "marten", "pr2", "anti-entropy", "move", "backup"] : ["raw", "marten", "pr2", "anti-entropy", "delivery", "move", "backup"],
             Path.Combine("bench", "results", "latest.json"),
             isShort ? 1 : 3,
-            null);
+            null,
+            isShort ? 20_000 : 1_000_000);
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -69,6 +73,7 @@ internal sealed record BenchSettings(
                 "--paths" => settings with { Paths = Next().Split(',') },
                 "--postgres" => settings with { PostgresConnectionString = Next() },
                 "--out" => settings with { OutputPath = Next() },
+                "--backup-entries" => settings with { BackupEntries = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--repeats" => settings with { Repeats = Math.Max(1, int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}\n{Usage}"),
             };

@@ -56,7 +56,7 @@ var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
 var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
 await using var pr2 = new Pr2Path(silo, shardSources);
-if (settings.Paths.Contains("pr2") || settings.Paths.Contains("pr2-batch") || settings.Paths.Contains("delivery") || settings.Paths.Contains("move"))
+if (new[] { "pr2", "pr2-batch", "delivery", "move", "backup" }.Any(settings.Paths.Contains))
 {
     await pr2.ConnectAsync();
 }
@@ -120,6 +120,11 @@ if (settings.Paths.Contains("pr2") && settings.Soak > TimeSpan.Zero)
 if (settings.Paths.Contains("move"))
 {
     await pr2.RunMoveRowsAsync(runner, meter, settings.OfferedRate, settings.OpenLoopDuration, settings.Short ? 1 : 2);
+}
+
+if (settings.Paths.Contains("backup"))
+{
+    await BackupRows.RunAsync(pr2, runner, meter, settings.OfferedRate, settings.OpenLoopDuration, settings.BackupEntries);
 }
 
 if (settings.Paths.Contains("delivery"))

@@ -53,6 +53,11 @@ public static class BackupCommands
             var bar = ProgressBar.For(error, $"restore of shard {code} replica {index}", p => (p.Bytes, p.TotalBytes, "bytes"));
             var restored = await client.RestoreAsync(code, index, result.GetValue(directory)!, result.GetValue(replace), bar, cancellationToken);
             bar.Done();
+            foreach (var warning in restored.Warnings)
+            {
+                await error.WriteLineAsync($"warning: {warning}");
+            }
+
             if (result.GetValue(Pr2Cli.JsonOption))
             {
                 Output.WriteJson(output, restored);

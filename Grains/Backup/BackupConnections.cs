@@ -49,9 +49,18 @@ public static class BackupConnections
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
-            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"{what}: {e.GetBaseException().Message}; retry");
+            throw Answer(what, e);
         }
     }
+
+    /// <summary>
+    /// A server error as a client reads it: one that says no for good (no permission to create a database, a full disk
+    /// refused as such) is not worth retrying; one that did not answer or lost the connection is.
+    /// </summary>
+    public static Pr2Exception Answer(string what, Exception e) => e is PostgresException { IsTransient: false } refused
+        && refused.SqlState is not (PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.CrashShutdown)
+        ? new Pr2Exception(ErrorCode.BadMessage, $"{what}: the server refused: {refused.MessageText}")
+        : new Pr2Exception(ErrorCode.ShardUnavailable, $"{what}: {e.GetBaseException().Message}; retry");
 
     /// <summary>A database name quoted for SQL.</summary>
     public static string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";

@@ -242,6 +242,8 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             _abandoned = true;
             _queue.Writer.TryComplete();
+            // Its replica may be lost and restored, its positions then holding other entries: the agents read it again.
+            _recent?.Forget(_source);
             return [.. _inFlight, .. _unknownOutcome];
         }
     }
@@ -252,6 +254,9 @@ public sealed class JournalWriter : IAsyncDisposable
         _closed = true;
         _queue.Writer.TryComplete();
         await _loop;
+        // Kept only while a writer is open on the journal: a closed one's replica may be lost and restored, its positions
+        // then holding other entries.
+        _recent?.Forget(_source);
     }
 
     private async Task RunAsync()
@@ -440,7 +445,14 @@ public sealed class JournalWriter : IAsyncDisposable
         RememberHead(plan);
         if (plan.NewEntries.Count > 0)
         {
-            _recent?.Committed(_source, plan.NewEntries.ConvertAll(ToEntry));
+            lock (_sending)
+            {
+                if (!_abandoned)
+                {
+                    _recent?.Committed(_source, plan.NewEntries.ConvertAll(ToEntry));
+                }
+            }
+
             // Before the acknowledgements, whose continuations run on this loop: whoever holds an ack can count on
             // the agents having been woken for it.
             _committed(plan.Position, projected is not null);

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using PR2.Client;
+
+namespace PR2.Bench;
+
+/// <summary>
+/// Backup and restore of a replica under load (issue 24): the two-replica shard is filled with
+/// <c>entries</c> entries by atomic batches, then the open-loop load runs three times: as is, beside a backup of the
+/// secondary replica, and beside a restore of that backup over the secondary (<c>--replace</c>) followed by its
+/// catch-up. Prints the operations' times and rates and each loaded row's throughput and p99 against the steady one.
+/// </summary>
+internal static class BackupRows
+{
+    private const int BatchSize = 100;
+
+    public static async Task RunAsync(Pr2Path pr2, Runner runner, ResourceMeter meter, int rate, TimeSpan duration, int entries)
+    {
+        var client = pr2.Client;
+        var shard = Pr2Path.MovingShard;
+        var fill = Stopwatch.StartNew();
+        var run = Guid.NewGuid().ToString("N")[..6];
+        var batches = (entries + BatchSize - 1) / BatchSize;
+        await Parallel.ForEachAsync(Enumerable.Range(0, batches), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (b, _) =>
+        {
+            // 10,000 actors, each inserted by its first message and modified after.
+            var messages = Enumerable.Range(0, BatchSize).Select(i =>
+            {
+                var n = (b * BatchSize) + i;
+                return new Message(MessageIds.New(), "bench", new ActorRef(shard, $"fill/{run}-{n % 10_000}"),
+                    n < 10_000 ? MessageKind.Insert : MessageKind.Modify, Payload.Json(n % 64, n));
+            }).ToList();
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await client.SendBatchAsync(shard, messages);
+                    return;
+                }
+                catch (Pr2Exception e) when (e.IsRetriable && attempt < 20)
+                {
+                    await Task.Delay(200);
+                }
+            }
+        });
+        Console.WriteLine($"  backup rows: filled shard {shard} with {entries:N0} entries in {fill.Elapsed.TotalSeconds:N0} s " +
+            $"({entries / fill.Elapsed.TotalSeconds:N0}/s); waiting for its second replica");
+        await WaitCaughtUpAsync(client, shard, TimeSpan.FromMinutes(10));
+
+        var steady = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-2-replicas", shard: shard);
+        runner.Add(steady);
+
+        var primary = await pr2.Cluster.GetGrain<IShardWriterGrain>(shard).GetPrimary();
+        var secondary = primary == 0 ? 1 : 0;
+        var directory = Path.Combine(Path.GetTempPath(), "pr2-bench-backup", run);
+        try
+        {
+            BackupManifest? manifest = null;
+            double backupSeconds = 0;
+            var backingUp = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-backup", shard: shard, alongside: async stop =>
+            {
+                var clock = Stopwatch.StartNew();
+                manifest = await client.BackupAsync(shard, directory, secondary, cancellationToken: CancellationToken.None);
+                backupSeconds = clock.Elapsed.TotalSeconds;
+            });
+            runner.Add(backingUp);
+            var bytes = manifest!.Tables.Sum(t => t.Bytes);
+            Console.WriteLine($"  backup of replica {secondary}: {manifest.Position:N0} entries, {bytes / 1048576.0:N0} MiB in {backupSeconds:N1} s " +
+                $"({manifest.Position / backupSeconds:N0} entries/s); load beside it: throughput {backingUp.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, " +
+                $"p99 {backingUp.P99Ms:N1} ms (steady {steady.P99Ms:N1} ms), errors {backingUp.Errors}");
+
+            double restoreSeconds = 0, catchUpSeconds = 0;
+            var restoring = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-restore", shard: shard, alongside: async stop =>
+            {
+                var clock = Stopwatch.StartNew();
+                await client.RestoreAsync(shard, secondary, directory, replace: true, cancellationToken: CancellationToken.None);
+                restoreSeconds = clock.Elapsed.TotalSeconds;
+                await WaitCaughtUpAsync(client, shard, TimeSpan.FromMinutes(5));
+                catchUpSeconds = clock.Elapsed.TotalSeconds - restoreSeconds;
+            });
+            runner.Add(restoring);
+            Console.WriteLine($"  restore of replica {secondary}: {manifest.Position:N0} entries in {restoreSeconds:N1} s " +
+                $"({manifest.Position / restoreSeconds:N0} entries/s), caught up {catchUpSeconds:N1} s later; load beside it: " +
+                $"throughput {restoring.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, p99 {restoring.P99Ms:N1} ms, errors {restoring.Errors}");
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+    }
+
+    private static async Task WaitCaughtUpAsync(Pr2Client client, int shard, TimeSpan deadline)
+    {
+        var until = DateTime.UtcNow + deadline;
+        while (!(await client.GetStatusAsync()).Shards.Single(s => s.Shard == shard).Replicas.All(r => r.Reachable && r.Behind == 0))
+        {
+            if (DateTime.UtcNow > until)
+            {
+                throw new TimeoutException($"shard {shard}'s replicas did not catch up within {deadline.TotalMinutes:0} minutes");
+            }
+
+            await Task.Delay(500);
+        }
+    }
+}
