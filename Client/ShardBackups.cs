@@ -200,20 +200,33 @@ internal static class ShardBackups
             throw;
         }
 
-        // Once asked to complete, never aborted: the answer may be lost while the restore went through. Asked again, the
-        // grain answers the same (or says the restore is not in progress, when it was discarded).
+        // Once asked to complete, never aborted: the answer may be lost while the restore went through, and a retriable
+        // refusal keeps what was loaded. Asked again, the grain answers the same, or goes on with the swap.
+        var unknown = false;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 return await UnavailableCluster.Answer(() => grain.Complete(restore), cancellationToken);
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.Unavailable && attempt < 5)
+            catch (Pr2Exception e) when (e.IsRetriable && attempt < CompleteAttempts)
             {
-                await Task.Delay(TimeSpan.FromSeconds(attempt), cancellationToken);
+                unknown |= e.Code == ErrorCode.Unavailable;
+                progress?.Report(new TransferProgress($"waiting: {e.Message}", rows, totalRows, bytes, totalBytes, clock.Elapsed));
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 10)), cancellationToken);
+            }
+            catch (Pr2Exception e) when (unknown && e.Code == ErrorCode.BadMessage)
+            {
+                // The silo that ran it is gone, or it finished and its answer was lost.
+                throw new Pr2Exception(ErrorCode.Unavailable,
+                    $"the restore of shard {shard} replica {replica} may or may not have completed (the silo running it did not answer): " +
+                    "pr2 shards describe shows whether the replica is back; restore again (with --replace) if it is not", e);
             }
         }
     }
+
+    // About two minutes of asking again for a restore waiting on the shard (a primary to move, entries to be copied).
+    private const int CompleteAttempts = 16;
 
     private static async Task AbortAsync(IReplicaRestoreGrain grain, Guid restore)
     {

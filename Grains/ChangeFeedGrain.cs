@@ -32,7 +32,8 @@ public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topol
 
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly FoldedRecords _folded = new();
+    private FoldedRecords _folded = new();
+    private Guid _foldedFor;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -87,6 +88,13 @@ public sealed class ChangeFeedGrain(ShardRegistry shards, TopologyFollower topol
         {
             var source = await PrimaryAsync();
             var replica = await ReplicaIdAsync(source);
+            if (replica != _foldedFor)
+            {
+                // What was folded is keyed by positions of another journal (another primary, or this database restored).
+                _folded = new FoldedRecords();
+                _foldedFor = replica;
+            }
+
             // A position is only meaningful on the replica it was read on; on another, start from what was delivered.
             var afterPosition = after.Replica == Guid.Empty || after.Replica == replica
                 ? after.Position

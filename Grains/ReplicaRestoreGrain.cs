@@ -90,7 +90,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
 
         await RefuseThePrimaryAsync(restore, set);
-        if (restore.Replacing && await RuntimeStateAsync(restore) is { } runtime)
+        if (restore.Replacing && await RuntimeStateAsync(restore.Configured) is { } runtime)
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
                 $"shard {code} replica {replica}: database '{target}' also holds the cluster's {runtime}; replacing it would take that from the " +
@@ -99,7 +99,9 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
         await BackupConnections.GuardAsync(what, async () =>
         {
+            // Leftovers of an earlier restore of this replica that did not finish its cleanup (a silo died).
             await ExecuteAsync(restore.Maintenance, $"drop database if exists {BackupConnections.Quote(restore.Staging)} with (force)");
+            await ExecuteAsync(restore.Maintenance, $"drop database if exists {BackupConnections.Quote(restore.Aside)} with (force)");
             await ExecuteAsync(restore.Maintenance, $"create database {BackupConnections.Quote(restore.Staging)}");
             // As a new replica would be: the schema, and an identity of its own.
             await migrator.PrepareReplicaAsync(code, replica, BackupConnections.For(configured, restore.Staging), CancellationToken.None);
@@ -166,16 +168,25 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
         var current = Current(restore);
         current.LastActivity = DateTime.UtcNow;
-        Guid replicaId;
         try
         {
-            await FinishTableAsync(current);
-            await CheckAsync(current);
-            replicaId = await SetHeadAsync(current, Math.Max(current.Manifest.Epoch, await OtherEpochsAsync(current)));
-            await current.Transaction!.CommitAsync();
-            await current.Connection!.DisposeAsync();
-            current.Connection = null;
+            if (current.ReplicaId is null)
+            {
+                await FinishTableAsync(current);
+                await CheckAsync(current);
+                await CheckOriginsAsync(current);
+                current.ReplicaId = await SetHeadAsync(current, Math.Max(current.Manifest.Epoch, await OtherEpochsAsync(current)));
+                await current.Transaction!.CommitAsync();
+                await current.Connection!.DisposeAsync();
+                current.Connection = null;
+            }
+
             await SwapAsync(current);
+        }
+        catch (Pr2Exception e) when (e.IsRetriable && current.ReplicaId is not null)
+        {
+            // Loaded and committed: kept, so that asking again (once the replica can be replaced) does not send it all again.
+            throw;
         }
         catch (Exception e) when (e is not Pr2Exception)
         {
@@ -190,6 +201,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
         _restore = null;
         var warnings = await ResetMarksElsewhereAsync(current);
+        var replicaId = current.ReplicaId.Value;
         var result = new RestoreResult(current.Shard, current.Replica, current.Manifest.Position, replicaId, current.Replacing, warnings);
         _finished = (current.Id, result);
         Log.RestoreCompleted(logger, current.Shard, current.Replica, current.Manifest.Position, replicaId);
@@ -231,7 +243,10 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     private static async Task MatchSchemaAsync(Restore restore)
     {
         var present = await BackupTables.PresentAsync(restore.Connection!, CancellationToken.None);
-        if (!present.SequenceEqual(restore.Manifest.Tables.Select(t => t.Name)))
+        var latest = SchemaScript.LoadEmbedded()[^1].Version;
+        // A backup of the current schema holds every table; one of an older schema may lack tables added since.
+        var backedUp = restore.Manifest.Tables.Select(t => t.Name).ToList();
+        if (restore.Manifest.SchemaVersion == latest ? !present.SequenceEqual(backedUp) : backedUp.Except(present).Any() || !backedUp.Contains("pr2_journal"))
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
                 $"the backup holds tables {string.Join(", ", restore.Manifest.Tables.Select(t => t.Name))}; a replica of shard {restore.Shard} has " +
@@ -277,9 +292,14 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     }
 
     // Membership and grain state are the running cluster's, not the shard's: never dropped with a replica they share.
-    private static async Task<string?> RuntimeStateAsync(Restore restore)
+    private static async Task<string?> RuntimeStateAsync(string configured)
     {
-        await using var connection = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None);
+        await using var connection = await BackupConnections.OpenAsync(BackupConnections.For(configured), CancellationToken.None);
+        return await RuntimeStateAsync(connection);
+    }
+
+    private static async Task<string?> RuntimeStateAsync(NpgsqlConnection connection)
+    {
         await using var command = new NpgsqlCommand("""
             select (to_regclass('pr2_membership') is not null and exists (select 1 from pr2_membership)),
                    (to_regclass('pr2_grain_state') is not null and exists (select 1 from pr2_grain_state))
@@ -330,6 +350,47 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         if (problem is not null)
         {
             throw new Pr2Exception(ErrorCode.BadMessage, problem + ": the backup is damaged");
+        }
+    }
+
+    // A backup of this cluster's shard shares origins with the shard's live replicas (their identities and the origins
+    // their vectors count); another cluster's shard under the same code shares none (identities are random). With no
+    // other replica answering (all were lost) there is nothing to compare with.
+    private async Task CheckOriginsAsync(Restore restore)
+    {
+        var set = shards.Get(restore.Shard);
+        var vectors = await Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Where(i => i != restore.Replica).Select(async i =>
+        {
+            try
+            {
+                return await VersionVector.ReadAsync(set.Replicas[i]).WaitAsync(PrimaryTimeout);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                return null;
+            }
+        }));
+        var known = vectors.OfType<VersionVector>().SelectMany(v => v.Positions.Keys.Append(v.ReplicaId)).ToHashSet();
+        if (known.Count == 0 || restore.Manifest.Position == 0)
+        {
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("select distinct origin_replica from pr2_journal", restore.Connection, restore.Transaction);
+        var origins = new List<Guid>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                origins.Add(reader.GetGuid(0));
+            }
+        }
+
+        if (!origins.Any(known.Contains))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"none of the replicas the backup's entries were written on ({string.Join(", ", origins.Take(3))}) is known to shard {restore.Shard}'s " +
+                "other replicas: it is not a backup of this cluster's shard");
         }
     }
 
@@ -384,12 +445,14 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         return (Guid)(await batch.ExecuteScalarAsync())!;
     }
 
-    // Puts the restored database under the replica's name. Replacing, the old one goes aside in the same transaction as the
-    // new one comes in (no moment without a database of that name for a silo's migrator to create), once nothing is
-    // connected to it, and is dropped after; it must not hold entries the primary lacks (a former primary's last ones).
+    // Puts the restored database under the replica's name. Replacing: the old database is closed to new connections, its
+    // other sessions ended, and checked on a session of its own that nothing can join any more (no writer opened on it,
+    // nothing on it the primary lacks, no cluster state in it); its epoch then lifts the restored one's, and it goes aside
+    // in the same transaction as the new one takes its name (no moment without a database of that name for a silo's
+    // migrator to create), to be dropped after.
     private async Task SwapAsync(Restore restore)
     {
-        var (target, staging) = (BackupConnections.Quote(restore.Target), BackupConnections.Quote(restore.Staging));
+        var (target, staging, aside) = (BackupConnections.Quote(restore.Target), BackupConnections.Quote(restore.Staging), BackupConnections.Quote(restore.Aside));
         if (!restore.Replacing)
         {
             try
@@ -404,17 +467,30 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             }
         }
 
-        await RefuseThePrimaryAsync(restore, shards.Get(restore.Shard));
-        await RefuseUnreplicatedAsync(restore);
-        var aside = BackupConnections.Quote(Named(restore.Target, "_pr2_old"));
-        await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections false");
+        var set = shards.Get(restore.Shard);
+        await RefuseThePrimaryAsync(restore, set);
+        var primary = restore.Primary ?? throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {restore.Shard} has no primary answering; restore again");
+        var held = await BackupConnections.GuardAsync($"restore of shard {restore.Shard} replica {restore.Replica}",
+            () => BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None));
+        var closed = false;
         try
         {
+            await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections false");
+            closed = true;
+            await EndOtherSessionsAsync(restore, held.ProcessID);
+            await RefuseWhatTheOldHoldsAsync(restore, held, set.Replicas[primary], primary);
+            await using (var lift = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured, restore.Staging), CancellationToken.None))
+            await using (var command = new NpgsqlCommand("update pr2_writer_head set epoch = greatest(epoch, (select $1::bigint))", lift))
+            {
+                await using var epoch = new NpgsqlCommand("select epoch from pr2_writer_head", held);
+                command.Parameters.Add(new() { Value = (long)(await epoch.ExecuteScalarAsync())! });
+                await command.ExecuteNonQueryAsync();
+            }
+
+            await held.DisposeAsync();
             var deadline = DateTime.UtcNow + SwapTimeout;
             while (true)
             {
-                await ExecuteAsync(restore.Maintenance,
-                    $"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{restore.Target.Replace("'", "''", StringComparison.Ordinal)}' and pid <> pg_backend_pid()");
                 try
                 {
                     await ExecuteAsync(restore.Maintenance, $"begin; alter database {target} rename to {aside}; alter database {staging} rename to {target}; commit");
@@ -422,14 +498,22 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 }
                 catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && DateTime.UtcNow < deadline)
                 {
-                    await Task.Delay(100); // a terminated session still leaving
+                    await EndOtherSessionsAsync(restore, 0); // a session ended a moment ago may still be leaving
+                    await Task.Delay(100);
                 }
             }
         }
-        catch
+        catch (Exception e)
         {
-            await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections true");
-            throw;
+            await held.DisposeAsync();
+            if (closed)
+            {
+                await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections true");
+            }
+
+            throw e is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse } or NpgsqlException { IsTransient: true } or TimeoutException
+                ? new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {restore.Shard} replica {restore.Replica}: the old database could not be swapped out ({e.GetBaseException().Message}); complete the restore again")
+                : e;
         }
 
         try
@@ -438,23 +522,38 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            Log.RestoreLeftover(logger, Named(restore.Target, "_pr2_old"), e.GetBaseException().Message);
+            Log.RestoreLeftover(logger, restore.Aside, e.GetBaseException().Message);
         }
     }
 
-    // A replica being replaced may hold entries nowhere else yet (anti-entropy had not copied them): refused until it has.
-    private async Task RefuseUnreplicatedAsync(Restore restore)
+    private static Task EndOtherSessionsAsync(Restore restore, int keep) => ExecuteAsync(restore.Maintenance,
+        $"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{restore.Target.Replace("'", "''", StringComparison.Ordinal)}' " +
+        $"and pid <> pg_backend_pid() and pid <> {keep}");
+
+    // On the old database, closed to everyone but this session: nothing may be lost with it.
+    private static async Task RefuseWhatTheOldHoldsAsync(Restore restore, NpgsqlConnection held, NpgsqlDataSource primarySource, int primary)
     {
-        var set = shards.Get(restore.Shard);
-        var primary = restore.Primary ?? throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {restore.Shard} has no primary answering; restore again");
-        await using var old = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None);
-        var replaced = await VersionVector.ReadAsync(old);
-        var held = await VersionVector.ReadAsync(set.Replicas[primary]);
-        var lacking = replaced.Positions.Sum(p => Math.Max(0, p.Value - held[p.Key]));
+        await using (var opened = new NpgsqlCommand("select primary_term = epoch from pr2_writer_head", held))
+        {
+            if ((bool)(await opened.ExecuteScalarAsync())!)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {restore.Shard} replica {restore.Replica} became the primary meanwhile (a fail-over); move the primary off it, then complete the restore again");
+            }
+        }
+
+        if (await RuntimeStateAsync(held) is { } runtime)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {restore.Shard} replica {restore.Replica}: the old database holds the cluster's {runtime}; it is not replaced");
+        }
+
+        var replaced = await VersionVector.ReadAsync(held);
+        var have = await VersionVector.ReadAsync(primarySource);
+        var lacking = replaced.Positions.Sum(p => Math.Max(0, p.Value - have[p.Key]));
         if (lacking > 0)
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                $"shard {restore.Shard} replica {restore.Replica} holds {lacking} entries the primary (replica {primary}) lacks; anti-entropy is copying them: restore again in a moment");
+                $"shard {restore.Shard} replica {restore.Replica} holds {lacking} entries the primary (replica {primary}) lacks; anti-entropy copies them: complete the restore again in a moment");
         }
     }
 
@@ -477,7 +576,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 command.Parameters.Add(new() { Value = restore.Shard });
                 await command.ExecuteNonQueryAsync();
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or Pr2Exception)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or Pr2Exception or OrleansException)
             {
                 warnings.Add($"the mark {mark} of shard {restore.Shard} in shard {agent.HomeShard(restore.Shard)} could not be moved back to {restore.Manifest.Position} " +
                     $"({e.GetBaseException().Message}): actors written after the backup may be missing from what {agent.Name} keeps");
@@ -587,6 +686,8 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         public string Configured { get; } = configured;
         public string Target { get; } = target;
         public string Staging { get; } = Named(target, "_pr2_restore");
+        public string Aside { get; } = Named(target, "_pr2_old");
+        public Guid? ReplicaId { get; set; }
         public string Maintenance { get; } = BackupConnections.For(configured, "postgres");
         public bool Replace { get; } = replace;
         public bool Replacing { get; set; }

@@ -49,7 +49,8 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
         });
         // A client that stops pulling (gone, or cancelled) may never dispose this enumeration: its cancellation closes the
         // connection, so no snapshot stays open on the replica holding back its vacuum.
-        await using var abandon = cancellationToken.Register(() => _ = Task.Run(() => connection.DisposeAsync().AsTask()));
+        var (configured, pid) = (set.ConnectionStrings[index], connection.ProcessID);
+        await using var abandon = cancellationToken.Register(() => _ = EndSessionAsync(configured, pid));
         var manifest = await BackupConnections.GuardAsync(what, () => ReadManifestAsync(connection, transaction, code, index, cluster.Value.ServiceId, cancellationToken));
         yield return new BackupPart(manifest, null, null, 0);
 
@@ -86,6 +87,22 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
             await transaction.CommitAsync(cancellationToken);
             return true;
         });
+    }
+
+    // Ends the backup's session on the server from a connection of its own (the iterator's may be in use).
+    private static async Task EndSessionAsync(string configured, int pid)
+    {
+        try
+        {
+            await using var connection = await BackupConnections.OpenAsync(BackupConnections.For(configured), CancellationToken.None);
+            await using var command = new NpgsqlCommand("select pg_terminate_backend($1)", connection);
+            command.Parameters.Add(new() { Value = pid });
+            await command.ExecuteNonQueryAsync();
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        {
+            // The server is gone: so is the session.
+        }
     }
 
     private static async Task<BackupManifest> ReadManifestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int code, int index,

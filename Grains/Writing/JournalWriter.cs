@@ -593,10 +593,13 @@ public sealed class JournalWriter : IAsyncDisposable
     private async Task<(CommitPlan Plan, Dictionary<string, RecordState>? Projected)?> CommitCheckedAsync(NpgsqlConnection connection, List<PendingWrite> batch)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        var (epoch, head, known, latestVersions, statuses, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
-        if (epoch != Epoch)
+        var (epoch, replica, head, known, latestVersions, statuses, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
+        if (epoch != Epoch || replica != _replicaId)
         {
-            Fence(epoch, batch);
+            // Another replica identity under the same database name: it was restored from a backup (pr2 restore) while
+            // this writer was open on it. Never written under the identity of the database it replaced: fenced, a new
+            // writer takes over.
+            Fence(replica != _replicaId ? -1 : epoch, batch);
             return null;
         }
 
@@ -618,7 +621,7 @@ public sealed class JournalWriter : IAsyncDisposable
         return (plan, projected);
     }
 
-    private async Task<(long Epoch, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known,
+    private async Task<(long Epoch, Guid Replica, (long Position, long Clock, long OriginPosition) Head, Dictionary<Guid, (WriteAck Ack, byte[] Hash)> Known,
             Dictionary<string, long> LatestVersions, Dictionary<string, RecordStatus> Statuses, RecordsAtMark Records)>
         LockHeadAndCheckAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<PendingWrite> batch)
     {
@@ -631,7 +634,7 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             BatchCommands =
             {
-                new("select epoch, position, clock, origin_position from pr2_writer_head for update"),
+                new("select epoch, position, clock, origin_position, (select replica_id from pr2_replica) from pr2_writer_head for update"),
                 new("""
                     select message_id, actor_id, position, lamport_counter, lamport_shard, actor_version, content_hash, origin_replica, origin_position
                     from pr2_journal where message_id = any($1)
@@ -652,6 +655,7 @@ public sealed class JournalWriter : IAsyncDisposable
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();
         var epoch = reader.GetInt64(0);
+        var replica = reader.GetGuid(4);
         (long Position, long Clock, long OriginPosition) head = (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
 
         await reader.NextResultAsync();
@@ -719,7 +723,7 @@ public sealed class JournalWriter : IAsyncDisposable
             }
         }
 
-        return (epoch, head, known, latest, statuses, records);
+        return (epoch, replica, head, known, latest, statuses, records);
     }
 
     // Rows of LatestVersions: actor id, latest version.

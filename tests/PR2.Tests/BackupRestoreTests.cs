@@ -139,6 +139,15 @@ public sealed class BackupRestoreTests(TwoPostgresServers servers, ITestOutputHe
     [Fact]
     public async Task A_restore_refuses_what_it_must_and_a_damaged_backup_never_becomes_a_replica()
     {
+        // Another cluster's shard 1 (same code, same service id), backed up.
+        var foreign = Path.Combine(_backups, "foreign");
+        await using (var other = await TestClusters.StartAsync(Topology("foreign").Settings))
+        {
+            var otherClient = new Pr2Client(other.Client);
+            await Retrying.SendAsync(otherClient, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/foreign"), MessageKind.Insert, "{}"));
+            await otherClient.BackupAsync(Shard, foreign);
+        }
+
         var (settings, _, a, bName) = Topology("refusals");
         await using var cluster = await TestClusters.StartAsync(settings);
         var client = new Pr2Client(cluster.Client);
@@ -188,6 +197,16 @@ public sealed class BackupRestoreTests(TwoPostgresServers servers, ITestOutputHe
         Assert.Contains("primary", primary.Message, StringComparison.Ordinal);
         var otherShard = await Assert.ThrowsAsync<Pr2Exception>(() => client.RestoreAsync(0, 0, backup, replace: true));
         Assert.Contains("not of shard 0", otherShard.Message, StringComparison.Ordinal);
+        var otherCluster = await Assert.ThrowsAsync<Pr2Exception>(() => client.RestoreAsync(Shard, 1, foreign, replace: true));
+        Assert.Equal(ErrorCode.BadMessage, otherCluster.Code);
+        Assert.Contains("the backup is of cluster", otherCluster.Message, StringComparison.Ordinal);
+        // Two clusters left at the default service id look alike by it: their shards' replicas tell them apart.
+        var foreignManifest = Path.Combine(foreign, "manifest.json");
+        var otherId = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(foreignManifest))!["cluster"]!.GetValue<string>();
+        await File.WriteAllTextAsync(foreignManifest, (await File.ReadAllTextAsync(foreignManifest)).Replace(otherId, manifest.Cluster, StringComparison.Ordinal));
+        var sameServiceId = await Assert.ThrowsAsync<Pr2Exception>(() => client.RestoreAsync(Shard, 1, foreign, replace: true));
+        Assert.Equal(ErrorCode.BadMessage, sameServiceId.Code);
+        Assert.Contains("not a backup of this cluster's shard", sameServiceId.Message, StringComparison.Ordinal);
 
         // One flipped byte in the journal's file (same length): refused before anything commits, the replica unchanged.
         var damaged = Path.Combine(_backups, "damaged");
