@@ -68,8 +68,9 @@ internal static class ShardBackups
                     progress?.Report(new TransferProgress(table!, rows, manifest.Tables.Sum(t => t.Rows), bytes, 0, clock.Elapsed));
                 }
             }
-            catch (Exception e) when (e is not Pr2Exception && UnavailableCluster.Is(e, cancellationToken))
+            catch (Exception e) when (e is not Pr2Exception && (UnavailableCluster.Is(e, cancellationToken) || e is EnumerationAbortedException))
             {
+                // EnumerationAbortedException: the silo streaming it stopped, or dropped the enumeration.
                 throw new Pr2Exception(ErrorCode.Unavailable, "the cluster did not answer during the backup (a silo failed or the call timed out); back up again", e);
             }
 

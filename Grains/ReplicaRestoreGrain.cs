@@ -99,7 +99,11 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
         await BackupConnections.GuardAsync(what, async () =>
         {
-            // Leftovers of an earlier restore of this replica that did not finish its cleanup (a silo died).
+            // Leftovers of an earlier restore of this replica that did not finish its cleanup (a silo died): the replica's
+            // database closed to connections mid-swap, the temporary and the replaced databases.
+            await ExecuteAsync(restore.Maintenance,
+                $"do $$ begin if exists (select 1 from pg_database where datname = '{restore.Target.Replace("'", "''", StringComparison.Ordinal)}' and not datallowconn) " +
+                $"then alter database {BackupConnections.Quote(restore.Target)} allow_connections true; end if; end $$");
             await ExecuteAsync(restore.Maintenance, $"drop database if exists {BackupConnections.Quote(restore.Staging)} with (force)");
             await ExecuteAsync(restore.Maintenance, $"drop database if exists {BackupConnections.Quote(restore.Aside)} with (force)");
             await ExecuteAsync(restore.Maintenance, $"create database {BackupConnections.Quote(restore.Staging)}");
@@ -475,6 +479,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         var closed = false;
         try
         {
+            restore.Closed = true;
             await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections false");
             closed = true;
             await EndOtherSessionsAsync(restore, held.ProcessID);
@@ -509,6 +514,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             if (closed)
             {
                 await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections true");
+                restore.Closed = false;
             }
 
             throw e is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse } or NpgsqlException { IsTransient: true } or TimeoutException
@@ -623,6 +629,12 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
         try
         {
+            if (restore.Closed)
+            {
+                await ExecuteAsync(restore.Maintenance, $"alter database {BackupConnections.Quote(restore.Target)} allow_connections true");
+                restore.Closed = false;
+            }
+
             await ExecuteAsync(restore.Maintenance, $"drop database if exists {BackupConnections.Quote(restore.Staging)} with (force)");
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
@@ -641,7 +653,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     {
         PostgresException { SqlState: PostgresErrorCodes.BadCopyFileFormat or PostgresErrorCodes.InvalidBinaryRepresentation or PostgresErrorCodes.UniqueViolation
             or PostgresErrorCodes.CheckViolation or PostgresErrorCodes.NotNullViolation or PostgresErrorCodes.InvalidTextRepresentation } p =>
-            new Pr2Exception(ErrorCode.BadMessage, $"restore of shard {restore.Shard} replica {restore.Replica}: the server refused the backup's data ({p.MessageText}): the backup is damaged or not PR2's"),
+            new Pr2Exception(ErrorCode.BadMessage, $"restore of shard {restore.Shard} replica {restore.Replica}: the server refused the backup's data ({DatabaseFailure.Describe(p)}): the backup is damaged or not PR2's"),
         _ => BackupConnections.Answer($"restore of shard {restore.Shard} replica {restore.Replica}", e),
     };
 
@@ -688,6 +700,9 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         public string Staging { get; } = Named(target, "_pr2_restore");
         public string Aside { get; } = Named(target, "_pr2_old");
         public Guid? ReplicaId { get; set; }
+
+        // The replica's database closed to connections for the swap (opened again on every way out but a swap).
+        public bool Closed { get; set; }
         public string Maintenance { get; } = BackupConnections.For(configured, "postgres");
         public bool Replace { get; } = replace;
         public bool Replacing { get; set; }

@@ -86,7 +86,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         var replicas = await Task.WhenAll(set.Replicas.Select((source, index) => ReadReplicaAsync(shard, index, index == primary, source)));
         replicas = WithBehind(replicas);
         var head = replicas[primary].Head;
-        var clock = replicas[primary].Reachable ? (await JournalStore.ReadHeadAsync(set.Primary, shard)).Clock : -1;
+        var clock = replicas[primary].Reachable ? await ClockAsync(set.Primary, shard) : -1;
         var progress = new List<AgentProgress>();
         foreach (var agent in agents.Agents.Where(a => a.Follows(shard)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {
@@ -98,13 +98,27 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
                 var lag = head < 0 ? -1 : Math.Max(0, head - mark);
                 progress.Add(new AgentProgress(agent.Name, mark, lag, lag switch { < 0 => -1, 0 => 0, _ => await AgeAsync(set.Replicas[replica], mark + 1) }));
             }
-            catch (NpgsqlException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {
                 progress.Add(new AgentProgress(agent.Name, -1, -1));
             }
         }
 
         return new ShardStatus(shard, head, clock, replicas, progress);
+    }
+
+    // The primary answered the probe a moment ago; it may not now (a fault): the status says unknown rather than fail.
+    private static async Task<long> ClockAsync(NpgsqlDataSource primary, int shard)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            return (await JournalStore.ReadHeadAsync(primary, shard, timeout.Token).WaitAsync(timeout.Token)).Clock;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return -1;
+        }
     }
 
     // How far each reachable replica is behind the union of what the reachable replicas hold.

@@ -1,4 +1,5 @@
 using Npgsql;
+using PR2.Grains.Storage;
 
 namespace PR2.Grains.Backup;
 
@@ -57,10 +58,11 @@ public static class BackupConnections
     /// A server error as a client reads it: one that says no for good (no permission to create a database, a full disk
     /// refused as such) is not worth retrying; one that did not answer or lost the connection is.
     /// </summary>
+    /// The answer names the kind of failure and its SQLSTATE, not the server's text (it can quote names and settings).
     public static Pr2Exception Answer(string what, Exception e) => e is PostgresException { IsTransient: false } refused
         && refused.SqlState is not (PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.CrashShutdown)
-        ? new Pr2Exception(ErrorCode.BadMessage, $"{what}: the server refused: {refused.MessageText}")
-        : new Pr2Exception(ErrorCode.ShardUnavailable, $"{what}: {e.GetBaseException().Message}; retry");
+        ? new Pr2Exception(ErrorCode.BadMessage, $"{what}: the server refused ({DatabaseFailure.Describe(refused)})")
+        : new Pr2Exception(ErrorCode.ShardUnavailable, $"{what}: {DatabaseFailure.Describe(e)}; retry");
 
     /// <summary>A database name quoted for SQL.</summary>
     public static string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";

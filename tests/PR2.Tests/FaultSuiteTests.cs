@@ -49,6 +49,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     private readonly List<string> _faults = [];
     private readonly ConcurrentBag<string> _moves = [];
     private readonly ConcurrentBag<string> _moveFailures = [];
+    private readonly ConcurrentBag<string> _restores = [];
+    private readonly ConcurrentBag<string> _restoreFailures = [];
+    private readonly string _backupDirectory = Path.Combine(Path.GetTempPath(), "pr2-tests", $"fault-backup-{Guid.NewGuid():N}"[..28]);
     private readonly Dictionary<PostgresFixture, TcpProxy> _proxies = [];
     private Dictionary<string, string?> _processSiloSettings = [];
     private ProcessSilo? _processSilo;
@@ -65,6 +68,11 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
 
     public async Task DisposeAsync()
     {
+        if (Directory.Exists(_backupDirectory))
+        {
+            Directory.Delete(_backupDirectory, recursive: true);
+        }
+
         _processSilo?.Dispose();
         foreach (var proxy in _proxies.Values)
         {
@@ -115,8 +123,21 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
 
         await using var stalls = new StallMeter();
         var clock = Stopwatch.StartNew();
+        // Beside the faults: shard 3's primary is backed up early, and later one of its other replicas is replaced by that
+        // backup (pr2 restore --replace), its agents and rules going on from the backup's marks while the workload runs.
+        Task<bool> backedUp = Task.FromResult(false);
+        var restored = Task.CompletedTask;
         for (var round = 0; round < 15 || clock.Elapsed < soak; round++)
         {
+            if (round == 2)
+            {
+                backedUp = BackupAsync(client, 3, round);
+            }
+            else if (round == 8)
+            {
+                restored = RestoreAsync(client, 3, backedUp, marks, round);
+            }
+
             await NemesisAsync(round, nemesis, cluster);
             var batch = actors.Where(a => !canceled.Contains(a)).OrderBy(_ => random.Next()).Take(16).ToList();
             var messages = batch.Select(actor =>
@@ -155,8 +176,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             }
         }
 
-        // Heal everything, then wait for quiet.
+        // Heal everything, then wait for quiet (a restore still waiting for its shard to be writable completes after the heal).
         await HealAsync();
+        await restored;
         var healed = Stopwatch.StartNew();
         await Eventually.TrueAsync(async () =>
         {
@@ -345,6 +367,14 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         }
 
         Assert.Empty(_moveFailures);
+        output.WriteLine("backup and restore: " + string.Join("; ", _restores));
+        foreach (var failure in _restoreFailures)
+        {
+            output.WriteLine("backup or restore failed: " + failure);
+        }
+
+        Assert.Empty(_restoreFailures);
+        Assert.Contains(_restores, r => r.Contains(" restored at ", StringComparison.Ordinal));
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
         Assert.Equal(0, refusedButCommitted);
@@ -533,6 +563,82 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         }
     }
 
+    // A backup of the shard's primary; under faults it may be refused retriably (a Quorum shard without its quorum has
+    // no primary to name), and is tried again until the shard answers.
+    private async Task<bool> BackupAsync(Pr2Client client, int shard, int round)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var manifest = await client.BackupAsync(shard, _backupDirectory);
+                _restores.Add($"round {round}: shard {shard} replica {manifest.Replica} backed up at position {manifest.Position}");
+                return true;
+            }
+            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.OrleansException)
+            {
+                _restores.Add($"round {round}: backup of shard {shard} refused: {e.Message}");
+                await Task.Delay(2000);
+            }
+            catch (Exception e)
+            {
+                _restoreFailures.Add($"round {round}: backup of shard {shard}: {e}");
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    // Replaces a replica that is not the primary with the backup. Refusals that say to try again (a fault under it, entries
+    // the primary lacks, the primary moving onto it, the silo running it gone, a Quorum shard without its quorum) are tried
+    // again until the shard is healed; anything else is a failure.
+    private async Task RestoreAsync(Pr2Client client, int shard, Task<bool> backedUp, MarkSampler marks, int round)
+    {
+        if (!await backedUp)
+        {
+            _restoreFailures.Add($"round {round}: no backup of shard {shard} to restore");
+            return;
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        for (var attempt = 1; DateTime.UtcNow < deadline; attempt++)
+        {
+            var target = -1;
+            try
+            {
+                var replicas = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == shard).Replicas;
+                target = replicas.First(r => !r.Primary).Index;
+                // Its marks go back to the backup's: not a regression of the agents.
+                marks.Suspend(shard, target);
+                var result = await client.RestoreAsync(shard, target, _backupDirectory, replace: true);
+                _restores.Add($"round {round}: shard {shard} replica {target} restored at {result.Position} (attempt {attempt}){string.Concat(result.Warnings.Select(w => "; warning: " + w))}");
+                return;
+            }
+            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.OrleansException
+                                          || e.Message.Contains("not in progress", StringComparison.Ordinal) || e.Message.Contains("primary", StringComparison.Ordinal))
+            {
+                _restores.Add($"round {round}: restore of shard {shard} replica {target} refused (attempt {attempt}): {e.Message}");
+                await Task.Delay(2000);
+            }
+            catch (Exception e)
+            {
+                _restoreFailures.Add($"round {round}: restore of shard {shard} replica {target}: {e}");
+                return;
+            }
+            finally
+            {
+                if (target >= 0)
+                {
+                    marks.Resume(shard, target);
+                }
+            }
+        }
+
+        _restoreFailures.Add($"round {round}: shard {shard} was not restored within 4 minutes");
+    }
+
     private async Task HealAsync()
     {
         foreach (var (_, _, heal) in _active)
@@ -671,6 +777,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     private sealed class MarkSampler(Dictionary<int, NpgsqlDataSource[]> replicas)
     {
         private readonly Dictionary<(int, int), long> _last = [];
+        private readonly ConcurrentDictionary<(int, int), int> _suspended = new();
+        private readonly ConcurrentDictionary<(int, int), bool> _restart = new();
         private volatile bool _stop;
 
         public List<string> Regressions { get; } = [];
@@ -678,6 +786,16 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         public int Samples { get; private set; }
 
         public void Stop() => _stop = true;
+
+        /// <summary>Stops sampling a replica whose marks are about to go back on purpose (a restore).</summary>
+        public void Suspend(int shard, int replica) => _suspended.AddOrUpdate((shard, replica), 1, (_, n) => n + 1);
+
+        /// <summary>Samples the replica again, from whatever its marks are now.</summary>
+        public void Resume(int shard, int replica)
+        {
+            _restart[(shard, replica)] = true;
+            _suspended.AddOrUpdate((shard, replica), 0, (_, n) => n - 1);
+        }
 
         public async Task RunAsync()
         {
@@ -687,6 +805,16 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
                 {
                     for (var r = 0; r < databases.Length; r++)
                     {
+                        if (_suspended.GetValueOrDefault((shard, r)) > 0)
+                        {
+                            continue;
+                        }
+
+                        if (_restart.TryRemove((shard, r), out _))
+                        {
+                            _last.Remove((shard, r));
+                        }
+
                         try
                         {
                             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
