@@ -49,6 +49,14 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     Task<int> GetStrongPrimary();
 
     /// <summary>
+    /// After a replica was restored from a backup (<c>pr2 restore</c>): acknowledged entries that no replica holds any more
+    /// were lost with the servers (the Primary ack policy, or every replica lost), and strong reads stop waiting for them.
+    /// Done only when every replica answers (one that does not may still hold them). Returns how many acknowledged entries
+    /// no replica holds (0: none lost), or -1 when a replica did not answer and nothing was changed.
+    /// </summary>
+    Task<long> ForgetLost();
+
+    /// <summary>
     /// A reader could not reach replica <paramref name="primary"/> as the primary: if it is still the primary
     /// and does not answer a short probe either, the writer fails over. Returns the primary's index afterwards.
     /// </summary>

@@ -105,4 +105,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9004, Level = LogLevel.Warning, Message = "Restore database {Staging} could not be dropped ({Problem}); the next restore of its replica drops it")]
     public static partial void RestoreLeftover(ILogger logger, string staging, string problem);
+
+    [LoggerMessage(EventId = 9005, Level = LogLevel.Warning, Message = "Shard {Shard}: {Count} acknowledged entries of origin {Origin} past position {Held} are on no replica after a restore (lost with their servers); strong reads no longer wait for them")]
+    public static partial void AcknowledgedLost(ILogger logger, int shard, long count, Guid origin, long held);
 }

@@ -89,7 +89,11 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 "and a live replica is filled by anti-entropy anyway");
         }
 
-        await RefuseThePrimaryAsync(restore, set);
+        if (restore.Replacing)
+        {
+            await RefuseThePrimaryAsync(restore, set);
+        }
+
         if (restore.Replacing && await RuntimeStateAsync(restore.Configured) is { } runtime)
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
@@ -179,10 +183,11 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 await FinishTableAsync(current);
                 await CheckAsync(current);
                 await CheckOriginsAsync(current);
-                current.ReplicaId = await SetHeadAsync(current, Math.Max(current.Manifest.Epoch, await OtherEpochsAsync(current)));
+                var replicaId = await SetHeadAsync(current, Math.Max(current.Manifest.Epoch, await OtherEpochsAsync(current)));
                 await current.Transaction!.CommitAsync();
                 await current.Connection!.DisposeAsync();
                 current.Connection = null;
+                current.ReplicaId = replicaId; // committed: from here on kept across retriable refusals
             }
 
             await SwapAsync(current);
@@ -205,10 +210,10 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
         _restore = null;
         var warnings = await ResetMarksElsewhereAsync(current);
-        var replicaId = current.ReplicaId.Value;
-        var result = new RestoreResult(current.Shard, current.Replica, current.Manifest.Position, replicaId, current.Replacing, warnings);
+        warnings.AddRange(await ForgetLostAsync(current));
+        var result = new RestoreResult(current.Shard, current.Replica, current.Manifest.Position, current.ReplicaId.Value, current.Replacing, warnings);
         _finished = (current.Id, result);
-        Log.RestoreCompleted(logger, current.Shard, current.Replica, current.Manifest.Position, replicaId);
+        Log.RestoreCompleted(logger, current.Shard, current.Replica, current.Manifest.Position, current.ReplicaId.Value);
         return result;
     }
 
@@ -269,27 +274,16 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
     }
 
-    // The writer's open replica is never replaced, nor restored while the writer still takes it for its primary (a server
-    // lost under a quiet shard: no write has failed over yet). No writer answering means the shard is down: a database
-    // that does not exist may be restored then, an existing one is not replaced blind.
+    // The writer's open replica is never replaced (nor one when the writer does not answer: it is not replaced blind). A
+    // database that is gone may be restored even while a writer still takes it for its primary (a server lost under a
+    // quiet shard): that writer finds another identity under the head's lock at its next commit and is fenced.
     private async Task RefuseThePrimaryAsync(Restore restore, ShardReplicaSet set)
     {
-        int primary;
-        try
-        {
-            primary = await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout);
-        }
-        catch (Pr2Exception) when (!restore.Replacing)
-        {
-            return;
-        }
-
+        var primary = await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout);
         if (primary == restore.Replica)
         {
-            throw new Pr2Exception(ErrorCode.BadMessage, restore.Replacing
-                ? $"shard {restore.Shard} replica {restore.Replica} is the shard's primary: move the primary first (pr2 replicas promote {restore.Shard} <other replica>)"
-                : $"shard {restore.Shard}'s writer still has replica {restore.Replica} open as its primary (it has not noticed the loss yet): " +
-                  "a write to the shard makes it fail over; then restore again");
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"shard {restore.Shard} replica {restore.Replica} is the shard's primary: move the primary first (pr2 replicas promote {restore.Shard} <other replica>)");
         }
 
         restore.Primary = primary;
@@ -565,7 +559,26 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
     // Agents keeping a mark for this replica's journal in another shard (the object directory, in shard 0) go back to the
     // restored head: past it, the positions now hold other entries.
-    private async Task<IReadOnlyList<string>> ResetMarksElsewhereAsync(Restore restore)
+    // What the writer acknowledged and no replica holds any more was lost with the servers: said, and no longer waited for.
+    private async Task<IEnumerable<string>> ForgetLostAsync(Restore restore)
+    {
+        try
+        {
+            var lost = await GrainFactory.GetGrain<IShardWriterGrain>(restore.Shard).ForgetLost().WaitAsync(PrimaryTimeout * 2);
+            return lost switch
+            {
+                0 => [],
+                < 0 => [$"a replica of shard {restore.Shard} did not answer: strong reads may wait for acknowledged entries lost with the servers until it does and the shard's writer starts again"],
+                _ => [$"{lost} acknowledged entries of shard {restore.Shard} are on no replica: they were lost with the servers (written after the backup, on them alone)"],
+            };
+        }
+        catch (Exception e) when (e is Pr2Exception or TimeoutException or OrleansException)
+        {
+            return [$"the shard's writer did not answer ({e.Message}): strong reads may wait for acknowledged entries lost with the servers until it starts again"];
+        }
+    }
+
+    private async Task<List<string>> ResetMarksElsewhereAsync(Restore restore)
     {
         var warnings = new List<string>();
         foreach (var agent in agents.Agents.Where(a => a.PerReplica && a.Follows(restore.Shard) && a.HomeShard(restore.Shard) != restore.Shard))

@@ -71,6 +71,9 @@ public sealed class ShardWriterGrain(
     // writers acknowledged. Entries acknowledged before this activation were committed before it read the vectors, so
     // they are in here, unless they are only on replicas it has not heard from (_unheard).
     private readonly Dictionary<Guid, long> _acknowledged = [];
+
+    // Per origin, acknowledged entries declared lost after a restore (no replica held them): from Held to Acknowledged.
+    private readonly Dictionary<Guid, (long Held, long Acknowledged)> _lost = [];
     private HashSet<int>? _unheard;
 
     // A planned move of the primary (MovePrimary): the one in progress, which a second move waits for; while its new writer
@@ -510,6 +513,45 @@ public sealed class ShardWriterGrain(
             $"a strong read of shard {ShardCode} cannot be served yet: the primary (replica {primary}) lacks acknowledged entries of {lacking} origin(s) that anti-entropy is copying; retry");
     }
 
+    public async Task<long> ForgetLost()
+    {
+        var vectors = new List<VersionVector>();
+        foreach (var replica in Set.Replicas)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(ProbeTimeout);
+                vectors.Add(await VersionVector.ReadAsync(replica, timeout.Token).WaitAsync(timeout.Token));
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                return -1;
+            }
+        }
+
+        // The open writer's commits count too: it may be open on the database that was replaced (it finds out at its
+        // next commit, and would tell then).
+        if (_opening is { IsCompletedSuccessfully: true } opened)
+        {
+            Acknowledge(opened.Result.ReplicaId, opened.Result.CommittedOriginPosition);
+        }
+
+        long lost = 0;
+        foreach (var (origin, acknowledged) in _acknowledged.ToList())
+        {
+            var held = vectors.Max(v => v[origin]);
+            if (held < acknowledged)
+            {
+                Log.AcknowledgedLost(logger, ShardCode, acknowledged - held, origin, held);
+                lost += acknowledged - held;
+                _acknowledged[origin] = held;
+                _lost[origin] = (held, acknowledged);
+            }
+        }
+
+        return lost;
+    }
+
     // Reads a replica's version vector into what strong reads must see; false when it does not answer.
     private async Task<(bool Reachable, long Held, long Epoch, long PrimaryTerm)> TryReadVectorAsync(int replica)
     {
@@ -531,8 +573,16 @@ public sealed class ShardWriterGrain(
         }
     }
 
-    private void Acknowledge(Guid origin, long position) =>
+    private void Acknowledge(Guid origin, long position)
+    {
+        // Up to what was declared lost after a restore, an acknowledgement is no news: it stays lost.
+        if (_lost.TryGetValue(origin, out var lost) && position <= lost.Acknowledged)
+        {
+            position = Math.Min(position, lost.Held);
+        }
+
         _acknowledged[origin] = Math.Max(_acknowledged.GetValueOrDefault(origin), position);
+    }
 
     public async Task<int> GetPrimary() => PrimaryOf(await GetWriterAsync());
 
