@@ -57,6 +57,12 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     Task<long> ForgetLost();
 
     /// <summary>
+    /// Gives up the writer open on replica <paramref name="replica"/>, if any (its database is lost and about to be restored,
+    /// see <c>pr2 restore</c>): what it kept in memory of that journal is forgotten, and the next append takes over anew.
+    /// </summary>
+    Task Release(int replica);
+
+    /// <summary>
     /// A reader could not reach replica <paramref name="primary"/> as the primary: if it is still the primary
     /// and does not answer a short probe either, the writer fails over. Returns the primary's index afterwards.
     /// </summary>

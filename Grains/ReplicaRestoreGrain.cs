@@ -93,6 +93,10 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         {
             await RefuseThePrimaryAsync(restore, set);
         }
+        else
+        {
+            await ReleaseTheLostAsync(restore, set);
+        }
 
         if (restore.Replacing && await RuntimeStateAsync(restore.Configured) is { } runtime)
         {
@@ -192,10 +196,12 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
 
             await SwapAsync(current);
         }
-        catch (Pr2Exception e) when (e.IsRetriable && current.ReplicaId is not null)
+        catch (Exception e) when (current.ReplicaId is not null && (e is Pr2Exception { IsRetriable: true } || IsTransient(e)))
         {
-            // Loaded and committed: kept, so that asking again (once the replica can be replaced) does not send it all again.
-            throw;
+            // Loaded and committed: kept, so that asking again (once the replica can be replaced, or after a lost answer:
+            // the swap may have gone through) does not send it all again.
+            throw e as Pr2Exception ?? new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"restore of shard {current.Shard} replica {current.Replica}: {DatabaseFailure.Describe(e)} while putting it in place; complete it again");
         }
         catch (Exception e) when (e is not Pr2Exception)
         {
@@ -287,6 +293,24 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
 
         restore.Primary = primary;
+    }
+
+    // A lost database may still be the open writer's (a quiet shard has not noticed the loss): the writer gives it up now, with
+    // what it kept of that journal in memory for the agents, which must never be taken for the restored one's. No writer
+    // answering has nothing open (a writer open on it would be fenced at its next commit by the new identity anyway).
+    private async Task ReleaseTheLostAsync(Restore restore, ShardReplicaSet set)
+    {
+        try
+        {
+            if (await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout) == restore.Replica)
+            {
+                await GrainFactory.GetGrain<IShardWriterGrain>(restore.Shard).Release(restore.Replica).WaitAsync(PrimaryTimeout);
+            }
+        }
+        catch (Exception e) when (e is Pr2Exception or TimeoutException)
+        {
+            // No writer answering: none is open.
+        }
     }
 
     // Membership and grain state are the running cluster's, not the shard's: never dropped with a replica they share.
@@ -451,6 +475,18 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     private async Task SwapAsync(Restore restore)
     {
         var (target, staging, aside) = (BackupConnections.Quote(restore.Target), BackupConnections.Quote(restore.Staging), BackupConnections.Quote(restore.Aside));
+        if (restore.Closed)
+        {
+            // An earlier attempt closed the old database and lost its answer: open it again first.
+            await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections true");
+            restore.Closed = false;
+        }
+
+        if (await SwappedAsync(restore))
+        {
+            return; // an earlier attempt went through and its answer was lost
+        }
+
         if (!restore.Replacing)
         {
             try
@@ -470,12 +506,10 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         var primary = restore.Primary ?? throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {restore.Shard} has no primary answering; restore again");
         var held = await BackupConnections.GuardAsync($"restore of shard {restore.Shard} replica {restore.Replica}",
             () => BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None));
-        var closed = false;
         try
         {
             restore.Closed = true;
             await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections false");
-            closed = true;
             await EndOtherSessionsAsync(restore, held.ProcessID);
             await RefuseWhatTheOldHoldsAsync(restore, held, set.Replicas[primary], primary);
             await using (var lift = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured, restore.Staging), CancellationToken.None))
@@ -493,6 +527,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 try
                 {
                     await ExecuteAsync(restore.Maintenance, $"begin; alter database {target} rename to {aside}; alter database {staging} rename to {target}; commit");
+                    restore.Closed = false; // the closed one is the one aside now
                     break;
                 }
                 catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && DateTime.UtcNow < deadline)
@@ -505,7 +540,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         catch (Exception e)
         {
             await held.DisposeAsync();
-            if (closed)
+            if (restore.Closed)
             {
                 await ExecuteAsync(restore.Maintenance, $"alter database {target} allow_connections true");
                 restore.Closed = false;
@@ -525,6 +560,29 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             Log.RestoreLeftover(logger, restore.Aside, e.GetBaseException().Message);
         }
     }
+
+    // The swap went through already: the temporary database is gone and the replica's name holds the restored identity.
+    private static async Task<bool> SwappedAsync(Restore restore)
+    {
+        if (await DatabaseExistsAsync(restore.Maintenance, restore.Staging))
+        {
+            return false;
+        }
+
+        try
+        {
+            await using var connection = await BackupConnections.OpenAsync(BackupConnections.For(restore.Configured), CancellationToken.None);
+            await using var command = new NpgsqlCommand("select replica_id from pr2_replica", connection);
+            return await command.ExecuteScalarAsync() is Guid id && id == restore.ReplicaId;
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidCatalogName or PostgresErrorCodes.UndefinedTable)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsTransient(Exception e) => e is NpgsqlException { IsTransient: true } or TimeoutException or IOException
+        or PostgresException { SqlState: PostgresErrorCodes.ObjectInUse or PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow };
 
     private static Task EndOtherSessionsAsync(Restore restore, int keep) => ExecuteAsync(restore.Maintenance,
         $"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{restore.Target.Replace("'", "''", StringComparison.Ordinal)}' " +

@@ -513,8 +513,19 @@ public sealed class ShardWriterGrain(
             $"a strong read of shard {ShardCode} cannot be served yet: the primary (replica {primary}) lacks acknowledged entries of {lacking} origin(s) that anti-entropy is copying; retry");
     }
 
+    public Task Release(int replica)
+    {
+        if (_opening is { IsCompletedSuccessfully: true } opened && PrimaryOf(opened.Result) == replica)
+        {
+            Abandon(opened.Result);
+        }
+
+        return Task.CompletedTask;
+    }
+
     public async Task<long> ForgetLost()
     {
+        var before = _acknowledged.ToList();
         var vectors = new List<VersionVector>();
         foreach (var replica in Set.Replicas)
         {
@@ -529,22 +540,18 @@ public sealed class ShardWriterGrain(
             }
         }
 
-        // The open writer's commits count too: it may be open on the database that was replaced (it finds out at its
-        // next commit, and would tell then).
-        if (_opening is { IsCompletedSuccessfully: true } opened)
-        {
-            Acknowledge(opened.Result.ReplicaId, opened.Result.CommittedOriginPosition);
-        }
-
+        // What was acknowledged before the vectors were read (a commit after that is not held yet, not lost). A live
+        // replica holds all its own entries: its identity is never an origin of lost ones.
+        var live = vectors.Select(v => v.ReplicaId).ToHashSet();
         long lost = 0;
-        foreach (var (origin, acknowledged) in _acknowledged.ToList())
+        foreach (var (origin, acknowledged) in before.Where(a => !live.Contains(a.Key)))
         {
             var held = vectors.Max(v => v[origin]);
             if (held < acknowledged)
             {
                 Log.AcknowledgedLost(logger, ShardCode, acknowledged - held, origin, held);
                 lost += acknowledged - held;
-                _acknowledged[origin] = held;
+                _acknowledged[origin] = Math.Min(_acknowledged.GetValueOrDefault(origin), held);
                 _lost[origin] = (held, acknowledged);
             }
         }

@@ -599,7 +599,7 @@ public sealed class JournalWriter : IAsyncDisposable
             // Another replica identity under the same database name: it was restored from a backup (pr2 restore) while
             // this writer was open on it. Never written under the identity of the database it replaced: fenced, a new
             // writer takes over.
-            Fence(replica != _replicaId ? -1 : epoch, batch);
+            Fence(epoch, batch, replica != _replicaId ? $"its replica's database was replaced (restored from a backup, identity {replica})" : null);
             return null;
         }
 
@@ -844,11 +844,14 @@ public sealed class JournalWriter : IAsyncDisposable
         _ => e.InnerException is { } inner && IsConnectionFailure(inner),
     };
 
-    private void Fence(long currentEpoch, List<PendingWrite> batch)
+    private void Fence(long currentEpoch, List<PendingWrite> batch, string? replaced = null)
     {
         Log.WriterFenced(_logger, Shard, Epoch, currentEpoch);
-        _fenced = new Pr2Exception(ErrorCode.WriterFenced,
-            $"the journal writer of shard {Shard} (epoch {Epoch}) was replaced by epoch {currentEpoch}; retry with the same MessageId");
+        _fenced = new Pr2Exception(ErrorCode.WriterFenced, replaced is null
+            ? $"the journal writer of shard {Shard} (epoch {Epoch}) was replaced by epoch {currentEpoch}; retry with the same MessageId"
+            : $"the journal writer of shard {Shard} stopped: {replaced}; retry with the same MessageId");
+        // What it kept of the journal for this silo's agents may not be this database's any more.
+        _recent?.Forget(_source);
         _queue.Writer.TryComplete();
         batch.ForEach(p => p.Fail(_fenced));
         while (_queue.Reader.TryRead(out var queued))
