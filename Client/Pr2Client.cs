@@ -289,6 +289,18 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).MovePrimary(replica), cancellationToken);
 
     /// <summary>
+    /// Adds a replica to <paramref name="shard"/> (not shard 0) and waits until it serves: its database, named by the
+    /// configuration key <paramref name="connection"/> that every silo sets (under <c>Pr2:Connections:</c>), is created and
+    /// recorded joining, anti-entropy fills it while writes go on, and the writer admits it once it lacks little; from then
+    /// it serves reads and counts toward the ack policy. <paramref name="progress"/> reports the entries it holds. A replica
+    /// that takes no entries for <paramref name="stallTimeout"/> (one minute by default) ends the wait with a retriable
+    /// error; it stays joining, and calling this again with the same key follows it (as after an interrupted wait).
+    /// </summary>
+    public Task<ShardEntry> AddReplicaAsync(int shard, string connection, IProgress<TransferProgress>? progress = null, TimeSpan? stallTimeout = null,
+        CancellationToken cancellationToken = default) =>
+        ReplicaJoins.AddAsync(cluster, shard, connection, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
+
+    /// <summary>
     /// Writes a consistent copy of one replica of <paramref name="shard"/> (the primary unless <paramref name="replica"/>)
     /// into <paramref name="directory"/> (new or empty): one file per table and <c>manifest.json</c>, written last. Writes go
     /// on meanwhile; the copy is the replica as it was when the backup began. Returns the manifest.

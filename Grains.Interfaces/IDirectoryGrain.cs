@@ -27,6 +27,15 @@ public interface IDirectoryGrain : IGrainWithIntegerKey
     Task<ShardEntry> AddShard(NewShard shard);
 
     /// <summary>
+    /// Adds a replica to a running shard (not shard 0): its database, named by the configuration key
+    /// <paramref name="connection"/> (under <c>Pr2:Connections:</c>, set on every silo), is created if missing and given the
+    /// schema as a new replica of the shard, then journaled in the shard's record as <em>joining</em>. Anti-entropy fills
+    /// it; once it lacks little it is admitted (<see cref="IShardWriterGrain.AdmitReplica"/>) and serves. Safe to retry:
+    /// the same key again returns the entry as it is now.
+    /// </summary>
+    Task<ShardEntry> AddReplica(int shard, string connection);
+
+    /// <summary>
     /// Records what <paramref name="shard"/> is: a name and an owner (null leaves one as it is, empty removes it) and
     /// labels (a null value removes one), as one journaled change of its directory record; returns the record after it.
     /// </summary>

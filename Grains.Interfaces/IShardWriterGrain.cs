@@ -80,4 +80,13 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// <see cref="ErrorCode.BadMessage"/>.
     /// </summary>
     Task<int> MovePrimary(int replica);
+
+    /// <summary>
+    /// Makes a joining replica (added at runtime, see <see cref="IDirectoryGrain.AddReplica"/>) a member: it catches up while
+    /// writes go on, then, with writes waiting as for a planned move, takes the primary's last entries, is recorded a member
+    /// in the directory, and the writer reopens counting it toward the ack policy. True when it is a member (also when it
+    /// was already); still too far behind, or the writer failing over: <see cref="ErrorCode.ShardUnavailable"/> (retriable).
+    /// Anti-entropy calls it once the replica lacks little; callers need not.
+    /// </summary>
+    Task<bool> AdmitReplica(int replica);
 }

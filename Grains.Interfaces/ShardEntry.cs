@@ -15,6 +15,10 @@ namespace PR2;
 /// itself); none when null (a record written before they were recorded).
 /// </param>
 /// <param name="AckPolicy">Its ack policy (<c>Primary</c>, <c>Quorum</c> or <c>All</c>), when recorded.</param>
+/// <param name="Joining">
+/// Replicas (by index) added at runtime that are still catching up: anti-entropy fills them, but they serve no reads and
+/// count toward no acknowledgement until admitted; none when null.
+/// </param>
 [GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
 public sealed record ShardEntry(
     [property: Id(0)] int Shard,
@@ -27,4 +31,5 @@ public sealed record ShardEntry(
     [property: Id(7)] string? Owner = null,
     [property: Id(8)] IReadOnlyDictionary<string, string>? Labels = null,
     [property: Id(9)] IReadOnlyList<string>? Connections = null,
-    [property: Id(10)] string? AckPolicy = null);
+    [property: Id(10)] string? AckPolicy = null,
+    [property: Id(11)] IReadOnlyList<int>? Joining = null);

@@ -34,9 +34,20 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
         (_agent, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
         this.RegisterGrainTimer(_ => { Wake(); return Task.CompletedTask; },
             new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
-        // A shard added a moment ago on another silo may not have reached this one: the directory says.
-        return topology.KnowsAsync(_shard);
+        return ActivateAsync();
     }
+
+    // A shard, or a replica of it, added a moment ago on another silo may not have reached this one: the directory says.
+    private async Task ActivateAsync()
+    {
+        if (await topology.KnowsAsync(_shard) && !Follows())
+        {
+            await topology.RefreshShardAsync(_shard);
+        }
+    }
+
+    // Whether this silo knows the replica this agent follows (a replica added at runtime reaches silos in turn).
+    private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count;
 
     public Task Wake()
     {
@@ -49,6 +60,15 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
     {
         // May run beside a drain: the mark's row lock in the database serializes the two.
         var agent = catalog.Find(_agent) ?? throw new InvalidOperationException($"agent {_agent} is not known to this silo (a rule removed or not loaded yet)");
+        if (!Follows())
+        {
+            await topology.RefreshShardAsync(_shard);
+            if (!Follows())
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica}");
+            }
+        }
+
         var runner = new AgentRunner(agent, _shard, shards, faults, replica: _replica, recent: recent);
         if (!agent.Paused)
         {
@@ -118,5 +138,5 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
 
     // Built for each drain from the catalog's current agent: rules change (replaced, paused, removed) at runtime.
     private AgentRunner? Runner() =>
-        catalog.Find(_agent) is { Paused: false } agent ? new AgentRunner(agent, _shard, shards, faults, replica: _replica, recent: recent) : null;
+        catalog.Find(_agent) is { Paused: false } agent && Follows() ? new AgentRunner(agent, _shard, shards, faults, replica: _replica, recent: recent) : null;
 }

@@ -18,6 +18,7 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topo
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan AdmissionRetry = TimeSpan.FromSeconds(2);
 
     private Task<long>? _pass;
     private bool _wanted;
@@ -25,6 +26,8 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topo
     private DateTime _nextRun = DateTime.MinValue;
     private IReadOnlyList<string>? _recordedStates;
     private Task? _recording;
+    private Task? _admitting;
+    private DateTime _nextAdmission = DateTime.MinValue;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -98,9 +101,11 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topo
     // One push for every ordered pair of replicas that answer (each until in sync).
     private async Task<long> PassAsync()
     {
-        var replicas = shards.Get(ShardCode).Replicas;
+        var set = shards.Get(ShardCode);
+        var replicas = set.Replicas;
         var health = await ReplicaHealth.ProbeAsync(replicas);
         RecordStatesIfChanged(health.States);
+        AdmitCaughtUp(set, health);
         long total = 0;
         for (var from = 0; from < replicas.Count; from++)
         {
@@ -132,6 +137,37 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topo
         }
 
         return total;
+    }
+
+    // A joining replica that lacks little (its state is up) is asked to be admitted by the writer, in the background and
+    // one at a time; after a refusal (still behind, the writer failing over) not again for a while.
+    private void AdmitCaughtUp(ShardReplicaSet set, ReplicaHealth health)
+    {
+        if (_admitting is { IsCompleted: false } || DateTime.UtcNow < _nextAdmission)
+        {
+            return;
+        }
+
+        var ready = set.Joining.Where(j => j < health.States.Count && health.States[j] == ReplicaHealth.Up).Order().ToList();
+        if (ready.Count == 0)
+        {
+            return;
+        }
+
+        _admitting = AdmitAsync(ready[0]);
+
+        async Task AdmitAsync(int replica)
+        {
+            try
+            {
+                await GrainFactory.GetGrain<IShardWriterGrain>(ShardCode).AdmitReplica(replica);
+            }
+            catch (Exception e)
+            {
+                Log.ReplicaNotAdmitted(logger, ShardCode, replica, e.Message);
+                _nextAdmission = DateTime.UtcNow + AdmissionRetry;
+            }
+        }
     }
 
     // In the background (the directory lives in shard 0, which may itself be failing over); one at a time,

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PR2.Grains.Configuration;
@@ -16,7 +17,7 @@ namespace PR2.Grains;
 /// is in shard 0's journal.
 /// </summary>
 public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IOptions<TopologyOptions> topology, ConnectionKeys connections,
-    SchemaMigrator migrator, TopologyFollower follower)
+    SchemaMigrator migrator, TopologyFollower follower, ILogger<DirectoryGrain> logger)
     : Grain, IDirectoryGrain
 {
     private const int ControlShard = 0;
@@ -33,12 +34,14 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 continue;
             }
 
-            // The primary is the journal writer's to decide (it records fail-overs here); configuration sets the rest.
-            var count = shards.Get(shard).Replicas.Count;
+            // The primary is the journal writer's to decide (it records fail-overs here); configuration sets the rest, but
+            // for the replicas added at runtime (AddReplica), which the record keeps after the configured ones.
+            var count = configured.Replicas.Count;
+            var added = await AddedReplicasAsync(shard, count);
             var desired = new JsonObject
             {
-                ["replicas"] = new JsonArray([.. shards.Get(shard).Replicas.Select(r => (JsonNode)Endpoint(r))]),
-                ["connections"] = new JsonArray([.. Enumerable.Range(0, count).Select(i => (JsonNode)$"Pr2:Topology:Shards:{shard}:Replicas:{i}")]),
+                ["replicas"] = new JsonArray([.. shards.Get(shard).Replicas.Take(count).Select(r => (JsonNode)Endpoint(r)), .. added.Select(a => (JsonNode)a.Endpoint)]),
+                ["connections"] = new JsonArray([.. Enumerable.Range(0, count).Select(i => (JsonNode)$"Pr2:Topology:Shards:{shard}:Replicas:{i}"), .. added.Select(a => (JsonNode)a.Key)]),
                 ["ackPolicy"] = configured.AckPolicy.ToString(),
                 ["status"] = "up",
             };
@@ -46,6 +49,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             await RecordAsync($"shard/{shard}", desired, new JsonObject
             {
                 ["primary"] = 0,
+                ["joining"] = null,
                 ["replicaStates"] = new JsonArray([.. Enumerable.Range(0, count).Select(_ => (JsonNode)ReplicaHealth.Up)]),
                 ["name"] = configured.Name,
                 ["owner"] = configured.Owner,
@@ -65,11 +69,18 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         var actorId = $"shard/{shard}";
         var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
         var current = await actor.GetRecord();
-        var recorded = current.State is { } text ? JsonNode.Parse(text)!["replicaStates"] : null;
+        var record = current.State is { } text ? JsonNode.Parse(text) : null;
+        var recorded = record?["replicaStates"];
         var desired = new JsonArray([.. states.Select(state => (JsonNode)state)]);
         if (current.Status != RecordStatus.Live || JsonNode.DeepEquals(recorded, desired))
         {
             return current.Status == RecordStatus.Live;
+        }
+
+        if (record?["replicas"] is JsonArray replicas && replicas.Count != states.Count)
+        {
+            // A silo that has not followed a replica added meanwhile: its states are of fewer replicas than recorded.
+            return false;
         }
 
         try
@@ -181,6 +192,107 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         return await JoinedAsync(SameShard(ToShardEntry(await actor.GetRecord()), shard));
     }
 
+    // The replicas the record of a configured shard lists after its configured ones: added at runtime (AddReplica).
+    private async Task<List<(string Endpoint, string Key)>> AddedReplicasAsync(int shard, int configured)
+    {
+        var record = await GrainFactory.GetGrain<IActorGrain>(ControlShard, $"shard/{shard}", null).GetRecord();
+        if (record.Status != RecordStatus.Live || TryToShardEntry(record) is not { Connections: { } keys } entry || keys.Count != entry.Replicas.Count)
+        {
+            return [];
+        }
+
+        return [.. entry.Replicas.Zip(keys).Skip(configured).TakeWhile(r => r.Second.StartsWith(NewShardRules.KeyPrefix, StringComparison.Ordinal))];
+    }
+
+    public async Task<ShardEntry> AddReplica(int shard, string connection)
+    {
+        if (shard == ControlShard)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "shard 0's replicas are configured (Pr2:Topology:Shards:0); they are not added at runtime");
+        }
+
+        if (NewShardRules.KeyProblem(connection) is { } problem)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, problem);
+        }
+
+        var actorId = $"shard/{shard}";
+        var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await actor.GetRecord();
+            if (current.Status != RecordStatus.Live || TryToShardEntry(current) is not { } entry)
+            {
+                throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+            }
+
+            if (entry.Connections is not { } keys || keys.Count != entry.Replicas.Count)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"shard {shard}'s record names no configuration keys for its replicas (written by an older version); restart a silo to record them first");
+            }
+
+            if (keys.Contains(connection, StringComparer.OrdinalIgnoreCase))
+            {
+                // Added before (a retry): the entry as it is now, joining or serving.
+                await follower.RefreshShardAsync(shard);
+                return entry;
+            }
+
+            if (entry.Replicas.Count >= NewShardRules.MaxReplicas)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"shard {shard} has {entry.Replicas.Count} replicas, the most a shard can have");
+            }
+
+            if (connections.Resolve(connection) is not { } connectionString)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage,
+                    $"configuration key {connection} is not set on this silo; every silo needs it (from a secret or an environment variable) before the replica is added");
+            }
+
+            var endpoint = Endpoint(connectionString);
+            if (entry.Replicas.Contains(endpoint, StringComparer.OrdinalIgnoreCase))
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"{connection} names {endpoint}, which is a replica of shard {shard} already; a new replica needs a database of its own");
+            }
+
+            // The database first, as a new replica of the shard (its own identity, an empty journal): the directory records
+            // a replica only once it can take entries. A retry after a failure prepares it again (each step is idempotent).
+            var index = entry.Replicas.Count;
+            try
+            {
+                await migrator.PrepareReplicaAsync(shard, index, connectionString, CancellationToken.None);
+            }
+            catch (InvalidOperationException)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"{connection}: its database is a replica of another shard; a new replica needs a database of its own");
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {shard}: the new replica ({connection}) could not be prepared ({DatabaseFailure.Describe(e)}); nothing was recorded, retry");
+            }
+
+            var patch = new JsonObject
+            {
+                ["replicas"] = new JsonArray([.. entry.Replicas.Select(r => (JsonNode)r), endpoint]),
+                ["connections"] = new JsonArray([.. keys.Select(k => (JsonNode)k), connection]),
+                ["replicaStates"] = new JsonArray([.. entry.ReplicaStates.Select(r => (JsonNode)r), ReplicaHealth.CatchingUp]),
+                ["joining"] = new JsonArray([.. (entry.Joining ?? []).Select(j => (JsonNode)j), index]),
+            };
+            try
+            {
+                await actor.Send(new Message(MessageIds.New(), Sender, new ActorRef(ControlShard, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                Log.ReplicaAdded(logger, shard, index);
+                await follower.RefreshShardAsync(shard);
+                return ToShardEntry(await actor.GetRecord());
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch && attempt < 5)
+            {
+                // Changed meanwhile (replica states, a primary, another replica added): read it again.
+            }
+        }
+    }
+
     // This silo takes the recorded shard up before answering, as every other silo does from the directory.
     private async Task<ShardEntry> JoinedAsync(ShardEntry entry)
     {
@@ -269,7 +381,8 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             state["owner"]?.GetValue<string>(),
             (state["labels"] as JsonObject)?.Where(l => l.Value is not null).ToDictionary(l => l.Key, l => l.Value!.GetValue<string>()),
             state["connections"] is JsonArray connections ? [.. connections.Select(c => c!.GetValue<string>())] : null,
-            state["ackPolicy"]?.GetValue<string>());
+            state["ackPolicy"]?.GetValue<string>(),
+            state["joining"] is JsonArray joining && joining.Count > 0 ? [.. joining.Select(j => j!.GetValue<int>())] : null);
     }
 
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents()
@@ -392,9 +505,5 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
 
     private static string Endpoint(NpgsqlDataSource source) => Endpoint(source.ConnectionString);
 
-    private static string Endpoint(string connectionString)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        return $"{builder.Host}:{builder.Port}/{builder.Database}";
-    }
+    private static string Endpoint(string connectionString) => ReplicaEndpoint.Of(connectionString);
 }

@@ -89,6 +89,21 @@ internal static partial class Log
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Shard {Shard} is in the directory but this silo cannot join it: {Problem}")]
     public static partial void ShardNotJoined(ILogger logger, int shard, string problem);
 
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} added, joining (anti-entropy fills it; it serves once admitted)")]
+    public static partial void ReplicaAdded(ILogger logger, int shard, int replica);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} caught up and admitted: it serves reads and counts toward acknowledgements")]
+    public static partial void ReplicaAdmitted(ILogger logger, int shard, int replica);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "Shard {Shard}: this silo follows the directory's replicas ({Replicas}, joining: {Joining})")]
+    public static partial void ReplicasFollowed(ILogger logger, int shard, int replicas, string joining);
+
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Shard {Shard}: the writer could not read the directory's replicas at activation ({Problem}); it counts the ones this silo follows")]
+    public static partial void ReplicasNotFollowed(ILogger logger, int shard, string problem);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "Shard {Shard}: replica {Replica} was not admitted yet: {Problem}")]
+    public static partial void ReplicaNotAdmitted(ILogger logger, int shard, int replica, string problem);
+
     [LoggerMessage(EventId = 8004, Level = LogLevel.Debug, Message = "Journal stream {Provider} of shard {Shard} read {Count} entries after position {Position} of replica {Replica}")]
     public static partial void StreamPageRead(ILogger logger, string provider, int shard, int count, long position, int replica);
 

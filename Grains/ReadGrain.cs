@@ -276,7 +276,8 @@ public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) :
     private List<int> ReplicaOrder()
     {
         var set = shards.Get(ShardCode);
-        return Enumerable.Range(0, set.Replicas.Count).Where(i => i != set.PrimaryIndex).OrderBy(_ => Random.Shared.Next()).Append(set.PrimaryIndex).ToList();
+        // Members only: a replica still joining may lack almost everything.
+        return set.Members.Where(i => i != set.PrimaryIndex).OrderBy(_ => Random.Shared.Next()).Append(set.PrimaryIndex).ToList();
     }
 
     private async Task<T> OnReplicaAsync<T>(int replica, Func<NpgsqlConnection, NpgsqlTransaction, int, Task<T>> read)

@@ -79,7 +79,7 @@ public sealed class ShardWriterGrain(
     // A planned move of the primary (MovePrimary): the one in progress, which a second move waits for; while its new writer
     // opens, the old primary and the target (the writer opens on the target only if it gathered the old primary); and
     // why the target could not take over, if it could not.
-    private Task<int>? _moving;
+    private Task? _moving;
 
     // The replica the last writer of this activation opened on (the configured order's first before any).
     private int _lastPrimary;
@@ -88,7 +88,11 @@ public sealed class ShardWriterGrain(
     // were never fenced with it, so no fence of an earlier writer of its own can land on the new one.
     private long _lastTerm;
     private (int From, int To)? _move;
+
+    // Set once an admission may have recorded a member this silo's set lacks: the next writer reads the directory first.
+    private bool _membershipInDoubt;
     private string? _moveFailure;
+    private string? _admitFailure;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -98,8 +102,24 @@ public sealed class ShardWriterGrain(
     {
         this.RegisterGrainTimer(() => Task.CompletedTask, new GrainTimerCreationOptions(KeepAlivePeriod, KeepAlivePeriod) { KeepAlive = true });
         this.RegisterGrainTimer(FenceReturnedAsync, new GrainTimerCreationOptions(ProbeAfter, ProbeAfter) { Interleave = true });
+        return ActivateAsync();
+    }
+
+    private async Task ActivateAsync()
+    {
         // A shard added a moment ago on another silo may not have reached this one: the directory says.
-        return topology.KnowsAsync(ShardCode);
+        await topology.KnowsAsync(ShardCode);
+        try
+        {
+            // A replica admitted a moment ago (the writer was on another silo) is counted from the first writer on. Best
+            // effort: with shard 0 failing, writes go on with what this silo follows (it catches up within seconds).
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            await topology.RefreshShardAsync(ShardCode).WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is Pr2Exception or TimeoutException or OperationCanceledException or NpgsqlException)
+        {
+            Log.ReplicasNotFollowed(logger, ShardCode, e.Message);
+        }
     }
 
     // A replica the takeover could not reach keeps the old term. Nothing of an older writer can be acknowledged there (the
@@ -475,11 +495,12 @@ public sealed class ShardWriterGrain(
             await TryReadVectorAsync(replica);
         }
 
-        if (_unheard is { Count: > 0 } unheard && unheard.Count >= Set.RequiredCopies)
+        // A joining replica never counted toward an acknowledgement: it cannot be the only one holding one.
+        if (_unheard?.Where(Set.IsMember).Order().ToList() is { Count: > 0 } unheard && unheard.Count >= Set.RequiredCopies)
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                $"a strong read of shard {ShardCode} cannot be served: replica {string.Join(", ", unheard.Order())} has not answered since the writer took over " +
-                $"and may hold acknowledged entries no other replica has (an acknowledgement takes {Set.RequiredCopies} of {Set.Replicas.Count} replicas); retry");
+                $"a strong read of shard {ShardCode} cannot be served: replica {string.Join(", ", unheard)} has not answered since the writer took over " +
+                $"and may hold acknowledged entries no other replica has (an acknowledgement takes {Set.RequiredCopies} of {Set.Members.Count} replicas); retry");
         }
 
         VersionVector held;
@@ -616,13 +637,24 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
         }
 
-        // One move at a time: a second one waits for the first, then moves from wherever that left the primary.
+        if (!Set.IsMember(replica))
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {ShardCode}: replica {replica} is still joining (catching up); it can become the primary once it serves; retry later");
+        }
+
+        return await OneAtATimeAsync(() => MoveAsync(replica));
+    }
+
+    // Moves and admissions one at a time: a second one waits for the first, then starts from wherever that left the writer.
+    private async Task<T> OneAtATimeAsync<T>(Func<Task<T>> change)
+    {
         while (_moving is { } moving)
         {
             await moving.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Current);
         }
 
-        var move = MoveAsync(replica);
+        var move = change();
         _moving = move;
         try
         {
@@ -652,7 +684,7 @@ public sealed class ShardWriterGrain(
         }
 
         // Writes go on while the target copies what it lacks, so that the switch waits only for the last few entries.
-        await CatchUpAsync(writer, replica);
+        await CatchUpAsync(writer, replica, why => NotMoved(replica, from, why));
         if (!IsOpen(writer))
         {
             // The writer failed over while the target copied: the primary is where that put it.
@@ -672,7 +704,7 @@ public sealed class ShardWriterGrain(
 
     // Pushes from the primary to the target until the target lacks less than one push (by their version vectors: a push
     // that gives way to anti-entropy moving the same entries says nothing), or refuses the move when the call bound ends.
-    private async Task CatchUpAsync(JournalWriter writer, int replica)
+    private async Task CatchUpAsync(JournalWriter writer, int replica, Func<string, Pr2Exception> refuse)
     {
         long behind = -1;
         try
@@ -692,11 +724,129 @@ public sealed class ShardWriterGrain(
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException)
         {
-            throw NotMoved(replica, PrimaryOf(writer), behind >= 0
+            throw refuse(behind >= 0
                 ? $"it is still {behind} entries behind the primary after {options.Value.CallTimeoutSeconds:0.#} s (anti-entropy goes on copying)"
                 : $"it could not take the primary's entries ({DatabaseFailure.Describe(e)})");
         }
     }
+
+    public async Task<bool> AdmitReplica(int replica)
+    {
+        // This silo's view of the shard as the directory records it now (the replica was added on another silo, perhaps).
+        await topology.RefreshShardAsync(ShardCode);
+        if (replica < 0 || replica >= Set.Replicas.Count)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
+        }
+
+        return Set.IsMember(replica) || await OneAtATimeAsync(() => AdmitAsync(replica));
+    }
+
+    // Like a planned move onto the same primary: the replica catches up while writes go on; then the writer drains, the
+    // replica takes everything the primary holds (so every acknowledged entry is on one more replica than the old ack
+    // policy needed, which meets the new one: see docs/architecture.md), the directory records it a member, and a new
+    // writer opens counting it.
+    private async Task<bool> AdmitAsync(int replica)
+    {
+        var writer = await GetWriterAsync();
+        if (Set.IsMember(replica))
+        {
+            return true;
+        }
+
+        var primary = PrimaryOf(writer);
+        if (!writer.IsOpen)
+        {
+            throw NotAdmitted(replica, "the writer is not open (failing over, or fenced by another writer)");
+        }
+
+        await CatchUpAsync(writer, replica, why => NotAdmitted(replica, why));
+        if (!IsOpen(writer))
+        {
+            throw NotAdmitted(replica, "the writer failed over meanwhile");
+        }
+
+        localWriters.Withdraw(writer);
+        var switching = AdmitSwitchAsync(writer, primary, replica);
+        _opening = switching;
+        await switching;
+        return Set.IsMember(replica) ? true : throw NotAdmitted(replica, _admitFailure ?? "the directory did not record it");
+    }
+
+    private async Task<JournalWriter> AdmitSwitchAsync(JournalWriter old, int primary, int replica)
+    {
+        _admitFailure = null;
+        try
+        {
+            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
+            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
+        }
+        catch (TimeoutException)
+        {
+            GiveUp(old);
+            _admitFailure = "the writer could not drain in time";
+            return await OpenAsync();
+        }
+
+        try
+        {
+            // Nothing is acknowledged from here until the next writer opens: what the primary holds now is all there is.
+            using var copying = new CancellationTokenSource(options.Value.CallTimeout);
+            await ReplicaSync.CopyAllAsync(old.Source, Set.Replicas[replica], copying.Token).WaitAsync(copying.Token);
+            // From the record on, every writer must count the replica: until this silo has read it back, none opens here.
+            _membershipInDoubt = true;
+            await RecordMemberAsync(replica);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception)
+        {
+            _admitFailure = e is Pr2Exception ? e.Message : $"it could not take the primary's last entries ({DatabaseFailure.Describe(e)})";
+        }
+
+        _move = (primary, primary);
+        try
+        {
+            return await OpenAsync();
+        }
+        finally
+        {
+            _move = null;
+        }
+    }
+
+    // Journals the replica as a member in the shard's directory record (expecting the version read, read again when
+    // anti-entropy or a fail-over changed the record meanwhile).
+    private async Task RecordMemberAsync(int replica)
+    {
+        var actorId = $"shard/{ShardCode}";
+        var actor = GrainFactory.GetGrain<IActorGrain>(0, actorId, null);
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await actor.GetRecord();
+            var entry = current.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(current) : null;
+            if (entry?.Joining is not { } joining || !joining.Contains(replica))
+            {
+                return;
+            }
+
+            var patch = new System.Text.Json.Nodes.JsonObject
+            {
+                ["joining"] = joining.Count == 1 ? null : new System.Text.Json.Nodes.JsonArray([.. joining.Where(j => j != replica).Select(j => (System.Text.Json.Nodes.JsonNode)j)]),
+            };
+            try
+            {
+                await actor.Send(new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                Log.ReplicaAdmitted(logger, ShardCode, replica);
+                return;
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch && attempt < 5)
+            {
+                // Changed meanwhile (replica states, a primary recorded): read it again.
+            }
+        }
+    }
+
+    private Pr2Exception NotAdmitted(int replica, string why) => new(ErrorCode.ShardUnavailable,
+        $"shard {ShardCode}: replica {replica} was not admitted yet: {why}; it goes on catching up, retry");
 
     // Drains the old writer (bounded: a primary that stalls now is given up, as a fail-over would), then opens on the
     // target, which must gather the old primary: that holds everything the old writer acknowledged. If the target cannot
@@ -767,6 +917,17 @@ public sealed class ShardWriterGrain(
 
     private async Task<JournalWriter> OpenAsync()
     {
+        if (_membershipInDoubt)
+        {
+            // A writer counting too few replicas could acknowledge on fewer than a later one meets: it opens only with the
+            // membership the directory records (shard 0's own replicas are configured, never added at runtime).
+            await topology.RefreshShardAsync(ShardCode);
+            _membershipInDoubt = false;
+        }
+
+        // One membership throughout: the follower may swap the silo's set while this opens.
+        var set = Set;
+
         // The replica of the writer this one replaces (not the silo-wide cache, which readers write back to), so that a
         // change of primary is always recorded in the directory.
         var previous = _lastPrimary;
@@ -778,10 +939,10 @@ public sealed class ShardWriterGrain(
             // nothing it acknowledges after the gather began can be missing from it (WriterTakeover says why).
             var mustReach = WriterTakeover.MustReach(Set);
             var fenced = await WriterTakeover.FenceAsync(Set, reachable, term, ProbeTimeout);
-            if (!fenced.Contains(primary) || fenced.Count < mustReach)
+            if (!fenced.Contains(primary) || fenced.Count(set.IsMember) < mustReach)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                    $"shard {ShardCode}: a new writer (term {term}) could fence only {fenced.Count} of the {mustReach} replicas it needs{(fenced.Contains(primary) ? "" : ", not the one it chose")} (another writer, or replicas not answering); retry with the same MessageId");
+                    $"shard {ShardCode}: a new writer (term {term}) could fence only {fenced.Count(set.IsMember)} of the {mustReach} replicas it needs{(fenced.Contains(primary) ? "" : ", not the one it chose")} (another writer, or replicas not answering); retry with the same MessageId");
             }
 
             var gathered = await WriterTakeover.GatherAsync(Set, primary, fenced, options.Value.CallTimeout / 2, (other, e) => Log.GatherFailed(logger, ShardCode, other, primary, e.Message));
@@ -803,12 +964,12 @@ public sealed class ShardWriterGrain(
                 // and no one acknowledged, e.g. on a primary that stopped answering before its ack policy held. (A planned
                 // move leaves them as they were: the writer it replaces drained, and all it wrote is on the old primary,
                 // gathered.)
-                _unsettled.UnionWith(Enumerable.Range(0, Set.Replicas.Count));
+                _unsettled.UnionWith(Enumerable.Range(0, set.Replicas.Count));
             }
 
             _unsettled.ExceptWith(gathered);
             _fencedWithTerm = [.. fenced];
-            if (gathered.Count < mustReach)
+            if (gathered.Count(set.IsMember) < mustReach)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {ShardCode}: the new primary (replica {primary}) could not take the entries of {mustReach - 1} other replicas in time; retry with the same MessageId");
@@ -819,14 +980,15 @@ public sealed class ShardWriterGrain(
             // thread, where Orleans forbids touching the grain: it gets the factory and the shard code as values.
             var grains = GrainFactory;
             var shardCode = ShardCode;
-            var antiEntropy = Set.Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
-            var others = Set.Replicas.Where((_, index) => index != primary).ToList();
+            var antiEntropy = set.Replicas.Count > 1 ? GrainFactory.GetGrain<IAntiEntropyGrain>(ShardCode) : null;
+            // Members only: a joining replica gets its copies from anti-entropy and counts once admitted.
+            var others = set.Members.Where(index => index != primary).Select(index => set.Replicas[index]).ToList();
             // Half the call bound: a replica that cannot take a copy in that time gets the caller a clear refusal
             // ("only n of m replicas") rather than a timeout with an unknown outcome.
-            var gate = new ReplicationGate(ShardCode, Set.Replicas[primary], others, Set.RequiredCopies, options.Value.CallTimeout / 2, term);
+            var gate = new ReplicationGate(ShardCode, set.Replicas[primary], others, set.RequiredCopies, options.Value.CallTimeout / 2, term);
             // A commit that projected its records itself left the records agent at the head: it need not be woken.
             var recordsAgent = AgentCatalog.Key(RecordsProjector.AgentName, shardCode, primary);
-            var writer = await JournalWriter.OpenAsync(ShardCode, Set.Replicas[primary], options.Value.MaxBatchSize, logger, (_, recordsProjected) =>
+            var writer = await JournalWriter.OpenAsync(ShardCode, set.Replicas[primary], options.Value.MaxBatchSize, logger, (_, recordsProjected) =>
             {
                 foreach (var key in agents.KeysFollowing(shardCode, primary))
                 {
@@ -837,8 +999,8 @@ public sealed class ShardWriterGrain(
                 }
 
                 antiEntropy?.Wake();
-            }, Set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries, term);
-            _gate = Set.RequiredCopies > 1 ? gate : null;
+            }, set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries, term);
+            _gate = set.RequiredCopies > 1 ? gate : null;
             _lastPrimary = primary;
             Set.Promote(primary);
             localWriters.Publish(writer);
@@ -869,7 +1031,8 @@ public sealed class ShardWriterGrain(
             return (Index: index, Held: held, Reachable: reachable, Epoch: epoch, PrimaryTerm: primaryTerm);
         }));
         var reachable = candidates.Where(c => c.Reachable).ToList();
-        var best = reachable.OrderByDescending(c => c.Index == _move?.To).ThenByDescending(c => c.Held).ThenByDescending(c => c.PrimaryTerm).ThenBy(c => c.Index)
+        // Fenced and gathered from like the others, but never the primary while it joins (it may hold little yet).
+        var best = reachable.Where(c => Set.IsMember(c.Index)).OrderByDescending(c => c.Index == _move?.To).ThenByDescending(c => c.Held).ThenByDescending(c => c.PrimaryTerm).ThenBy(c => c.Index)
             .FirstOrDefault();
         return best.Reachable
             ? (best.Index, reachable.ConvertAll(c => c.Index), Math.Max(reachable.Max(c => c.Epoch), _lastTerm) + 1)

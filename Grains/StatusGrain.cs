@@ -8,7 +8,7 @@ namespace PR2.Grains;
 
 /// <summary>Answers status queries from the databases themselves, so what it reports is what is committed.</summary>
 [StatelessWorker]
-public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Grain, IStatusGrain
+public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents, TopologyFollower topology) : Grain, IStatusGrain
 {
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
@@ -63,6 +63,20 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
         }
     }
 
+    // The replicas as the directory records them now (one added a moment ago through another silo), not only as this silo
+    // followed them last; with shard 0 not answering, as followed.
+    private async Task FollowAsync(int shard)
+    {
+        try
+        {
+            await topology.RefreshShardAsync(shard).WaitAsync(ProbeTimeout);
+        }
+        catch (Exception e) when (e is Pr2Exception or TimeoutException or OrleansException or NpgsqlException)
+        {
+            // Shown as followed.
+        }
+    }
+
     // The shard's writer decides the primary, maybe on another silo: ask it (briefly), and fall back to what this
     // silo last heard while it cannot answer (a fail-over in progress).
     private async Task<int> PrimaryAsync(ShardReplicaSet set)
@@ -81,9 +95,11 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
 
     private async Task<ShardStatus> ReadShardAsync(int shard)
     {
+        await FollowAsync(shard);
         var set = shards.Get(shard);
         var primary = await PrimaryAsync(set);
-        var replicas = await Task.WhenAll(set.Replicas.Select((source, index) => ReadReplicaAsync(shard, index, index == primary, source)));
+        var replicas = await Task.WhenAll(set.Replicas.Select(async (source, index) =>
+            await ReadReplicaAsync(shard, index, index == primary, source) with { Joining = set.Joining.Contains(index) }));
         replicas = WithBehind(replicas);
         var head = replicas[primary].Head;
         var clock = replicas[primary].Reachable ? await ClockAsync(set.Primary, shard) : -1;
@@ -161,8 +177,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents) : Gra
 
     private static async Task<ReplicaStatus> ReadReplicaAsync(int shard, int index, bool primary, NpgsqlDataSource source)
     {
-        var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
-        var endpoint = $"{builder.Host}:{builder.Port}/{builder.Database}";
+        var endpoint = ReplicaEndpoint.Of(source.ConnectionString);
         try
         {
             // A paused server answers nothing, not even Npgsql's cancellation: stop waiting at the deadline.

@@ -74,6 +74,6 @@ public sealed class ProgressBar(TextWriter error, string what, bool interactive,
         var left = rate > 0 && total > done ? TimeSpan.FromSeconds((total - done) / rate) : TimeSpan.Zero;
         return string.Create(CultureInfo.InvariantCulture,
             $"{what} [{new string('#', filled)}{new string('-', Width - filled)}] {fraction * 100,3:0}%  {progress.Table}  {done:N0}/{total:N0} {unit}  " +
-            $"{progress.Bytes / 1048576.0:0.0} MiB  {rate:N0} {unit}/s  {(total > done ? $"{left:m\\:ss} left" : "done")}");
+            $"{(progress.Bytes > 0 ? $"{progress.Bytes / 1048576.0:0.0} MiB  " : "")}{rate:N0} {unit}/s  {(total > done ? $"{left:m\\:ss} left" : "done")}");
     }
 }

@@ -8,9 +8,43 @@ public static class ReplicaCommands
 {
     public static Command Build(TextWriter output, TextWriter error)
     {
-        var replicas = new Command("replicas", "Change a shard's replicas: move its primary");
+        var replicas = new Command("replicas", "Change a shard's replicas: add one, move its primary");
+        replicas.Subcommands.Add(Add(output, error));
         replicas.Subcommands.Add(Promote(output, error));
         return replicas;
+    }
+
+    private static Command Add(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code (not 0)" };
+        var connection = new Argument<string>("connection")
+        {
+            Description = "Configuration key of the new replica's connection string, under Pr2:Connections: (e.g. Pr2:Connections:acme-c), set on every silo; never the string itself",
+        };
+        var command = new Command("add",
+            "Add a replica to a running shard: its database is created, anti-entropy fills it while writes go on, and once caught up it serves reads and counts toward the ack policy. Interrupted, it goes on joining: run it again to follow")
+        {
+            shard, connection,
+        };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var code = result.GetValue(shard);
+            var key = result.GetValue(connection)!;
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var bar = ProgressBar.For(error, $"replica {key} of shard {code}", p => (p.Rows, p.TotalRows, "entries"));
+            var entry = await client.AddReplicaAsync(code, key, bar, cancellationToken: cancellationToken);
+            bar.Done();
+            var index = entry.Connections!.ToList().FindIndex(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase));
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, new { shard = entry, replica = index, seconds = Math.Round(started.Elapsed.TotalSeconds, 3) });
+                return;
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shard {code}: replica {index} ({entry.Replicas[index]}) serves: {entry.Replicas.Count} replicas, ack policy {entry.AckPolicy} ({started.Elapsed.TotalSeconds:0.00} s)"));
+        }));
+        return command;
     }
 
     private static Command Promote(TextWriter output, TextWriter error)

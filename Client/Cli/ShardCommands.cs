@@ -69,7 +69,8 @@ public static class ShardCommands
             for (var i = 0; i < entry.Replicas.Count; i++)
             {
                 var replica = status?.Replicas.SingleOrDefault(r => r.Index == i);
-                replicas.Add(i, entry.Replicas[i], i < entry.ReplicaStates.Count ? entry.ReplicaStates[i] : "-", replica?.Primary == true ? "yes" : "",
+                var state = i < entry.ReplicaStates.Count ? entry.ReplicaStates[i] : "-";
+                replicas.Add(i, entry.Replicas[i], entry.Joining?.Contains(i) == true ? $"joining, {state}" : state, replica?.Primary == true ? "yes" : "",
                     replica is { Reachable: true } ? replica.Head : "-", replica is { Reachable: true } ? replica.Behind : "-");
             }
 

@@ -25,10 +25,9 @@ public static partial class NewShardRules
 
         for (var i = 0; i < connections.Count; i++)
         {
-            // Never echoed: what was given may be a connection string with its password.
-            if (connections[i] is not { } key || !ConnectionKey().IsMatch(key))
+            if (KeyProblem(connections[i]) is { } problem)
             {
-                return $"replica {i}: name its connection by a configuration key under {KeyPrefix} (letters, digits, ':', '.', '_' or '-', e.g. {KeyPrefix}acme-a), never by the connection string itself";
+                return $"replica {i}: {problem}";
             }
         }
 
@@ -44,6 +43,10 @@ public static partial class NewShardRules
 
         return ShardMetadataRules.Problem(shard.Name, shard.Owner, shard.Labels?.ToDictionary(l => l.Key, l => (string?)l.Value));
     }
+
+    /// <summary>Why <paramref name="key"/> cannot name a replica's connection, or null when it can. Never echoes it: it may be a connection string with its password.</summary>
+    public static string? KeyProblem(string? key) => key is not null && ConnectionKey().IsMatch(key) ? null
+        : $"name the connection by a configuration key under {KeyPrefix} (letters, digits, ':', '.', '_' or '-', e.g. {KeyPrefix}acme-a), never by the connection string itself";
 
     [GeneratedRegex("^Pr2:Connections:[A-Za-z0-9:._-]{1,200}$")]
     private static partial Regex ConnectionKey();

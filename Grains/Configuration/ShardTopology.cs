@@ -17,11 +17,6 @@ public sealed class ShardTopology
     /// <summary><c>Primary</c> (default), <c>Quorum</c> or <c>All</c>: see <see cref="Configuration.AckPolicy"/>.</summary>
     public AckPolicy AckPolicy { get; set; } = AckPolicy.Primary;
 
-    /// <summary>How many replicas must hold an entry before it is acknowledged.</summary>
-    public int RequiredCopies => AckPolicy switch
-    {
-        AckPolicy.Quorum => (Replicas.Count / 2) + 1,
-        AckPolicy.All => Replicas.Count,
-        _ => 1,
-    };
+    /// <summary>Replicas (by index) added at runtime and still catching up, as the directory records them; none in configuration.</summary>
+    public IReadOnlySet<int>? Joining { get; set; }
 }

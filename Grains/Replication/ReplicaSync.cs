@@ -103,6 +103,24 @@ public static class ReplicaSync
         return total;
     }
 
+    /// <summary>
+    /// Pushes until the target's version vector covers what the source held when it started (a push that gave way to
+    /// anti-entropy moving the same entries is pushed again), or until <paramref name="cancellationToken"/> ends it.
+    /// </summary>
+    public static async Task CopyAllAsync(NpgsqlDataSource source, NpgsqlDataSource target, CancellationToken cancellationToken)
+    {
+        var wanted = await VersionVector.ReadAsync(source, cancellationToken);
+        while (true)
+        {
+            await PushAllAsync(source, target, cancellationToken: cancellationToken);
+            var held = await VersionVector.ReadAsync(target, cancellationToken);
+            if (wanted.Positions.All(p => held[p.Key] >= p.Value))
+            {
+                return;
+            }
+        }
+    }
+
     // For each origin, the source's entries after the target's position, in origin order (an index range
     // scan on (origin_replica, origin_position)); the source holds each origin contiguously up to its vector.
     private static async Task<List<ImportedEntry>> ReadRangesAsync(NpgsqlDataSource source, List<(Guid Origin, long From, long To)> missing, int batchSize, CancellationToken cancellationToken)

@@ -45,7 +45,10 @@ public sealed class ShardRegistry : IAsyncDisposable
 
             var sources = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2")).ToList();
             var readers = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read")).ToList();
-            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = new ShardReplicaSet(code, sources, shard.RequiredCopies, readers, [.. shard.Replicas]) };
+            _shards = new Dictionary<int, ShardReplicaSet>(_shards)
+            {
+                [code] = new ShardReplicaSet(code, sources, shard.AckPolicy, readers, [.. shard.Replicas], shard.Joining),
+            };
         }
 
         // Each follower on its own: one that fails must not make a shard that joined look as if it had not.
@@ -62,6 +65,29 @@ public sealed class ShardRegistry : IAsyncDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Follows a change of a known shard's replicas as the directory records it: the replicas of
+    /// <paramref name="connectionStrings"/> beyond the ones it has are appended, and <paramref name="joining"/> are the
+    /// replicas still catching up. The set is swapped whole (its pools kept); false when nothing changed, the shard is not
+    /// known here, or this silo has more replicas than given (replicas are not removed yet).
+    /// </summary>
+    public bool TryChange(int code, IReadOnlyList<string> connectionStrings, IReadOnlySet<int> joining)
+    {
+        lock (_joining)
+        {
+            if (!_shards.TryGetValue(code, out var current) || connectionStrings.Count < current.Replicas.Count
+                || (connectionStrings.Count == current.Replicas.Count && current.Joining.SetEquals(joining)))
+            {
+                return false;
+            }
+
+            var pools = connectionStrings.Skip(current.Replicas.Count).Select(connectionString => (CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2"),
+                CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read"), connectionString)).ToList();
+            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = current.With(pools, joining) };
+            return true;
+        }
     }
 
     /// <summary>The replicas of <paramref name="shard"/>; an unknown shard is a <see cref="ErrorCode.UnknownShard"/> error.</summary>

@@ -1,19 +1,35 @@
 using Npgsql;
+using PR2.Grains.Configuration;
 
 namespace PR2.Grains.Storage;
 
 /// <summary>
 /// The replica databases of one shard and which of them is the primary (where new entries land first).
 /// The shard's journal writer decides the primary (see ShardWriterGrain); other grains in this silo learn
-/// it through <see cref="Promote"/>.
+/// it through <see cref="Promote"/>. A replica added at runtime is <see cref="Joining"/> until it has caught up: anti-entropy
+/// fills it and its agents follow it, but reads do not use it, no writer opens on it and acknowledgements do not count it.
+/// Immutable but for the primary: a change of membership is a new set (<see cref="ShardRegistry"/> swaps it in).
 /// </summary>
-public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, int requiredCopies = 1, IReadOnlyList<NpgsqlDataSource>? readers = null,
-    IReadOnlyList<string>? connectionStrings = null)
+public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, AckPolicy ackPolicy = AckPolicy.Primary,
+    IReadOnlyList<NpgsqlDataSource>? readers = null, IReadOnlyList<string>? connectionStrings = null, IReadOnlySet<int>? joining = null)
 {
     private int _primary;
 
-    /// <summary>How many replicas (the primary included) must hold an entry before it is acknowledged.</summary>
-    public int RequiredCopies { get; } = requiredCopies;
+    public AckPolicy AckPolicy { get; } = ackPolicy;
+
+    /// <summary>Replicas added at runtime that are still catching up (by index): not members yet.</summary>
+    public IReadOnlySet<int> Joining { get; } = joining ?? new HashSet<int>();
+
+    /// <summary>The replicas that serve reads, can become the primary and count toward acknowledgements, by index.</summary>
+    public IReadOnlyList<int> Members { get; } = [.. Enumerable.Range(0, replicas.Count).Where(i => joining?.Contains(i) != true)];
+
+    /// <summary>How many members (the primary included) must hold an entry before it is acknowledged.</summary>
+    public int RequiredCopies => AckPolicy switch
+    {
+        AckPolicy.Quorum => (Members.Count / 2) + 1,
+        AckPolicy.All => Members.Count,
+        _ => 1,
+    };
 
     public int Shard { get; } = shard;
 
@@ -38,6 +54,8 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     /// <summary>The primary through the readers' pool.</summary>
     public NpgsqlDataSource PrimaryReader => Readers[PrimaryIndex];
 
+    public bool IsMember(int replica) => replica >= 0 && replica < Replicas.Count && !Joining.Contains(replica);
+
     /// <summary>The index of the replica <paramref name="source"/> opens (-1 for none of this shard's).</summary>
     public int IndexOf(NpgsqlDataSource source)
     {
@@ -57,5 +75,17 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Replicas.Count);
         Volatile.Write(ref _primary, index);
+    }
+
+    /// <summary>
+    /// This set with replicas appended (their pools given) and <paramref name="joiningNow"/> as the replicas still joining;
+    /// the existing pools are shared, so connections in use stay valid, and the primary is carried over.
+    /// </summary>
+    public ShardReplicaSet With(IReadOnlyList<(NpgsqlDataSource Writer, NpgsqlDataSource Reader, string ConnectionString)> added, IReadOnlySet<int> joiningNow)
+    {
+        var next = new ShardReplicaSet(Shard, [.. Replicas, .. added.Select(a => a.Writer)], AckPolicy, [.. Readers, .. added.Select(a => a.Reader)],
+            [.. ConnectionStrings, .. added.Select(a => a.ConnectionString)], joiningNow);
+        next.Promote(PrimaryIndex);
+        return next;
     }
 }

@@ -40,16 +40,13 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
     {
         foreach (var entry in await grains.GetGrain<IDirectoryGrain>(0).GetShards())
         {
-            if (!shards.Contains(entry.Shard))
+            try
             {
-                try
-                {
-                    await JoinAsync(entry);
-                }
-                catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException or ArgumentException)
-                {
-                    NotJoined(entry.Shard, e.Message);
-                }
+                _ = shards.Contains(entry.Shard) ? await FollowAsync(entry) : await JoinAsync(entry);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException or ArgumentException)
+            {
+                NotJoined(entry.Shard, e.Message);
             }
         }
     }
@@ -84,6 +81,30 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {code} is in the directory but this silo cannot use it: {problem}");
     }
 
+    /// <summary>
+    /// Reads <paramref name="shard"/>'s directory record now and follows it (a replica added or admitted on another silo):
+    /// for the journal writer, which must count the replicas the directory records before it opens. Shard 0's replicas are
+    /// configured: nothing to read. A record this silo cannot follow is <see cref="ErrorCode.ShardUnavailable"/>.
+    /// </summary>
+    public async Task RefreshShardAsync(int shard)
+    {
+        if (shard == 0)
+        {
+            return;
+        }
+
+        var record = await grains.GetGrain<IActorGrain>(0, $"shard/{shard}", null).GetRecord();
+        if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry)
+        {
+            return;
+        }
+
+        if ((shards.Contains(shard) ? await FollowAsync(entry) : await JoinAsync(entry)) is { } problem)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard}: this silo cannot follow the replicas the directory records: {problem}");
+        }
+    }
+
     /// <summary>Learns the shard of the stamp a message names as its cause: one of a shard added a moment ago is one of this cluster's.</summary>
     public Task<bool> KnowsCauseAsync(Message message) => message.CausedBy is { } cause ? KnowsAsync(cause.Shard) : Task.FromResult(true);
 
@@ -116,6 +137,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         {
             Replicas = resolved,
             AckPolicy = Enum.TryParse<AckPolicy>(entry.AckPolicy, ignoreCase: true, out var policy) ? policy : AckPolicy.Primary,
+            Joining = (entry.Joining ?? []).ToHashSet(),
         };
         if (shards.TryAdd(entry.Shard, topology))
         {
@@ -124,6 +146,55 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             await migrator.MigrateShardAsync(entry.Shard, deferIfDown: true, CancellationToken.None);
         }
 
+        return null;
+    }
+
+    // Follows the recorded replicas of a shard this silo has: replicas appended to the ones it has join it (through the
+    // configuration keys the record names), and which of them are still joining changes as recorded. The reason when it
+    // cannot (null once it follows).
+    private async Task<string?> FollowAsync(ShardEntry entry)
+    {
+        var set = shards.Get(entry.Shard);
+        var joining = (entry.Joining ?? []).Where(i => i >= 0 && i < entry.Replicas.Count).ToHashSet();
+        if (entry.Replicas.Count <= set.Replicas.Count)
+        {
+            return shards.TryChange(entry.Shard, set.ConnectionStrings, joining) ? Followed(entry, joining) : null;
+        }
+
+        if (entry.Connections is not { } keys || keys.Count != entry.Replicas.Count)
+        {
+            return NotJoined(entry.Shard, "its record names no configuration keys for the replicas added to it");
+        }
+
+        var added = keys.Skip(set.Replicas.Count).ToList();
+        var missing = added.Where(key => connections.Resolve(key) is null).ToList();
+        if (missing.Count > 0)
+        {
+            return NotJoined(entry.Shard, $"configuration key {string.Join(", ", missing)} (a replica added to it) is not set on this silo");
+        }
+
+        var resolved = added.ConvertAll(key => connections.Resolve(key)!);
+        for (var i = 0; i < resolved.Count; i++)
+        {
+            if (await OwnerAsync(resolved[i]) is { } owner && owner != entry.Shard)
+            {
+                return NotJoined(entry.Shard, $"{added[i]} names a replica of shard {owner} on this silo");
+            }
+        }
+
+        if (shards.TryChange(entry.Shard, [.. set.ConnectionStrings, .. resolved], joining))
+        {
+            Followed(entry, joining);
+            await migrator.MigrateShardAsync(entry.Shard, deferIfDown: true, CancellationToken.None);
+        }
+
+        return null;
+    }
+
+    private string? Followed(ShardEntry entry, HashSet<int> joining)
+    {
+        _notJoined.TryRemove(entry.Shard, out _);
+        Log.ReplicasFollowed(logger, entry.Shard, entry.Replicas.Count, joining.Count == 0 ? "none" : string.Join(", ", joining.Order()));
         return null;
     }
 

@@ -64,6 +64,9 @@ public static class HttpApiEndpoints
         shard.MapPost("/primary", MovePrimaryAsync).WithName("MovePrimary")
             .WithSummary("Move the shard's primary to another replica (planned switch-over): writes wait for the switch instead of failing, nothing acknowledged is lost.")
             .Accepts<PrimaryMoveRequest>("application/json").Produces<PrimaryMoveResponse>();
+        shard.MapPost("/replicas", AddReplicaAsync).WithName("AddReplica")
+            .WithSummary("Add a replica to the shard: database created, recorded joining and filled by anti-entropy; it serves once caught up (GET the shard: joining). Safe to retry.")
+            .Accepts<ReplicaAddRequest>("application/json").Produces<ShardEntry>(StatusCodes.Status202Accepted);
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
         rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
@@ -223,6 +226,17 @@ public static class HttpApiEndpoints
         var request = await ReadJsonAsync<PrimaryMoveRequest>(http);
         var replica = request.Replica ?? throw new Pr2Exception(ErrorCode.BadMessage, "give the replica to move the primary to: {\"replica\": 1}");
         return Results.Ok(new PrimaryMoveResponse(shard, await new Pr2Client(cluster).MovePrimaryAsync(shard, replica)));
+    }
+
+    // Answers once the replica is recorded joining: catching up takes minutes for a large shard, longer than a request
+    // should wait. The caller follows it in the shard's entry (joining) and status (behind).
+    private static async Task<IResult> AddReplicaAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var request = await ReadJsonAsync<ReplicaAddRequest>(http);
+        var connection = request.Connection ?? throw new Pr2Exception(ErrorCode.BadMessage, "give the new replica's configuration key: {\"connection\": \"Pr2:Connections:acme-c\"}");
+        var entry = await UnavailableCluster.Answer(() => cluster.GetGrain<IDirectoryGrain>(0).AddReplica(shard, connection), http.RequestAborted);
+        return Results.Accepted($"/v1/shards/{shard}", entry);
     }
 
     private static async Task<IResult> AddShardAsync(HttpContext http, IClusterClient cluster)

@@ -84,6 +84,11 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(2, noReplica.ExitCode);
         Assert.Contains("shard 1 has replicas 0 to 0; there is no replica 3", noReplica.Error, StringComparison.Ordinal);
 
+        // Adding a replica names its connection by a configuration key every silo has; one this silo lacks is bad usage.
+        var unset = await ChildProcess.RunPr2Async(Gateway, "replicas", "add", "1", "Pr2:Connections:nowhere");
+        Assert.Equal(2, unset.ExitCode);
+        Assert.Contains("configuration key Pr2:Connections:nowhere is not set on this silo", unset.Error, StringComparison.Ordinal);
+
         // A backup of the only replica of shard 1, with progress on stderr (a log here: lines, not a bar); restoring it over
         // the live replica is refused, as bad usage, without --replace and (it is the primary) with it.
         var backupDirectory = Path.Combine(_dataDirectory, "backup-1");

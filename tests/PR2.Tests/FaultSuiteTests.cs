@@ -24,7 +24,8 @@ namespace PR2.Tests;
 /// (pg_ctl stop -m immediate) and restarts it, pauses one (SIGSTOP/SIGCONT), stops the in-process silo or kills
 /// it (no shutdown), kills the process silo with SIGKILL, or cuts the process silo off one server while the other
 /// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers; and the primary of
-/// every shard is moved on purpose (pr2 replicas promote) beside the writes and the faults. Rules run on every
+/// every shard is moved on purpose (pr2 replicas promote) beside the writes and the faults; shard 2 gets a third replica
+/// added (pr2 replicas add) and shard 3 a replica restored from a backup, under the same faults. Rules run on every
 /// replica (a data rule sending across shards and keeping a view, a C# rule) and the object directory follows
 /// every shard. Then heal, wait for
 /// quiet, and check: every acknowledged MessageId on every replica (lost = 0), no MessageId twice in a journal,
@@ -51,6 +52,11 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     private readonly ConcurrentBag<string> _moveFailures = [];
     private readonly ConcurrentBag<string> _restores = [];
     private readonly ConcurrentBag<string> _restoreFailures = [];
+
+    // The replica added to shard 2 while the faults go on: its configuration key, and what happened.
+    private const string AddedKey = "Pr2:Connections:fault-2-added";
+    private readonly ConcurrentBag<string> _additions = [];
+    private readonly ConcurrentBag<string> _additionFailures = [];
     private readonly string _backupDirectory = Path.Combine(Path.GetTempPath(), "pr2-tests", $"fault-backup-{Guid.NewGuid():N}"[..28]);
     private readonly Dictionary<PostgresFixture, TcpProxy> _proxies = [];
     private Dictionary<string, string?> _processSiloSettings = [];
@@ -127,11 +133,16 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         // backup (pr2 restore --replace), its agents and rules going on from the backup's marks while the workload runs.
         Task<bool> backedUp = Task.FromResult(false);
         var restored = Task.CompletedTask;
+        var added = Task.CompletedTask;
         for (var round = 0; round < 15 || clock.Elapsed < soak; round++)
         {
             if (round == 2)
             {
                 backedUp = BackupAsync(client, 3, round);
+            }
+            else if (round == 3)
+            {
+                added = AddReplicaAsync(client, 2, round);
             }
             else if (round == 8)
             {
@@ -179,6 +190,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         // Heal everything, then wait for quiet (a restore still waiting for its shard to be writable completes after the heal).
         await HealAsync();
         await restored;
+        await added;
         var healed = Stopwatch.StartNew();
         await Eventually.TrueAsync(async () =>
         {
@@ -375,6 +387,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
 
         Assert.Empty(_restoreFailures);
         Assert.Contains(_restores, r => r.Contains(" restored at ", StringComparison.Ordinal));
+        output.WriteLine("replica added: " + string.Join("; ", _additions));
+        Assert.Empty(_additionFailures);
+        Assert.Contains(_additions, a => a.Contains(" serves ", StringComparison.Ordinal));
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
         Assert.Equal(0, refusedButCommitted);
@@ -591,6 +606,36 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         return false;
     }
 
+    // Adds a replica to the shard (on server A) and follows it until it serves. Refusals that say to try again (the shard's
+    // writer failing over, the new replica's server paused or killed, the wait for it ending at a stall) are tried again
+    // until the shard is healed; anything else is a failure.
+    private async Task AddReplicaAsync(Pr2Client client, int shard, int round)
+    {
+        var clock = Stopwatch.StartNew();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        for (var attempt = 1; DateTime.UtcNow < deadline; attempt++)
+        {
+            try
+            {
+                var entry = await client.AddReplicaAsync(shard, AddedKey, stallTimeout: TimeSpan.FromSeconds(20));
+                _additions.Add($"round {round}: shard {shard} replica {entry.Replicas.Count - 1} serves after {clock.Elapsed.TotalSeconds:0.0} s (attempt {attempt})");
+                return;
+            }
+            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.OrleansException)
+            {
+                _additions.Add($"round {round}: adding a replica to shard {shard} refused (attempt {attempt}): {e.Message}");
+                await Task.Delay(2000);
+            }
+            catch (Exception e)
+            {
+                _additionFailures.Add($"round {round}: adding a replica to shard {shard}: {e}");
+                return;
+            }
+        }
+
+        _additionFailures.Add($"round {round}: no replica was added to shard {shard} within 4 minutes");
+    }
+
     // Replaces a replica that is not the primary with the backup. Refusals that say to try again (a fault under it, entries
     // the primary lacks, the primary moving onto it, the silo running it gone, a Quorum shard without its quorum) are tried
     // again until the shard is healed; anything else is a failure.
@@ -671,7 +716,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         var proxied = new Dictionary<string, string?>();
         foreach (var (key, value) in settings)
         {
-            if (key.StartsWith("Pr2:Topology:Shards:", StringComparison.Ordinal) && key.Contains(":Replicas:", StringComparison.Ordinal))
+            if ((key.StartsWith("Pr2:Topology:Shards:", StringComparison.Ordinal) && key.Contains(":Replicas:", StringComparison.Ordinal))
+                || key.StartsWith("Pr2:Connections:", StringComparison.Ordinal))
             {
                 var connection = new NpgsqlConnectionStringBuilder(value);
                 connection.Port = _proxies.Single(p => p.Key.Server.Port == connection.Port).Value.Port;
@@ -755,6 +801,11 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
 
             replicas[shard] = [.. topologies.Select(t => t.Database(shard))];
         }
+
+        // Shard 2's third replica, added while the faults go on (AddReplicaAsync): checked with the others once it is in.
+        var added = _serverA.CreateTopology("fault_added", 2);
+        settings[AddedKey] = added.Settings["Pr2:Topology:Shards:2:Replicas:0"];
+        replicas[2] = [.. replicas[2], added.Database(2)];
 
         settings["Pr2:Topology:Shards:3:AckPolicy"] = "Quorum";
         settings["Pr2:Silo:Membership"] = membershipServer.Server.ConnectionString($"fault_membership_{Guid.NewGuid():N}"[..30]);

@@ -99,6 +99,20 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         var moved = await Body(await ops.PostAsync("/v1/shards/1/primary", Json("""{"replica": 0}""")));
         Assert.Equal((1, 0), (moved["shard"]!.GetValue<int>(), moved["primary"]!.GetValue<int>()));
 
+        // Adding a replica is cluster-wide: refused as bad input without a key, with a password where the key belongs, or
+        // for shard 0; accepted (202) once recorded joining, and it serves (no longer joining) when caught up.
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/replicas", Json("""{"connection": "Pr2:Connections:a"}""")), HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards/1/replicas", Json("{}")), HttpStatusCode.BadRequest, "BadMessage");
+        var secret = await AssertProblemAsync(await ops.PostAsync("/v1/shards/1/replicas", Json("""{"connection": "Host=db;Password=secret"}""")), HttpStatusCode.BadRequest, "BadMessage");
+        Assert.DoesNotContain("secret", secret["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards/0/replicas", Json("""{"connection": "Pr2:Connections:a"}""")), HttpStatusCode.BadRequest, "BadMessage");
+        var accepted = await ops.PostAsync("/v1/shards/1/replicas", Json("""{"connection": "Pr2:Connections:a"}"""));
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        var joining = await Body(accepted);
+        Assert.Equal(2, joining["replicas"]!.AsArray().Count);
+        await Eventually.TrueAsync(async () => (await Body(await ops.GetAsync("/v1/shards/1")))["shard"]!["joining"] is null,
+            TimeSpan.FromSeconds(30), "the added replica of shard 1 serves");
+
         // Refusals carry the same codes as over Orleans.
         var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");
         Assert.Contains("not valid JSON", badJson["detail"]!.GetValue<string>(), StringComparison.Ordinal);

@@ -29,12 +29,12 @@ public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelp
         {
             var client = new Pr2Client(cluster.Client);
             using var stop = new CancellationTokenSource();
-            var writers = Enumerable.Range(0, 12).Select(w => WriteAsync(client, w, acked, history, problems, stop.Token)).ToList();
-            var reader = ReadStronglyAsync(client, history, stop.Token);
+            var writers = Enumerable.Range(0, 12).Select(w => SteadyWriters.WriteAsync(client, Shard, w, acked, history, problems, stop.Token)).ToList();
+            var reader = SteadyWriters.ReadStronglyAsync(client, Shard, history, stop.Token);
             var moves = new List<string>();
             foreach (var target in new[] { 1, 0, 1 })
             {
-                await WaitForAcksAsync(acked, acked.Count + 150);
+                await SteadyWriters.WaitForAcksAsync(acked, acked.Count + 150);
                 var clock = Stopwatch.StartNew();
                 var primary = await client.MovePrimaryAsync(Shard, target);
                 moves.Add($"to {target} in {clock.Elapsed.TotalMilliseconds:0} ms");
@@ -42,7 +42,7 @@ public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelp
                 Assert.Equal(target, (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.Single(r => r.Primary).Index);
             }
 
-            await WaitForAcksAsync(acked, acked.Count + 150);
+            await SteadyWriters.WaitForAcksAsync(acked, acked.Count + 150);
             await stop.CancelAsync();
             await Task.WhenAll(writers);
             await reader;
@@ -199,53 +199,4 @@ public sealed class PrimaryMoveTests(TwoPostgresServers servers, ITestOutputHelp
         };
         return (settings, onA.Database(Shard), onB.Database(Shard));
     }
-
-    // One writer owns three actors and writes them in turn, one message at a time, until stopped; every answer goes into
-    // the history, and any error at all (a move must not make a write fail, not even retriably) is a problem.
-    private static async Task WriteAsync(Pr2Client client, int writer, ConcurrentBag<WriteAck> acked, ClientHistory history,
-        ConcurrentBag<string> problems, CancellationToken stop)
-    {
-        var actors = Enumerable.Range(0, 3).Select(i => new ActorRef(Shard, $"account/{writer}-{i}")).ToList();
-        var versions = new int[actors.Count];
-        for (var turn = 0; !stop.IsCancellationRequested; turn++)
-        {
-            var i = turn % actors.Count;
-            var message = new Message(Guid.NewGuid(), $"writer-{writer}", actors[i], versions[i] == 0 ? MessageKind.Insert : MessageKind.Modify,
-                $$"""{"turn": {{turn}}}""");
-            for (var call = 1; ; call++)
-            {
-                try
-                {
-                    var ack = await client.SendAsync(message);
-                    history.Acknowledged(message, ack, call);
-                    acked.Add(ack);
-                    versions[i]++;
-                    break;
-                }
-                catch (Pr2Exception e) when (e.IsRetriable && call < 20)
-                {
-                    problems.Add($"{message.Receiver} call {call}: {e.Code} {e.Message}");
-                    await Task.Delay(100, CancellationToken.None);
-                }
-                catch (Exception e) when (call >= 20 || e is not Pr2Exception { IsRetriable: true })
-                {
-                    problems.Add($"{message.Receiver} call {call}: {e.GetType().Name} {e.Message}");
-                    history.Refusal(message.MessageId, e.Message);
-                    return;
-                }
-            }
-        }
-    }
-
-    private static async Task ReadStronglyAsync(Pr2Client client, ClientHistory history, CancellationToken stop)
-    {
-        var actors = Enumerable.Range(0, 12).Select(w => new ActorRef(Shard, $"account/{w}-0")).ToList();
-        while (!stop.IsCancellationRequested)
-        {
-            await history.ReadStronglyAsync(client, actors);
-        }
-    }
-
-    private static Task WaitForAcksAsync(ConcurrentBag<WriteAck> acked, int count) =>
-        Eventually.TrueAsync(() => Task.FromResult(acked.Count >= count), TimeSpan.FromSeconds(60), $"{count} writes acknowledged");
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using PR2.Grains.Configuration;
 using PR2.Grains.Json;
 using PR2.Grains.Replication;
 using PR2.Grains.Storage;
@@ -136,7 +137,7 @@ public sealed class WriterTermTests(PostgresFixture postgres)
             databases.Add(topology.Database(Shard));
         }
 
-        return new ShardReplicaSet(Shard, databases, requiredCopies);
+        return new ShardReplicaSet(Shard, databases, requiredCopies == 1 ? AckPolicy.Primary : AckPolicy.Quorum);
     }
 
     private static Task<JournalWriter> OpenAsync(ShardReplicaSet set, int primary, int[] others, long term)
