@@ -11,6 +11,9 @@ internal static class ReplicaJoins
 {
     private static readonly TimeSpan PollEvery = TimeSpan.FromMilliseconds(500);
 
+    // What anti-entropy counts as caught up (a replica lacking at most this many entries is "up"), when the writer admits it.
+    private const long AdmittedWithin = 1000;
+
     public static async Task<ShardEntry> AddAsync(IClusterClient cluster, int shard, string connection, TimeSpan stallTimeout,
         IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
@@ -20,6 +23,7 @@ internal static class ReplicaJoins
         var started = Stopwatch.StartNew();
         var lastChange = started.Elapsed;
         long held = -1;
+        TimeSpan? caughtUpSince = null;
         async Task<ReplicaStatus?> ReportAsync()
         {
             var status = (await UnavailableCluster.Answer(() => cluster.GetGrain<IStatusGrain>(0).GetStatus(), cancellationToken))
@@ -34,6 +38,7 @@ internal static class ReplicaJoins
                 }
 
                 progress?.Report(new TransferProgress("journal", now, now + status.Behind, 0, 0, started.Elapsed));
+                caughtUpSince = status.Behind <= AdmittedWithin ? caughtUpSince ?? started.Elapsed : null;
             }
 
             return status;
@@ -42,6 +47,13 @@ internal static class ReplicaJoins
         while (entry.Joining?.Contains(index) == true)
         {
             var status = await ReportAsync();
+            if (caughtUpSince is { } since && started.Elapsed - since > stallTimeout)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {shard}: replica {index} ({connection}) has caught up but has not been admitted for {stallTimeout.TotalSeconds:0} s " +
+                    "(the shard's writer refuses it: the silo log says why, 'was not admitted yet'); it stays joining and admission is tried again: run the command again to follow it");
+            }
+
             if (started.Elapsed - lastChange > stallTimeout)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,

@@ -261,10 +261,22 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             try
             {
                 await migrator.PrepareReplicaAsync(shard, index, connectionString, CancellationToken.None);
+                // Another name (a host alias) of one of the shard's replicas is that replica: one copy counted twice.
+                if (await SameAsExistingAsync(shard, connectionString) is { } same)
+                {
+                    throw new Pr2Exception(ErrorCode.BadMessage, $"{connection} names replica {same} of shard {shard} under another address; a new replica needs a database of its own");
+                }
             }
             catch (InvalidOperationException)
             {
+                // The migrator's one refusal: the database is claimed for another shard.
                 throw new Pr2Exception(ErrorCode.BadMessage, $"{connection}: its database is a replica of another shard; a new replica needs a database of its own");
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification
+                                                  or PostgresErrorCodes.InsufficientPrivilege)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage,
+                    $"shard {shard}: the new replica ({connection}) refused its connection string's user ({DatabaseFailure.Describe(e)}); fix the key's value on every silo, nothing was recorded");
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException)
             {
@@ -286,11 +298,40 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 await follower.RefreshShardAsync(shard);
                 return ToShardEntry(await actor.GetRecord());
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch && attempt < 5)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch)
             {
                 // Changed meanwhile (replica states, a primary, another replica added): read it again.
+                if (attempt >= 5)
+                {
+                    throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard}'s directory record kept changing while the replica was recorded; nothing was recorded, retry");
+                }
             }
         }
+    }
+
+    // The index of the shard's replica whose identity the database has (the same database under another address), or null.
+    private async Task<int?> SameAsExistingAsync(int shard, string connectionString)
+    {
+        await using var added = NpgsqlDataSource.Create(connectionString);
+        var identity = (await VersionVector.ReadAsync(added)).ReplicaId;
+        var replicas = shards.Get(shard).Replicas;
+        for (var i = 0; i < replicas.Count; i++)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                if ((await VersionVector.ReadAsync(replicas[i], timeout.Token).WaitAsync(timeout.Token)).ReplicaId == identity)
+                {
+                    return i;
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                // Not answering: not the database that just answered.
+            }
+        }
+
+        return null;
     }
 
     // This silo takes the recorded shard up before answering, as every other silo does from the directory.

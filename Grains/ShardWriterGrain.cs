@@ -89,8 +89,13 @@ public sealed class ShardWriterGrain(
     private long _lastTerm;
     private (int From, int To)? _move;
 
-    // Set once an admission may have recorded a member this silo's set lacks: the next writer reads the directory first.
+    // Set while the directory may record members this silo's set lacks (at activation; after an admission): the next
+    // writer reads the directory first, and does not open until it has.
     private bool _membershipInDoubt;
+
+    // The directory change that makes a replica a member, while its outcome is not known: sent again as it is (the same
+    // MessageId) until it is, so that a late commit of it cannot leave the writer counting fewer members than recorded.
+    private (int Replica, Message Change)? _admissionRecord;
     private string? _moveFailure;
     private string? _admitFailure;
 
@@ -109,17 +114,9 @@ public sealed class ShardWriterGrain(
     {
         // A shard added a moment ago on another silo may not have reached this one: the directory says.
         await topology.KnowsAsync(ShardCode);
-        try
-        {
-            // A replica admitted a moment ago (the writer was on another silo) is counted from the first writer on. Best
-            // effort: with shard 0 failing, writes go on with what this silo follows (it catches up within seconds).
-            using var timeout = new CancellationTokenSource(ProbeTimeout);
-            await topology.RefreshShardAsync(ShardCode).WaitAsync(timeout.Token);
-        }
-        catch (Exception e) when (e is Pr2Exception or TimeoutException or OperationCanceledException or NpgsqlException)
-        {
-            Log.ReplicasNotFollowed(logger, ShardCode, e.Message);
-        }
+        // This silo may not have followed a replica admitted a moment ago (by this grain's previous activation, on another
+        // silo): the first writer reads the directory's replicas before it opens (shard 0's are configured).
+        _membershipInDoubt = ShardCode != 0;
     }
 
     // A replica the takeover could not reach keeps the old term. Nothing of an older writer can be acknowledged there (the
@@ -793,13 +790,14 @@ public sealed class ShardWriterGrain(
             // Nothing is acknowledged from here until the next writer opens: what the primary holds now is all there is.
             using var copying = new CancellationTokenSource(options.Value.CallTimeout);
             await ReplicaSync.CopyAllAsync(old.Source, Set.Replicas[replica], copying.Token).WaitAsync(copying.Token);
-            // From the record on, every writer must count the replica: until this silo has read it back, none opens here.
+            // From the record on, every writer must count the replica: until this silo has read it back (and a record
+            // whose outcome is unknown is known), none opens here.
             _membershipInDoubt = true;
             await RecordMemberAsync(replica);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
         {
-            _admitFailure = e is Pr2Exception ? e.Message : $"it could not take the primary's last entries ({DatabaseFailure.Describe(e)})";
+            _admitFailure = e is Pr2Exception or OrleansException ? e.Message : $"it could not take the primary's last entries ({DatabaseFailure.Describe(e)})";
         }
 
         _move = (primary, primary);
@@ -813,34 +811,70 @@ public sealed class ShardWriterGrain(
         }
     }
 
-    // Journals the replica as a member in the shard's directory record (expecting the version read, read again when
-    // anti-entropy or a fail-over changed the record meanwhile).
+    // Before a writer opens: a pending admission's record completed (its data was copied while nothing was acknowledged,
+    // and no writer has opened since), then this silo's set as the directory records it. Either failing refuses the open.
+    private async Task FollowDirectoryAsync()
+    {
+        try
+        {
+            if (_admissionRecord is { } pending)
+            {
+                await RecordMemberAsync(pending.Replica);
+            }
+
+            await topology.RefreshShardAsync(ShardCode).WaitAsync(options.Value.CallTimeout);
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException or NpgsqlException || e is Pr2Exception { Code: not ErrorCode.ShardUnavailable })
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {ShardCode}: a new writer reads the shard's replicas in the directory (shard 0) before it opens, and could not ({e.Message}); retry with the same MessageId");
+        }
+    }
+
+    // Journals the replica as a member in the shard's directory record, expecting the version read. The change is sent
+    // again as it is while its outcome is unknown (a retry of a committed one answers its first acknowledgement); a
+    // version mismatch means it was not committed: read the record again.
     private async Task RecordMemberAsync(int replica)
     {
         var actorId = $"shard/{ShardCode}";
         var actor = GrainFactory.GetGrain<IActorGrain>(0, actorId, null);
-        for (var attempt = 0; ; attempt++)
+        var deadline = DateTime.UtcNow + (2 * options.Value.CallTimeout);
+        while (true)
         {
-            var current = await actor.GetRecord();
-            var entry = current.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(current) : null;
-            if (entry?.Joining is not { } joining || !joining.Contains(replica))
+            if (_admissionRecord is not { } pending || pending.Replica != replica)
             {
-                return;
+                var current = await actor.GetRecord();
+                var entry = current.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(current) : null;
+                if (entry?.Joining is not { } joining || !joining.Contains(replica))
+                {
+                    _admissionRecord = null;
+                    return;
+                }
+
+                var patch = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["joining"] = joining.Count == 1 ? null : new System.Text.Json.Nodes.JsonArray([.. joining.Where(j => j != replica).Select(j => (System.Text.Json.Nodes.JsonNode)j)]),
+                };
+                pending = (replica, new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                _admissionRecord = pending;
             }
 
-            var patch = new System.Text.Json.Nodes.JsonObject
-            {
-                ["joining"] = joining.Count == 1 ? null : new System.Text.Json.Nodes.JsonArray([.. joining.Where(j => j != replica).Select(j => (System.Text.Json.Nodes.JsonNode)j)]),
-            };
             try
             {
-                await actor.Send(new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                await actor.Send(pending.Change);
+                _admissionRecord = null;
                 Log.ReplicaAdmitted(logger, ShardCode, replica);
                 return;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch && attempt < 5)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch)
             {
-                // Changed meanwhile (replica states, a primary recorded): read it again.
+                // Not committed (a committed one would have been answered as such): changed meanwhile, read it again.
+                _admissionRecord = null;
+            }
+            catch (Exception e) when ((e is Pr2Exception { IsRetriable: true } or TimeoutException or OrleansException) && DateTime.UtcNow < deadline)
+            {
+                // Outcome unknown: the same change again.
+                await Task.Delay(200);
             }
         }
     }
@@ -921,7 +955,7 @@ public sealed class ShardWriterGrain(
         {
             // A writer counting too few replicas could acknowledge on fewer than a later one meets: it opens only with the
             // membership the directory records (shard 0's own replicas are configured, never added at runtime).
-            await topology.RefreshShardAsync(ShardCode);
+            await FollowDirectoryAsync();
             _membershipInDoubt = false;
         }
 
@@ -964,7 +998,8 @@ public sealed class ShardWriterGrain(
                 // and no one acknowledged, e.g. on a primary that stopped answering before its ack policy held. (A planned
                 // move leaves them as they were: the writer it replaces drained, and all it wrote is on the old primary,
                 // gathered.)
-                _unsettled.UnionWith(Enumerable.Range(0, set.Replicas.Count));
+                // Members only: a joining replica was never a primary, so it holds no writer's entries of its own.
+                _unsettled.UnionWith(set.Members);
             }
 
             _unsettled.ExceptWith(gathered);

@@ -4,13 +4,17 @@ using PR2.Client;
 namespace PR2.Bench;
 
 /// <summary>
-/// Backup and restore of a replica under load (issue 24): the two-replica shard is filled with
-/// <c>entries</c> entries by atomic batches, then the open-loop load runs three times: as is, beside a backup of the
-/// secondary replica, and beside a restore of that backup over the secondary (<c>--replace</c>) followed by its
-/// catch-up. Prints the operations' times and rates and each loaded row's throughput and p99 against the steady one.
+/// Backup, restore and a replica added, under load (issue 24): the two-replica shard is filled with <c>entries</c>
+/// entries by atomic batches, then the open-loop load runs four times: as is, beside a backup of the secondary replica,
+/// beside a restore of that backup over the secondary (<c>--replace</c>) followed by its catch-up, and beside a third
+/// replica added from empty (<c>pr2 replicas add</c>) until it serves. Prints the operations' times and rates and each
+/// loaded row's throughput and p99 against the steady one.
 /// </summary>
 internal static class BackupRows
 {
+    /// <summary>The configuration key (under <c>Pr2:Connections:</c>) of the replica the last row adds.</summary>
+    public const string AddedReplica = "bench-added";
+
     private const int BatchSize = 100;
 
     public static async Task RunAsync(Pr2Path pr2, Runner runner, ResourceMeter meter, int rate, TimeSpan duration, int entries)
@@ -81,6 +85,20 @@ internal static class BackupRows
             Console.WriteLine($"  restore of replica {secondary}: {manifest.Position:N0} entries in {restoreSeconds:N1} s " +
                 $"({manifest.Position / restoreSeconds:N0} entries/s), caught up {catchUpSeconds:N1} s later; load beside it: " +
                 $"throughput {restoring.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, p99 {restoring.P99Ms:N1} ms, errors {restoring.Errors}");
+
+            double addSeconds = 0;
+            long held = 0;
+            var adding = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-add-replica", shard: shard, alongside: async stop =>
+            {
+                var clock = Stopwatch.StartNew();
+                var progress = new LastProgress();
+                await client.AddReplicaAsync(shard, "Pr2:Connections:" + AddedReplica, progress, cancellationToken: CancellationToken.None);
+                addSeconds = clock.Elapsed.TotalSeconds;
+                held = progress.Last?.Rows ?? 0;
+            });
+            runner.Add(adding);
+            Console.WriteLine($"  replica added: {held:N0} entries taken from empty in {addSeconds:N1} s ({held / addSeconds:N0} entries/s) until it served; " +
+                $"load beside it: throughput {adding.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, p99 {adding.P99Ms:N1} ms, errors {adding.Errors}");
         }
         finally
         {
@@ -89,6 +107,14 @@ internal static class BackupRows
                 Directory.Delete(directory, recursive: true);
             }
         }
+    }
+
+    // The last figures a long operation reported (the entries the added replica held when it served).
+    private sealed class LastProgress : IProgress<TransferProgress>
+    {
+        public TransferProgress? Last { get; private set; }
+
+        public void Report(TransferProgress value) => Last = value;
     }
 
     private static async Task WaitCaughtUpAsync(Pr2Client client, int shard, TimeSpan deadline)

@@ -31,7 +31,8 @@ internal sealed record BenchSettings(
           --paths raw,marten,pr2,anti-entropy,delivery,move,backup  which paths to run (default all; --short leaves out
                                delivery, the journal stream against the polling feed); pr2-batch runs only PR2's batch
                                rows; move runs the open-loop load on a two-replica shard with and without moves of its
-                               primary; backup fills that shard, then runs the load beside a backup and a restore
+                               primary; backup fills that shard, then runs the load beside a backup, a restore
+                               and a third replica added from empty until it serves
           --backup-entries <n> entries in the shard the backup rows copy (default 1,000,000; 20,000 with --short)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with

@@ -19,8 +19,11 @@ internal sealed class SiloProcess : IAsyncDisposable
 
     public int GatewayPort { get; }
 
-    /// <summary>Starts a silo serving <paramref name="shards"/> (per shard, its replicas' connection strings in order).</summary>
-    public static async Task<SiloProcess> StartAsync(IReadOnlyDictionary<int, string[]> shards)
+    /// <summary>
+    /// Starts a silo serving <paramref name="shards"/> (per shard, its replicas' connection strings in order), with
+    /// <paramref name="connections"/> as <c>Pr2:Connections:</c> keys (for replicas added at runtime).
+    /// </summary>
+    public static async Task<SiloProcess> StartAsync(IReadOnlyDictionary<int, string[]> shards, IReadOnlyDictionary<string, string>? connections = null)
     {
         var gatewayPort = FreePort();
         var start = new ProcessStartInfo("dotnet")
@@ -37,6 +40,11 @@ internal sealed class SiloProcess : IAsyncDisposable
             {
                 start.Environment[$"Pr2__Topology__Shards__{shard}__Replicas__{i}"] = replicas[i];
             }
+        }
+
+        foreach (var (name, connectionString) in connections ?? new Dictionary<string, string>())
+        {
+            start.Environment[$"Pr2__Connections__{name}"] = connectionString;
         }
 
         start.Environment["Pr2__Silo__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -46,7 +46,7 @@ public static partial class NewShardRules
 
     /// <summary>Why <paramref name="key"/> cannot name a replica's connection, or null when it can. Never echoes it: it may be a connection string with its password.</summary>
     public static string? KeyProblem(string? key) => key is not null && ConnectionKey().IsMatch(key) ? null
-        : $"name the connection by a configuration key under {KeyPrefix} (letters, digits, ':', '.', '_' or '-', e.g. {KeyPrefix}acme-a), never by the connection string itself";
+        : $"name its connection by a configuration key under {KeyPrefix} (letters, digits, ':', '.', '_' or '-', e.g. {KeyPrefix}acme-a), never by the connection string itself";
 
     [GeneratedRegex("^Pr2:Connections:[A-Za-z0-9:._-]{1,200}$")]
     private static partial Regex ConnectionKey();

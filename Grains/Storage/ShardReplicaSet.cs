@@ -73,7 +73,14 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     public void Promote(int index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Replicas.Count);
+        if (index >= Replicas.Count)
+        {
+            // The writer (on another silo) opened on a replica added since this silo last followed the directory (at
+            // most one directory round ago): retriable, this silo follows it within seconds.
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {Shard}: the primary is replica {index}, which this silo has not followed yet (added a moment ago); retry");
+        }
+
         Volatile.Write(ref _primary, index);
     }
 

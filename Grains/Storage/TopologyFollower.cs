@@ -156,7 +156,14 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
     {
         var set = shards.Get(entry.Shard);
         var joining = (entry.Joining ?? []).Where(i => i >= 0 && i < entry.Replicas.Count).ToHashSet();
-        if (entry.Replicas.Count <= set.Replicas.Count)
+        if (entry.Replicas.Count < set.Replicas.Count)
+        {
+            // Replicas are never removed: a record listing fewer (an older silo's sync, a configuration that shrank) is not
+            // followed, and never makes a replica this silo has as joining a member.
+            return NotJoined(entry.Shard, $"its record lists {entry.Replicas.Count} replicas, fewer than the {set.Replicas.Count} this silo has");
+        }
+
+        if (entry.Replicas.Count == set.Replicas.Count)
         {
             return shards.TryChange(entry.Shard, set.ConnectionStrings, joining) ? Followed(entry, joining) : null;
         }
@@ -176,9 +183,14 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         var resolved = added.ConvertAll(key => connections.Resolve(key)!);
         for (var i = 0; i < resolved.Count; i++)
         {
-            if (await OwnerAsync(resolved[i]) is { } owner && owner != entry.Shard)
+            // The silo that added it claimed the database for the shard before recording it: one that answers unclaimed is
+            // another database than the one added (this silo's key names another), and is never made a replica here.
+            switch (await ClaimAsync(resolved[i]))
             {
-                return NotJoined(entry.Shard, $"{added[i]} names a replica of shard {owner} on this silo");
+                case (true, { } owner) when owner != entry.Shard:
+                    return NotJoined(entry.Shard, $"{added[i]} names a replica of shard {owner} on this silo");
+                case (true, null):
+                    return NotJoined(entry.Shard, $"{added[i]} names a database on this silo that is not the replica added (it is not claimed for the shard)");
             }
         }
 
@@ -196,6 +208,26 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         _notJoined.TryRemove(entry.Shard, out _);
         Log.ReplicasFollowed(logger, entry.Shard, entry.Replicas.Count, joining.Count == 0 ? "none" : string.Join(", ", joining.Order()));
         return null;
+    }
+
+    // Whether the database answered, and the shard it was claimed for (null: never claimed, or no answer).
+    private static async Task<(bool Answered, int? Owner)> ClaimAsync(string connectionString)
+    {
+        try
+        {
+            await using var source = NpgsqlDataSource.Create(connectionString);
+            using var timeout = new CancellationTokenSource(OwnerCheckTimeout);
+            await using var command = source.CreateCommand("select (select shard from pr2_replica)");
+            return (true, await command.ExecuteScalarAsync(timeout.Token).WaitAsync(timeout.Token) is int shard ? shard : null);
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidCatalogName)
+        {
+            return (true, null);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return (false, null);
+        }
     }
 
     // The shard a replica database was claimed for, or null when it does not answer (or was never claimed).

@@ -16,10 +16,11 @@ namespace PR2.Grains.Writing;
 public static class WriterTakeover
 {
     /// <summary>
-    /// How many replicas a new writer must fence and gather from. For <c>Primary</c> (one copy) meeting every earlier ack
-    /// would take every replica, which would stop writes whenever one is down: it fences and gathers what it reaches.
+    /// How many members a new writer must fence and gather from (a joining replica never counted toward an ack: it does
+    /// not count here either). For <c>Primary</c> (one copy) meeting every earlier ack would take every replica, which
+    /// would stop writes whenever one is down: it fences and gathers what it reaches.
     /// </summary>
-    public static int MustReach(ShardReplicaSet set) => set.RequiredCopies > 1 ? set.Replicas.Count - set.RequiredCopies + 1 : 1;
+    public static int MustReach(ShardReplicaSet set) => set.RequiredCopies > 1 ? set.Members.Count - set.RequiredCopies + 1 : 1;
 
     /// <summary>Fences <paramref name="replicas"/> with <paramref name="term"/> in parallel, each given <paramref name="timeout"/>; returns the ones fenced.</summary>
     public static async Task<List<int>> FenceAsync(ShardReplicaSet set, IEnumerable<int> replicas, long term, TimeSpan timeout)

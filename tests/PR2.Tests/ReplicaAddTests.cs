@@ -117,6 +117,8 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
             [NewKey] = Fresh(servers.B, "add_stalled"),
             ["Pr2:Connections:same"] = shardOne.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
             ["Pr2:Connections:control"] = control.Settings["Pr2:Topology:Shards:0:Replicas:0"],
+            // Replica 0 under another address: the same database.
+            ["Pr2:Connections:alias"] = new NpgsqlConnectionStringBuilder(shardOne.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"]) { Host = "localhost" }.ConnectionString,
         };
 
         // The new replica's database exists and is held still: its writer head locked, it takes no entries.
@@ -144,6 +146,8 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
             Assert.Equal((ErrorCode.BadMessage, true), (unset.Code, unset.Message.Contains("Pr2:Connections:nowhere", StringComparison.Ordinal)));
             var same = await RefusedAsync(Shard, "Pr2:Connections:same");
             Assert.Equal((ErrorCode.BadMessage, true), (same.Code, same.Message.Contains("a replica of shard 1 already", StringComparison.Ordinal)));
+            var alias = await RefusedAsync(Shard, "Pr2:Connections:alias");
+            Assert.Equal((ErrorCode.BadMessage, true), (alias.Code, alias.Message.Contains("names replica 0 of shard 1 under another address", StringComparison.Ordinal)));
             var other = await RefusedAsync(Shard, "Pr2:Connections:control");
             Assert.Equal((ErrorCode.BadMessage, true), (other.Code, other.Message.Contains("another shard", StringComparison.Ordinal)));
             Assert.Equal(ErrorCode.UnknownShard, (await RefusedAsync(9, NewKey)).Code);
@@ -190,6 +194,60 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
             var ids = await ReplicaContents.MessageIdsAsync(added);
             Assert.All(acked, id => Assert.Contains(id, ids));
         }
+    }
+
+    [Fact]
+    public async Task A_joining_replica_that_does_not_answer_stops_no_fail_over_and_makes_no_refusal_retriable()
+    {
+        // Quorum of three members (two copies): replica 0 on server A, replicas 1 and 2 (and shard 0) on server B; the
+        // joining replica on server B too, reached through a proxy the test cuts.
+        await using var proxy = new TcpProxy(servers.B.Server.Port);
+        var joiningDatabase = Fresh(servers.B, "add_failover_joining");
+        var control = servers.B.CreateTopology("add_failover", 0);
+        var copies = new[] { servers.A.CreateTopology("add_failover_a", Shard), servers.B.CreateTopology("add_failover_b", Shard), servers.B.CreateTopology("add_failover_c", Shard) };
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = "Quorum",
+            [NewKey] = new NpgsqlConnectionStringBuilder(joiningDatabase) { Port = proxy.Port, Timeout = 2, CommandTimeout = 2 }.ConnectionString,
+        };
+        for (var i = 0; i < copies.Length; i++)
+        {
+            settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{i}"] = copies[i].Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"];
+        }
+
+        // The joining replica takes nothing (its writer head locked), then does not answer at all (cut off).
+        await Migrations.MigrateAsync(new Dictionary<string, string?> { [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = joiningDatabase });
+        await using var joining = NpgsqlDataSource.Create(joiningDatabase);
+        await using var headLock = await HeadLock.TakeAsync(joining);
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Insert, "{}"));
+        await Assert.ThrowsAsync<Pr2Exception>(() => client.AddReplicaAsync(Shard, NewKey, stallTimeout: TimeSpan.FromSeconds(3)));
+        proxy.BlackHole();
+
+        // The primary's server stops answering: the writer fails over to the two members left, which a takeover must
+        // reach (two of the three members), whatever the joining replica does.
+        await servers.A.Server.PauseAsync();
+        try
+        {
+            var ack = await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Modify, """{"during": "pause"}"""));
+            Assert.Equal(2, ack.Version);
+        }
+        finally
+        {
+            await servers.A.Server.ResumeAsync();
+        }
+
+        // Once the old primary is settled, a refusal is final: the joining replica never held a writer's entries, so
+        // not reaching it leaves nothing in doubt.
+        Pr2Exception? last = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            last = await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/1"), MessageKind.Modify,
+                """{"stale": true}""", ExpectedVersion: 1)));
+            return last.Code == ErrorCode.VersionMismatch;
+        }, TimeSpan.FromSeconds(30), "a stale write is refused as a version mismatch, finally");
+        output.WriteLine(last!.Message);
     }
 
     // A database of its own on the server, as a connection string (idle connections closed soon: the servers are shared).
