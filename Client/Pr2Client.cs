@@ -301,6 +301,17 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         ReplicaJoins.AddAsync(cluster, shard, connection, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
 
     /// <summary>
+    /// Removes replica <paramref name="replica"/> from <paramref name="shard"/> (see <see cref="IShardWriterGrain.RemoveReplica"/>):
+    /// never the primary (move it first) nor the last member; writes wait for the switch rather than fail. Returns the shard's
+    /// directory entry afterwards, which lists the replica as removed.
+    /// </summary>
+    public async Task<ShardEntry> RemoveReplicaAsync(int shard, int replica, CancellationToken cancellationToken = default)
+    {
+        await UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).RemoveReplica(replica), cancellationToken);
+        return (await GetShardsAsync(cancellationToken)).Single(s => s.Shard == shard);
+    }
+
+    /// <summary>
     /// Writes a consistent copy of one replica of <paramref name="shard"/> (the primary unless <paramref name="replica"/>)
     /// into <paramref name="directory"/> (new or empty): one file per table and <c>manifest.json</c>, written last. Writes go
     /// on meanwhile; the copy is the replica as it was when the backup began. Returns the manifest.

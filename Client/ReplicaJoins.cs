@@ -63,7 +63,7 @@ internal static class ReplicaJoins
             }
 
             await Task.Delay(PollEvery, cancellationToken);
-            entry = (await UnavailableCluster.Answer(() => directory.GetShards(), cancellationToken)).Single(s => s.Shard == shard);
+            entry = (await UnavailableCluster.Answer(() => directory.GetShards(), cancellationToken)).SingleOrDefault(s => s.Shard == shard) ?? entry;
         }
 
         // Where it stands once it serves (a member trails the primary by what the ack policy lets it).

@@ -89,4 +89,14 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// Anti-entropy calls it once the replica lacks little; callers need not.
     /// </summary>
     Task<bool> AdmitReplica(int replica);
+
+    /// <summary>
+    /// Removes a replica from the shard (not shard 0's; never the primary: move it first; never the last member): with
+    /// writes waiting as for a planned move, everything the primary holds is copied to as many of the other members as the
+    /// ack policy needs without it, the directory records it removed, and the writer reopens without it. It keeps its index;
+    /// nothing reads, fills or counts it again, and its database may then be dropped. True when it is removed (also when it
+    /// was already); the members left not able to hold the policy: <see cref="ErrorCode.ShardUnavailable"/> (retriable),
+    /// nothing changed.
+    /// </summary>
+    Task<bool> RemoveReplica(int replica);
 }

@@ -13,6 +13,7 @@ namespace PR2;
 /// <param name="OutboxPending">Rule messages in its outbox not delivered yet (-1 when unreachable).</param>
 /// <param name="Parked">Entries its rules parked (a condition or action failed on them; -1 when unreachable).</param>
 /// <param name="Joining">Added at runtime and still catching up: it serves no reads and counts toward no acknowledgement yet.</param>
+/// <param name="Removed">Removed at runtime: nothing uses it any more (its database may be dropped).</param>
 [GenerateSerializer, Immutable, Alias("pr2.replica-status.v1")]
 public sealed record ReplicaStatus(
     [property: Id(0)] int Index,
@@ -26,4 +27,5 @@ public sealed record ReplicaStatus(
     [property: Id(8)] IReadOnlyDictionary<Guid, long>? Vector,
     [property: Id(9)] long OutboxPending = -1,
     [property: Id(10)] long Parked = -1,
-    [property: Id(11)] bool Joining = false);
+    [property: Id(11)] bool Joining = false,
+    [property: Id(12)] bool Removed = false);

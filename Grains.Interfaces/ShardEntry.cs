@@ -19,6 +19,7 @@ namespace PR2;
 /// Replicas (by index) added at runtime that are still catching up: anti-entropy fills them, but they serve no reads and
 /// count toward no acknowledgement until admitted; none when null.
 /// </param>
+/// <param name="Removed">Replicas (by index) removed at runtime: they keep their index, and nothing uses them; none when null.</param>
 [GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
 public sealed record ShardEntry(
     [property: Id(0)] int Shard,
@@ -32,4 +33,5 @@ public sealed record ShardEntry(
     [property: Id(8)] IReadOnlyDictionary<string, string>? Labels = null,
     [property: Id(9)] IReadOnlyList<string>? Connections = null,
     [property: Id(10)] string? AckPolicy = null,
-    [property: Id(11)] IReadOnlyList<int>? Joining = null);
+    [property: Id(11)] IReadOnlyList<int>? Joining = null,
+    [property: Id(12)] IReadOnlyList<int>? Removed = null);

@@ -47,7 +47,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
     }
 
     // Whether this silo knows the replica this agent follows (a replica added at runtime reaches silos in turn).
-    private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count;
+    private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count && !shards.Get(_shard).IsRemoved(_replica);
 
     public Task Wake()
     {
@@ -65,7 +65,7 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
             await topology.RefreshShardAsync(_shard);
             if (!Follows())
             {
-                throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica}");
+                throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
             }
         }
 

@@ -103,7 +103,7 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topo
     {
         var set = shards.Get(ShardCode);
         var replicas = set.Replicas;
-        var health = await ReplicaHealth.ProbeAsync(replicas);
+        var health = await ReplicaHealth.ProbeAsync(replicas, set.Removed);
         RecordStatesIfChanged(health.States);
         AdmitCaughtUp(set, health);
         long total = 0;

@@ -50,6 +50,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             {
                 ["primary"] = 0,
                 ["joining"] = null,
+                ["removed"] = null,
                 ["replicaStates"] = new JsonArray([.. Enumerable.Range(0, count).Select(_ => (JsonNode)ReplicaHealth.Up)]),
                 ["name"] = configured.Name,
                 ["owner"] = configured.Owner,
@@ -249,7 +250,18 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                     $"configuration key {connection} is not set on this silo; every silo needs it (from a secret or an environment variable) before the replica is added");
             }
 
-            var endpoint = Endpoint(connectionString);
+            string endpoint;
+            try
+            {
+                // A database that does not answer must not hold the directory (and every silo's round) for long.
+                connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = Math.Min(new NpgsqlConnectionStringBuilder(connectionString).Timeout, 5) }.ConnectionString;
+                endpoint = Endpoint(connectionString);
+            }
+            catch (ArgumentException)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"configuration key {connection} does not hold a valid PostgreSQL connection string");
+            }
+
             if (entry.Replicas.Contains(endpoint, StringComparer.OrdinalIgnoreCase))
             {
                 throw new Pr2Exception(ErrorCode.BadMessage, $"{connection} names {endpoint}, which is a replica of shard {shard} already; a new replica needs a database of its own");
@@ -261,10 +273,18 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             try
             {
                 await migrator.PrepareReplicaAsync(shard, index, connectionString, CancellationToken.None);
-                // Another name (a host alias) of one of the shard's replicas is that replica: one copy counted twice.
-                if (await SameAsExistingAsync(shard, connectionString) is { } same)
+                // Another name (a host alias) of one of the shard's replicas is that replica: one copy counted twice. And a new
+                // replica starts empty: a copy of a replica's database would share its identity and journal.
+                switch (await SameAsExistingAsync(shard, connectionString))
                 {
-                    throw new Pr2Exception(ErrorCode.BadMessage, $"{connection} names replica {same} of shard {shard} under another address; a new replica needs a database of its own");
+                    case { Same: { } same }:
+                        throw new Pr2Exception(ErrorCode.BadMessage, $"{connection} names replica {same} of shard {shard} under another address; a new replica needs a database of its own");
+                    case { Unsure: { } unsure }:
+                        throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                            $"shard {shard}: replica {unsure} does not answer, so the new database cannot be told apart from it; nothing was recorded, retry when it answers");
+                    case { Entries: > 0 } holding:
+                        throw new Pr2Exception(ErrorCode.BadMessage,
+                            $"{connection}: its database already holds {holding.Entries} journal entries (a copy of a replica?); a new replica starts from an empty database");
                 }
             }
             catch (InvalidOperationException)
@@ -278,7 +298,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 throw new Pr2Exception(ErrorCode.BadMessage,
                     $"shard {shard}: the new replica ({connection}) refused its connection string's user ({DatabaseFailure.Describe(e)}); fix the key's value on every silo, nothing was recorded");
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or IOException or System.Net.Sockets.SocketException)
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {shard}: the new replica ({connection}) could not be prepared ({DatabaseFailure.Describe(e)}); nothing was recorded, retry");
@@ -309,29 +329,32 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         }
     }
 
-    // The index of the shard's replica whose identity the database has (the same database under another address), or null.
-    private async Task<int?> SameAsExistingAsync(int shard, string connectionString)
+    // Whether the prepared database is one of the shard's live replicas (the index whose identity it has), a live replica
+    // did not answer (its index: the two cannot be told apart), and how many journal entries it holds.
+    private async Task<(int? Same, int? Unsure, long Entries)> SameAsExistingAsync(int shard, string connectionString)
     {
         await using var added = NpgsqlDataSource.Create(connectionString);
-        var identity = (await VersionVector.ReadAsync(added)).ReplicaId;
-        var replicas = shards.Get(shard).Replicas;
-        for (var i = 0; i < replicas.Count; i++)
+        using var reading = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var vector = await VersionVector.ReadAsync(added, reading.Token).WaitAsync(reading.Token);
+        var entries = vector.Positions.Values.Sum();
+        var set = shards.Get(shard);
+        foreach (var i in set.Live)
         {
             try
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                if ((await VersionVector.ReadAsync(replicas[i], timeout.Token).WaitAsync(timeout.Token)).ReplicaId == identity)
+                if ((await VersionVector.ReadAsync(set.Replicas[i], timeout.Token).WaitAsync(timeout.Token)).ReplicaId == vector.ReplicaId)
                 {
-                    return i;
+                    return (i, null, entries);
                 }
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {
-                // Not answering: not the database that just answered.
+                return (null, i, entries);
             }
         }
 
-        return null;
+        return (null, null, entries);
     }
 
     // This silo takes the recorded shard up before answering, as every other silo does from the directory.
@@ -423,7 +446,8 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             (state["labels"] as JsonObject)?.Where(l => l.Value is not null).ToDictionary(l => l.Key, l => l.Value!.GetValue<string>()),
             state["connections"] is JsonArray connections ? [.. connections.Select(c => c!.GetValue<string>())] : null,
             state["ackPolicy"]?.GetValue<string>(),
-            state["joining"] is JsonArray joining && joining.Count > 0 ? [.. joining.Select(j => j!.GetValue<int>())] : null);
+            state["joining"] is JsonArray joining && joining.Count > 0 ? [.. joining.Select(j => j!.GetValue<int>())] : null,
+            state["removed"] is JsonArray removed && removed.Count > 0 ? [.. removed.Select(r => r!.GetValue<int>())] : null);
     }
 
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents()

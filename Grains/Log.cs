@@ -95,6 +95,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} caught up and admitted: it serves reads and counts toward acknowledgements")]
     public static partial void ReplicaAdmitted(ILogger logger, int shard, int replica);
 
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} removed: it counts toward no acknowledgement and nothing reads or fills it")]
+    public static partial void ReplicaRemoved(ILogger logger, int shard, int replica);
+
     [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "Shard {Shard}: this silo follows the directory's replicas ({Replicas}, joining: {Joining})")]
     public static partial void ReplicasFollowed(ILogger logger, int shard, int replicas, string joining);
 

@@ -93,9 +93,10 @@ public sealed class ShardWriterGrain(
     // writer reads the directory first, and does not open until it has.
     private bool _membershipInDoubt;
 
-    // The directory change that makes a replica a member, while its outcome is not known: sent again as it is (the same
-    // MessageId) until it is, so that a late commit of it cannot leave the writer counting fewer members than recorded.
-    private (int Replica, Message Change)? _admissionRecord;
+    // The directory change that makes a replica a member (or removes it), while its outcome is not known: sent again as it
+    // is (the same MessageId) until it is, so that a late commit of it cannot leave the writer counting other members than
+    // recorded.
+    private (int Replica, bool Remove, Message Change)? _membershipRecord;
     private string? _moveFailure;
     private string? _admitFailure;
 
@@ -124,13 +125,13 @@ public sealed class ShardWriterGrain(
     // primary_term is its epoch). Fenced as soon as it answers again, it says it is not.
     private async Task FenceReturnedAsync()
     {
-        if (_opening is not { IsCompletedSuccessfully: true } opening || !opening.Result.IsOpen || _fencedWithTerm.Count >= Set.Replicas.Count)
+        if (_opening is not { IsCompletedSuccessfully: true } opening || !opening.Result.IsOpen || Set.Live.All(_fencedWithTerm.Contains))
         {
             return;
         }
 
         var writer = opening.Result;
-        var fenced = await WriterTakeover.FenceAsync(Set, Enumerable.Range(0, Set.Replicas.Count).Except(_fencedWithTerm), writer.Epoch, ProbeTimeout);
+        var fenced = await WriterTakeover.FenceAsync(Set, Set.Live.Except(_fencedWithTerm), writer.Epoch, ProbeTimeout);
         if (IsOpen(writer))
         {
             _fencedWithTerm.UnionWith(fenced);
@@ -487,7 +488,7 @@ public sealed class ShardWriterGrain(
     {
         var writer = await GetWriterAsync();
         var primary = PrimaryOf(writer);
-        foreach (var replica in _unheard?.ToArray() ?? [])
+        foreach (var replica in _unheard?.Where(Set.IsMember).ToArray() ?? [])
         {
             await TryReadVectorAsync(replica);
         }
@@ -545,7 +546,7 @@ public sealed class ShardWriterGrain(
     {
         var before = _acknowledged.ToList();
         var vectors = new List<VersionVector>();
-        foreach (var replica in Set.Replicas)
+        foreach (var replica in Set.Members.Select(i => Set.Replicas[i]))
         {
             try
             {
@@ -736,6 +737,11 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
         }
 
+        if (Set.IsRemoved(replica))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode}: replica {replica} was removed; add a new replica instead");
+        }
+
         return Set.IsMember(replica) || await OneAtATimeAsync(() => AdmitAsync(replica));
     }
 
@@ -785,6 +791,15 @@ public sealed class ShardWriterGrain(
             return await OpenAsync();
         }
 
+        if (old.IsFenced)
+        {
+            // Another writer took the shard over meanwhile: this activation changes nothing, never reopens, and goes away.
+            _admitFailure = "another writer took the shard over";
+            // The fenced writer stays this activation's: appends to it are refused as fenced, as after any fence.
+            DeactivateOnIdle();
+            return old;
+        }
+
         try
         {
             // Nothing is acknowledged from here until the next writer opens: what the primary holds now is all there is.
@@ -793,7 +808,7 @@ public sealed class ShardWriterGrain(
             // From the record on, every writer must count the replica: until this silo has read it back (and a record
             // whose outcome is unknown is known), none opens here.
             _membershipInDoubt = true;
-            await RecordMemberAsync(replica);
+            await RecordMembershipAsync(replica, remove: false);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
         {
@@ -817,12 +832,17 @@ public sealed class ShardWriterGrain(
     {
         try
         {
-            if (_admissionRecord is { } pending)
+            if (_membershipRecord is { } pending)
             {
-                await RecordMemberAsync(pending.Replica);
+                await RecordMembershipAsync(pending.Replica, pending.Remove);
             }
 
-            await topology.RefreshShardAsync(ShardCode).WaitAsync(options.Value.CallTimeout);
+            if (await topology.MembersProblemAsync(ShardCode).WaitAsync(options.Value.CallTimeout) is { } problem)
+            {
+                // This silo cannot count the shard's members (a key it lacks): the grain goes, to be placed anew.
+                DeactivateOnIdle();
+                throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode}: {problem}; set it on every silo; retry with the same MessageId");
+            }
         }
         catch (Exception e) when (e is TimeoutException or OrleansException or NpgsqlException || e is Pr2Exception { Code: not ErrorCode.ShardUnavailable })
         {
@@ -831,45 +851,61 @@ public sealed class ShardWriterGrain(
         }
     }
 
-    // Journals the replica as a member in the shard's directory record, expecting the version read. The change is sent
-    // again as it is while its outcome is unknown (a retry of a committed one answers its first acknowledgement); a
-    // version mismatch means it was not committed: read the record again.
-    private async Task RecordMemberAsync(int replica)
+    // Journals the replica as a member (or as removed) in the shard's directory record, expecting the version read. The
+    // change is sent again as it is while its outcome is unknown (a retry of a committed one answers its first
+    // acknowledgement); a version mismatch means it was not committed: read the record again.
+    private async Task RecordMembershipAsync(int replica, bool remove)
     {
         var actorId = $"shard/{ShardCode}";
         var actor = GrainFactory.GetGrain<IActorGrain>(0, actorId, null);
         var deadline = DateTime.UtcNow + (2 * options.Value.CallTimeout);
         while (true)
         {
-            if (_admissionRecord is not { } pending || pending.Replica != replica)
+            if (_membershipRecord is not { } pending || pending.Replica != replica || pending.Remove != remove)
             {
                 var current = await actor.GetRecord();
                 var entry = current.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(current) : null;
-                if (entry?.Joining is not { } joining || !joining.Contains(replica))
+                var joining = entry?.Joining ?? [];
+                var removed = entry?.Removed ?? [];
+                if (entry is null || (remove ? removed.Contains(replica) : !joining.Contains(replica)))
                 {
-                    _admissionRecord = null;
+                    _membershipRecord = null;
                     return;
                 }
 
+                // Removed, a replica is no longer joining either.
                 var patch = new System.Text.Json.Nodes.JsonObject
                 {
-                    ["joining"] = joining.Count == 1 ? null : new System.Text.Json.Nodes.JsonArray([.. joining.Where(j => j != replica).Select(j => (System.Text.Json.Nodes.JsonNode)j)]),
+                    ["joining"] = IndexArray(joining.Where(j => j != replica)),
                 };
-                pending = (replica, new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
-                _admissionRecord = pending;
+                if (remove)
+                {
+                    patch["removed"] = IndexArray(removed.Append(replica).Order());
+                }
+
+                pending = (replica, remove, new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                _membershipRecord = pending;
             }
 
             try
             {
                 await actor.Send(pending.Change);
-                _admissionRecord = null;
-                Log.ReplicaAdmitted(logger, ShardCode, replica);
+                _membershipRecord = null;
+                if (remove)
+                {
+                    Log.ReplicaRemoved(logger, ShardCode, replica);
+                }
+                else
+                {
+                    Log.ReplicaAdmitted(logger, ShardCode, replica);
+                }
+
                 return;
             }
             catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch)
             {
                 // Not committed (a committed one would have been answered as such): changed meanwhile, read it again.
-                _admissionRecord = null;
+                _membershipRecord = null;
             }
             catch (Exception e) when ((e is Pr2Exception { IsRetriable: true } or TimeoutException or OrleansException) && DateTime.UtcNow < deadline)
             {
@@ -878,6 +914,137 @@ public sealed class ShardWriterGrain(
             }
         }
     }
+
+    // A list of replica indexes as the directory record keeps it (absent when empty).
+    private static System.Text.Json.Nodes.JsonArray? IndexArray(IEnumerable<int> indexes)
+    {
+        var array = new System.Text.Json.Nodes.JsonArray([.. indexes.Select(i => (System.Text.Json.Nodes.JsonNode)i)]);
+        return array.Count == 0 ? null : array;
+    }
+
+    public async Task<bool> RemoveReplica(int replica)
+    {
+        await topology.RefreshShardAsync(ShardCode);
+        if (replica < 0 || replica >= Set.Replicas.Count)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
+        }
+
+        if (ShardCode == 0)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "shard 0's replicas are configured (Pr2:Topology:Shards:0); they are not removed at runtime");
+        }
+
+        return Set.IsRemoved(replica) || await OneAtATimeAsync(() => RemoveAsync(replica));
+    }
+
+    // A joining replica was never counted: it is only recorded removed. A member is removed like a planned move onto the
+    // same primary: the writer drains, every entry the primary holds is copied to as many of the other members as the
+    // policy needs without it (so a later takeover over the members left meets every acknowledged entry), the directory
+    // records it removed, and a new writer opens without it.
+    private async Task<bool> RemoveAsync(int replica)
+    {
+        if (Set.IsRemoved(replica))
+        {
+            return true;
+        }
+
+        if (Set.Joining.Contains(replica))
+        {
+            _membershipInDoubt = true;
+            await RecordMembershipAsync(replica, remove: true);
+            await topology.RefreshShardAsync(ShardCode);
+            _membershipInDoubt = false;
+            return Set.IsRemoved(replica);
+        }
+
+        var remaining = Set.Members.Where(i => i != replica).ToList();
+        if (remaining.Count == 0)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"replica {replica} is shard {ShardCode}'s last member; a shard keeps at least one");
+        }
+
+        var writer = await GetWriterAsync();
+        var primary = PrimaryOf(writer);
+        if (replica == primary)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"replica {replica} is shard {ShardCode}'s primary; move the primary to another replica first (pr2 replicas promote {ShardCode} <replica>)");
+        }
+
+        if (!writer.IsOpen)
+        {
+            throw NotRemoved(replica, "the writer is not open (failing over, or fenced by another writer)");
+        }
+
+        localWriters.Withdraw(writer);
+        var switching = RemoveSwitchAsync(writer, primary, replica, remaining);
+        _opening = switching;
+        await switching;
+        return Set.IsRemoved(replica) ? true : throw NotRemoved(replica, _admitFailure ?? "the directory did not record it");
+    }
+
+    private async Task<JournalWriter> RemoveSwitchAsync(JournalWriter old, int primary, int replica, List<int> remaining)
+    {
+        _admitFailure = null;
+        try
+        {
+            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
+            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
+        }
+        catch (TimeoutException)
+        {
+            GiveUp(old);
+            _admitFailure = "the writer could not drain in time";
+            return await OpenAsync();
+        }
+
+        if (old.IsFenced)
+        {
+            // Another writer took the shard over meanwhile: this activation changes nothing, never reopens, and goes away.
+            _admitFailure = "another writer took the shard over";
+            // The fenced writer stays this activation's: appends to it are refused as fenced, as after any fence.
+            DeactivateOnIdle();
+            return old;
+        }
+
+        try
+        {
+            // Nothing is acknowledged from here until the next writer opens: the policy over the members left must hold
+            // for everything the primary holds now (it holds every acknowledged entry).
+            var required = new ShardReplicaSet(ShardCode, [.. remaining.Select(i => Set.Replicas[i])], Set.AckPolicy).RequiredCopies;
+            var others = remaining.Where(i => i != primary).Select(i => Set.Replicas[i]).ToList();
+            try
+            {
+                await new ReplicationGate(ShardCode, old.Source, others, required, options.Value.CallTimeout, old.Epoch).EnsureAsync();
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"the ack policy without it needs {required} of the {remaining.Count} members left to hold every entry, and too few of them took the primary's in time");
+            }
+
+            _membershipInDoubt = true;
+            await RecordMembershipAsync(replica, remove: true);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
+        {
+            _admitFailure = e is Pr2Exception or OrleansException ? e.Message : $"the members left could not take the primary's entries ({DatabaseFailure.Describe(e)})";
+        }
+
+        _move = (primary, primary);
+        try
+        {
+            return await OpenAsync();
+        }
+        finally
+        {
+            _move = null;
+        }
+    }
+
+    private Pr2Exception NotRemoved(int replica, string why) => new(ErrorCode.ShardUnavailable,
+        $"shard {ShardCode}: replica {replica} was not removed: {why}; it is still a member, retry");
 
     private Pr2Exception NotAdmitted(int replica, string why) => new(ErrorCode.ShardUnavailable,
         $"shard {ShardCode}: replica {replica} was not admitted yet: {why}; it goes on catching up, retry");
@@ -1059,8 +1226,10 @@ public sealed class ShardWriterGrain(
     private async Task<(int Primary, List<int> Reachable, long Term)> ChoosePrimaryAsync()
     {
         // A writer that failed over excludes nothing: a replica that answers again may be chosen again.
-        _unheard ??= [.. Enumerable.Range(0, Set.Replicas.Count)];
-        var candidates = await Task.WhenAll(Set.Replicas.Select(async (_, index) =>
+        // Members only: a joining replica never held an acknowledged entry the members lack (its admission copies first).
+        _unheard ??= [.. Set.Members];
+        // A removed replica is not read, fenced or gathered from: it may be gone.
+        var candidates = await Task.WhenAll(Set.Live.Select(async index =>
         {
             var (reachable, held, epoch, primaryTerm) = await TryReadVectorAsync(index);
             return (Index: index, Held: held, Reachable: reachable, Epoch: epoch, PrimaryTerm: primaryTerm);

@@ -98,11 +98,13 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents, Topol
         await FollowAsync(shard);
         var set = shards.Get(shard);
         var primary = await PrimaryAsync(set);
-        var replicas = await Task.WhenAll(set.Replicas.Select(async (source, index) =>
-            await ReadReplicaAsync(shard, index, index == primary, source) with { Joining = set.Joining.Contains(index) }));
+        // A removed replica is no longer the shard's: not shown (the directory's record lists it as removed).
+        var replicas = await Task.WhenAll(set.Live.Select(async index =>
+            await ReadReplicaAsync(shard, index, index == primary, set.Replicas[index]) with { Joining = set.Joining.Contains(index) }));
         replicas = WithBehind(replicas);
-        var head = replicas[primary].Head;
-        var clock = replicas[primary].Reachable ? await ClockAsync(set.Primary, shard) : -1;
+        var primaryStatus = replicas.Single(r => r.Index == primary);
+        var head = primaryStatus.Head;
+        var clock = primaryStatus.Reachable ? await ClockAsync(set.Primary, shard) : -1;
         var progress = new List<AgentProgress>();
         foreach (var agent in agents.Agents.Where(a => a.Follows(shard)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {

@@ -8,8 +8,9 @@ public static class ReplicaCommands
 {
     public static Command Build(TextWriter output, TextWriter error)
     {
-        var replicas = new Command("replicas", "Change a shard's replicas: add one, move its primary");
+        var replicas = new Command("replicas", "Change a shard's replicas: add one, remove one, move its primary");
         replicas.Subcommands.Add(Add(output, error));
+        replicas.Subcommands.Add(Remove(output, error));
         replicas.Subcommands.Add(Promote(output, error));
         return replicas;
     }
@@ -43,6 +44,34 @@ public static class ReplicaCommands
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"shard {code}: replica {index} ({entry.Replicas[index]}) serves: {entry.Replicas.Count} replicas, ack policy {entry.AckPolicy} ({started.Elapsed.TotalSeconds:0.00} s)"));
+        }));
+        return command;
+    }
+
+    private static Command Remove(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code (not 0)" };
+        var replica = new Argument<int>("replica") { Description = "Index of the replica to remove (as pr2 shards describe lists them); not the primary" };
+        var command = new Command("remove",
+            "Remove a replica from a shard: the other members take everything first, writes wait for the switch instead of failing, and from then nothing reads, fills or counts it (its database may then be dropped)")
+        {
+            shard, replica,
+        };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var code = result.GetValue(shard);
+            var index = result.GetValue(replica);
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var entry = await client.RemoveReplicaAsync(code, index, cancellationToken);
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, new { shard = entry, replica = index, seconds = Math.Round(started.Elapsed.TotalSeconds, 3) });
+                return;
+            }
+
+            var members = entry.Replicas.Count - (entry.Removed?.Count ?? 0) - (entry.Joining?.Count ?? 0);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shard {code}: replica {index} ({entry.Replicas[index]}) removed: {members} members left, ack policy {entry.AckPolicy} ({started.Elapsed.TotalSeconds:0.00} s)"));
         }));
         return command;
     }

@@ -70,7 +70,7 @@ public static class ShardCommands
             {
                 var replica = status?.Replicas.SingleOrDefault(r => r.Index == i);
                 var state = i < entry.ReplicaStates.Count ? entry.ReplicaStates[i] : "-";
-                replicas.Add(i, entry.Replicas[i], entry.Joining?.Contains(i) == true ? $"joining, {state}" : state, replica?.Primary == true ? "yes" : "",
+                replicas.Add(i, entry.Replicas[i], entry.Removed?.Contains(i) == true ? "removed" : entry.Joining?.Contains(i) == true ? $"joining, {state}" : state, replica?.Primary == true ? "yes" : "",
                     replica is { Reachable: true } ? replica.Head : "-", replica is { Reachable: true } ? replica.Behind : "-");
             }
 

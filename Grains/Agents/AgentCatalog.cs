@@ -18,12 +18,12 @@ public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, IEnumerable<
     public IJournalAgent Get(string name) =>
         Find(name) ?? throw new InvalidOperationException($"no agent named '{name}' is registered");
 
-    /// <summary>Grain keys of every agent on every shard it follows: per-replica agents once per replica, the others once.</summary>
+    /// <summary>Grain keys of every agent on every shard it follows: per-replica agents once per replica (not removed ones), the others once.</summary>
     public IEnumerable<string> AllKeys() =>
         from shard in shards.ShardCodes
         from agent in Agents
         where agent.Follows(shard)
-        from replica in agent.PerReplica ? Enumerable.Range(0, shards.Get(shard).Replicas.Count) : [0]
+        from replica in agent.PerReplica ? shards.Get(shard).Live : [0]
         select Key(agent.Name, shard, replica);
 
     /// <summary>

@@ -19,4 +19,7 @@ public sealed class ShardTopology
 
     /// <summary>Replicas (by index) added at runtime and still catching up, as the directory records them; none in configuration.</summary>
     public IReadOnlySet<int>? Joining { get; set; }
+
+    /// <summary>Replicas (by index) removed at runtime, as the directory records them; none in configuration.</summary>
+    public IReadOnlySet<int>? Removed { get; set; }
 }

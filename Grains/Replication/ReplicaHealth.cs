@@ -13,18 +13,20 @@ public sealed record ReplicaHealth(IReadOnlyList<VersionVector?> Vectors, IReadO
     public const string Up = "up";
     public const string Down = "down";
     public const string CatchingUp = "catching-up";
+    public const string Removed = "removed";
 
     public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(1);
     public const long CatchingUpAbove = 1000;
 
     public bool IsDown(int replica) => Vectors[replica] is null;
 
-    public static async Task<ReplicaHealth> ProbeAsync(IReadOnlyList<NpgsqlDataSource> replicas)
+    /// <summary>Probes every replica but the <paramref name="removed"/> ones (not probed: down to anti-entropy, <c>removed</c> as a state).</summary>
+    public static async Task<ReplicaHealth> ProbeAsync(IReadOnlyList<NpgsqlDataSource> replicas, IReadOnlySet<int>? removed = null)
     {
-        var vectors = await Task.WhenAll(replicas.Select(ReadOrNullAsync));
+        var vectors = await Task.WhenAll(replicas.Select((replica, i) => removed?.Contains(i) == true ? Task.FromResult<VersionVector?>(null) : ReadOrNullAsync(replica)));
         var union = vectors.OfType<VersionVector>().SelectMany(v => v.Positions)
             .GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Max(p => p.Value));
-        var states = vectors.Select(v => v is null ? Down
+        var states = vectors.Select((v, i) => removed?.Contains(i) == true ? Removed : v is null ? Down
             : union.Sum(p => Math.Max(0, p.Value - v[p.Key])) > CatchingUpAbove ? CatchingUp
             : Up).ToList();
         return new ReplicaHealth(vectors, states);

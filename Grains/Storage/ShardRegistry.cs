@@ -47,7 +47,7 @@ public sealed class ShardRegistry : IAsyncDisposable
             var readers = shard.Replicas.Select(connectionString => CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read")).ToList();
             _shards = new Dictionary<int, ShardReplicaSet>(_shards)
             {
-                [code] = new ShardReplicaSet(code, sources, shard.AckPolicy, readers, [.. shard.Replicas], shard.Joining),
+                [code] = new ShardReplicaSet(code, sources, shard.AckPolicy, readers, [.. shard.Replicas], shard.Joining, shard.Removed),
             };
         }
 
@@ -69,23 +69,32 @@ public sealed class ShardRegistry : IAsyncDisposable
 
     /// <summary>
     /// Follows a change of a known shard's replicas as the directory records it: the replicas of
-    /// <paramref name="connectionStrings"/> beyond the ones it has are appended, and <paramref name="joining"/> are the
-    /// replicas still catching up. The set is swapped whole (its pools kept); false when nothing changed, the shard is not
-    /// known here, or this silo has more replicas than given (replicas are not removed yet).
+    /// <paramref name="connectionStrings"/> beyond the ones it has are appended, <paramref name="joining"/> are the
+    /// replicas still catching up and <paramref name="removed"/> the ones removed (they keep their index). The set is
+    /// swapped whole (its pools kept); false when nothing changed, the shard is not known here, or this silo has more
+    /// replicas than given (indexes never go away).
     /// </summary>
-    public bool TryChange(int code, IReadOnlyList<string> connectionStrings, IReadOnlySet<int> joining)
+    public bool TryChange(int code, IReadOnlyList<string> connectionStrings, IReadOnlySet<int> joining, IReadOnlySet<int> removed)
     {
         lock (_joining)
         {
-            if (!_shards.TryGetValue(code, out var current) || connectionStrings.Count < current.Replicas.Count
-                || (connectionStrings.Count == current.Replicas.Count && current.Joining.SetEquals(joining)))
+            if (!_shards.TryGetValue(code, out var current) || connectionStrings.Count < current.Replicas.Count)
+            {
+                return false;
+            }
+
+            // Membership only moves forward, whatever order records are read in: a replica this silo has as a member never
+            // joins again (only a new one joins), and a removed one stays removed.
+            joining = joining.Where(i => current.Joining.Contains(i) || i >= current.Replicas.Count).ToHashSet();
+            removed = removed.Union(current.Removed).ToHashSet();
+            if (connectionStrings.Count == current.Replicas.Count && current.Joining.SetEquals(joining) && current.Removed.SetEquals(removed))
             {
                 return false;
             }
 
             var pools = connectionStrings.Skip(current.Replicas.Count).Select(connectionString => (CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2"),
                 CreateDataSource(connectionString, _commandTimeoutSeconds, "pr2-read"), connectionString)).ToList();
-            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = current.With(pools, joining) };
+            _shards = new Dictionary<int, ShardReplicaSet>(_shards) { [code] = current.With(pools, joining, removed) };
             return true;
         }
     }

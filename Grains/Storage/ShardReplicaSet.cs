@@ -8,10 +8,12 @@ namespace PR2.Grains.Storage;
 /// The shard's journal writer decides the primary (see ShardWriterGrain); other grains in this silo learn
 /// it through <see cref="Promote"/>. A replica added at runtime is <see cref="Joining"/> until it has caught up: anti-entropy
 /// fills it and its agents follow it, but reads do not use it, no writer opens on it and acknowledgements do not count it.
+/// A replica removed at runtime keeps its index (indexes never move) but is <see cref="Removed"/>: nothing uses it again.
 /// Immutable but for the primary: a change of membership is a new set (<see cref="ShardRegistry"/> swaps it in).
 /// </summary>
 public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> replicas, AckPolicy ackPolicy = AckPolicy.Primary,
-    IReadOnlyList<NpgsqlDataSource>? readers = null, IReadOnlyList<string>? connectionStrings = null, IReadOnlySet<int>? joining = null)
+    IReadOnlyList<NpgsqlDataSource>? readers = null, IReadOnlyList<string>? connectionStrings = null, IReadOnlySet<int>? joining = null,
+    IReadOnlySet<int>? removed = null)
 {
     private int _primary;
 
@@ -20,8 +22,14 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     /// <summary>Replicas added at runtime that are still catching up (by index): not members yet.</summary>
     public IReadOnlySet<int> Joining { get; } = joining ?? new HashSet<int>();
 
+    /// <summary>Replicas removed at runtime (by index): no longer members, filled, followed or read.</summary>
+    public IReadOnlySet<int> Removed { get; } = removed ?? new HashSet<int>();
+
     /// <summary>The replicas that serve reads, can become the primary and count toward acknowledgements, by index.</summary>
-    public IReadOnlyList<int> Members { get; } = [.. Enumerable.Range(0, replicas.Count).Where(i => joining?.Contains(i) != true)];
+    public IReadOnlyList<int> Members { get; } = [.. Enumerable.Range(0, replicas.Count).Where(i => joining?.Contains(i) != true && removed?.Contains(i) != true)];
+
+    /// <summary>The replicas anti-entropy fills and agents follow: the members and the joining ones, by index.</summary>
+    public IReadOnlyList<int> Live { get; } = [.. Enumerable.Range(0, replicas.Count).Where(i => removed?.Contains(i) != true)];
 
     /// <summary>How many members (the primary included) must hold an entry before it is acknowledged.</summary>
     public int RequiredCopies => AckPolicy switch
@@ -54,7 +62,9 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     /// <summary>The primary through the readers' pool.</summary>
     public NpgsqlDataSource PrimaryReader => Readers[PrimaryIndex];
 
-    public bool IsMember(int replica) => replica >= 0 && replica < Replicas.Count && !Joining.Contains(replica);
+    public bool IsMember(int replica) => replica >= 0 && replica < Replicas.Count && !Joining.Contains(replica) && !Removed.Contains(replica);
+
+    public bool IsRemoved(int replica) => Removed.Contains(replica);
 
     /// <summary>The index of the replica <paramref name="source"/> opens (-1 for none of this shard's).</summary>
     public int IndexOf(NpgsqlDataSource source)
@@ -85,13 +95,15 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     }
 
     /// <summary>
-    /// This set with replicas appended (their pools given) and <paramref name="joiningNow"/> as the replicas still joining;
-    /// the existing pools are shared, so connections in use stay valid, and the primary is carried over.
+    /// This set with replicas appended (their pools given), <paramref name="joiningNow"/> as the replicas still joining and
+    /// <paramref name="removedNow"/> as the ones removed; the existing pools are shared, so connections in use stay valid,
+    /// and the primary is carried over.
     /// </summary>
-    public ShardReplicaSet With(IReadOnlyList<(NpgsqlDataSource Writer, NpgsqlDataSource Reader, string ConnectionString)> added, IReadOnlySet<int> joiningNow)
+    public ShardReplicaSet With(IReadOnlyList<(NpgsqlDataSource Writer, NpgsqlDataSource Reader, string ConnectionString)> added, IReadOnlySet<int> joiningNow,
+        IReadOnlySet<int> removedNow)
     {
         var next = new ShardReplicaSet(Shard, [.. Replicas, .. added.Select(a => a.Writer)], AckPolicy, [.. Readers, .. added.Select(a => a.Reader)],
-            [.. ConnectionStrings, .. added.Select(a => a.ConnectionString)], joiningNow);
+            [.. ConnectionStrings, .. added.Select(a => a.ConnectionString)], joiningNow, removedNow);
         next.Promote(PrimaryIndex);
         return next;
     }

@@ -138,6 +138,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             Replicas = resolved,
             AckPolicy = Enum.TryParse<AckPolicy>(entry.AckPolicy, ignoreCase: true, out var policy) ? policy : AckPolicy.Primary,
             Joining = (entry.Joining ?? []).ToHashSet(),
+            Removed = (entry.Removed ?? []).ToHashSet(),
         };
         if (shards.TryAdd(entry.Shard, topology))
         {
@@ -156,6 +157,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
     {
         var set = shards.Get(entry.Shard);
         var joining = (entry.Joining ?? []).Where(i => i >= 0 && i < entry.Replicas.Count).ToHashSet();
+        var removed = (entry.Removed ?? []).Where(i => i >= 0 && i < entry.Replicas.Count).ToHashSet();
         if (entry.Replicas.Count < set.Replicas.Count)
         {
             // Replicas are never removed: a record listing fewer (an older silo's sync, a configuration that shrank) is not
@@ -165,7 +167,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
 
         if (entry.Replicas.Count == set.Replicas.Count)
         {
-            return shards.TryChange(entry.Shard, set.ConnectionStrings, joining) ? Followed(entry, joining) : null;
+            return shards.TryChange(entry.Shard, set.ConnectionStrings, joining, removed) ? Followed(entry, joining) : null;
         }
 
         if (entry.Connections is not { } keys || keys.Count != entry.Replicas.Count)
@@ -174,33 +176,72 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         }
 
         var added = keys.Skip(set.Replicas.Count).ToList();
-        var missing = added.Where(key => connections.Resolve(key) is null).ToList();
-        if (missing.Count > 0)
+        if (await TailProblemAsync(entry.Shard, added) is { } problem)
         {
-            return NotJoined(entry.Shard, $"configuration key {string.Join(", ", missing)} (a replica added to it) is not set on this silo");
+            // The replicas this silo has still follow the record (an admission, a removal); the ones it cannot add wait.
+            var known = set.Replicas.Count;
+            shards.TryChange(entry.Shard, set.ConnectionStrings, joining.Where(i => i < known).ToHashSet(), removed.Where(i => i < known).ToHashSet());
+            return NotJoined(entry.Shard, problem);
         }
 
         var resolved = added.ConvertAll(key => connections.Resolve(key)!);
-        for (var i = 0; i < resolved.Count; i++)
-        {
-            // The silo that added it claimed the database for the shard before recording it: one that answers unclaimed is
-            // another database than the one added (this silo's key names another), and is never made a replica here.
-            switch (await ClaimAsync(resolved[i]))
-            {
-                case (true, { } owner) when owner != entry.Shard:
-                    return NotJoined(entry.Shard, $"{added[i]} names a replica of shard {owner} on this silo");
-                case (true, null):
-                    return NotJoined(entry.Shard, $"{added[i]} names a database on this silo that is not the replica added (it is not claimed for the shard)");
-            }
-        }
 
-        if (shards.TryChange(entry.Shard, [.. set.ConnectionStrings, .. resolved], joining))
+        if (shards.TryChange(entry.Shard, [.. set.ConnectionStrings, .. resolved], joining, removed))
         {
             Followed(entry, joining);
             await migrator.MigrateShardAsync(entry.Shard, deferIfDown: true, CancellationToken.None);
         }
 
         return null;
+    }
+
+    // Why this silo cannot take the replicas of these keys (a key it lacks, a database that is not the one added), or null.
+    private async Task<string?> TailProblemAsync(int shard, List<string> keys)
+    {
+        var missing = keys.Where(key => connections.Resolve(key) is null).ToList();
+        if (missing.Count > 0)
+        {
+            return $"configuration key {string.Join(", ", missing)} (a replica added to it) is not set on this silo";
+        }
+
+        foreach (var key in keys)
+        {
+            // The silo that added it claimed the database for the shard before recording it: one that answers unclaimed is
+            // another database than the one added (this silo's key names another), and is never made a replica here.
+            switch (await ClaimAsync(connections.Resolve(key)!))
+            {
+                case (true, { } owner) when owner != shard:
+                    return $"{key} names a replica of shard {owner} on this silo";
+                case (true, null):
+                    return $"{key} names a database on this silo that is not the replica added (it is not claimed for the shard)";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// For a shard's writer before it opens: reads the shard's record, follows it as far as this silo can, and says why
+    /// this silo's members are not the record's (a member it cannot follow: a key it lacks), or null when they are. A
+    /// joining replica this silo cannot follow counts for nothing yet: it does not stop the writer.
+    /// </summary>
+    public async Task<string?> MembersProblemAsync(int shard)
+    {
+        var record = await grains.GetGrain<IActorGrain>(0, $"shard/{shard}", null).GetRecord();
+        if (shard == 0 || record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry)
+        {
+            return null;
+        }
+
+        var problem = shards.Contains(shard) ? await FollowAsync(entry) : await JoinAsync(entry);
+        if (!shards.Contains(shard))
+        {
+            return problem ?? $"shard {shard} is not known here";
+        }
+
+        var recorded = Enumerable.Range(0, entry.Replicas.Count).Where(i => entry.Joining?.Contains(i) != true && entry.Removed?.Contains(i) != true);
+        return recorded.SequenceEqual(shards.Get(shard).Members) ? null
+            : $"this silo cannot follow the members the directory records for shard {shard}: {problem ?? "its replicas differ"}";
     }
 
     private string? Followed(ShardEntry entry, HashSet<int> joining)

@@ -48,7 +48,8 @@ public static class WriterTakeover
     {
         List<int> gathered = [primary];
         using var deadline = new CancellationTokenSource(timeout);
-        foreach (var other in fenced.Where(i => i != primary))
+        // Members first: a slow joining replica must not use up the deadline a member needs (only members count).
+        foreach (var other in fenced.Where(i => i != primary).OrderBy(i => set.IsMember(i) ? 0 : 1))
         {
             try
             {

@@ -67,6 +67,9 @@ public static class HttpApiEndpoints
         shard.MapPost("/replicas", AddReplicaAsync).WithName("AddReplica")
             .WithSummary("Add a replica to the shard: database created, recorded joining and filled by anti-entropy; it serves once caught up (GET the shard: joining). Safe to retry.")
             .Accepts<ReplicaAddRequest>("application/json").Produces<ShardEntry>(StatusCodes.Status202Accepted);
+        shard.MapDelete("/replicas/{replica:int}", RemoveReplicaAsync).WithName("RemoveReplica")
+            .WithSummary("Remove a replica from the shard (not the primary, not the last member): the members left take everything first; writes wait for the switch instead of failing.")
+            .Produces<ShardEntry>();
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
         rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
@@ -237,6 +240,12 @@ public static class HttpApiEndpoints
         var connection = request.Connection ?? throw new Pr2Exception(ErrorCode.BadMessage, "give the new replica's configuration key: {\"connection\": \"Pr2:Connections:acme-c\"}");
         var entry = await UnavailableCluster.Answer(() => cluster.GetGrain<IDirectoryGrain>(0).AddReplica(shard, connection), http.RequestAborted);
         return Results.Accepted($"/v1/shards/{shard}", entry);
+    }
+
+    private static async Task<IResult> RemoveReplicaAsync(int shard, int replica, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).RemoveReplicaAsync(shard, replica, http.RequestAborted));
     }
 
     private static async Task<IResult> AddShardAsync(HttpContext http, IClusterClient cluster)

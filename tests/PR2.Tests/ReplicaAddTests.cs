@@ -250,6 +250,79 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
         output.WriteLine(last!.Message);
     }
 
+    [Fact]
+    public async Task A_member_removed_under_load_counts_no_more_nothing_is_lost_and_a_restart_keeps_it_removed()
+    {
+        // All three replicas must hold an entry: replica 0 on server A, replicas 1 and 2 (and shard 0) on server B.
+        var control = servers.B.CreateTopology("remove", 0);
+        var copies = new[] { servers.A.CreateTopology("remove_a", Shard), servers.B.CreateTopology("remove_b", Shard), servers.B.CreateTopology("remove_c", Shard) };
+        var settings = new Dictionary<string, string?>(control.Settings) { [$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = "All" };
+        for (var i = 0; i < copies.Length; i++)
+        {
+            settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{i}"] = copies[i].Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"];
+        }
+
+        var (a, b, removed) = (copies[0].Database(Shard), copies[1].Database(Shard), copies[2].Database(Shard));
+        var acked = new ConcurrentBag<WriteAck>();
+        var history = new ClientHistory();
+        var problems = new ConcurrentBag<string>();
+        WriteAck afterRestart;
+        await using (var cluster = await TestClusters.StartAsync(settings, silos: 2))
+        {
+            var client = new Pr2Client(cluster.Client);
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/first"), MessageKind.Insert, "{}"));
+            Assert.Equal(ErrorCode.BadMessage, (await Assert.ThrowsAsync<Pr2Exception>(() => client.RemoveReplicaAsync(Shard, 0))).Code); // the primary
+            Assert.Equal(ErrorCode.BadMessage, (await Assert.ThrowsAsync<Pr2Exception>(() => client.RemoveReplicaAsync(Shard, 3))).Code);
+            Assert.Equal(ErrorCode.BadMessage, (await Assert.ThrowsAsync<Pr2Exception>(() => client.RemoveReplicaAsync(0, 1))).Code);
+
+            using var stop = new CancellationTokenSource();
+            var writers = Enumerable.Range(0, 12).Select(w => SteadyWriters.WriteAsync(client, Shard, w, acked, history, problems, stop.Token)).ToList();
+            var reader = SteadyWriters.ReadStronglyAsync(client, Shard, history, stop.Token);
+            await SteadyWriters.WaitForAcksAsync(acked, 150);
+            var entry = await client.RemoveReplicaAsync(Shard, 2);
+            Assert.Equal([2], entry.Removed!);
+            Assert.Equal(entry.Removed, (await client.RemoveReplicaAsync(Shard, 2)).Removed); // again: the same
+
+            // Counted no more: with its writer head locked it takes nothing, and every write is still acknowledged by the
+            // two members left (All of three would refuse every one).
+            await using (var stall = await HeadLock.TakeAsync(removed))
+            {
+                await SteadyWriters.WaitForAcksAsync(acked, acked.Count + 150);
+            }
+
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+            await reader;
+            Assert.Empty(problems);
+            Assert.Empty(history.FalseDuplicates);
+            Assert.Empty(history.OrderReversals);
+            Assert.Empty(history.StaleStrongReads);
+            var shard = (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard);
+            Assert.Equal([0, 1], shard.Replicas.Select(r => r.Index));
+        }
+
+        // Started again from the same configuration (three replicas configured): the directory keeps it removed.
+        await using (var cluster = await TestClusters.StartAsync(settings))
+        {
+            var client = new Pr2Client(cluster.Client);
+            await using var stall = await HeadLock.TakeAsync(removed);
+            afterRestart = await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/after-restart"), MessageKind.Insert, "{}"));
+            acked.Add(afterRestart);
+            await Eventually.TrueAsync(async () =>
+                (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas is { Count: 2 } all && all.All(r => r.Reachable && r.Behind == 0),
+                TimeSpan.FromSeconds(60), "the two members hold the same entries");
+            await client.CatchUpAsync(RecordsProjector.AgentName, Shard, 0);
+            await client.CatchUpAsync(RecordsProjector.AgentName, Shard, 1);
+        }
+
+        var (idsA, idsB) = (await ReplicaContents.MessageIdsAsync(a), await ReplicaContents.MessageIdsAsync(b));
+        Assert.Equal(0, acked.Count(ack => !idsA.Contains(ack.MessageId) || !idsB.Contains(ack.MessageId)));
+        Assert.Equal(idsA.Order(), idsB.Order());
+        Assert.Equal(await ReplicaContents.RecordsAsync(a), await ReplicaContents.RecordsAsync(b));
+        // Nothing fills it any more (neither the gate nor anti-entropy, which made the two members equal meanwhile).
+        Assert.DoesNotContain(afterRestart.MessageId, await ReplicaContents.MessageIdsAsync(removed));
+    }
+
     // A database of its own on the server, as a connection string (idle connections closed soon: the servers are shared).
     private static string Fresh(PostgresFixture server, string prefix) =>
         new NpgsqlConnectionStringBuilder(server.Server.ConnectionString($"{prefix}_{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 9, 50)]))
