@@ -308,7 +308,8 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     public async Task<ShardEntry> RemoveReplicaAsync(int shard, int replica, CancellationToken cancellationToken = default)
     {
         await UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).RemoveReplica(replica), cancellationToken);
-        return (await GetShardsAsync(cancellationToken)).Single(s => s.Shard == shard);
+        return (await GetShardsAsync(cancellationToken)).SingleOrDefault(s => s.Shard == shard)
+            ?? throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard}: replica {replica} was removed, but the directory did not list the shard when read back; pr2 shards describe {shard} shows it");
     }
 
     /// <summary>

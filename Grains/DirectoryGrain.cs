@@ -232,6 +232,11 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 throw new Pr2Exception(ErrorCode.BadMessage, $"shard {shard}'s record names no configuration keys for its replicas (written by an older version); restart a silo to record them first");
             }
 
+            if (keys.ToList().FindIndex(k => string.Equals(k, connection, StringComparison.OrdinalIgnoreCase)) is var known and >= 0 && entry.Removed?.Contains(known) == true)
+            {
+                throw new Pr2Exception(ErrorCode.BadMessage, $"{connection} names replica {known} of shard {shard}, which was removed; a new replica needs a database (and key) of its own");
+            }
+
             if (keys.Contains(connection, StringComparer.OrdinalIgnoreCase))
             {
                 // Added before (a retry): the entry as it is now, joining or serving.

@@ -635,6 +635,11 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
         }
 
+        if (Set.IsRemoved(replica))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode}: replica {replica} was removed; it cannot become the primary");
+        }
+
         if (!Set.IsMember(replica))
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
@@ -755,6 +760,11 @@ public sealed class ShardWriterGrain(
         if (Set.IsMember(replica))
         {
             return true;
+        }
+
+        if (Set.IsRemoved(replica))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode}: replica {replica} was removed; add a new replica instead");
         }
 
         var primary = PrimaryOf(writer);
@@ -924,7 +934,8 @@ public sealed class ShardWriterGrain(
 
     public async Task<bool> RemoveReplica(int replica)
     {
-        await topology.RefreshShardAsync(ShardCode);
+        // As far as this silo can follow (a joining replica whose key it lacks must still be removable).
+        await topology.MembersProblemAsync(ShardCode);
         if (replica < 0 || replica >= Set.Replicas.Count)
         {
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
@@ -951,10 +962,17 @@ public sealed class ShardWriterGrain(
 
         if (Set.Joining.Contains(replica))
         {
+            // A change of another replica whose outcome is unknown is settled first (the next writer must not skip it).
+            if (_membershipRecord is { } pending && pending.Replica != replica)
+            {
+                await RecordMembershipAsync(pending.Replica, pending.Remove);
+            }
+
+            var doubted = _membershipInDoubt;
             _membershipInDoubt = true;
             await RecordMembershipAsync(replica, remove: true);
-            await topology.RefreshShardAsync(ShardCode);
-            _membershipInDoubt = false;
+            await topology.MembersProblemAsync(ShardCode);
+            _membershipInDoubt = doubted;
             return Set.IsRemoved(replica);
         }
 
@@ -975,6 +993,17 @@ public sealed class ShardWriterGrain(
         if (!writer.IsOpen)
         {
             throw NotRemoved(replica, "the writer is not open (failing over, or fenced by another writer)");
+        }
+
+        // The members left catch up while writes go on, so that the switch waits only for the last few entries.
+        foreach (var member in remaining.Where(i => i != primary))
+        {
+            await CatchUpAsync(writer, member, why => NotRemoved(replica, $"replica {member}, a member left, {why}"));
+        }
+
+        if (!IsOpen(writer))
+        {
+            throw NotRemoved(replica, "the writer failed over meanwhile");
         }
 
         localWriters.Withdraw(writer);
@@ -1010,6 +1039,21 @@ public sealed class ShardWriterGrain(
 
         try
         {
+            // What the replica holds that the primary lacks comes over first (a former primary's entries, acknowledged
+            // under the Primary policy and on it alone); when it does not answer, only a policy that kept every ack on
+            // other members too lets it go. Then it is fenced for good: a former primary never reads as one again.
+            var gathered = (await WriterTakeover.GatherAsync(Set, primary, [replica], options.Value.CallTimeout / 2)).Contains(replica);
+            if (!gathered && (Set.AckPolicy == AckPolicy.Primary || _unsettled.Contains(replica)))
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"it does not answer and may hold acknowledged entries no other replica has (ack policy {Set.AckPolicy}); bring it back (or restore it), then remove it");
+            }
+
+            if (gathered)
+            {
+                await WriterTakeover.FenceAsync(Set, [replica], long.MaxValue, ProbeTimeout);
+            }
+
             // Nothing is acknowledged from here until the next writer opens: the policy over the members left must hold
             // for everything the primary holds now (it holds every acknowledged entry).
             var required = new ShardReplicaSet(ShardCode, [.. remaining.Select(i => Set.Replicas[i])], Set.AckPolicy).RequiredCopies;
@@ -1026,6 +1070,14 @@ public sealed class ShardWriterGrain(
 
             _membershipInDoubt = true;
             await RecordMembershipAsync(replica, remove: true);
+            // Removed, it is never settled, searched or waited for again.
+            _unsettled.Remove(replica);
+            _unheard?.Remove(replica);
+            _fencedWithTerm.Remove(replica);
+            foreach (var doubt in _inDoubt.Where(d => d.Value.Replica == replica).Select(d => d.Key).ToList())
+            {
+                _inDoubt.Remove(doubt);
+            }
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
         {
@@ -1044,7 +1096,7 @@ public sealed class ShardWriterGrain(
     }
 
     private Pr2Exception NotRemoved(int replica, string why) => new(ErrorCode.ShardUnavailable,
-        $"shard {ShardCode}: replica {replica} was not removed: {why}; it is still a member, retry");
+        $"shard {ShardCode}: replica {replica} was not removed: {why}; retry (pr2 shards describe says whether it is removed)");
 
     private Pr2Exception NotAdmitted(int replica, string why) => new(ErrorCode.ShardUnavailable,
         $"shard {ShardCode}: replica {replica} was not admitted yet: {why}; it goes on catching up, retry");

@@ -102,9 +102,10 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents, Topol
         var replicas = await Task.WhenAll(set.Live.Select(async index =>
             await ReadReplicaAsync(shard, index, index == primary, set.Replicas[index]) with { Joining = set.Joining.Contains(index) }));
         replicas = WithBehind(replicas);
-        var primaryStatus = replicas.Single(r => r.Index == primary);
-        var head = primaryStatus.Head;
-        var clock = primaryStatus.Reachable ? await ClockAsync(set.Primary, shard) : -1;
+        // The primary as this silo last heard it may be a replica removed since (the writer did not answer in time).
+        var primaryStatus = replicas.SingleOrDefault(r => r.Index == primary);
+        var head = primaryStatus?.Head ?? -1;
+        var clock = primaryStatus is { Reachable: true } ? await ClockAsync(set.Primary, shard) : -1;
         var progress = new List<AgentProgress>();
         foreach (var agent in agents.Agents.Where(a => a.Follows(shard)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {

@@ -70,7 +70,8 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
     public Task MigrateShardAsync(int code, bool deferIfDown, CancellationToken cancellationToken)
     {
         var set = shards.Get(code);
-        return Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Select(i => deferIfDown
+        // A removed replica's database may be gone: never created or migrated again.
+        return Task.WhenAll(set.Live.Select(i => deferIfDown
             ? MigrateOrDeferAsync(code, i, set.Replicas[i], set.ConnectionStrings[i], cancellationToken)
             : MigrateReplicaAsync(code, i, set.Replicas[i], set.ConnectionStrings[i], cancellationToken)));
     }

@@ -104,7 +104,8 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     {
         var next = new ShardReplicaSet(Shard, [.. Replicas, .. added.Select(a => a.Writer)], AckPolicy, [.. Readers, .. added.Select(a => a.Reader)],
             [.. ConnectionStrings, .. added.Select(a => a.ConnectionString)], joiningNow, removedNow);
-        next.Promote(PrimaryIndex);
+        // A removed replica is never the primary: until this silo asks the writer, the first member stands in.
+        next.Promote(next.IsRemoved(PrimaryIndex) && next.Members.Count > 0 ? next.Members[0] : PrimaryIndex);
         return next;
     }
 }

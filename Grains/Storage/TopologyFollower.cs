@@ -17,6 +17,9 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
 {
     private static readonly TimeSpan OwnerCheckTimeout = TimeSpan.FromSeconds(2);
 
+    // The connection of a removed replica whose key this silo does not have: it keeps the index, and nothing opens it.
+    private const string RemovedReplica = "Host=removed.invalid;Database=removed";
+
     private readonly ConcurrentDictionary<int, string> _notJoined = new();
 
     /// <summary>
@@ -116,15 +119,22 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             return "its record names no connections (a configured shard: it is in the configuration of the silos that serve it)";
         }
 
-        var missing = keys.Where(key => connections.Resolve(key) is null).ToList();
+        // A removed replica's key and database may be gone: it keeps its index with a connection nothing opens.
+        var removed = (entry.Removed ?? []).ToHashSet();
+        var missing = keys.Where((key, i) => !removed.Contains(i) && connections.Resolve(key) is null).ToList();
         if (missing.Count > 0)
         {
             return NotJoined(entry.Shard, $"configuration key {string.Join(", ", missing)} is not set on this silo");
         }
 
-        var resolved = keys.Select(key => connections.Resolve(key)!).ToList();
+        var resolved = keys.Select((key, i) => connections.Resolve(key) ?? RemovedReplica).ToList();
         for (var i = 0; i < resolved.Count; i++)
         {
+            if (removed.Contains(i))
+            {
+                continue;
+            }
+
             // This silo's secret may name another database than the one prepared: one that belongs to another shard is
             // never used for this one (one that does not answer now is checked when its schema is).
             if (await OwnerAsync(resolved[i]) is { } owner && owner != entry.Shard)
@@ -176,7 +186,8 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         }
 
         var added = keys.Skip(set.Replicas.Count).ToList();
-        if (await TailProblemAsync(entry.Shard, added) is { } problem)
+        var addedRemoved = removed.Where(i => i >= set.Replicas.Count).Select(i => i - set.Replicas.Count).ToHashSet();
+        if (await TailProblemAsync(entry.Shard, [.. added.Where((_, i) => !addedRemoved.Contains(i))]) is { } problem)
         {
             // The replicas this silo has still follow the record (an admission, a removal); the ones it cannot add wait.
             var known = set.Replicas.Count;
@@ -184,7 +195,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
             return NotJoined(entry.Shard, problem);
         }
 
-        var resolved = added.ConvertAll(key => connections.Resolve(key)!);
+        var resolved = added.ConvertAll(key => connections.Resolve(key) ?? RemovedReplica);
 
         if (shards.TryChange(entry.Shard, [.. set.ConnectionStrings, .. resolved], joining, removed))
         {

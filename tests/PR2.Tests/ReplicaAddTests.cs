@@ -323,6 +323,63 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
         Assert.DoesNotContain(afterRestart.MessageId, await ReplicaContents.MessageIdsAsync(removed));
     }
 
+    [Fact]
+    public async Task A_replica_that_may_hold_the_only_copy_of_acknowledged_entries_is_not_removed_until_it_answers()
+    {
+        // Primary ack policy: replica 0 on server A (the first primary), replica 1 (and shard 0) on server B.
+        var control = servers.B.CreateTopology("remove_only_copy", 0);
+        var onA = servers.A.CreateTopology("remove_only_copy_a", Shard);
+        var onB = servers.B.CreateTopology("remove_only_copy_b", Shard);
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+        };
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/0"), MessageKind.Insert, "{}"));
+
+        // Acknowledged on replica 0 alone: replica 1 takes nothing while its writer head is locked.
+        var headLock = await HeadLock.TakeAsync(onB.Database(Shard));
+        var only = new List<Guid>();
+        for (var i = 1; i <= 5; i++)
+        {
+            only.Add((await client.SendAsync(Shard, $"account/{i}", MessageKind.Insert, "{}")).MessageId);
+        }
+
+        // Replica 0's server stops answering; the writer fails over to replica 1 without its entries.
+        await servers.A.Server.PauseAsync();
+        try
+        {
+            await headLock.DisposeAsync();
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "account/after"), MessageKind.Insert, "{}"));
+            var refused = await Assert.ThrowsAsync<Pr2Exception>(() => client.RemoveReplicaAsync(Shard, 0));
+            output.WriteLine(refused.Message);
+            Assert.True(refused.IsRetriable, refused.Message);
+            Assert.Contains("may hold acknowledged entries", refused.Message, StringComparison.Ordinal);
+            Assert.Null((await client.GetShardsAsync()).Single(s => s.Shard == Shard).Removed);
+        }
+        finally
+        {
+            await servers.A.Server.ResumeAsync();
+        }
+
+        // Back, its entries come over before it goes: none of the acknowledged ones is lost with it.
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                return (await client.RemoveReplicaAsync(Shard, 0)).Removed is [0];
+            }
+            catch (Pr2Exception e) when (e.IsRetriable)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30), "replica 0 removed once it answers");
+        var held = await ReplicaContents.MessageIdsAsync(onB.Database(Shard));
+        Assert.All(only, id => Assert.Contains(id, held));
+    }
+
     // A database of its own on the server, as a connection string (idle connections closed soon: the servers are shared).
     private static string Fresh(PostgresFixture server, string prefix) =>
         new NpgsqlConnectionStringBuilder(server.Server.ConnectionString($"{prefix}_{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 9, 50)]))
