@@ -307,7 +307,11 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     /// </summary>
     public async Task<ShardEntry> RemoveReplicaAsync(int shard, int replica, CancellationToken cancellationToken = default)
     {
-        await UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).RemoveReplica(replica), cancellationToken);
+        if (!await UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).RemoveReplica(replica), cancellationToken))
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard}: replica {replica} was not recorded removed; retry (pr2 shards describe {shard} says whether it is)");
+        }
+
         return (await GetShardsAsync(cancellationToken)).SingleOrDefault(s => s.Shard == shard)
             ?? throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {shard}: replica {replica} was removed, but the directory did not list the shard when read back; pr2 shards describe {shard} shows it");
     }

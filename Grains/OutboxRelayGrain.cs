@@ -58,7 +58,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
     private void StartDrains(TimeSpan standbyDelay)
     {
         var set = shards.Get(ShardCode);
-        for (var replica = 0; replica < set.Replicas.Count; replica++)
+        foreach (var replica in set.Live)
         {
             _wanted.Add(replica);
             if (!_draining.ContainsKey(replica))

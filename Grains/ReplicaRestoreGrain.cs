@@ -65,9 +65,9 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
         }
 
         var set = shards.Get(code);
-        if (replica < 0 || replica >= set.Replicas.Count)
+        if (replica < 0 || replica >= set.Replicas.Count || set.IsRemoved(replica))
         {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1}, not {replica}");
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1} (removed ones not restored), not {replica}");
         }
 
         Validate(manifest, code, cluster.Value.ServiceId);
@@ -381,7 +381,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     private async Task CheckOriginsAsync(Restore restore)
     {
         var set = shards.Get(restore.Shard);
-        var vectors = await Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Where(i => i != restore.Replica).Select(async i =>
+        var vectors = await Task.WhenAll(set.Live.Where(i => i != restore.Replica).Select(async i =>
         {
             try
             {
@@ -421,7 +421,7 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     private async Task<long> OtherEpochsAsync(Restore restore)
     {
         var set = shards.Get(restore.Shard);
-        var epochs = await Task.WhenAll(Enumerable.Range(0, set.Replicas.Count).Where(i => i != restore.Replica).Select(async i =>
+        var epochs = await Task.WhenAll(set.Live.Where(i => i != restore.Replica).Select(async i =>
         {
             try
             {

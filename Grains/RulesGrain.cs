@@ -120,7 +120,7 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
 
         // The marks and parked entries of every generation of the rule, on every replica that answers. One that does not
         // keeps them as harmless leftovers: a rule added again under this name gets a new generation, and so new keys.
-        foreach (var database in shards.ShardCodes.SelectMany(s => shards.Get(s).Replicas))
+        foreach (var database in shards.ShardCodes.SelectMany(s => shards.Get(s).Live.Select(i => shards.Get(s).Replicas[i])))
         {
             try
             {
@@ -179,7 +179,7 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         foreach (var shard in shards.ShardCodes)
         {
             var set = shards.Get(shard);
-            for (var replica = 0; replica < set.Replicas.Count; replica++)
+            foreach (var replica in set.Live)
             {
                 // Every replica parked the entry (each runs the rule); the primary's count is the one reported.
                 await using var command = set.Replicas[replica].CreateCommand("update pr2_dead_letter set retry = true where rule = $1 and shard = $2");

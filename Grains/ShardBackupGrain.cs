@@ -32,9 +32,9 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
 
         var set = shards.Get(code);
         var index = replica ?? await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout);
-        if (index < 0 || index >= set.Replicas.Count)
+        if (index < 0 || index >= set.Replicas.Count || set.IsRemoved(index))
         {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1}, not {index}");
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1} (removed ones not backed up), not {index}");
         }
 
         var what = $"backup of shard {code} replica {index}";

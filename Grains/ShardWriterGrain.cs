@@ -935,7 +935,14 @@ public sealed class ShardWriterGrain(
     public async Task<bool> RemoveReplica(int replica)
     {
         // As far as this silo can follow (a joining replica whose key it lacks must still be removable).
-        await topology.MembersProblemAsync(ShardCode);
+        try
+        {
+            await topology.MembersProblemAsync(ShardCode);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or ArgumentException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode}: the directory's replicas could not be read ({e.Message}); retry");
+        }
         if (replica < 0 || replica >= Set.Replicas.Count)
         {
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has replicas 0 to {Set.Replicas.Count - 1}; there is no replica {replica}");
@@ -995,6 +1002,12 @@ public sealed class ShardWriterGrain(
             throw NotRemoved(replica, "the writer is not open (failing over, or fenced by another writer)");
         }
 
+        // One that does not answer and may hold the only copy of acknowledged entries is refused before writes wait.
+        if (MayHoldTheOnlyCopy(replica) && !await AnswersAsync(Set.Replicas[replica]))
+        {
+            throw NotRemoved(replica, $"it does not answer and may hold acknowledged entries no other replica has (ack policy {Set.AckPolicy}); bring it back (or restore it), then remove it");
+        }
+
         // The members left catch up while writes go on, so that the switch waits only for the last few entries.
         foreach (var member in remaining.Where(i => i != primary))
         {
@@ -1042,16 +1055,16 @@ public sealed class ShardWriterGrain(
             // What the replica holds that the primary lacks comes over first (a former primary's entries, acknowledged
             // under the Primary policy and on it alone); when it does not answer, only a policy that kept every ack on
             // other members too lets it go. Then it is fenced for good: a former primary never reads as one again.
-            var gathered = (await WriterTakeover.GatherAsync(Set, primary, [replica], options.Value.CallTimeout / 2)).Contains(replica);
-            if (!gathered && (Set.AckPolicy == AckPolicy.Primary || _unsettled.Contains(replica)))
+            // Fenced first, with a term above this writer's (as a takeover does): nothing of an older writer lands on it
+            // after the gather, and it never reads as a primary again. Should the removal not be recorded, it is an
+            // ordinary member with an ordinary epoch, which the next writer's term goes above.
+            _lastTerm = Math.Max(_lastTerm, old.Epoch) + 1;
+            var fenced = (await WriterTakeover.FenceAsync(Set, [replica], _lastTerm, ProbeTimeout)).Contains(replica);
+            var gathered = fenced && (await WriterTakeover.GatherAsync(Set, primary, [replica], options.Value.CallTimeout / 2)).Contains(replica);
+            if (!gathered && MayHoldTheOnlyCopy(replica))
             {
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"it does not answer and may hold acknowledged entries no other replica has (ack policy {Set.AckPolicy}); bring it back (or restore it), then remove it");
-            }
-
-            if (gathered)
-            {
-                await WriterTakeover.FenceAsync(Set, [replica], long.MaxValue, ProbeTimeout);
             }
 
             // Nothing is acknowledged from here until the next writer opens: the policy over the members left must hold
@@ -1070,14 +1083,6 @@ public sealed class ShardWriterGrain(
 
             _membershipInDoubt = true;
             await RecordMembershipAsync(replica, remove: true);
-            // Removed, it is never settled, searched or waited for again.
-            _unsettled.Remove(replica);
-            _unheard?.Remove(replica);
-            _fencedWithTerm.Remove(replica);
-            foreach (var doubt in _inDoubt.Where(d => d.Value.Replica == replica).Select(d => d.Key).ToList())
-            {
-                _inDoubt.Remove(doubt);
-            }
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
         {
@@ -1092,6 +1097,22 @@ public sealed class ShardWriterGrain(
         finally
         {
             _move = null;
+        }
+    }
+
+    // Under the Primary policy an acknowledged entry may be on one replica alone; under the others, only a replica this
+    // writer has not settled since its takeover may hold what it has not gathered.
+    private bool MayHoldTheOnlyCopy(int replica) => Set.AckPolicy == AckPolicy.Primary || _unsettled.Contains(replica);
+
+    // A removed replica is never settled, searched or waited for again (also when its removal was recorded by a later open).
+    private void ForgetRemoved(ShardReplicaSet set)
+    {
+        _unsettled.ExceptWith(set.Removed);
+        _unheard?.ExceptWith(set.Removed);
+        _fencedWithTerm.ExceptWith(set.Removed);
+        foreach (var doubt in _inDoubt.Where(d => set.IsRemoved(d.Value.Replica)).Select(d => d.Key).ToList())
+        {
+            _inDoubt.Remove(doubt);
         }
     }
 
@@ -1180,6 +1201,7 @@ public sealed class ShardWriterGrain(
 
         // One membership throughout: the follower may swap the silo's set while this opens.
         var set = Set;
+        ForgetRemoved(set);
 
         // The replica of the writer this one replaces (not the silo-wide cache, which readers write back to), so that a
         // change of primary is always recorded in the directory.

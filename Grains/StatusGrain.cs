@@ -115,7 +115,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents, Topol
                 var replica = agent.PerReplica ? primary : 0;
                 var mark = await AgentMarks.ReadAsync(AgentMarks.Home(agent, shards, shard, replica), AgentMarks.Name(agent, shard, replica), shard);
                 var lag = head < 0 ? -1 : Math.Max(0, head - mark);
-                progress.Add(new AgentProgress(agent.Name, mark, lag, lag switch { < 0 => -1, 0 => 0, _ => await AgeAsync(set.Replicas[replica], mark + 1) }));
+                progress.Add(new AgentProgress(agent.Name, mark, lag, lag switch { < 0 => -1, 0 => 0, _ => await AgeAsync(set.Replicas[primary], mark + 1) }));
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {

@@ -15,7 +15,8 @@ public sealed class ShardReplicaSet(int shard, IReadOnlyList<NpgsqlDataSource> r
     IReadOnlyList<NpgsqlDataSource>? readers = null, IReadOnlyList<string>? connectionStrings = null, IReadOnlySet<int>? joining = null,
     IReadOnlySet<int>? removed = null)
 {
-    private int _primary;
+    // The first member until the writer says (replica 0 unless it was removed).
+    private int _primary = Enumerable.Range(0, replicas.Count).FirstOrDefault(i => removed?.Contains(i) != true && joining?.Contains(i) != true);
 
     public AckPolicy AckPolicy { get; } = ackPolicy;
 

@@ -20,7 +20,7 @@ public sealed class SiloReadinessCheck(IClusterMembershipService membership, ILo
         }
 
         var codes = shards.ShardCodes;
-        var health = await Task.WhenAll(codes.Select(code => ReplicaHealth.ProbeAsync(shards.Get(code).Readers)));
+        var health = await Task.WhenAll(codes.Select(code => ReplicaHealth.ProbeAsync(shards.Get(code).Readers, shards.Get(code).Removed)));
         var data = new Dictionary<string, object>();
         var unreachable = new List<int>();
         for (var i = 0; i < codes.Count; i++)
