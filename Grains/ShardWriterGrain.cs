@@ -98,7 +98,9 @@ public sealed class ShardWriterGrain(
     // recorded.
     private (int Replica, bool Remove, Message Change)? _membershipRecord;
     private string? _moveFailure;
-    private string? _admitFailure;
+
+    // Why the last admission or removal did not happen, for its caller.
+    private string? _membershipFailure;
 
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
@@ -783,12 +785,25 @@ public sealed class ShardWriterGrain(
         var switching = AdmitSwitchAsync(writer, primary, replica);
         _opening = switching;
         await switching;
-        return Set.IsMember(replica) ? true : throw NotAdmitted(replica, _admitFailure ?? "the directory did not record it");
+        return Set.IsMember(replica) ? true : throw NotAdmitted(replica, _membershipFailure ?? "the directory did not record it");
     }
 
-    private async Task<JournalWriter> AdmitSwitchAsync(JournalWriter old, int primary, int replica)
+    // Nothing is acknowledged from the drain until the next writer opens: what the primary holds then is all there is.
+    private Task<JournalWriter> AdmitSwitchAsync(JournalWriter old, int primary, int replica) => MembershipSwitchAsync(old, primary, async () =>
     {
-        _admitFailure = null;
+        using var copying = new CancellationTokenSource(options.Value.CallTimeout);
+        await ReplicaSync.CopyAllAsync(old.Source, Set.Replicas[replica], copying.Token).WaitAsync(copying.Token);
+        // From the record on, every writer must count the replica: until this silo has read it back (and a record
+        // whose outcome is unknown is known), none opens here.
+        _membershipInDoubt = true;
+        await RecordMembershipAsync(replica, remove: false);
+    });
+
+    // A change of membership with writes waiting, as a planned move onto the same primary: the writer drains (a fenced one
+    // changes nothing), the change runs (its failure kept for the caller), and a new writer opens on the primary.
+    private async Task<JournalWriter> MembershipSwitchAsync(JournalWriter old, int primary, Func<Task> change)
+    {
+        _membershipFailure = null;
         try
         {
             await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
@@ -797,32 +812,26 @@ public sealed class ShardWriterGrain(
         catch (TimeoutException)
         {
             GiveUp(old);
-            _admitFailure = "the writer could not drain in time";
+            _membershipFailure = "the writer could not drain in time";
             return await OpenAsync();
         }
 
         if (old.IsFenced)
         {
             // Another writer took the shard over meanwhile: this activation changes nothing, never reopens, and goes away.
-            _admitFailure = "another writer took the shard over";
             // The fenced writer stays this activation's: appends to it are refused as fenced, as after any fence.
+            _membershipFailure = "another writer took the shard over";
             DeactivateOnIdle();
             return old;
         }
 
         try
         {
-            // Nothing is acknowledged from here until the next writer opens: what the primary holds now is all there is.
-            using var copying = new CancellationTokenSource(options.Value.CallTimeout);
-            await ReplicaSync.CopyAllAsync(old.Source, Set.Replicas[replica], copying.Token).WaitAsync(copying.Token);
-            // From the record on, every writer must count the replica: until this silo has read it back (and a record
-            // whose outcome is unknown is known), none opens here.
-            _membershipInDoubt = true;
-            await RecordMembershipAsync(replica, remove: false);
+            await change();
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
         {
-            _admitFailure = e is Pr2Exception or OrleansException ? e.Message : $"it could not take the primary's last entries ({DatabaseFailure.Describe(e)})";
+            _membershipFailure = e is Pr2Exception or OrleansException ? e.Message : $"a replica did not take the primary's entries ({DatabaseFailure.Describe(e)})";
         }
 
         _move = (primary, primary);
@@ -1023,82 +1032,42 @@ public sealed class ShardWriterGrain(
         var switching = RemoveSwitchAsync(writer, primary, replica, remaining);
         _opening = switching;
         await switching;
-        return Set.IsRemoved(replica) ? true : throw NotRemoved(replica, _admitFailure ?? "the directory did not record it");
+        return Set.IsRemoved(replica) ? true : throw NotRemoved(replica, _membershipFailure ?? "the directory did not record it");
     }
 
-    private async Task<JournalWriter> RemoveSwitchAsync(JournalWriter old, int primary, int replica, List<int> remaining)
+    private Task<JournalWriter> RemoveSwitchAsync(JournalWriter old, int primary, int replica, List<int> remaining) => MembershipSwitchAsync(old, primary, async () =>
     {
-        _admitFailure = null;
+        // Fenced first, with a term above this writer's (as a takeover does): nothing of an older writer lands on it
+        // after the gather, and it never reads as a primary again. Should the removal not be recorded, it is an
+        // ordinary member with an ordinary epoch, which the next writer's term goes above. Then what it holds that
+        // the primary lacks comes over (a former primary's entries, acknowledged under the Primary policy on it
+        // alone); when it does not answer, only a replica that cannot hold the only copy of an ack may go.
+        _lastTerm = Math.Max(_lastTerm, old.Epoch) + 1;
+        var fenced = (await WriterTakeover.FenceAsync(Set, [replica], _lastTerm, ProbeTimeout)).Contains(replica);
+        var gathered = fenced && (await WriterTakeover.GatherAsync(Set, primary, [replica], options.Value.CallTimeout / 2)).Contains(replica);
+        if (!gathered && MayHoldTheOnlyCopy(replica))
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"it does not answer and may hold acknowledged entries no other replica has (ack policy {Set.AckPolicy}); bring it back (or restore it), then remove it");
+        }
+
+        // Nothing is acknowledged from here until the next writer opens: the policy over the members left must hold
+        // for everything the primary holds now (it holds every acknowledged entry).
+        var required = new ShardReplicaSet(ShardCode, [.. remaining.Select(i => Set.Replicas[i])], Set.AckPolicy).RequiredCopies;
+        var others = remaining.Where(i => i != primary).Select(i => Set.Replicas[i]).ToList();
         try
         {
-            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
-            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
+            await new ReplicationGate(ShardCode, old.Source, others, required, options.Value.CallTimeout, old.Epoch).EnsureAsync();
         }
-        catch (TimeoutException)
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable)
         {
-            GiveUp(old);
-            _admitFailure = "the writer could not drain in time";
-            return await OpenAsync();
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"the ack policy without it needs {required} of the {remaining.Count} members left to hold every entry, and too few of them took the primary's in time");
         }
 
-        if (old.IsFenced)
-        {
-            // Another writer took the shard over meanwhile: this activation changes nothing, never reopens, and goes away.
-            _admitFailure = "another writer took the shard over";
-            // The fenced writer stays this activation's: appends to it are refused as fenced, as after any fence.
-            DeactivateOnIdle();
-            return old;
-        }
-
-        try
-        {
-            // What the replica holds that the primary lacks comes over first (a former primary's entries, acknowledged
-            // under the Primary policy and on it alone); when it does not answer, only a policy that kept every ack on
-            // other members too lets it go. Then it is fenced for good: a former primary never reads as one again.
-            // Fenced first, with a term above this writer's (as a takeover does): nothing of an older writer lands on it
-            // after the gather, and it never reads as a primary again. Should the removal not be recorded, it is an
-            // ordinary member with an ordinary epoch, which the next writer's term goes above.
-            _lastTerm = Math.Max(_lastTerm, old.Epoch) + 1;
-            var fenced = (await WriterTakeover.FenceAsync(Set, [replica], _lastTerm, ProbeTimeout)).Contains(replica);
-            var gathered = fenced && (await WriterTakeover.GatherAsync(Set, primary, [replica], options.Value.CallTimeout / 2)).Contains(replica);
-            if (!gathered && MayHoldTheOnlyCopy(replica))
-            {
-                throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                    $"it does not answer and may hold acknowledged entries no other replica has (ack policy {Set.AckPolicy}); bring it back (or restore it), then remove it");
-            }
-
-            // Nothing is acknowledged from here until the next writer opens: the policy over the members left must hold
-            // for everything the primary holds now (it holds every acknowledged entry).
-            var required = new ShardReplicaSet(ShardCode, [.. remaining.Select(i => Set.Replicas[i])], Set.AckPolicy).RequiredCopies;
-            var others = remaining.Where(i => i != primary).Select(i => Set.Replicas[i]).ToList();
-            try
-            {
-                await new ReplicationGate(ShardCode, old.Source, others, required, options.Value.CallTimeout, old.Epoch).EnsureAsync();
-            }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable)
-            {
-                throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                    $"the ack policy without it needs {required} of the {remaining.Count} members left to hold every entry, and too few of them took the primary's in time");
-            }
-
-            _membershipInDoubt = true;
-            await RecordMembershipAsync(replica, remove: true);
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException or Pr2Exception or OrleansException)
-        {
-            _admitFailure = e is Pr2Exception or OrleansException ? e.Message : $"the members left could not take the primary's entries ({DatabaseFailure.Describe(e)})";
-        }
-
-        _move = (primary, primary);
-        try
-        {
-            return await OpenAsync();
-        }
-        finally
-        {
-            _move = null;
-        }
-    }
+        _membershipInDoubt = true;
+        await RecordMembershipAsync(replica, remove: true);
+    });
 
     // Under the Primary policy an acknowledged entry may be on one replica alone; under the others, only a replica this
     // writer has not settled since its takeover may hold what it has not gathered.
