@@ -265,7 +265,20 @@ public sealed class ShardWriterGrain(
 
         while (true)
         {
-            var writer = await GetWriterAsync();
+            JournalWriter writer;
+            try
+            {
+                // A writer opening (a fail-over, a planned move, an admission or removal waiting on shard 0) is waited for
+                // within this call's budget only: past it, nothing of this attempt was queued.
+                var left = deadline - DateTime.UtcNow;
+                writer = await GetWriterAsync().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            }
+            catch (TimeoutException)
+            {
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {ShardCode}: its writer is still opening (failing over, or switching for a move, an admission or a removal); retry with the same MessageId");
+            }
+
             try
             {
                 if (send(writer) is not { } pending)
@@ -882,7 +895,7 @@ public sealed class ShardWriterGrain(
         {
             if (_membershipRecord is not { } pending || pending.Replica != replica || pending.Remove != remove)
             {
-                var current = await actor.GetRecord();
+                var current = await actor.GetRecord().WaitAsync(options.Value.CallTimeout);
                 var entry = current.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(current) : null;
                 var joining = entry?.Joining ?? [];
                 var removed = entry?.Removed ?? [];
@@ -908,7 +921,7 @@ public sealed class ShardWriterGrain(
 
             try
             {
-                await actor.Send(pending.Change);
+                await actor.Send(pending.Change).WaitAsync(options.Value.CallTimeout);
                 _membershipRecord = null;
                 if (remove)
                 {
