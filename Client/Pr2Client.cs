@@ -300,6 +300,26 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         CancellationToken cancellationToken = default) =>
         ReplicaJoins.AddAsync(cluster, shard, connection, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
 
+    /// <summary>Every projection following <paramref name="shard"/> (the records view, the object directory, rules), with each replica's mark.</summary>
+    public Task<IReadOnlyList<ProjectionStatus>> ListProjectionsAsync(int shard, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).List(), cancellationToken);
+
+    /// <summary>Where <paramref name="projection"/> of <paramref name="shard"/> stands on each replica, with its last rebuild.</summary>
+    public Task<ProjectionStatus> GetProjectionAsync(int shard, string projection, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Status(projection), cancellationToken);
+
+    /// <summary>
+    /// Rebuilds <paramref name="projection"/> of <paramref name="shard"/> (only <c>records</c> today) from the journal, blue/green,
+    /// and waits until every replica has swapped its rebuilt view in: each folds its journal into a shadow table while writes
+    /// and reads go on against the live view, then swaps it in atomically (a reader sees the old view or the new one, each with
+    /// the mark it reflects). <paramref name="progress"/> reports the positions folded. A rebuild that folds nothing for
+    /// <paramref name="stallTimeout"/> (one minute by default) ends the wait with a retriable error; it goes on, and calling
+    /// this again follows it rather than starting over. Returns the status once swapped in.
+    /// </summary>
+    public Task<ProjectionStatus> RebuildProjectionAsync(int shard, string projection, IProgress<TransferProgress>? progress = null, TimeSpan? stallTimeout = null,
+        CancellationToken cancellationToken = default) =>
+        ProjectionRebuilds.RebuildAsync(cluster, shard, projection, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
+
     /// <summary>
     /// Removes replica <paramref name="replica"/> from <paramref name="shard"/> (see <see cref="IShardWriterGrain.RemoveReplica"/>):
     /// never the primary (move it first) nor the last member; writes wait for the switch rather than fail. Returns the shard's

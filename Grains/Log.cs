@@ -126,4 +126,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9005, Level = LogLevel.Warning, Message = "Shard {Shard}: {Count} acknowledged entries of origin {Origin} past position {Held} are on no replica after a restore (lost with their servers); strong reads no longer wait for them")]
     public static partial void AcknowledgedLost(ILogger logger, int shard, long count, Guid origin, long held);
+
+    [LoggerMessage(EventId = 10001, Level = LogLevel.Information, Message = "Records view of shard {Shard} replica {Replica} rebuilt: swapped in at position {Position} after {Seconds} s")]
+    public static partial void RebuildSwapped(ILogger logger, int shard, int replica, long position, double seconds);
+
+    [LoggerMessage(EventId = 10002, Level = LogLevel.Warning, Message = "Records view rebuild of shard {Shard} replica {Replica} stopped; it goes on at the next wake")]
+    public static partial void RebuildFailed(ILogger logger, Exception exception, int shard, int replica);
 }

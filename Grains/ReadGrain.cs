@@ -53,6 +53,7 @@ public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) :
         var actor = Actor(actorId);
         async Task<RecordRead> ReadViewAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int replica)
         {
+            await RecordStore.LockLiveAsync(connection, transaction);
             var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
             var stored = await RecordStore.ReadAsync(connection, [actor.ActorId]);
             var reflected = await ReadCoverage.ReflectedAsync(connection, ShardCode, mark);
@@ -108,6 +109,7 @@ public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) :
 
         async Task<RecordPage> ReadPageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int replica)
         {
+            await RecordStore.LockLiveAsync(connection, transaction);
             var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
             var rows = await RecordStore.QueryAsync(connection, transaction, type, contains, after, limit + 1);
             var page = rows.Take(limit).Select(r => r.State.ToRecord(new ActorRef(ShardCode, r.ActorId))).ToList();

@@ -5,6 +5,7 @@ using Npgsql;
 using Orleans.Configuration;
 using Orleans.Concurrency;
 using PR2.Grains.Backup;
+using PR2.Grains.Records;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -45,6 +46,8 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
             var begun = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
             await using var readOnly = new NpgsqlCommand("set transaction read only", connection, begun);
             await readOnly.ExecuteNonQueryAsync(cancellationToken);
+            // Before the snapshot: a records rebuild swapping its table in now is either wholly in the copy or not at all.
+            await RecordStore.LockLiveAsync(connection, begun, cancellationToken);
             return begun;
         });
         // A client that stops pulling (gone, or cancelled) may never dispose this enumeration: its cancellation closes the

@@ -35,6 +35,7 @@ public static class Pr2Cli
             Directory(output, error),
             ShardCommands.Build(output, error),
             ReplicaCommands.Build(output, error),
+            ProjectionCommands.Build(output, error),
             BackupCommands.Backup(output, error),
             BackupCommands.Restore(output, error),
             RuleCommands.Build(output, error),

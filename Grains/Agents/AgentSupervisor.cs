@@ -87,6 +87,22 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
                 }
             }
 
+            // A records view rebuild goes on wherever its grain is placed now (its state is in the replica's database).
+            foreach (var shard in shards.ShardCodes)
+            {
+                foreach (var replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count).Where(r => !shards.Get(shard).IsRemoved(r)))
+                {
+                    try
+                    {
+                        await grains.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(RecordsProjector.AgentName, shard, replica)).Wake();
+                    }
+                    catch (Exception e) when (!_stopping.IsCancellationRequested)
+                    {
+                        Log.AgentWakeFailed(logger, e, $"rebuild/{shard}@{replica}");
+                    }
+                }
+            }
+
             foreach (var key in catalog.AllKeys())
             {
                 try

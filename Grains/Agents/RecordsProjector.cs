@@ -9,16 +9,26 @@ namespace PR2.Grains.Agents;
 /// The "records" agent: folds each shard's journal into that shard's <c>pr2_record</c> view. An entry
 /// that is newer (Lamport) than the record's last one is applied on top; an older one (possible once
 /// replicas exchange entries) makes the agent re-fold that actor from its journal entries up to the
-/// batch, so the same set of entries always yields the same record whatever order they arrived in.
+/// batch, so the same set of entries always yields the same record whatever order they arrived in. Given the shadow
+/// table, it is the rebuild's fold ("records~next", <see cref="Projections.RecordsRebuild"/>): the same code, its own
+/// mark and restamp flag, nothing readers see until the swap.
 /// </summary>
-public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgent
+public sealed class RecordsProjector(RecentMerges? merges = null, string table = RecordStore.Live) : IJournalAgent
 {
     public const string AgentName = "records";
+
+    /// <summary>The name (and mark) of a rebuild's fold into <see cref="RecordStore.Next"/>.</summary>
+    public const string ShadowName = "records~next";
+
+    private bool Shadow => table != RecordStore.Live;
+
+    // Which of pr2_restamp's flags says this fold has taken a restamp in (sql/008, sql/019).
+    private string Refolded => Shadow ? "next_refolded" : "refolded";
 
     // Per (shard, replica): what this silo's agent last wrote there.
     private readonly ConcurrentDictionary<(int Shard, int Replica), ProjectedRecords> _written = new();
 
-    public string Name => AgentName;
+    public string Name => Shadow ? ShadowName : AgentName;
 
     public bool Follows(int shard) => true;
 
@@ -36,9 +46,9 @@ public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgen
     {
         var sourceShard = batch.SourceShard;
         var actors = new List<string>();
-        await using (var pending = new NpgsqlCommand("""
-            update pr2_restamp r set refolded = true from pr2_journal j
-            where j.message_id = r.message_id and not r.refolded and j.position <= $1
+        await using (var pending = new NpgsqlCommand($"""
+            update pr2_restamp r set {Refolded} = true from pr2_journal j
+            where j.message_id = r.message_id and not r.{Refolded} and j.position <= $1
             returning j.actor_id
             """, connection, transaction))
         {
@@ -68,7 +78,7 @@ public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgen
             }
         }
 
-        await RecordStore.UpsertAsync(connection, refolded, cancellationToken);
+        await RecordStore.UpsertAsync(connection, refolded, cancellationToken, table);
         return actors.Count;
     }
 
@@ -79,7 +89,7 @@ public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgen
         var (records, missing) = written.Lookup(batch, entries.Select(e => e.Actor.ActorId).Distinct(StringComparer.Ordinal));
         if (missing.Count > 0)
         {
-            foreach (var (actorId, record) in await RecordStore.ReadAsync(connection, missing, cancellationToken))
+            foreach (var (actorId, record) in await RecordStore.ReadAsync(connection, missing, cancellationToken, table))
             {
                 records[actorId] = record;
             }
@@ -113,7 +123,7 @@ public sealed class RecordsProjector(RecentMerges? merges = null) : IJournalAgen
             changed[actorId] = RecordState.Fold(all);
         }
 
-        await RecordStore.UpsertAsync(connection, changed, cancellationToken);
+        await RecordStore.UpsertAsync(connection, changed, cancellationToken, table);
         written.Stage(batch, changed);
     }
 

@@ -6,18 +6,37 @@ using PR2.Grains.Storage;
 
 namespace PR2.Grains.Records;
 
-/// <summary>Reads and writes the <c>pr2_record</c> view of one replica database.</summary>
+/// <summary>Reads and writes the <c>pr2_record</c> view of one replica database (or its shadow while a rebuild fills it).</summary>
 public static class RecordStore
 {
+    /// <summary>The live records view, the one readers see.</summary>
+    public const string Live = "pr2_record";
+
+    /// <summary>The shadow a rebuild fills from the journal before it is swapped in (<see cref="Projections.RecordsRebuild"/>).</summary>
+    public const string Next = "pr2_record_next";
+
     private const string Columns = "actor_id, status, version, state::text, first_counter, first_shard, last_counter, last_shard, last_position";
 
     /// <summary>The records of the actors in $1 (text[]); rows are read with <see cref="ReadRow"/>, the actor id in column 0.</summary>
     public const string SelectByActors = $"select {Columns} from pr2_record where actor_id = any($1)";
 
-    /// <summary>The stored records of the given actors (missing ones are absent from the result).</summary>
-    public static async Task<Dictionary<string, RecordState>> ReadAsync(NpgsqlConnection connection, IReadOnlyCollection<string> actorIds, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Takes the live view's share lock as the first statement of a REPEATABLE READ transaction that reads it. A rebuild's
+    /// swap replaces the table; a snapshot taken before the swap committed would read the table swapped in without the
+    /// rows the swap itself wrote, beside the mark of the old one. LOCK TABLE takes no snapshot, so the transaction's
+    /// snapshot comes after any swap it waited for, and no swap completes while the transaction reads.
+    /// </summary>
+    public static async Task LockLiveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken = default)
     {
-        await using var command = new NpgsqlCommand(SelectByActors, connection);
+        await using var command = new NpgsqlCommand($"lock table {Live} in access share mode", connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>The stored records of the given actors (missing ones are absent from the result).</summary>
+    public static async Task<Dictionary<string, RecordState>> ReadAsync(NpgsqlConnection connection, IReadOnlyCollection<string> actorIds, CancellationToken cancellationToken = default,
+        string table = Live)
+    {
+        await using var command = new NpgsqlCommand(table == Live ? SelectByActors : $"select {Columns} from {table} where actor_id = any($1)", connection);
         command.Parameters.Add(JournalStore.Array(actorIds.ToArray(), NpgsqlDbType.Text));
         var records = new Dictionary<string, RecordState>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -78,23 +97,24 @@ public static class RecordStore
     }
 
     /// <summary>Inserts or replaces the given records (none of them may be missing).</summary>
-    public static async Task UpsertAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, RecordState> records, CancellationToken cancellationToken = default)
+    public static async Task UpsertAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, RecordState> records, CancellationToken cancellationToken = default,
+        string table = Live)
     {
         if (records.Count == 0)
         {
             return;
         }
 
-        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Upsert(records) } };
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Upsert(records, table) } };
         await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The statement that inserts or replaces the given records, to run in a batch of the caller's.</summary>
-    public static NpgsqlBatchCommand Upsert(IReadOnlyDictionary<string, RecordState> records)
+    public static NpgsqlBatchCommand Upsert(IReadOnlyDictionary<string, RecordState> records, string table = Live)
     {
         var rows = records.ToList();
-        return new NpgsqlBatchCommand("""
-            insert into pr2_record (actor_id, actor_type, status, version, state, first_counter, first_shard,
+        return new NpgsqlBatchCommand($"""
+            insert into {table} (actor_id, actor_type, status, version, state, first_counter, first_shard,
                                     last_counter, last_shard, last_position)
             select r.actor_id, split_part(r.actor_id, '/', 1), r.status, r.version, r.state::jsonb, r.first_counter, r.first_shard,
                    r.last_counter, r.last_shard, r.last_position

@@ -216,7 +216,7 @@ public static class ReplicaSync
             insert into pr2_restamp (message_id, lamport_counter, lamport_shard)
             select * from unnest($1::uuid[], $2::bigint[], $3::integer[])
             on conflict (message_id) do update set lamport_counter = excluded.lamport_counter, lamport_shard = excluded.lamport_shard,
-                refolded = false, recorded_at = now()
+                refolded = false, next_refolded = false, recorded_at = now()
             """, connection);
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.MessageId).ToArray(), NpgsqlDbType.Uuid));
         command.Parameters.Add(JournalStore.Array(entries.Select(e => e.Counter).ToArray(), NpgsqlDbType.Bigint));

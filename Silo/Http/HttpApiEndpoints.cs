@@ -70,6 +70,15 @@ public static class HttpApiEndpoints
         shard.MapDelete("/replicas/{replica:int}", RemoveReplicaAsync).WithName("RemoveReplica")
             .WithSummary("Remove a replica from the shard (not the primary, not the last member): the members left take everything first; writes wait for the switch instead of failing.")
             .Produces<ShardEntry>();
+        shard.MapGet("/projections", ListProjectionsAsync).WithName("ListProjections")
+            .WithSummary("The projections following the shard (records view, object directory, rules): each replica's mark and lag, and the records view's last rebuild.")
+            .Produces<IReadOnlyList<ProjectionStatus>>();
+        shard.MapGet("/projections/{projection}", GetProjectionAsync).WithName("GetProjection")
+            .WithSummary("One projection on each replica: its mark, and its rebuild (state, folded, head).")
+            .Produces<ProjectionStatus>();
+        shard.MapPost("/projections/{projection}/rebuild", RebuildProjectionAsync).WithName("RebuildProjection")
+            .WithSummary("Rebuild a projection (records) from the journal while writes go on and swap it in atomically on each replica; follow it with GET. Safe to retry.")
+            .Produces<ProjectionStatus>(StatusCodes.Status202Accepted);
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
         rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
@@ -246,6 +255,25 @@ public static class HttpApiEndpoints
     {
         RequireAll(http);
         return Results.Ok(await new Pr2Client(cluster).RemoveReplicaAsync(shard, replica, http.RequestAborted));
+    }
+
+    private static async Task<IResult> ListProjectionsAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).ListProjectionsAsync(shard, http.RequestAborted));
+    }
+
+    private static async Task<IResult> GetProjectionAsync(int shard, string projection, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).GetProjectionAsync(shard, projection, http.RequestAborted));
+    }
+
+    private static async Task<IResult> RebuildProjectionAsync(int shard, string projection, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var status = await UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Rebuild(projection), http.RequestAborted);
+        return Results.Accepted($"/v1/shards/{shard}/projections/{projection}", status);
     }
 
     private static async Task<IResult> AddShardAsync(HttpContext http, IClusterClient cluster)

@@ -84,6 +84,19 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(2, noReplica.ExitCode);
         Assert.Contains("shard 1 has replicas 0 to 0; there is no replica 3", noReplica.Error, StringComparison.Ordinal);
 
+        // The records view rebuilt from the command line: a progress bar on stderr, then every replica done; what cannot be
+        // rebuilt yet is bad usage (exit code 2), and the list shows every projection of the shard.
+        var rebuilt = await Pr2Async("projections", "rebuild", "1", "records");
+        Assert.Contains("shard 1: records rebuilt and swapped in on 1 replicas", rebuilt.Output, StringComparison.Ordinal);
+        Assert.Contains("records of shard 1 [", rebuilt.Error, StringComparison.Ordinal);
+        Assert.Contains("swapped in", (await Pr2Async("projections", "status", "1", "records")).Output, StringComparison.Ordinal);
+        var notYet = await ChildProcess.RunPr2Async(Gateway, "projections", "rebuild", "1", "object-directory");
+        Assert.Equal(2, notYet.ExitCode);
+        Assert.Contains("cannot be rebuilt yet", notYet.Error, StringComparison.Ordinal);
+        var projections = await Pr2Async("projections", "list", "1");
+        Assert.Contains("object-directory", projections.Output, StringComparison.Ordinal);
+        Assert.Contains("#1 swapped in", projections.Output, StringComparison.Ordinal);
+
         // Adding a replica names its connection by a configuration key every silo has; one this silo lacks is bad usage.
         var unset = await ChildProcess.RunPr2Async(Gateway, "replicas", "add", "1", "Pr2:Connections:nowhere");
         Assert.Equal(2, unset.ExitCode);

@@ -113,6 +113,18 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         await Eventually.TrueAsync(async () => (await Body(await ops.GetAsync("/v1/shards/1")))["shard"]!["joining"] is null,
             TimeSpan.FromSeconds(30), "the added replica of shard 1 serves");
 
+        // Rebuilding the records view is cluster-wide: 202 once started on every replica, then followed until each is done.
+        await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/projections/records/rebuild", null), HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards/1/projections/object-directory/rebuild", null), HttpStatusCode.BadRequest, "BadMessage");
+        var rebuild = await ops.PostAsync("/v1/shards/1/projections/records/rebuild", null);
+        Assert.Equal(HttpStatusCode.Accepted, rebuild.StatusCode);
+        var generation = (await Body(rebuild))["replicas"]![0]!["generation"]!.GetValue<long>();
+        await Eventually.TrueAsync(async () => (await Body(await ops.GetAsync("/v1/shards/1/projections/records")))["replicas"]!.AsArray()
+            .All(r => r!["state"]!.GetValue<string>() == "done" && r["generation"]!.GetValue<long>() == generation),
+            TimeSpan.FromSeconds(30), "the records view of shard 1 rebuilt on every replica");
+        var projections = (await Body(await ops.GetAsync("/v1/shards/1/projections"))).AsArray();
+        Assert.Contains(projections, p => p!["projection"]!.GetValue<string>() == "records" && p["rebuildable"]!.GetValue<bool>());
+
         // Refusals carry the same codes as over Orleans.
         var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");
         Assert.Contains("not valid JSON", badJson["detail"]!.GetValue<string>(), StringComparison.Ordinal);

@@ -1,6 +1,7 @@
 using Npgsql;
 using PR2.Grains.Agents;
 using PR2.Grains.Json;
+using PR2.Grains.Projections;
 using PR2.Grains.Records;
 using PR2.Grains.Storage;
 using PR2.Grains.Writing;
@@ -61,6 +62,26 @@ public sealed class RestampFoldTests(PostgresFixture postgres)
         await a.CatchUpAsync();
         var record = await RecordStore.ReadAsync(database, "acct/b");
         Assert.Equal((new LamportStamp(3, Shard), new LamportStamp(9, Shard), 3L), (record.FirstStamp, record.LastStamp, record.Version));
+    }
+
+    [Fact]
+    public async Task A_restamp_recorded_while_a_rebuild_folds_reaches_the_rebuilt_view()
+    {
+        var (database, registry) = await DatabaseAsync("restamp_rebuild");
+        var insert = await AppendAsync(database, 1, "acct/c", MessageKind.Insert, 5, 1);
+        await AppendAsync(database, 2, "acct/c", MessageKind.Modify, 7, 2);
+        await new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults()).CatchUpAsync();
+
+        // The rebuild's fold has passed the insert when the replicas agree on 3@1 for it.
+        Assert.Equal(1L, await RecordsRebuild.StartAsync(database, Shard));
+        await new AgentRunner(new RecordsProjector(table: RecordStore.Next), Shard, registry, new NoAgentFaults()).CatchUpAsync();
+        await RestampAsync(database, insert.MessageId, 3);
+
+        Assert.Equal(2L, await RecordsRebuild.TrySwapAsync(database, Shard, 0));
+        Assert.Equal(new LamportStamp(3, Shard), (await RecordStore.ReadAsync(database, "acct/c")).FirstStamp);
+        await new AgentRunner(new RecordsProjector(), Shard, registry, new NoAgentFaults()).CatchUpAsync();
+        var record = await RecordStore.ReadAsync(database, "acct/c");
+        Assert.Equal((new LamportStamp(3, Shard), new LamportStamp(7, Shard), 2L), (record.FirstStamp, record.LastStamp, record.Version));
     }
 
     private async Task<(NpgsqlDataSource Database, ShardRegistry Registry)> DatabaseAsync(string prefix)

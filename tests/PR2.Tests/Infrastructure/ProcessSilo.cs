@@ -12,14 +12,18 @@ public sealed class ProcessSilo : IDisposable
 {
     private readonly ChildProcess _process;
 
-    private ProcessSilo(ChildProcess process, string name, Uri http)
+    private ProcessSilo(ChildProcess process, string name, Uri http, int siloPort)
     {
         _process = process;
         Name = name;
         Http = http;
+        SiloPort = siloPort;
     }
 
     public string Name { get; }
+
+    /// <summary>Its silo-to-silo port on loopback: its <c>SiloAddress</c> in the cluster's membership and directory.</summary>
+    public int SiloPort { get; }
 
     /// <summary>Its HTTP API (health, metrics, status page) on loopback.</summary>
     public Uri Http { get; }
@@ -34,7 +38,8 @@ public sealed class ProcessSilo : IDisposable
     {
         var environment = settings.Where(p => p.Value is not null).ToDictionary(p => p.Key.Replace(":", "__", StringComparison.Ordinal), p => p.Value!);
         environment["Pr2__Silo__Clustering"] = "AdoNet";
-        environment["Pr2__Silo__SiloPort"] = LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture);
+        var siloPort = LoopbackPorts.Free();
+        environment["Pr2__Silo__SiloPort"] = siloPort.ToString(CultureInfo.InvariantCulture);
         environment["Pr2__Silo__GatewayPort"] = LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture);
         var httpPort = LoopbackPorts.Free();
         environment["Pr2__Http__Port"] = httpPort.ToString(CultureInfo.InvariantCulture);
@@ -53,7 +58,7 @@ public sealed class ProcessSilo : IDisposable
             Assert.Fail($"silo {name} exited at start: {output}");
         }
 
-        return new ProcessSilo(process, name, new Uri($"http://127.0.0.1:{httpPort}"));
+        return new ProcessSilo(process, name, new Uri($"http://127.0.0.1:{httpPort}"), siloPort);
     }
 
     /// <summary>A frontend's Orleans client, finding the gateways of cluster <c>pr2</c> in <paramref name="membership"/> as one in the cluster would.</summary>

@@ -1,0 +1,20 @@
+using Orleans.Concurrency;
+
+namespace PR2;
+
+/// <summary>
+/// Runs the records view's rebuild on one replica; key <c>"records/{shard}@{replica}"</c>. Its state lives in the replica's
+/// database (sql/019), so any activation goes on from where the last one stopped; every silo's agent supervisor wakes it.
+/// </summary>
+public interface IProjectionRebuildGrain : IGrainWithStringKey
+{
+    /// <summary>Starts a rebuild (or finds the one in progress) and returns its generation; the fold runs on after the call.</summary>
+    Task<long> Start();
+
+    /// <summary>Where the rebuild stands.</summary>
+    Task<ProjectionReplicaStatus> Status();
+
+    /// <summary>Goes on with a rebuild in progress, if there is one; returns at once.</summary>
+    [OneWay]
+    Task Wake();
+}

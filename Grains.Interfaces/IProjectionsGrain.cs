@@ -1,0 +1,18 @@
+namespace PR2;
+
+/// <summary>The projections of one shard (key = shard code): what folds its journal, and rebuilds of the records view.</summary>
+public interface IProjectionsGrain : IGrainWithIntegerKey
+{
+    /// <summary>Every projection following the shard, with each replica's mark and the records view's rebuild state.</summary>
+    Task<IReadOnlyList<ProjectionStatus>> List();
+
+    /// <summary>
+    /// Starts rebuilding <paramref name="projection"/> on every member replica (or finds the rebuild in progress) and
+    /// returns at once; <see cref="Status"/> follows it. Each replica folds its journal from the start into a shadow while
+    /// writes go on, then swaps it in atomically. Only <c>records</c> can be rebuilt today.
+    /// </summary>
+    Task<ProjectionStatus> Rebuild(string projection);
+
+    /// <summary>Where <paramref name="projection"/> stands on each replica.</summary>
+    Task<ProjectionStatus> Status(string projection);
+}

@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans.Concurrency;
+using PR2.Grains.Agents;
+using PR2.Grains.Projections;
+using PR2.Grains.Records;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Runs one replica's records view rebuild (<see cref="RecordsRebuild"/>): folds the journal into the shadow in batches,
+/// then tries the swap, until it is swapped in. Reentrant so that status and wake-ups answer while it folds; one loop runs
+/// at a time. Its state is in the replica's database, so a new activation (a silo gone) goes on from the shadow's mark.
+/// </summary>
+[Reentrant]
+public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollower topology, IAgentFaultInjector faults, ILogger<ProjectionRebuildGrain> logger)
+    : Grain, IProjectionRebuildGrain
+{
+    // Larger than an agent's batch: the rebuild has a whole journal to fold, and nobody waits on its mark.
+    private const int FoldBatch = 2_000;
+
+    private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
+
+    private int _shard;
+    private int _replica;
+    private bool? _building;
+    private Task? _running;
+    private IGrainTimer? _timer;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        (_, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
+        if (await topology.KnowsAsync(_shard) && !Follows())
+        {
+            await topology.RefreshShardAsync(_shard);
+        }
+    }
+
+    public async Task<long> Start()
+    {
+        if (!Follows())
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
+        }
+
+        var generation = await RecordsRebuild.StartAsync(Source, _shard);
+        _building = true;
+        Run();
+        return generation;
+    }
+
+    public Task<ProjectionReplicaStatus> Status() => RecordsRebuild.StatusAsync(Source, _shard, _replica);
+
+    public Task Wake()
+    {
+        if (_building != false)
+        {
+            Run();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private NpgsqlDataSource Source => shards.Get(_shard).Replicas[_replica];
+
+    private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count && !shards.Get(_shard).IsRemoved(_replica);
+
+    private void Run() => _running ??= RunAsync();
+
+    private async Task RunAsync()
+    {
+        // Yield first, so that _running is assigned before this can finish and clear it.
+        await Task.Yield();
+        try
+        {
+            if (!Follows())
+            {
+                return;
+            }
+
+            _building ??= await RecordsRebuild.BuildingAsync(Source);
+            if (_building != true)
+            {
+                return;
+            }
+
+            // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
+            _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
+            var clock = Stopwatch.StartNew();
+            var fold = new AgentRunner(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
+            while (true)
+            {
+                await fold.CatchUpAsync();
+                if (await TrySwapAsync() is { } position)
+                {
+                    Log.RebuildSwapped(logger, _shard, _replica, position, clock.Elapsed.TotalSeconds);
+                    break;
+                }
+
+                if (!await RecordsRebuild.BuildingAsync(Source))
+                {
+                    break;
+                }
+            }
+
+            _building = false;
+            _timer?.Dispose();
+            _timer = null;
+        }
+        catch (Exception e)
+        {
+            // The timer (or the next supervisor wake) goes on from the shadow's mark: nothing folded is lost or doubled.
+            Log.RebuildFailed(logger, e, _shard, _replica);
+            try
+            {
+                await RecordsRebuild.RecordErrorAsync(Source, DatabaseFailure.Describe(e));
+            }
+            catch (NpgsqlException)
+            {
+                // Best effort: the replica may be the thing that failed.
+            }
+        }
+        finally
+        {
+            _running = null;
+        }
+    }
+
+    // A swap that waited too long for the view's lock (a backup reading it) is tried again after the next fold.
+    private async Task<long?> TrySwapAsync()
+    {
+        try
+        {
+            return await RecordsRebuild.TrySwapAsync(Source, _shard, _replica);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,128 @@
+using Npgsql;
+using Orleans.Concurrency;
+using PR2.Grains.Agents;
+using PR2.Grains.Projections;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// One shard's projections for <c>pr2 projections</c>: lists what folds its journal, starts records view rebuilds on its
+/// replicas (each run by that replica's <see cref="ProjectionRebuildGrain"/>) and reports where they stand.
+/// </summary>
+[StatelessWorker]
+public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog, TopologyFollower topology) : Grain, IProjectionsGrain
+{
+    private static readonly TimeSpan ReplicaTimeout = TimeSpan.FromSeconds(3);
+
+    private int ShardCode => (int)this.GetPrimaryKeyLong();
+
+    public async Task<IReadOnlyList<ProjectionStatus>> List()
+    {
+        var set = await SetAsync();
+        var list = new List<ProjectionStatus> { await Status(RecordsRebuild.Projection) };
+        foreach (var agent in catalog.Agents.Where(a => a.Name != RecordsProjector.AgentName && a.Follows(ShardCode)).OrderBy(a => a.Name, StringComparer.Ordinal))
+        {
+            var replicas = await Task.WhenAll(ReplicasOf(set).Select(replica => MarkAsync(agent, set, replica)));
+            list.Add(new ProjectionStatus(agent.Name, ShardCode, Rebuildable: false, replicas));
+        }
+
+        return list;
+    }
+
+    public async Task<ProjectionStatus> Rebuild(string projection)
+    {
+        var set = await SetAsync();
+        CheckRebuildable(projection);
+        var failures = new List<string>();
+        foreach (var replica in ReplicasOf(set))
+        {
+            try
+            {
+                await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Start().WaitAsync(ReplicaTimeout);
+            }
+            catch (Exception e) when (e is not Pr2Exception)
+            {
+                failures.Add($"replica {replica}: {DatabaseFailure.Describe(e)}");
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            // The others go on; running the command again starts these and finds the rest in progress.
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"the rebuild of {projection} on shard {ShardCode} could not start on every replica ({string.Join("; ", failures)}); retry");
+        }
+
+        return await Status(projection);
+    }
+
+    public async Task<ProjectionStatus> Status(string projection)
+    {
+        var set = await SetAsync();
+        if (projection != RecordsRebuild.Projection)
+        {
+            return (await List()).FirstOrDefault(p => p.Projection == projection)
+                ?? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
+        }
+
+        var replicas = await Task.WhenAll(ReplicasOf(set).Select(async replica =>
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(ReplicaTimeout);
+                return await RecordsRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, timeout.Token).WaitAsync(timeout.Token);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                return Unreachable(replica, e);
+            }
+        }));
+        return new ProjectionStatus(projection, ShardCode, Rebuildable: true, replicas);
+    }
+
+    private async Task<ShardReplicaSet> SetAsync()
+    {
+        if (!await topology.KnowsAsync(ShardCode))
+        {
+            throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {ShardCode} is not in the directory");
+        }
+
+        return shards.Get(ShardCode);
+    }
+
+    // Every replica not removed: joining ones keep their own records view too, and it is theirs to serve once admitted.
+    private static IEnumerable<int> ReplicasOf(ShardReplicaSet set) =>
+        Enumerable.Range(0, set.Replicas.Count).Where(replica => !set.IsRemoved(replica));
+
+    private void CheckRebuildable(string projection)
+    {
+        if (projection == RecordsRebuild.Projection)
+        {
+            return;
+        }
+
+        throw catalog.Find(projection) is { } agent && agent.Follows(ShardCode)
+            ? new Pr2Exception(ErrorCode.BadMessage, $"'{projection}' cannot be rebuilt yet: only the records view can (pr2 projections rebuild {ShardCode} records)")
+            : new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
+    }
+
+    private async Task<ProjectionReplicaStatus> MarkAsync(IJournalAgent agent, ShardReplicaSet set, int replica)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ReplicaTimeout);
+            var mark = await AgentMarks.ReadAsync(AgentMarks.Home(agent, shards, ShardCode, replica), AgentMarks.Name(agent, ShardCode, replica), ShardCode, timeout.Token)
+                .WaitAsync(timeout.Token);
+            var head = await JournalStore.ReadHeadAsync(set.Replicas[replica], ShardCode, timeout.Token).WaitAsync(timeout.Token);
+            return new ProjectionReplicaStatus(replica, "live", 0, mark, head.Position, mark, null, null, -1, null);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return Unreachable(replica, e);
+        }
+    }
+
+    private static ProjectionReplicaStatus Unreachable(int replica, Exception e) =>
+        new(replica, "unreachable", 0, -1, -1, -1, null, null, -1, DatabaseFailure.Describe(e));
+}

@@ -1,0 +1,286 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using PR2.Client;
+using PR2.Grains.Agents;
+using PR2.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// The records view rebuilt from the journal (<c>pr2 projections rebuild</c>) while writers write and readers read: every
+/// replica folds its journal into a shadow and swaps it in atomically. No write fails, what each client was told holds,
+/// every read is exactly the fold of that replica's journal up to the mark the read reports (no reader sees a half-built
+/// view, nor a view that lags its mark), the rebuilt view repairs a damaged one, and a rebuild goes on after the silo
+/// running it is killed.
+/// </summary>
+public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutputHelper output) : IClassFixture<TwoPostgresServers>
+{
+    private const int Shard = 1;
+
+    [Fact]
+    public async Task A_records_view_rebuilt_under_load_is_swapped_in_whole_and_every_read_is_the_fold_at_its_mark()
+    {
+        var (settings, a, b) = Topology("rebuild", "Quorum");
+        await using var cluster = await TestClusters.StartAsync(settings, silos: 2);
+        var client = new Pr2Client(cluster.Client);
+        await FillAsync(client, batches: 30);
+        for (var replica = 0; replica < 2; replica++)
+        {
+            await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica);
+        }
+
+        // A damaged view (as a fold bug, since fixed, would leave it): wrong states, and rows gone. Only a fold from the
+        // journal gives them back.
+        foreach (var replica in new[] { a, b })
+        {
+            await ExecuteAsync(replica, """update pr2_record set state = '{"damaged": true}' where actor_id like 'fill/2-%'""");
+            await ExecuteAsync(replica, "delete from pr2_record where actor_id like 'fill/3-%'");
+        }
+
+        var acked = new ConcurrentBag<WriteAck>();
+        var history = new ClientHistory();
+        var problems = new ConcurrentBag<string>();
+        var reads = new ConcurrentBag<ViewRead>();
+        using var stop = new CancellationTokenSource();
+        var writers = Enumerable.Range(0, 12).Select(w => SteadyWriters.WriteAsync(client, Shard, w, acked, history, problems, stop.Token)).ToList();
+        var strong = SteadyWriters.ReadStronglyAsync(client, Shard, history, stop.Token);
+        var viewReaders = Enumerable.Range(0, 2).Select(_ => ReadViewsAsync(client, reads, problems, stop.Token)).ToList();
+        await SteadyWriters.WaitForAcksAsync(acked, 150);
+
+        var progress = new RecordedProgress();
+        var status = await client.RebuildProjectionAsync(Shard, "records", progress);
+        output.WriteLine($"rebuilt: {string.Join("; ", status.Replicas)}; progress reports {progress.Reports.Count}, last {progress.Reports.LastOrDefault()}");
+        Assert.All(status.Replicas, r => Assert.Equal(("done", 1L), (r.State, r.Generation)));
+        Assert.All(status.Replicas, r => Assert.True(r.SwappedPosition >= 3000, $"replica {r.Replica} swapped in at {r.SwappedPosition}"));
+        Assert.True(progress.Reports.Max(p => p.Rows) >= 6000, "progress counted the positions folded on both replicas");
+
+        // Reads and writes go on over the rebuilt view.
+        await SteadyWriters.WaitForAcksAsync(acked, acked.Count + 150);
+        await Eventually.TrueAsync(() => Task.FromResult(reads.Count(r => r.Mark > status.Replicas.Max(s => s.SwappedPosition)) > 20),
+            TimeSpan.FromSeconds(30), "reads answered by the rebuilt view");
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+        await strong;
+        await Task.WhenAll(viewReaders);
+        output.WriteLine($"acknowledged {acked.Count}, strong reads {history.StrongReads}, view reads {reads.Count}");
+        foreach (var problem in problems.Concat(history.FalseDuplicates).Concat(history.OrderReversals.Select(r => r.Problem)).Concat(history.StaleStrongReads))
+        {
+            output.WriteLine("problem: " + problem);
+        }
+
+        Assert.Empty(problems);
+        Assert.Empty(history.FalseDuplicates);
+        Assert.Empty(history.OrderReversals);
+        Assert.Empty(history.StaleStrongReads);
+
+        // Every read is the fold of its replica's journal at the mark it reported: its version counts the actor's entries
+        // at or before that mark there. A half-built view read beside the old mark, or a swap that left out its last
+        // entries, shows as a version lower than the count.
+        var replicas = new[] { a, b };
+        var wrong = new List<string>();
+        foreach (var group in reads.GroupBy(r => r.Replica))
+        {
+            var positions = await ActorPositionsAsync(replicas[group.Key]);
+            wrong.AddRange(group
+                .Where(r => r.Version != positions.GetValueOrDefault(r.ActorId, []).Count(p => p <= r.Mark))
+                .Select(r => $"replica {r.Replica} mark {r.Mark}: {r.ActorId} version {r.Version}, entries {positions.GetValueOrDefault(r.ActorId, []).Count(p => p <= r.Mark)}"));
+        }
+
+        output.WriteLine($"view reads per replica: {string.Join(", ", reads.GroupBy(r => r.Replica).OrderBy(g => g.Key).Select(g => $"{g.Key}: {g.Count()}"))}");
+        Assert.Equal([0, 1], reads.Select(r => r.Replica).Distinct().Order());
+        Assert.True(wrong.Count == 0, $"{wrong.Count} of {reads.Count} reads were not the fold at their mark, e.g. {string.Join("; ", wrong.Take(5))}");
+
+        // The rebuilt views: the same on both replicas, the damage gone, every actor of the journal there, the live table
+        // with its indexes under their own names, no shadow left.
+        await Eventually.TrueAsync(async () =>
+            (await client.GetStatusAsync()).Shards.Single(s => s.Shard == Shard).Replicas.All(r => r.Reachable && r.Behind == 0),
+            TimeSpan.FromSeconds(60), "both replicas hold the same entries");
+        for (var replica = 0; replica < 2; replica++)
+        {
+            await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica);
+        }
+
+        var records = await ReplicaContents.RecordsAsync(a);
+        Assert.Equal(records, await ReplicaContents.RecordsAsync(b));
+        foreach (var replica in replicas)
+        {
+            Assert.Equal(0L, await ScalarAsync(replica, """select count(*) from pr2_record where state @> '{"damaged": true}'"""));
+            Assert.Equal(await ScalarAsync(replica, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(replica, "select count(*) from pr2_record"));
+            Assert.Equal(0L, await ScalarAsync(replica, """
+                select count(*) from pr2_record r
+                where r.version <> (select count(*) from pr2_journal j where j.actor_id = r.actor_id)
+                """));
+            Assert.Equal("pr2_record_pkey,pr2_record_type", await TextAsync(replica,
+                "select string_agg(indexname, ',' order by indexname) from pg_indexes where tablename = 'pr2_record'"));
+            Assert.Equal(0L, await ScalarAsync(replica, "select count(*) from pg_class where relname = 'pr2_record_next'"));
+        }
+
+        var fill = await client.ReadRecordAsync(Shard, "fill/2-5", ReadConsistency.Eventual);
+        Assert.Equal("""{"n":5}""", fill.Record.State);
+    }
+
+    [Fact]
+    public async Task A_rebuild_goes_on_after_its_silo_is_killed_and_bad_requests_are_refused_clearly()
+    {
+        var (settings, a, b) = Topology("rebuild_kill", "Quorum");
+        settings["Pr2:Silo:Membership"] = servers.A.Server.ConnectionString($"rebuild_members_{Guid.NewGuid():N}"[..30]);
+        List<ProcessSilo> silos = [await ProcessSilo.StartAsync("silo-0", settings), await ProcessSilo.StartAsync("silo-1", settings)];
+        try
+        {
+            using var host = await ProcessSilo.StartClientAsync(settings["Pr2:Silo:Membership"]!);
+            var client = new Pr2Client(host.Services.GetRequiredService<IClusterClient>());
+            await FillAsync(client, batches: 300);
+
+            // Refusals: what cannot be rebuilt says so, and nothing starts.
+            var directory = await Assert.ThrowsAsync<Pr2Exception>(() => client.RebuildProjectionAsync(Shard, ObjectDirectoryProjector.AgentName));
+            Assert.Equal(ErrorCode.BadMessage, directory.Code);
+            Assert.Contains("cannot be rebuilt yet", directory.Message, StringComparison.Ordinal);
+            var unknown = await Assert.ThrowsAsync<Pr2Exception>(() => client.RebuildProjectionAsync(Shard, "no-such-view"));
+            Assert.Equal(ErrorCode.BadMessage, unknown.Code);
+            var noShard = await Assert.ThrowsAsync<Pr2Exception>(() => client.RebuildProjectionAsync(77, "records"));
+            Assert.Equal(ErrorCode.UnknownShard, noShard.Code);
+            Assert.All((await client.GetProjectionAsync(Shard, "records")).Replicas, r => Assert.Equal(("live", 0L), (r.State, r.Generation)));
+            var listed = await client.ListProjectionsAsync(Shard);
+            Assert.Contains(listed, p => p.Projection == "records" && p.Rebuildable);
+            Assert.Contains(listed, p => p.Projection == ObjectDirectoryProjector.AgentName && !p.Rebuildable && p.Replicas.Count == 2);
+
+            // Started, then the silo folding replica 0's rebuild is killed part way (SIGKILL); the other silo goes on.
+            var cluster = host.Services.GetRequiredService<IClusterClient>();
+            var started = await cluster.GetGrain<IProjectionsGrain>(Shard).Rebuild("records");
+            Assert.All(started.Replicas, r => Assert.Equal(("building", 1L), (r.State, r.Generation)));
+            await Eventually.TrueAsync(async () => await ShadowMarkAsync(a) > 0, TimeSpan.FromSeconds(30), "the rebuild folding");
+            var running = await cluster.GetGrain<IManagementGrain>(0).GetActivationAddress(cluster.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key("records", Shard, 0)));
+            var victim = silos.Single(s => s.SiloPort == running!.Endpoint.Port);
+            victim.Kill();
+            var folded = await ShadowMarkAsync(a);
+            var head = await ScalarAsync(a, "select position from pr2_writer_head");
+            output.WriteLine($"killed {victim.Name} with {folded} of {head} folded on replica 0");
+            Assert.True(folded < head, $"the rebuild had not finished when its silo was killed ({folded} of {head})");
+
+            // The other silo goes on from the shadow's mark: the same generation, not a new rebuild.
+            var status = await Retrying.CallAsync(() => client.RebuildProjectionAsync(Shard, "records"));
+            output.WriteLine($"after the kill: {string.Join("; ", status.Replicas)}");
+            Assert.All(status.Replicas, r => Assert.Equal(("done", 1L), (r.State, r.Generation)));
+            foreach (var replica in new[] { a, b })
+            {
+                Assert.Equal(await ScalarAsync(replica, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(replica, "select count(*) from pr2_record"));
+                Assert.Equal(0L, await ScalarAsync(replica, """
+                    select count(*) from pr2_record r
+                    where r.version <> (select count(*) from pr2_journal j where j.actor_id = r.actor_id)
+                    """));
+            }
+
+            // A second rebuild starts over (a new generation) and is swapped in too.
+            var again = await client.RebuildProjectionAsync(Shard, "records");
+            Assert.All(again.Replicas, r => Assert.Equal(("done", 2L), (r.State, r.Generation)));
+        }
+        finally
+        {
+            silos.ForEach(s => s.Dispose());
+        }
+    }
+
+    private sealed record ViewRead(int Replica, long Mark, string ActorId, long Version);
+
+    // Pages of the writers' actors from the primary (strong) and from any replica (eventual), and one filled actor.
+    private static async Task ReadViewsAsync(Pr2Client client, ConcurrentBag<ViewRead> reads, ConcurrentBag<string> problems, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                foreach (var consistency in new[] { ReadConsistency.Strong, ReadConsistency.Eventual })
+                {
+                    var page = await client.QueryRecordsAsync(Shard, "account", limit: 100, consistency: consistency);
+                    foreach (var record in page.Records)
+                    {
+                        reads.Add(new ViewRead(page.Replica, page.Mark, record.Actor.ActorId, record.Version));
+                    }
+                }
+
+                var one = await client.ReadRecordAsync(Shard, "fill/4-4", ReadConsistency.Eventual);
+                reads.Add(new ViewRead(one.Replica, one.Mark, "fill/4-4", one.Record.Version));
+            }
+            catch (Exception e)
+            {
+                problems.Add($"view read: {e.GetType().Name} {e.Message}");
+                return;
+            }
+        }
+    }
+
+    private static async Task FillAsync(Pr2Client client, int batches)
+    {
+        for (var batch = 0; batch < batches; batch++)
+        {
+            // The same messages on every try: a retry of a batch whose answer was lost gets its first acknowledgement.
+            List<Message> messages = [.. Enumerable.Range(0, 100).Select(i =>
+                new Message(Guid.NewGuid(), "fill", new ActorRef(Shard, $"fill/{batch}-{i}"), MessageKind.Insert, $$"""{"n": {{i}}}"""))];
+            await Retrying.CallAsync(() => client.SendBatchAsync(Shard, messages));
+        }
+    }
+
+    private static async Task<Dictionary<string, List<long>>> ActorPositionsAsync(NpgsqlDataSource replica)
+    {
+        var positions = new Dictionary<string, List<long>>(StringComparer.Ordinal);
+        await using var command = replica.CreateCommand("select actor_id, position from pr2_journal");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var actor = reader.GetString(0);
+            if (!positions.TryGetValue(actor, out var list))
+            {
+                positions[actor] = list = [];
+            }
+
+            list.Add(reader.GetInt64(1));
+        }
+
+        return positions;
+    }
+
+    private static async Task<long> ShadowMarkAsync(NpgsqlDataSource replica) =>
+        await ScalarAsync(replica, $"select coalesce(max(position), 0) from pr2_agent_mark where agent = '{RecordsProjector.ShadowName}'");
+
+    private static async Task ExecuteAsync(NpgsqlDataSource database, string sql)
+    {
+        await using var command = database.CreateCommand(sql);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<long> ScalarAsync(NpgsqlDataSource database, string sql)
+    {
+        await using var command = database.CreateCommand(sql);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<string> TextAsync(NpgsqlDataSource database, string sql)
+    {
+        await using var command = database.CreateCommand(sql);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    // Shard 0 and shard 1's replica 0 on server A, replica 1 on server B.
+    private (Dictionary<string, string?> Settings, NpgsqlDataSource A, NpgsqlDataSource B) Topology(string name, string policy)
+    {
+        var control = servers.A.CreateTopology(name, 0);
+        var onA = servers.A.CreateTopology($"{name}_a", Shard);
+        var onB = servers.B.CreateTopology($"{name}_b", Shard);
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = policy,
+        };
+        return (settings, onA.Database(Shard), onB.Database(Shard));
+    }
+
+    private sealed class RecordedProgress : IProgress<TransferProgress>
+    {
+        public ConcurrentQueue<TransferProgress> Reports { get; } = new();
+
+        public void Report(TransferProgress value) => Reports.Enqueue(value);
+    }
+}
