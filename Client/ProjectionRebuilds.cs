@@ -19,23 +19,31 @@ internal static class ProjectionRebuilds
         var generations = status.Replicas.ToDictionary(r => r.Replica, r => r.Generation);
         var started = Stopwatch.StartNew();
         var lastChange = started.Elapsed;
-        long folded = -1;
+        var folded = new Dictionary<int, long>();
         while (true)
         {
-            var building = status.Replicas.Where(r => generations.ContainsKey(r.Replica) && r.State != "done").ToList();
-            var now = status.Replicas.Sum(r => r.State == "unreachable" ? 0 : r.Folded);
-            progress?.Report(new TransferProgress(projection, now, status.Replicas.Sum(r => Math.Max(r.Head, r.Folded)), 0, 0, started.Elapsed));
-            if (status.SwappedSince(generations))
+            // Progress counts each replica's own folding: a replica swapped in counts what it folded, and its live mark
+            // moving on with writes is not progress of the ones still building.
+            var building = status.Replicas.Where(r => generations.TryGetValue(r.Replica, out var generation) && !status.SwappedSince(r.Replica, generation)).ToList();
+            var done = status.Replicas.Where(r => !building.Contains(r)).ToList();
+            progress?.Report(new TransferProgress(projection, building.Sum(r => Math.Max(0, r.Folded)) + done.Sum(r => r.SwappedPosition),
+                building.Sum(r => Math.Max(r.Head, r.Folded)) + done.Sum(r => r.SwappedPosition), 0, 0, started.Elapsed));
+            if (building.Count == 0)
             {
                 return status;
             }
 
-            if (now != folded)
+            if (building.Any(r => r.Folded > folded.GetValueOrDefault(r.Replica, -1)))
             {
-                folded = now;
                 lastChange = started.Elapsed;
             }
-            else if (started.Elapsed - lastChange > stallTimeout)
+
+            foreach (var replica in building)
+            {
+                folded[replica.Replica] = Math.Max(replica.Folded, folded.GetValueOrDefault(replica.Replica, -1));
+            }
+
+            if (started.Elapsed - lastChange > stallTimeout)
             {
                 var why = string.Join("; ", building.Select(r => $"replica {r.Replica}: {r.State}{(r.Error is null ? "" : $" ({r.Error})")}"));
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,

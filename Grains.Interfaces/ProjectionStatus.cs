@@ -12,8 +12,7 @@ public sealed record ProjectionStatus(
     [property: Id(2)] bool Rebuildable,
     [property: Id(3)] IReadOnlyList<ProjectionReplicaStatus> Replicas)
 {
-    /// <summary>Whether every replica's rebuild of at least <paramref name="generations"/> (per replica) has been swapped in.</summary>
-    public bool SwappedSince(IReadOnlyDictionary<int, long> generations) =>
-        generations.All(g => Replicas.FirstOrDefault(r => r.Replica == g.Key) is { } replica
-            && (replica.Generation > g.Value || (replica.Generation == g.Value && replica.State == "done")));
+    /// <summary>Whether replica <paramref name="replica"/> has swapped in the rebuild of generation <paramref name="generation"/> or a later one.</summary>
+    public bool SwappedSince(int replica, long generation) =>
+        Replicas.FirstOrDefault(r => r.Replica == replica) is { State: "done" } done && done.Generation >= generation;
 }

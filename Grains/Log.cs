@@ -130,6 +130,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 10001, Level = LogLevel.Information, Message = "Records view of shard {Shard} replica {Replica} rebuilt: swapped in at position {Position} after {Seconds} s")]
     public static partial void RebuildSwapped(ILogger logger, int shard, int replica, long position, double seconds);
 
+    [LoggerMessage(EventId = 10003, Level = LogLevel.Warning, Message = "Records view rebuild of shard {Shard} replica {Replica} started over: the live table's shape changed (a migration) since it began")]
+    public static partial void RebuildRestarted(ILogger logger, int shard, int replica);
+
     [LoggerMessage(EventId = 10002, Level = LogLevel.Warning, Message = "Records view rebuild of shard {Shard} replica {Replica} stopped; it goes on at the next wake")]
     public static partial void RebuildFailed(ILogger logger, Exception exception, int shard, int replica);
 }

@@ -23,6 +23,13 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
     private static readonly TimeSpan TimerPeriod = TimeSpan.FromSeconds(1);
 
+    // After a swap found the view held (a backup), wait this long before the next try, doubling up to MaxBackoff.
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
+
+    // A fold that found nothing new while the swap says the shadow is behind waits this long before looking again.
+    private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(100);
+
     private int _shard;
     private int _replica;
     private bool? _building;
@@ -75,34 +82,37 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         await Task.Yield();
         try
         {
-            if (!Follows())
-            {
-                return;
-            }
-
-            _building ??= await RecordsRebuild.BuildingAsync(Source);
-            if (_building != true)
-            {
-                return;
-            }
-
-            // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
-            _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
             var clock = Stopwatch.StartNew();
-            var fold = new AgentRunner(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
-            while (true)
+            var fold = Fold();
+            var backoff = FirstBackoff;
+            // Each turn asks again: the replica may have been removed, or restored without the rebuild, meanwhile.
+            while (Follows() && await RecordsRebuild.BuildingAsync(Source))
             {
-                await fold.CatchUpAsync();
-                if (await TrySwapAsync() is { } position)
+                // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
+                _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
+                var folded = await fold.CatchUpAsync();
+                var (outcome, position) = await TrySwapAsync();
+                switch (outcome)
                 {
-                    Log.RebuildSwapped(logger, _shard, _replica, position, clock.Elapsed.TotalSeconds);
-                    break;
+                    case SwapOutcome.Swapped:
+                        Log.RebuildSwapped(logger, _shard, _replica, position, clock.Elapsed.TotalSeconds);
+                        break;
+                    case SwapOutcome.Busy:
+                        await Task.Delay(backoff);
+                        backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+                        continue;
+                    case SwapOutcome.Restarted:
+                        Log.RebuildRestarted(logger, _shard, _replica);
+                        fold = Fold();
+                        continue;
+                    case SwapOutcome.Behind when folded == 0:
+                        await Task.Delay(Idle);
+                        continue;
+                    case SwapOutcome.Behind:
+                        continue;
                 }
 
-                if (!await RecordsRebuild.BuildingAsync(Source))
-                {
-                    break;
-                }
+                break;
             }
 
             _building = false;
@@ -128,8 +138,10 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         }
     }
 
-    // A swap that waited too long for the view's lock (a backup reading it) is tried again after the next fold.
-    private async Task<long?> TrySwapAsync()
+    private AgentRunner Fold() => new(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
+
+    // A swap that waited too long for a lock gave up with nothing changed: as when the view is held, try again later.
+    private async Task<(SwapOutcome Outcome, long Position)> TrySwapAsync()
     {
         try
         {
@@ -137,7 +149,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
         {
-            return null;
+            return (SwapOutcome.Busy, 0);
         }
     }
 }

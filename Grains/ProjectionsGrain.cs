@@ -35,11 +35,12 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         var set = await SetAsync();
         CheckRebuildable(projection);
         var failures = new List<string>();
+        var started = new Dictionary<int, long>();
         foreach (var replica in ReplicasOf(set))
         {
             try
             {
-                await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Start().WaitAsync(ReplicaTimeout);
+                started[replica] = await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Start().WaitAsync(ReplicaTimeout);
             }
             catch (Exception e) when (e is not Pr2Exception)
             {
@@ -54,7 +55,10 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
                 $"the rebuild of {projection} on shard {ShardCode} could not start on every replica ({string.Join("; ", failures)}); retry");
         }
 
-        return await Status(projection);
+        // Each replica's entry carries the generation its start answered, also where reading it back failed just now: a
+        // caller waits for that generation (or a later one) to be swapped in.
+        var status = await Status(projection);
+        return status with { Replicas = [.. status.Replicas.Select(r => r with { Generation = started[r.Replica] })] };
     }
 
     public async Task<ProjectionStatus> Status(string projection)

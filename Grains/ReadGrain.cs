@@ -53,7 +53,6 @@ public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) :
         var actor = Actor(actorId);
         async Task<RecordRead> ReadViewAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int replica)
         {
-            await RecordStore.LockLiveAsync(connection, transaction);
             var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
             var stored = await RecordStore.ReadAsync(connection, [actor.ActorId]);
             var reflected = await ReadCoverage.ReflectedAsync(connection, ShardCode, mark);
@@ -109,7 +108,6 @@ public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) :
 
         async Task<RecordPage> ReadPageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int replica)
         {
-            await RecordStore.LockLiveAsync(connection, transaction);
             var mark = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, ShardCode);
             var rows = await RecordStore.QueryAsync(connection, transaction, type, contains, after, limit + 1);
             var page = rows.Take(limit).Select(r => r.State.ToRecord(new ActorRef(ShardCode, r.ActorId))).ToList();
@@ -288,6 +286,8 @@ public sealed class ReadGrain(ShardRegistry shards, TopologyFollower topology) :
         {
             await using var connection = await shards.Get(ShardCode).Readers[replica].OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+            // First, before the snapshot: a rebuild's swap of the records view is then wholly seen or not at all.
+            await RecordStore.LockLiveAsync(connection, transaction, cancellationToken);
             var result = await read(connection, transaction, replica);
             await transaction.CommitAsync(cancellationToken);
             return result;

@@ -7,8 +7,9 @@ namespace PR2.Bench;
 /// Backup, restore and a replica added, under load (issue 24): the two-replica shard is filled with <c>entries</c>
 /// entries by atomic batches, then the open-loop load runs four times: as is, beside a backup of the secondary replica,
 /// beside a restore of that backup over the secondary (<c>--replace</c>) followed by its catch-up, and beside a third
-/// replica added from empty (<c>pr2 replicas add</c>) until it serves. Prints the operations' times and rates and each
-/// loaded row's throughput and p99 against the steady one.
+/// replica added from empty (<c>pr2 replicas add</c>) until it serves; the rebuild path runs it beside a rebuild of the
+/// records view on both replicas (<c>pr2 projections rebuild</c>). Prints the operations' times and rates and each loaded
+/// row's throughput and p99 against the steady one.
 /// </summary>
 internal static class BackupRows
 {
@@ -17,7 +18,7 @@ internal static class BackupRows
 
     private const int BatchSize = 100;
 
-    public static async Task RunAsync(Pr2Path pr2, Runner runner, ResourceMeter meter, int rate, TimeSpan duration, int entries)
+    public static async Task RunAsync(Pr2Path pr2, Runner runner, ResourceMeter meter, int rate, TimeSpan duration, int entries, IReadOnlyCollection<string> paths)
     {
         var client = pr2.Client;
         var shard = Pr2Path.MovingShard;
@@ -52,6 +53,16 @@ internal static class BackupRows
 
         var steady = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-2-replicas", shard: shard);
         runner.Add(steady);
+
+        if (paths.Contains("rebuild"))
+        {
+            await RebuildRowAsync(pr2, runner, meter, rate, duration, steady);
+        }
+
+        if (!paths.Contains("backup"))
+        {
+            return;
+        }
 
         var primary = await pr2.Cluster.GetGrain<IShardWriterGrain>(shard).GetPrimary();
         var secondary = primary == 0 ? 1 : 0;
@@ -107,6 +118,24 @@ internal static class BackupRows
                 Directory.Delete(directory, recursive: true);
             }
         }
+    }
+
+    // The records view rebuilt on both replicas beside the load: the journal folded again into shadows, then swapped in.
+    private static async Task RebuildRowAsync(Pr2Path pr2, Runner runner, ResourceMeter meter, int rate, TimeSpan duration, ResultRow steady)
+    {
+        double seconds = 0;
+        ProjectionStatus? status = null;
+        var rebuilding = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-rebuild-records", shard: Pr2Path.MovingShard, alongside: async stop =>
+        {
+            var clock = Stopwatch.StartNew();
+            status = await pr2.Client.RebuildProjectionAsync(Pr2Path.MovingShard, "records", cancellationToken: CancellationToken.None);
+            seconds = clock.Elapsed.TotalSeconds;
+        });
+        runner.Add(rebuilding);
+        var folded = status!.Replicas.Sum(r => r.SwappedPosition);
+        Console.WriteLine($"  records view rebuilt on {status.Replicas.Count} replicas: {folded:N0} positions folded in {seconds:N1} s " +
+            $"({folded / seconds:N0}/s, swapped in at {string.Join(", ", status.Replicas.Select(r => r.SwappedPosition.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)))}); " +
+            $"load beside it: throughput {rebuilding.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, p99 {rebuilding.P99Ms:N1} ms (steady {steady.P99Ms:N1} ms), errors {rebuilding.Errors}");
     }
 
     // The last figures a long operation reported (the entries the added replica held when it served).

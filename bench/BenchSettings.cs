@@ -28,12 +28,13 @@ internal sealed record BenchSettings(
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
-          --paths raw,marten,pr2,anti-entropy,delivery,move,backup  which paths to run (default all; --short leaves out
+          --paths raw,marten,pr2,anti-entropy,delivery,move,backup,rebuild  which paths to run (default all; --short leaves out
                                delivery, the journal stream against the polling feed); pr2-batch runs only PR2's batch
                                rows; move runs the open-loop load on a two-replica shard with and without moves of its
                                primary; backup fills that shard, then runs the load beside a backup, a restore
-                               and a third replica added from empty until it serves
-          --backup-entries <n> entries in the shard the backup rows copy (default 1,000,000; 20,000 with --short)
+                               and a third replica added from empty until it serves; rebuild fills it too (once for
+                               both) and runs the load beside a rebuild of its records view
+          --backup-entries <n> entries in the shard the backup and rebuild rows fill (default 1,000,000; 20,000 with --short)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with
                                --short); the summary's ratios are medians of the repeats after the first (cold) one
@@ -54,7 +55,7 @@ internal sealed record BenchSettings(
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
             false,
-            isShort ? ["raw", "marten", "pr2", "anti-entropy", "move", "backup"] : ["raw", "marten", "pr2", "anti-entropy", "delivery", "move", "backup"],
+            isShort ? ["raw", "marten", "pr2", "anti-entropy", "move", "backup", "rebuild"] : ["raw", "marten", "pr2", "anti-entropy", "delivery", "move", "backup", "rebuild"],
             Path.Combine("bench", "results", "latest.json"),
             isShort ? 1 : 3,
             null,

@@ -58,7 +58,7 @@ var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
 var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
 await using var pr2 = new Pr2Path(silo, shardSources);
-if (new[] { "pr2", "pr2-batch", "delivery", "move", "backup" }.Any(settings.Paths.Contains))
+if (new[] { "pr2", "pr2-batch", "delivery", "move", "backup", "rebuild" }.Any(settings.Paths.Contains))
 {
     await pr2.ConnectAsync();
 }
@@ -124,9 +124,9 @@ if (settings.Paths.Contains("move"))
     await pr2.RunMoveRowsAsync(runner, meter, settings.OfferedRate, settings.OpenLoopDuration, settings.Short ? 1 : 2);
 }
 
-if (settings.Paths.Contains("backup"))
+if (settings.Paths.Contains("backup") || settings.Paths.Contains("rebuild"))
 {
-    await BackupRows.RunAsync(pr2, runner, meter, settings.OfferedRate, settings.OpenLoopDuration, settings.BackupEntries);
+    await BackupRows.RunAsync(pr2, runner, meter, settings.OfferedRate, settings.OpenLoopDuration, settings.BackupEntries, settings.Paths);
 }
 
 if (settings.Paths.Contains("delivery"))

@@ -20,10 +20,24 @@ public sealed class RecordsProjector(RecentMerges? merges = null, string table =
     /// <summary>The name (and mark) of a rebuild's fold into <see cref="RecordStore.Next"/>.</summary>
     public const string ShadowName = "records~next";
 
+    /// <summary>The flag of pr2_restamp that says the rebuild's fold has taken a restamp in (sql/019).</summary>
+    public const string ShadowRefolded = "next_refolded";
+
     private bool Shadow => table != RecordStore.Live;
 
     // Which of pr2_restamp's flags says this fold has taken a restamp in (sql/008, sql/019).
-    private string Refolded => Shadow ? "next_refolded" : "refolded";
+    private string Refolded => Shadow ? ShadowRefolded : "refolded";
+
+    /// <summary>
+    /// Sets <paramref name="flag"/> on every restamp. Like every statement here that sets a restamp's flags (the live and
+    /// the rebuild's folds run side by side, beside anti-entropy recording restamps), it locks the rows in message id
+    /// order, so two of them never wait on each other's rows.
+    /// </summary>
+    public static string TakeAllRestamps(string flag) => $"""
+        update pr2_restamp r set {flag} = true
+        from (select message_id from pr2_restamp where not {flag} order by message_id for update) p
+        where r.message_id = p.message_id
+        """;
 
     // Per (shard, replica): what this silo's agent last wrote there.
     private readonly ConcurrentDictionary<(int Shard, int Replica), ProjectedRecords> _written = new();
@@ -47,9 +61,11 @@ public sealed class RecordsProjector(RecentMerges? merges = null, string table =
         var sourceShard = batch.SourceShard;
         var actors = new List<string>();
         await using (var pending = new NpgsqlCommand($"""
-            update pr2_restamp r set {Refolded} = true from pr2_journal j
-            where j.message_id = r.message_id and not r.{Refolded} and j.position <= $1
-            returning j.actor_id
+            update pr2_restamp r set {Refolded} = true
+            from (select r.message_id, j.actor_id from pr2_restamp r join pr2_journal j using (message_id)
+                  where not r.{Refolded} and j.position <= $1 order by r.message_id for update of r) p
+            where r.message_id = p.message_id
+            returning p.actor_id
             """, connection, transaction))
         {
             pending.Parameters.Add(new() { Value = batch.Mark });

@@ -13,7 +13,9 @@ namespace PR2.Grains.Projections;
 /// locks the live mark, folds the last entries and pending restamps into the shadow, drops the live table and renames the
 /// shadow into its place, and moves the live mark (with a new revision, so that no silo trusts what it cached). Readers
 /// see the old view or the new one, each with the mark it reflects: they take the table's share lock before their
-/// snapshot (<see cref="RecordStore.LockLiveAsync"/>).
+/// snapshot (<see cref="RecordStore.LockLiveAsync"/>). The live mark is held only for the last few entries' fold and the
+/// renames (writes that fold records inline wait on it), and the table's lock is waited for briefly: a session holding
+/// it for long (a backup) makes the attempt give up before it locks anything.
 /// </summary>
 public static class RecordsRebuild
 {
@@ -22,9 +24,38 @@ public static class RecordsRebuild
     /// <summary>How far behind the live mark the shadow may be when the swap is tried: the swap folds the rest with the mark locked.</summary>
     public const int SwapWithin = AgentRunner.DefaultBatchSize;
 
-    // The swap takes the live table's exclusive lock: a reader holding it (a backup's snapshot) makes the swap give up
-    // and try again, rather than queue every new reader behind it.
+    // Most restamps the shadow may still have to take in when the swap is tried (each refolds an actor with the mark locked).
+    private const int RestampsWithin = 20;
+
+    // Marks and the rebuild's row are held briefly by others (an agent batch, a commit): wait for them a while.
     private const string LockTimeout = "set local lock_timeout = '2s'";
+
+    // The table's exclusive lock queues every new reader behind it while it waits: give up quickly instead.
+    private const string TableLockTimeout = "set local lock_timeout = '100ms'";
+
+    // Sessions that have held a lock on the view for more than a second (a backup's snapshot, a long query): a swap now
+    // would only wait for them, holding the mark that writes need.
+    private const string LongHolders = $"""
+        select exists (
+            select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
+            where l.relation = to_regclass('{RecordStore.Live}') and l.granted and l.pid <> pg_backend_pid()
+              and a.xact_start < now() - interval '1 second')
+        """;
+
+    // The shape of a table: columns (type, null, default), indexes and constraints, without its name. The shadow was
+    // made LIKE the live table; a migration since then changed the live one alone.
+    private const string Shape = """
+        select coalesce((select string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || case when a.attnotnull then ' not null' else '' end
+                        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''), ', ' order by a.attnum)
+                 from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                 where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped), '')
+            || ' | ' || coalesce((select string_agg(i.indisunique::text || ' ' || i.indisprimary::text || ' ' || i.indkey::text || ' ' || i.indclass::text
+                        || ' ' || coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || ' ' || coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
+                        ', ' order by i.indkey::text, i.indisprimary, i.indisunique)
+                 from pg_index i where i.indrelid = $1::regclass), '')
+            || ' | ' || coalesce((select string_agg(c.contype::text || ' ' || pg_get_constraintdef(c.oid), ', ' order by c.contype::text, pg_get_constraintdef(c.oid))
+                 from pg_constraint c where c.conrelid = $1::regclass), '')
+        """;
 
     /// <summary>Starts a rebuild on this replica, or finds the one in progress; returns its generation.</summary>
     public static async Task<long> StartAsync(NpgsqlDataSource replica, int shard, CancellationToken cancellationToken = default)
@@ -38,16 +69,7 @@ public static class RecordsRebuild
             return building.Generation;
         }
 
-        await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
-        await ExecuteAsync(connection, transaction, $"create table {RecordStore.Next} (like {RecordStore.Live} including all)", cancellationToken);
-        await ExecuteAsync(connection, transaction, "update pr2_restamp set next_refolded = true where not next_refolded", cancellationToken);
-        await using (var forget = new NpgsqlCommand("delete from pr2_agent_mark where agent = $1 and shard = $2", connection, transaction))
-        {
-            forget.Parameters.Add(new() { Value = RecordsProjector.ShadowName });
-            forget.Parameters.Add(new() { Value = shard });
-            await forget.ExecuteNonQueryAsync(cancellationToken);
-        }
-
+        await CreateShadowAsync(connection, transaction, shard, cancellationToken);
         await using var start = new NpgsqlCommand("""
             insert into pr2_projection_rebuild (projection, generation, state) values ($1, 1, 'building')
             on conflict (projection) do update set generation = pr2_projection_rebuild.generation + 1, state = 'building',
@@ -60,6 +82,22 @@ public static class RecordsRebuild
         return generation;
     }
 
+    // An empty shadow shaped like the live table, its mark at 0 (committed: a fold with nothing to fold leaves no mark of
+    // its own), and every restamp recorded so far taken (the shadow reads those stamps when it reaches their entries).
+    private static async Task CreateShadowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int shard, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
+        await ExecuteAsync(connection, transaction, $"create table {RecordStore.Next} (like {RecordStore.Live} including all)", cancellationToken);
+        await ExecuteAsync(connection, transaction, RecordsProjector.TakeAllRestamps(RecordsProjector.ShadowRefolded), cancellationToken);
+        await using var reset = new NpgsqlCommand("""
+            insert into pr2_agent_mark (agent, shard, position) values ($1, $2, 0)
+            on conflict (agent, shard) do update set position = 0, revision = pr2_agent_mark.revision + 1, updated_at = now()
+            """, connection, transaction);
+        reset.Parameters.Add(new() { Value = RecordsProjector.ShadowName });
+        reset.Parameters.Add(new() { Value = shard });
+        await reset.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>Whether a rebuild is in progress on this replica.</summary>
     public static async Task<bool> BuildingAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
     {
@@ -68,11 +106,12 @@ public static class RecordsRebuild
     }
 
     /// <summary>
-    /// Swaps the shadow in when it is within <see cref="SwapWithin"/> entries of the live mark; returns the position the
-    /// swapped-in view covers, or null when the shadow is further behind (fold more, then try again) or no rebuild is in
-    /// progress.
+    /// Swaps the shadow in when it is within <see cref="SwapWithin"/> entries of the live mark; with
+    /// <see cref="SwapOutcome.Swapped"/>, the position the swapped-in view covers. A wait for the table's lock that times
+    /// out throws (<c>55P03</c>, nothing changed): the caller tries again later, as for <see cref="SwapOutcome.Busy"/>.
     /// </summary>
-    public static async Task<long?> TrySwapAsync(NpgsqlDataSource replica, int shard, int replicaIndex, CancellationToken cancellationToken = default)
+    public static async Task<(SwapOutcome Outcome, long Position)> TrySwapAsync(NpgsqlDataSource replica, int shard, int replicaIndex,
+        CancellationToken cancellationToken = default)
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -80,20 +119,34 @@ public static class RecordsRebuild
         await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
         if (await ReadRowAsync(connection, transaction, cancellationToken) is not { State: "building" })
         {
-            return null;
+            return (SwapOutcome.NotBuilding, 0);
+        }
+
+        if (await ScalarAsync<bool>(connection, transaction, LongHolders, cancellationToken))
+        {
+            return (SwapOutcome.Busy, 0);
+        }
+
+        if (await ShapeAsync(connection, transaction, RecordStore.Live, cancellationToken) != await ShapeAsync(connection, transaction, RecordStore.Next, cancellationToken))
+        {
+            await CreateShadowAsync(connection, transaction, shard, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return (SwapOutcome.Restarted, 0);
         }
 
         // The live mark first (as the writer's inline projection and the records agent take it), then the shadow's.
         var live = await LockMarkAsync(connection, transaction, RecordsProjector.AgentName, shard, cancellationToken) ?? 0;
-        if (await LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken) is not { } shadow || live - shadow > SwapWithin)
+        var shadow = await LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken) ?? 0;
+        var gap = Math.Max(0, live - shadow);
+        if (gap > SwapWithin || await PendingRestampsAsync(connection, transaction, Math.Max(live, shadow), cancellationToken) > RestampsWithin)
         {
-            return null;
+            return (SwapOutcome.Behind, 0);
         }
 
         // The last entries, then every restamp not yet taken in up to where the view will stand: the same fold as the agent's.
         var fold = new RecordsProjector(table: RecordStore.Next);
-        var entries = live > shadow ? await JournalStore.ReadAsync(connection, shard, shadow, (int)(live - shadow), withBodies: true, cancellationToken) : [];
-        if (entries.Count != live - shadow || (entries.Count > 0 && (entries[0].Position != shadow + 1 || entries[^1].Position != live)))
+        var entries = gap > 0 ? await JournalStore.ReadAsync(connection, shard, shadow, (int)gap, withBodies: true, cancellationToken) : [];
+        if (entries.Count != gap || (entries.Count > 0 && (entries[0].Position != shadow + 1 || entries[^1].Position != live)))
         {
             throw new InvalidOperationException($"records rebuild of shard {shard} replica {replicaIndex}: the journal does not hold positions {shadow + 1}..{live} contiguously");
         }
@@ -107,6 +160,7 @@ public static class RecordsRebuild
         await fold.BeforeBatchAsync(new AgentBatch(shard, replicaIndex, position), connection, transaction, cancellationToken);
 
         var indexes = await IndexNamesAsync(connection, transaction, cancellationToken);
+        await ExecuteAsync(connection, transaction, TableLockTimeout, cancellationToken);
         await ExecuteAsync(connection, transaction, $"drop table {RecordStore.Live}", cancellationToken);
         await ExecuteAsync(connection, transaction, $"alter table {RecordStore.Next} rename to {RecordStore.Live}", cancellationToken);
         foreach (var (from, to) in indexes)
@@ -137,7 +191,7 @@ public static class RecordsRebuild
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return position;
+        return (SwapOutcome.Swapped, position);
     }
 
     /// <summary>Records why the last attempt failed, for status (best effort).</summary>
@@ -177,6 +231,27 @@ public static class RecordsRebuild
                 reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3), reader.IsDBNull(4) ? null : reader.GetInt64(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5))
             : null;
+    }
+
+    private static async Task<long> PendingRestampsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, long upTo, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "select count(*) from pr2_restamp r join pr2_journal j using (message_id) where not r.next_refolded and j.position <= $1", connection, transaction);
+        command.Parameters.Add(new() { Value = upTo });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static async Task<string> ShapeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string table, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(Shape, connection, transaction);
+        command.Parameters.Add(new() { Value = table });
+        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     private static async Task<long?> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agent, int shard, CancellationToken cancellationToken)

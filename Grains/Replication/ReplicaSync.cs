@@ -210,11 +210,12 @@ public static class ReplicaSync
         return present;
     }
 
+    // Rows go in message id order: every statement that locks restamp rows does (RecordsProjector.TakeAllRestamps).
     private static async Task RestampAsync(NpgsqlConnection connection, List<ImportedEntry> entries, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("""
             insert into pr2_restamp (message_id, lamport_counter, lamport_shard)
-            select * from unnest($1::uuid[], $2::bigint[], $3::integer[])
+            select * from unnest($1::uuid[], $2::bigint[], $3::integer[]) order by 1
             on conflict (message_id) do update set lamport_counter = excluded.lamport_counter, lamport_shard = excluded.lamport_shard,
                 refolded = false, next_refolded = false, recorded_at = now()
             """, connection);
