@@ -314,11 +314,12 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     /// and reads go on against the live view, then swaps it in atomically (a reader sees the old view or the new one, each with
     /// the mark it reflects). <paramref name="progress"/> reports the positions folded. A rebuild that folds nothing for
     /// <paramref name="stallTimeout"/> (one minute by default) ends the wait with a retriable error; it goes on, and calling
-    /// this again follows it rather than starting over. Returns the status once swapped in.
+    /// this again follows it rather than starting over (<paramref name="restart"/> starts it over, e.g. after a fix to the fold
+    /// was deployed during it). Returns the status once swapped in.
     /// </summary>
     public Task<ProjectionStatus> RebuildProjectionAsync(int shard, string projection, IProgress<TransferProgress>? progress = null, TimeSpan? stallTimeout = null,
-        CancellationToken cancellationToken = default) =>
-        ProjectionRebuilds.RebuildAsync(cluster, shard, projection, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
+        bool restart = false, CancellationToken cancellationToken = default) =>
+        ProjectionRebuilds.RebuildAsync(cluster, shard, projection, restart, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
 
     /// <summary>
     /// Removes replica <paramref name="replica"/> from <paramref name="shard"/> (see <see cref="IShardWriterGrain.RemoveReplica"/>):

@@ -10,11 +10,11 @@ internal static class ProjectionRebuilds
 {
     private static readonly TimeSpan PollEvery = TimeSpan.FromMilliseconds(500);
 
-    public static async Task<ProjectionStatus> RebuildAsync(IClusterClient cluster, int shard, string projection, TimeSpan stallTimeout,
+    public static async Task<ProjectionStatus> RebuildAsync(IClusterClient cluster, int shard, string projection, bool restart, TimeSpan stallTimeout,
         IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         var projections = cluster.GetGrain<IProjectionsGrain>(shard);
-        var status = await UnavailableCluster.Answer(() => projections.Rebuild(projection), cancellationToken);
+        var status = await UnavailableCluster.Answer(() => projections.Rebuild(projection, restart), cancellationToken);
         // Each replica's rebuild started (or in progress) now; done once each has swapped in this generation or a later one.
         var generations = status.Replicas.ToDictionary(r => r.Replica, r => r.Generation);
         var started = Stopwatch.StartNew();
@@ -23,9 +23,18 @@ internal static class ProjectionRebuilds
         while (true)
         {
             // Progress counts each replica's own folding: a replica swapped in counts what it folded, and its live mark
-            // moving on with writes is not progress of the ones still building.
-            var building = status.Replicas.Where(r => generations.TryGetValue(r.Replica, out var generation) && !status.SwappedSince(r.Replica, generation)).ToList();
-            var done = status.Replicas.Where(r => !building.Contains(r)).ToList();
+            // moving on with writes is not progress of the ones still building. Replicas added since the start are not
+            // waited for.
+            var followed = status.Replicas.Where(r => generations.ContainsKey(r.Replica)).ToList();
+            var building = followed.Where(r => !status.SwappedSince(r.Replica, generations[r.Replica])).ToList();
+            var done = followed.Except(building).ToList();
+            if (building.FirstOrDefault(r => r.State != "unreachable" && (r.Generation < generations[r.Replica] || r.State == "live")) is { } ended)
+            {
+                // Restored (a restore brings no rebuild) or removed since: its rebuild ended without a swap.
+                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {shard}: replica {ended.Replica}'s rebuild of {projection} ended without being swapped in (the replica was restored or removed since); run the command again to rebuild it");
+            }
+
             progress?.Report(new TransferProgress(projection, building.Sum(r => Math.Max(0, r.Folded)) + done.Sum(r => r.SwappedPosition),
                 building.Sum(r => Math.Max(r.Head, r.Folded)) + done.Sum(r => r.SwappedPosition), 0, 0, started.Elapsed));
             if (building.Count == 0)
@@ -47,7 +56,8 @@ internal static class ProjectionRebuilds
             {
                 var why = string.Join("; ", building.Select(r => $"replica {r.Replica}: {r.State}{(r.Error is null ? "" : $" ({r.Error})")}"));
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                    $"shard {shard}: the rebuild of {projection} has folded nothing for {stallTimeout.TotalSeconds:0} s ({why}); it goes on where it is: run the command again to follow it");
+                    $"shard {shard}: the rebuild of {projection} has folded nothing for {stallTimeout.TotalSeconds:0} s ({why}); it goes on where it is: " +
+                    $"pr2 projections status {shard} {projection} follows it (running the rebuild again follows it too, and rebuilds again the replicas that are done)");
             }
 
             await Task.Delay(PollEvery, cancellationToken);

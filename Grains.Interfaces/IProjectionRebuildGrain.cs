@@ -8,8 +8,11 @@ namespace PR2;
 /// </summary>
 public interface IProjectionRebuildGrain : IGrainWithStringKey
 {
-    /// <summary>Starts a rebuild (or finds the one in progress) and returns its generation; the fold runs on after the call.</summary>
-    Task<long> Start();
+    /// <summary>
+    /// Starts a rebuild (or finds the one in progress, unless <paramref name="restart"/>) and returns its generation; the fold
+    /// runs on after the call.
+    /// </summary>
+    Task<long> Start(bool restart = false);
 
     /// <summary>Where the rebuild stands.</summary>
     Task<ProjectionReplicaStatus> Status();

@@ -33,6 +33,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     private int _shard;
     private int _replica;
     private bool? _building;
+
+    // Counts starts: a loop that found no rebuild while a start was committing looks again before it ends.
+    private int _starts;
     private Task? _running;
     private IGrainTimer? _timer;
 
@@ -45,15 +48,16 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         }
     }
 
-    public async Task<long> Start()
+    public async Task<long> Start(bool restart = false)
     {
         if (!Follows())
         {
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var generation = await RecordsRebuild.StartAsync(Source, _shard);
+        var generation = await RecordsRebuild.StartAsync(Source, _shard, restart);
         _building = true;
+        _starts++;
         Run();
         return generation;
     }
@@ -86,18 +90,35 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             var fold = Fold();
             var backoff = FirstBackoff;
             // Each turn asks again: the replica may have been removed, or restored without the rebuild, meanwhile.
-            while (Follows() && await RecordsRebuild.BuildingAsync(Source))
+            while (Follows())
             {
+                var starts = _starts;
+                if (!await RecordsRebuild.BuildingAsync(Source))
+                {
+                    if (starts == _starts)
+                    {
+                        break;
+                    }
+
+                    // A start committed while this looked: look again.
+                    continue;
+                }
+
                 // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
                 _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
                 var folded = await fold.CatchUpAsync();
-                var (outcome, position) = await TrySwapAsync();
+                var (outcome, position, busy) = await TrySwapAsync();
+                // Every outcome goes round again: after a swap (or none in progress), the next turn finds the row done and
+                // ends, unless another start came meanwhile.
                 switch (outcome)
                 {
                     case SwapOutcome.Swapped:
                         Log.RebuildSwapped(logger, _shard, _replica, position, clock.Elapsed.TotalSeconds);
-                        break;
+                        clock.Restart();
+                        continue;
                     case SwapOutcome.Busy:
+                        // Said in the status: a swap that keeps waiting must say for what.
+                        await RecordsRebuild.RecordErrorAsync(Source, $"the swap waits: {busy}");
                         await Task.Delay(backoff);
                         backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
                         continue;
@@ -108,11 +129,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
                     case SwapOutcome.Behind when folded == 0:
                         await Task.Delay(Idle);
                         continue;
-                    case SwapOutcome.Behind:
+                    default:
                         continue;
                 }
-
-                break;
             }
 
             _building = false;
@@ -140,16 +159,17 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
     private AgentRunner Fold() => new(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
 
-    // A swap that waited too long for a lock gave up with nothing changed: as when the view is held, try again later.
-    private async Task<(SwapOutcome Outcome, long Position)> TrySwapAsync()
+    // A swap that waited too long for a lock, or ran too long holding the live mark, gave up with nothing changed: as when
+    // the view is held, try again later.
+    private async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync()
     {
         try
         {
             return await RecordsRebuild.TrySwapAsync(Source, _shard, _replica);
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled)
         {
-            return (SwapOutcome.Busy, 0);
+            return (SwapOutcome.Busy, 0, e.MessageText);
         }
     }
 }

@@ -30,7 +30,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         return list;
     }
 
-    public async Task<ProjectionStatus> Rebuild(string projection)
+    public async Task<ProjectionStatus> Rebuild(string projection, bool restart = false)
     {
         var set = await SetAsync();
         CheckRebuildable(projection);
@@ -40,7 +40,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         {
             try
             {
-                started[replica] = await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Start().WaitAsync(ReplicaTimeout);
+                started[replica] = await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Start(restart).WaitAsync(ReplicaTimeout);
             }
             catch (Exception e) when (e is not Pr2Exception)
             {
@@ -58,7 +58,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         // Each replica's entry carries the generation its start answered, also where reading it back failed just now: a
         // caller waits for that generation (or a later one) to be swapped in.
         var status = await Status(projection);
-        return status with { Replicas = [.. status.Replicas.Select(r => r with { Generation = started[r.Replica] })] };
+        return status with { Replicas = [.. status.Replicas.Select(r => started.TryGetValue(r.Replica, out var generation) ? r with { Generation = generation } : r)] };
     }
 
     public async Task<ProjectionStatus> Status(string projection)

@@ -66,10 +66,11 @@ public static class ProjectionCommands
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
         var name = new Argument<string>("projection") { Description = "Projection to rebuild: records" };
+        var restart = new Option<bool>("--restart") { Description = "Start a rebuild in progress over (e.g. after a fix to the fold was deployed during it)" };
         var command = new Command("rebuild",
             "Rebuild a projection from the journal while writes and reads go on, then swap it in atomically on each replica (blue/green). Interrupted, the rebuild goes on: run it again to follow it")
         {
-            shard, name,
+            shard, name, restart,
         };
         command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
         {
@@ -77,7 +78,7 @@ public static class ProjectionCommands
             var projection = result.GetValue(name)!;
             var started = System.Diagnostics.Stopwatch.StartNew();
             var bar = ProgressBar.For(error, $"{projection} of shard {code}", p => (p.Rows, p.TotalRows, "entries"));
-            var status = await client.RebuildProjectionAsync(code, projection, bar, cancellationToken: cancellationToken);
+            var status = await client.RebuildProjectionAsync(code, projection, bar, restart: result.GetValue(restart), cancellationToken: cancellationToken);
             bar.Done();
             if (result.GetValue(Pr2Cli.JsonOption))
             {

@@ -27,44 +27,55 @@ public static class RecordsRebuild
     // Most restamps the shadow may still have to take in when the swap is tried (each refolds an actor with the mark locked).
     private const int RestampsWithin = 20;
 
-    // Marks and the rebuild's row are held briefly by others (an agent batch, a commit): wait for them a while.
-    private const string LockTimeout = "set local lock_timeout = '2s'";
+    // Marks and the rebuild's row are held briefly by others (an agent batch, a commit): wait for them a while. Every
+    // statement is bounded too: while the swap holds the live mark, commits that fold records inline wait for it.
+    private const string LockTimeout = "set local lock_timeout = '1s'; set local statement_timeout = '1s'";
 
     // The table's exclusive lock queues every new reader behind it while it waits: give up quickly instead.
     private const string TableLockTimeout = "set local lock_timeout = '100ms'";
 
-    // Sessions that have held a lock on the view for more than a second (a backup's snapshot, a long query): a swap now
-    // would only wait for them, holding the mark that writes need.
+    // Who has held a lock on the view (in this database) for more than a second, as "pid 123 (client backend)": a backup's
+    // snapshot, a long query. A swap now would only wait for them, holding the mark that writes need. Autovacuum is not
+    // counted: it gives way to a lock that waits.
     private const string LongHolders = $"""
-        select exists (
-            select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
-            where l.relation = to_regclass('{RecordStore.Live}') and l.granted and l.pid <> pg_backend_pid()
-              and a.xact_start < now() - interval '1 second')
+        select string_agg('pid ' || l.pid || ' (' || coalesce(a.backend_type, '?') || ')', ', ')
+        from pg_locks l join pg_stat_activity a on a.pid = l.pid
+        where l.database = (select oid from pg_database where datname = current_database())
+          and l.relation = to_regclass('{RecordStore.Live}') and l.granted and l.pid <> pg_backend_pid()
+          and a.backend_type <> 'autovacuum worker' and a.xact_start < now() - interval '1 second'
         """;
 
-    // The shape of a table: columns (type, null, default), indexes and constraints, without its name. The shadow was
-    // made LIKE the live table; a migration since then changed the live one alone.
-    private const string Shape = """
+    // A table's indexes, each as its definition without its own name or the table's (so the live table's and the
+    // shadow's compare), and whether it is the primary key.
+    private const string IndexDefinitions = """
+        select c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \S+ ON \S+ ', 'CREATE \1INDEX ON ') || case when i.indisprimary then ' primary' else '' end
+        from pg_index i join pg_class c on c.oid = i.indexrelid
+        where i.indrelid = $1::regclass
+        """;
+
+    // The shape of a table: its columns (name, type, null, default, collation), index definitions and constraints, by name
+    // rather than by column number. The shadow was made LIKE the live table; a migration since then changed the live one.
+    private const string Shape = $"""
         select coalesce((select string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || case when a.attnotnull then ' not null' else '' end
-                        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''), ', ' order by a.attnum)
+                        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') || ' collate ' || a.attcollation::text, ', ' order by a.attnum)
                  from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
                  where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped), '')
-            || ' | ' || coalesce((select string_agg(i.indisunique::text || ' ' || i.indisprimary::text || ' ' || i.indkey::text || ' ' || i.indclass::text
-                        || ' ' || coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || ' ' || coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
-                        ', ' order by i.indkey::text, i.indisprimary, i.indisunique)
-                 from pg_index i where i.indrelid = $1::regclass), '')
+            || ' | ' || coalesce((select string_agg(d.definition, ', ' order by d.definition) from ({IndexDefinitions}) as d(name, definition)), '')
             || ' | ' || coalesce((select string_agg(c.contype::text || ' ' || pg_get_constraintdef(c.oid), ', ' order by c.contype::text, pg_get_constraintdef(c.oid))
                  from pg_constraint c where c.conrelid = $1::regclass), '')
         """;
 
-    /// <summary>Starts a rebuild on this replica, or finds the one in progress; returns its generation.</summary>
-    public static async Task<long> StartAsync(NpgsqlDataSource replica, int shard, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Starts a rebuild on this replica, or finds the one in progress (unless <paramref name="restart"/>: then it starts
+    /// over, e.g. after a fix to the fold was deployed during it); returns its generation.
+    /// </summary>
+    public static async Task<long> StartAsync(NpgsqlDataSource replica, int shard, bool restart = false, CancellationToken cancellationToken = default)
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await ExecuteAsync(connection, transaction, LockTimeout, cancellationToken);
         await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
-        if (await ReadRowAsync(connection, transaction, cancellationToken) is { State: "building" } building)
+        if (await ReadRowAsync(connection, transaction, cancellationToken) is { State: "building" } building && !restart)
         {
             return building.Generation;
         }
@@ -107,10 +118,11 @@ public static class RecordsRebuild
 
     /// <summary>
     /// Swaps the shadow in when it is within <see cref="SwapWithin"/> entries of the live mark; with
-    /// <see cref="SwapOutcome.Swapped"/>, the position the swapped-in view covers. A wait for the table's lock that times
-    /// out throws (<c>55P03</c>, nothing changed): the caller tries again later, as for <see cref="SwapOutcome.Busy"/>.
+    /// <see cref="SwapOutcome.Swapped"/>, the position the swapped-in view covers; with <see cref="SwapOutcome.Busy"/>, who
+    /// holds what it needs. A wait for a lock or a statement that times out throws (<c>55P03</c>, <c>57014</c>, nothing
+    /// changed): the caller tries again later, as when busy.
     /// </summary>
-    public static async Task<(SwapOutcome Outcome, long Position)> TrySwapAsync(NpgsqlDataSource replica, int shard, int replicaIndex,
+    public static async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync(NpgsqlDataSource replica, int shard, int replicaIndex,
         CancellationToken cancellationToken = default)
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
@@ -119,28 +131,36 @@ public static class RecordsRebuild
         await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
         if (await ReadRowAsync(connection, transaction, cancellationToken) is not { State: "building" })
         {
-            return (SwapOutcome.NotBuilding, 0);
+            return (SwapOutcome.NotBuilding, 0, null);
         }
 
-        if (await ScalarAsync<bool>(connection, transaction, LongHolders, cancellationToken))
+        // No migration runs while the swap does (it takes the migrator's lock for its transaction): one that changed the
+        // live table between the shape check and the drop would be lost with it.
+        if (!await ScalarAsync<bool>(connection, transaction, $"select pg_try_advisory_xact_lock({SchemaMigrator.MigrationLockKey})", cancellationToken))
         {
-            return (SwapOutcome.Busy, 0);
+            return (SwapOutcome.Busy, 0, "a schema migration is running");
+        }
+
+        if (await ScalarAsync<string?>(connection, transaction, LongHolders, cancellationToken) is { } holders)
+        {
+            return (SwapOutcome.Busy, 0, $"the records view is held by {holders}");
         }
 
         if (await ShapeAsync(connection, transaction, RecordStore.Live, cancellationToken) != await ShapeAsync(connection, transaction, RecordStore.Next, cancellationToken))
         {
             await CreateShadowAsync(connection, transaction, shard, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
-            return (SwapOutcome.Restarted, 0);
+            return (SwapOutcome.Restarted, 0, null);
         }
 
-        // The live mark first (as the writer's inline projection and the records agent take it), then the shadow's.
-        var live = await LockMarkAsync(connection, transaction, RecordsProjector.AgentName, shard, cancellationToken) ?? 0;
+        // The shadow's mark first (nobody else takes both), then the live mark, as the writer's inline projection and the
+        // records agent take it: held from here to the commit.
         var shadow = await LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken) ?? 0;
+        var live = await LockMarkAsync(connection, transaction, RecordsProjector.AgentName, shard, cancellationToken) ?? 0;
         var gap = Math.Max(0, live - shadow);
         if (gap > SwapWithin || await PendingRestampsAsync(connection, transaction, Math.Max(live, shadow), cancellationToken) > RestampsWithin)
         {
-            return (SwapOutcome.Behind, 0);
+            return (SwapOutcome.Behind, 0, null);
         }
 
         // The last entries, then every restamp not yet taken in up to where the view will stand: the same fold as the agent's.
@@ -159,7 +179,7 @@ public static class RecordsRebuild
 
         await fold.BeforeBatchAsync(new AgentBatch(shard, replicaIndex, position), connection, transaction, cancellationToken);
 
-        var indexes = await IndexNamesAsync(connection, transaction, cancellationToken);
+        var indexes = await IndexNamesAsync(connection, transaction, shard, replicaIndex, cancellationToken);
         await ExecuteAsync(connection, transaction, TableLockTimeout, cancellationToken);
         await ExecuteAsync(connection, transaction, $"drop table {RecordStore.Live}", cancellationToken);
         await ExecuteAsync(connection, transaction, $"alter table {RecordStore.Next} rename to {RecordStore.Live}", cancellationToken);
@@ -176,7 +196,8 @@ public static class RecordsRebuild
                     insert into pr2_agent_mark (agent, shard, position) values ($1, $2, $3)
                     on conflict (agent, shard) do update set position = $3, revision = pr2_agent_mark.revision + 1, updated_at = now()
                     """) { Parameters = { new() { Value = RecordsProjector.AgentName }, new() { Value = shard }, new() { Value = position } } },
-                new("delete from pr2_agent_mark where agent = $1 and shard = $2")
+                // Kept at 0 with a new revision: a later rebuild's fold never meets a (position, revision) this one had.
+                new("update pr2_agent_mark set position = 0, revision = revision + 1, updated_at = now() where agent = $1 and shard = $2")
                 {
                     Parameters = { new() { Value = RecordsProjector.ShadowName }, new() { Value = shard } },
                 },
@@ -191,7 +212,7 @@ public static class RecordsRebuild
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return (SwapOutcome.Swapped, position);
+        return (SwapOutcome.Swapped, position, null);
     }
 
     /// <summary>Records why the last attempt failed, for status (best effort).</summary>
@@ -251,7 +272,7 @@ public static class RecordsRebuild
     private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(sql, connection, transaction);
-        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
+        return await command.ExecuteScalarAsync(cancellationToken) is T value ? value : default!;
     }
 
     private static async Task<long?> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agent, int shard, CancellationToken cancellationToken)
@@ -271,27 +292,36 @@ public static class RecordsRebuild
     }
 
     // The shadow's indexes were named by CREATE TABLE ... LIKE; after the swap each takes the name of the live table's
-    // index with the same definition, so the view's indexes keep the names the migrations gave them.
-    private static async Task<List<(string From, string To)>> IndexNamesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    // index with the same definition, so the view's indexes keep the names the migrations gave them. Two indexes with one
+    // definition cannot be told apart: refused (recorded as the rebuild's error) rather than guessed.
+    private static async Task<List<(string From, string To)>> IndexNamesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int shard, int replica,
+        CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            select n.relname, l.relname
-            from pg_index ni join pg_class n on n.oid = ni.indexrelid
-            join pg_index li on li.indrelid = $2::regclass and li.indkey::text = ni.indkey::text and li.indclass::text = ni.indclass::text
-                and li.indisunique = ni.indisunique and li.indisprimary = ni.indisprimary
-            join pg_class l on l.oid = li.indexrelid
-            where ni.indrelid = $1::regclass
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = RecordStore.Next });
-        command.Parameters.Add(new() { Value = RecordStore.Live });
-        var names = new List<(string, string)>();
+        var live = await IndexesAsync(connection, transaction, RecordStore.Live, cancellationToken);
+        var next = await IndexesAsync(connection, transaction, RecordStore.Next, cancellationToken);
+        if (live.Select(i => i.Definition).Distinct(StringComparer.Ordinal).Count() != live.Count
+            || next.Select(i => i.Definition).Distinct(StringComparer.Ordinal).Count() != next.Count || live.Count != next.Count)
+        {
+            throw new InvalidOperationException(
+                $"records rebuild of shard {shard} replica {replica}: the view's indexes cannot be paired by definition ({live.Count} live, {next.Count} rebuilt, some alike); drop the duplicate index");
+        }
+
+        return [.. next.Select(n => (n.Name, live.Single(l => l.Definition == n.Definition).Name)).Where(pair => pair.Item1 != pair.Item2)];
+    }
+
+    private static async Task<List<(string Name, string Definition)>> IndexesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string table,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(IndexDefinitions, connection, transaction);
+        command.Parameters.Add(new() { Value = table });
+        var indexes = new List<(string, string)>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            names.Add((reader.GetString(0), reader.GetString(1)));
+            indexes.Add((reader.GetString(0), reader.GetString(1)));
         }
 
-        return names;
+        return indexes;
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)

@@ -14,7 +14,7 @@ namespace PR2.Grains.Storage;
 public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator> logger)
 {
     // "PR2S" as an integer: the advisory lock key that serializes migrations on one database.
-    private const long MigrationLockKey = 0x50523253;
+    public const long MigrationLockKey = 0x50523253;
 
     private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(2);
 

@@ -269,10 +269,10 @@ public static class HttpApiEndpoints
         return Results.Ok(await new Pr2Client(cluster).GetProjectionAsync(shard, projection, http.RequestAborted));
     }
 
-    private static async Task<IResult> RebuildProjectionAsync(int shard, string projection, HttpContext http, IClusterClient cluster)
+    private static async Task<IResult> RebuildProjectionAsync(int shard, string projection, HttpContext http, IClusterClient cluster, bool restart = false)
     {
         RequireAll(http);
-        var status = await UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Rebuild(projection), http.RequestAborted);
+        var status = await UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Rebuild(projection, restart), http.RequestAborted);
         return Results.Accepted($"/v1/shards/{shard}/projections/{projection}", status);
     }
 

@@ -25,11 +25,12 @@ namespace PR2.Tests;
 /// it (no shutdown), kills the process silo with SIGKILL, or cuts the process silo off one server while the other
 /// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers; and the primary of
 /// every shard is moved on purpose (pr2 replicas promote) beside the writes and the faults; shard 2 gets a third replica
-/// added (pr2 replicas add) and shard 3 a replica restored from a backup, under the same faults. Rules run on every
+/// added (pr2 replicas add), shard 1 its records view rebuilt (pr2 projections rebuild) and shard 3 a replica restored
+/// from a backup, under the same faults. Rules run on every
 /// replica (a data rule sending across shards and keeping a view, a C# rule) and the object directory follows
 /// every shard. Then heal, wait for
 /// quiet, and check: every acknowledged MessageId on every replica (lost = 0), no MessageId twice in a journal,
-/// records byte-equal across replicas, version vectors equal, marks never went backwards, canceled records
+/// records byte-equal across replicas and each the fold of its journal, version vectors equal, marks never went backwards, canceled records
 /// canceled everywhere; every rule effect exactly once per source entry, views equal to their journals, the
 /// object directory exact (<see cref="RuleWorkload"/>). And against what each client was told: a refused MessageId
 /// is in no journal, <c>Duplicate</c> only on a call that was itself a retry, each actor's acks in increasing
@@ -57,6 +58,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
     private const string AddedKey = "Pr2:Connections:fault-2-added";
     private readonly ConcurrentBag<string> _additions = [];
     private readonly ConcurrentBag<string> _additionFailures = [];
+    private readonly ConcurrentBag<string> _rebuilds = [];
+    private readonly ConcurrentBag<string> _rebuildFailures = [];
     private readonly string _backupDirectory = Path.Combine(Path.GetTempPath(), "pr2-tests", $"fault-backup-{Guid.NewGuid():N}"[..28]);
     private readonly Dictionary<PostgresFixture, TcpProxy> _proxies = [];
     private Dictionary<string, string?> _processSiloSettings = [];
@@ -134,6 +137,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         Task<bool> backedUp = Task.FromResult(false);
         var restored = Task.CompletedTask;
         var added = Task.CompletedTask;
+        var rebuilt = Task.CompletedTask;
         for (var round = 0; round < 15 || clock.Elapsed < soak; round++)
         {
             if (round == 2)
@@ -143,6 +147,10 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             else if (round == 3)
             {
                 added = AddReplicaAsync(client, 2, round);
+            }
+            else if (round == 5)
+            {
+                rebuilt = RebuildRecordsAsync(client, 1, round);
             }
             else if (round == 8)
             {
@@ -191,6 +199,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         await HealAsync();
         await restored;
         await added;
+        await rebuilt;
         var healed = Stopwatch.StartNew();
         await Eventually.TrueAsync(async () =>
         {
@@ -256,6 +265,10 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
                     $"shard {shard}: records differ between replicas: only in the first: {string.Join(", ", firstRecords?.Except(records) ?? [])}; only in this one: {string.Join(", ", records.Except(firstRecords ?? []))}");
                 Assert.True(firstVector is null || firstVector.SameAs(vector), $"shard {shard}: version vectors differ ({firstVector} / {vector})");
                 (firstRecords, firstVector) = (records, vector);
+                // Each replica's records are the fold of its journal (the same on every replica is not enough: shard 1's
+                // views are rebuilt on all of them): one record per actor, counting every entry of the actor.
+                Assert.Equal(await ScalarAsync(database, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(database, "select count(*) from pr2_record"));
+                Assert.Equal(0, await ScalarAsync(database, "select count(*) from pr2_record r where r.version <> (select count(*) from pr2_journal j where j.actor_id = r.actor_id)"));
                 foreach (var actor in canceled.Where(a => a.Shard == shard))
                 {
                     Assert.Equal(2, await ScalarAsync(database, "select status from pr2_record where actor_id = $1", actor.ActorId));
@@ -390,6 +403,9 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         output.WriteLine("replica added: " + string.Join("; ", _additions));
         Assert.Empty(_additionFailures);
         Assert.Contains(_additions, a => a.Contains(" serves ", StringComparison.Ordinal));
+        output.WriteLine("records view rebuilt: " + string.Join("; ", _rebuilds));
+        Assert.Empty(_rebuildFailures);
+        Assert.Contains(_rebuilds, a => a.Contains(" swapped in ", StringComparison.Ordinal));
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
         Assert.Equal(0, refusedButCommitted);
@@ -634,6 +650,37 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         }
 
         _additionFailures.Add($"round {round}: no replica was added to shard {shard} within 4 minutes");
+    }
+
+    // Rebuilds the shard's records view on every replica (pr2 projections rebuild) and follows it until each has swapped
+    // its rebuild in. Refusals that say to try again (a replica's server paused or killed, the silo running a rebuild gone,
+    // the wait ending at a stall) follow the same rebuild again until the shard is healed; anything else is a failure.
+    private async Task RebuildRecordsAsync(Pr2Client client, int shard, int round)
+    {
+        var clock = Stopwatch.StartNew();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        for (var attempt = 1; DateTime.UtcNow < deadline; attempt++)
+        {
+            try
+            {
+                var status = await client.RebuildProjectionAsync(shard, "records", stallTimeout: TimeSpan.FromSeconds(20));
+                _rebuilds.Add($"round {round}: shard {shard} records swapped in after {clock.Elapsed.TotalSeconds:0.0} s (attempt {attempt}) at " +
+                    string.Join(", ", status.Replicas.Select(r => $"replica {r.Replica} #{r.Generation} {r.SwappedPosition}")));
+                return;
+            }
+            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.OrleansException)
+            {
+                _rebuilds.Add($"round {round}: rebuilding shard {shard}'s records refused (attempt {attempt}): {e.Message}");
+                await Task.Delay(2000);
+            }
+            catch (Exception e)
+            {
+                _rebuildFailures.Add($"round {round}: rebuilding shard {shard}'s records: {e}");
+                return;
+            }
+        }
+
+        _rebuildFailures.Add($"round {round}: shard {shard}'s records were not rebuilt within 4 minutes");
     }
 
     // Replaces a replica that is not the primary with the backup. Refusals that say to try again (a fault under it, entries

@@ -30,7 +30,7 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         await Shadow(registry).CatchUpAsync();
         await DirectJournal.RestampAsync(database, Shard, insert.MessageId, 3);
 
-        Assert.Equal((SwapOutcome.Swapped, 2L), await RecordsRebuild.TrySwapAsync(database, Shard, 0));
+        Assert.Equal((SwapOutcome.Swapped, 2L), await SwapAsync(database));
         Assert.Equal(new LamportStamp(3, Shard), (await RecordStore.ReadAsync(database, "acct/c")).FirstStamp);
         await Live(registry).CatchUpAsync();
         var record = await RecordStore.ReadAsync(database, "acct/c");
@@ -51,7 +51,7 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         await RecordsRebuild.StartAsync(database, Shard);
         await Shadow(registry).CatchUpAsync();
 
-        Assert.Equal((SwapOutcome.Swapped, 3L), await RecordsRebuild.TrySwapAsync(database, Shard, 0));
+        Assert.Equal((SwapOutcome.Swapped, 3L), await SwapAsync(database));
         Assert.Equal(3L, await AgentMarks.ReadAsync(database, RecordsProjector.AgentName, Shard));
         await DirectJournal.AppendAsync(database, Shard, 4, "acct/d", MessageKind.Modify, 14, 4);
         await Live(registry).CatchUpAsync();
@@ -65,7 +65,7 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         var (database, registry) = await DatabaseAsync("rebuild_empty");
         await RecordsRebuild.StartAsync(database, Shard);
         await Shadow(registry).CatchUpAsync();
-        Assert.Equal((SwapOutcome.Swapped, 0L), await RecordsRebuild.TrySwapAsync(database, Shard, 0));
+        Assert.Equal((SwapOutcome.Swapped, 0L), await SwapAsync(database));
         Assert.Equal("done", (await RecordsRebuild.StatusAsync(database, Shard, 0)).State);
     }
 
@@ -81,10 +81,10 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         await ExecuteAsync(database, "alter table pr2_record add column note text");
         await ExecuteAsync(database, "create index pr2_record_note on pr2_record (note)");
 
-        Assert.Equal(SwapOutcome.Restarted, (await RecordsRebuild.TrySwapAsync(database, Shard, 0)).Outcome);
+        Assert.Equal(SwapOutcome.Restarted, (await SwapAsync(database)).Outcome);
         Assert.Equal(0L, (await RecordsRebuild.StatusAsync(database, Shard, 0)).Folded);
         await Shadow(registry).CatchUpAsync();
-        Assert.Equal((SwapOutcome.Swapped, 1L), await RecordsRebuild.TrySwapAsync(database, Shard, 0));
+        Assert.Equal((SwapOutcome.Swapped, 1L), await SwapAsync(database));
         Assert.Equal(1L, await ScalarAsync(database, "select count(*) from pg_attribute where attrelid = 'pr2_record'::regclass and attname = 'note'"));
         Assert.Equal(1L, await ScalarAsync(database, "select count(*) from pg_indexes where tablename = 'pr2_record' and indexname = 'pr2_record_note'"));
         Assert.Equal(1L, (await RecordStore.ReadAsync(database, "acct/e")).Version);
@@ -107,7 +107,9 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
             "select count(*) from pg_stat_activity where xact_start < now() - interval '1 second' and pid <> pg_backend_pid() and state like 'idle in transaction%'") > 0,
             TimeSpan.FromSeconds(10), "the reader's transaction open for a second");
 
-        Assert.Equal(SwapOutcome.Busy, (await RecordsRebuild.TrySwapAsync(database, Shard, 0)).Outcome);
+        var busy = await RecordsRebuild.TrySwapAsync(database, Shard, 0);
+        Assert.Equal(SwapOutcome.Busy, busy.Outcome);
+        Assert.Contains("held by pid", busy.Busy, StringComparison.Ordinal);
         // Nothing of the attempt is left locked: the live mark can be taken at once.
         await using (var probe = await database.OpenConnectionAsync())
         await using (var probing = await probe.BeginTransactionAsync())
@@ -117,7 +119,45 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         }
 
         await snapshot.CommitAsync();
-        Assert.Equal((SwapOutcome.Swapped, 1L), await RecordsRebuild.TrySwapAsync(database, Shard, 0));
+
+        // A schema migration running (its lock held) makes the swap wait too: a change it makes must not be lost in the swap.
+        await using (var migrating = await database.OpenConnectionAsync())
+        {
+            await using (var take = new NpgsqlCommand($"select pg_advisory_lock({SchemaMigrator.MigrationLockKey})", migrating))
+            {
+                await take.ExecuteNonQueryAsync();
+            }
+
+            var waiting = await RecordsRebuild.TrySwapAsync(database, Shard, 0);
+            Assert.Equal((SwapOutcome.Busy, "a schema migration is running"), (waiting.Outcome, waiting.Busy));
+            await using var release = new NpgsqlCommand($"select pg_advisory_unlock({SchemaMigrator.MigrationLockKey})", migrating);
+            await release.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal((SwapOutcome.Swapped, 1L), await SwapAsync(database));
+    }
+
+    [Fact]
+    public async Task A_start_finds_the_rebuild_in_progress_and_a_restart_begins_it_again()
+    {
+        var (database, registry) = await DatabaseAsync("rebuild_restart");
+        await DirectJournal.AppendAsync(database, Shard, 1, "acct/g", MessageKind.Insert, 5, 1);
+        Assert.Equal(1L, await RecordsRebuild.StartAsync(database, Shard));
+        await Shadow(registry).CatchUpAsync();
+        Assert.Equal(1L, await RecordsRebuild.StartAsync(database, Shard));
+        Assert.Equal(1L, (await RecordsRebuild.StatusAsync(database, Shard, 0)).Folded);
+
+        Assert.Equal(2L, await RecordsRebuild.StartAsync(database, Shard, restart: true));
+        Assert.Equal(("building", 0L), ((await RecordsRebuild.StatusAsync(database, Shard, 0)).State, (await RecordsRebuild.StatusAsync(database, Shard, 0)).Folded));
+        await Shadow(registry).CatchUpAsync();
+        Assert.Equal((SwapOutcome.Swapped, 1L), await SwapAsync(database));
+        Assert.Equal(3L, await RecordsRebuild.StartAsync(database, Shard));
+    }
+
+    private static async Task<(SwapOutcome Outcome, long Position)> SwapAsync(NpgsqlDataSource database)
+    {
+        var (outcome, position, _) = await RecordsRebuild.TrySwapAsync(database, Shard, 0);
+        return (outcome, position);
     }
 
     private static AgentRunner Live(ShardRegistry registry) => new(new RecordsProjector(), Shard, registry, new NoAgentFaults());
