@@ -21,6 +21,8 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<TopologyOptions>, TopologyOptionsValidator>();
         services.AddOptions<WriteOptions>().Bind(configuration.GetSection(WriteOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<WriteOptions>, WriteOptionsValidator>();
+        services.AddOptions<ProjectionOptions>().Bind(configuration.GetSection(ProjectionOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ProjectionOptions>, ProjectionOptionsValidator>();
         services.AddOptions<GrainCollectionOptions>().Configure<IOptions<WriteOptions>>((collection, write) =>
             collection.ClassSpecificCollectionAge[typeof(ActorGrain).FullName!] = TimeSpan.FromMinutes(write.Value.ActorIdleMinutes));
         services.AddSingleton<ShardRegistry>();

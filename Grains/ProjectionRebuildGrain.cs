@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Orleans.Concurrency;
 using PR2.Grains.Agents;
+using PR2.Grains.Configuration;
 using PR2.Grains.Projections;
 using PR2.Grains.Records;
 using PR2.Grains.Storage;
@@ -15,7 +17,8 @@ namespace PR2.Grains;
 /// at a time. Its state is in the replica's database, so a new activation (a silo gone) goes on from the shadow's mark.
 /// </summary>
 [Reentrant]
-public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollower topology, IAgentFaultInjector faults, ILogger<ProjectionRebuildGrain> logger)
+public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollower topology, IAgentFaultInjector faults, IOptions<ProjectionOptions> options,
+    ILogger<ProjectionRebuildGrain> logger)
     : Grain, IProjectionRebuildGrain
 {
     // Larger than an agent's batch: the rebuild has a whole journal to fold, and nobody waits on its mark.
@@ -106,7 +109,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
                 // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
                 _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
-                var folded = await fold.CatchUpAsync();
+                var folded = await FoldAsync(fold);
                 var (outcome, position, busy) = await TrySwapAsync();
                 // Every outcome goes round again: after a swap (or none in progress), the next turn finds the row done and
                 // ends, unless another start came meanwhile.
@@ -155,6 +158,30 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         {
             _running = null;
         }
+    }
+
+    // Folds until caught up, no faster than Pr2:Projections:RebuildEntriesPerSecond when it is set.
+    private async Task<long> FoldAsync(AgentRunner fold)
+    {
+        var rate = options.Value.RebuildEntriesPerSecond;
+        if (rate <= 0)
+        {
+            return await fold.CatchUpAsync();
+        }
+
+        var clock = Stopwatch.StartNew();
+        long folded = 0;
+        while (await fold.RunOnceAsync() is var applied and > 0)
+        {
+            folded += applied;
+            var due = TimeSpan.FromSeconds(folded / (double)rate);
+            if (due > clock.Elapsed)
+            {
+                await Task.Delay(due - clock.Elapsed);
+            }
+        }
+
+        return folded;
     }
 
     private AgentRunner Fold() => new(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);

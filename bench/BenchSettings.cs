@@ -15,7 +15,8 @@ internal sealed record BenchSettings(
     string OutputPath,
     int Repeats,
     string? PostgresConnectionString,
-    int BackupEntries)
+    int BackupEntries,
+    int RebuildRate = 0)
 {
     public const string Usage = """
         PR2 benchmark: raw PostgreSQL, Marten and PR2 side by side on one PostgreSQL server.
@@ -35,6 +36,7 @@ internal sealed record BenchSettings(
                                and a third replica added from empty until it serves; rebuild fills it too (once for
                                both) and runs the load beside a rebuild of its records view
           --backup-entries <n> entries in the shard the backup and rebuild rows fill (default 1,000,000; 20,000 with --short)
+          --rebuild-rate <n>   the silo's Pr2:Projections:RebuildEntriesPerSecond (per replica; default 0, no limit)
           --postgres <conn>    use this PostgreSQL server instead of starting a throwaway one
           --repeats <n>        run the raw, Marten and PR2 rows n times, alternating (default 3 with --full, 1 with
                                --short); the summary's ratios are medians of the repeats after the first (cold) one
@@ -76,6 +78,7 @@ internal sealed record BenchSettings(
                 "--postgres" => settings with { PostgresConnectionString = Next() },
                 "--out" => settings with { OutputPath = Next() },
                 "--backup-entries" => settings with { BackupEntries = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
+                "--rebuild-rate" => settings with { RebuildRate = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--repeats" => settings with { Repeats = Math.Max(1, int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}\n{Usage}"),
             };

@@ -48,7 +48,8 @@ Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): write
     $"{Environment.ProcessorCount} cores, socket completions {(inlineCompletions ? "inline" : "queued")}, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
 // The backup rows add a third replica to shard 4 at runtime (pr2 replicas add): its connection string, under a key.
 await using var silo = await SiloProcess.StartAsync(pr2Shards.ToDictionary(s => s.Key, s => new[] { s.Value }).Append(new(Pr2Path.MovingShard, movingShard)).ToDictionary(),
-    new Dictionary<string, string> { [BackupRows.AddedReplica] = Pooled($"pr2b_{run}_s4c") });
+    new Dictionary<string, string> { [BackupRows.AddedReplica] = Pooled($"pr2b_{run}_s4c") },
+    new Dictionary<string, string> { ["Pr2:Projections:RebuildEntriesPerSecond"] = settings.RebuildRate.ToString(CultureInfo.InvariantCulture) });
 var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
 // One pool for questions about the server itself (its settings, its WAL counters).
 await using var serverStatistics = NpgsqlDataSource.Create(Database("bench_raw"));

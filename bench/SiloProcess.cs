@@ -23,7 +23,8 @@ internal sealed class SiloProcess : IAsyncDisposable
     /// Starts a silo serving <paramref name="shards"/> (per shard, its replicas' connection strings in order), with
     /// <paramref name="connections"/> as <c>Pr2:Connections:</c> keys (for replicas added at runtime).
     /// </summary>
-    public static async Task<SiloProcess> StartAsync(IReadOnlyDictionary<int, string[]> shards, IReadOnlyDictionary<string, string>? connections = null)
+    public static async Task<SiloProcess> StartAsync(IReadOnlyDictionary<int, string[]> shards, IReadOnlyDictionary<string, string>? connections = null,
+        IReadOnlyDictionary<string, string>? settings = null)
     {
         var gatewayPort = FreePort();
         var start = new ProcessStartInfo("dotnet")
@@ -45,6 +46,11 @@ internal sealed class SiloProcess : IAsyncDisposable
         foreach (var (name, connectionString) in connections ?? new Dictionary<string, string>())
         {
             start.Environment[$"Pr2__Connections__{name}"] = connectionString;
+        }
+
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
 
         start.Environment["Pr2__Silo__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -182,6 +182,24 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
         }
     }
 
+    [Fact]
+    public async Task A_rebuild_folds_no_faster_than_its_configured_rate()
+    {
+        var (settings, a, _) = Topology("rebuild_paced", "Quorum");
+        settings["Pr2:Projections:RebuildEntriesPerSecond"] = "2000";
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await FillAsync(client, batches: 60);
+
+        // 6,000 entries per replica at 2,000 a second: three seconds at least (unpaced, well under one here).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var status = await client.RebuildProjectionAsync(Shard, "records");
+        output.WriteLine($"paced rebuild of {status.Replicas.Min(r => r.SwappedPosition)}+ entries per replica took {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.All(status.Replicas, r => Assert.True(r.SwappedPosition >= 6000, $"replica {r.Replica} swapped in at {r.SwappedPosition}"));
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2.5), $"the rebuild took {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.Equal(await ScalarAsync(a, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(a, "select count(*) from pr2_record"));
+    }
+
     private sealed record ViewRead(int Replica, long Mark, string ActorId, long Version);
 
     // Pages of the writers' actors from the primary (strong) and from any replica (eventual), and one filled actor.
