@@ -622,65 +622,50 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         return false;
     }
 
-    // Adds a replica to the shard (on server A) and follows it until it serves. Refusals that say to try again (the shard's
-    // writer failing over, the new replica's server paused or killed, the wait for it ending at a stall) are tried again
-    // until the shard is healed; anything else is a failure.
-    private async Task AddReplicaAsync(Pr2Client client, int shard, int round)
-    {
-        var clock = Stopwatch.StartNew();
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
-        for (var attempt = 1; DateTime.UtcNow < deadline; attempt++)
+    // Adds a replica to the shard (on server A) and follows it until it serves.
+    private Task AddReplicaAsync(Pr2Client client, int shard, int round) =>
+        UntilDoneAsync($"adding a replica to shard {shard}", round, _additions, _additionFailures, async () =>
         {
-            try
-            {
-                var entry = await client.AddReplicaAsync(shard, AddedKey, stallTimeout: TimeSpan.FromSeconds(20));
-                _additions.Add($"round {round}: shard {shard} replica {entry.Replicas.Count - 1} serves after {clock.Elapsed.TotalSeconds:0.0} s (attempt {attempt})");
-                return;
-            }
-            catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.OrleansException)
-            {
-                _additions.Add($"round {round}: adding a replica to shard {shard} refused (attempt {attempt}): {e.Message}");
-                await Task.Delay(2000);
-            }
-            catch (Exception e)
-            {
-                _additionFailures.Add($"round {round}: adding a replica to shard {shard}: {e}");
-                return;
-            }
-        }
-
-        _additionFailures.Add($"round {round}: no replica was added to shard {shard} within 4 minutes");
-    }
+            var entry = await client.AddReplicaAsync(shard, AddedKey, stallTimeout: TimeSpan.FromSeconds(20));
+            return $"shard {shard} replica {entry.Replicas.Count - 1} serves";
+        });
 
     // Rebuilds the shard's records view on every replica (pr2 projections rebuild) and follows it until each has swapped
-    // its rebuild in. Refusals that say to try again (a replica's server paused or killed, the silo running a rebuild gone,
-    // the wait ending at a stall) follow the same rebuild again until the shard is healed; anything else is a failure.
-    private async Task RebuildRecordsAsync(Pr2Client client, int shard, int round)
+    // its rebuild in.
+    private Task RebuildRecordsAsync(Pr2Client client, int shard, int round) =>
+        UntilDoneAsync($"rebuilding shard {shard}'s records", round, _rebuilds, _rebuildFailures, async () =>
+        {
+            var status = await client.RebuildProjectionAsync(shard, "records", stallTimeout: TimeSpan.FromSeconds(20));
+            return $"shard {shard} records swapped in at " + string.Join(", ", status.Replicas.Select(r => $"replica {r.Replica} #{r.Generation} {r.SwappedPosition}"));
+        });
+
+    // Runs an operation beside the faults until it succeeds. Refusals that say to try again (the shard's writer failing
+    // over, a server paused or killed, the silo running it gone, a wait ending at a stall) try again (an add or a rebuild
+    // in progress is followed, not started over) until the shard is healed, within four minutes; anything else is a failure.
+    private static async Task UntilDoneAsync(string what, int round, ConcurrentBag<string> log, ConcurrentBag<string> failures, Func<Task<string>> attempt)
     {
         var clock = Stopwatch.StartNew();
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
-        for (var attempt = 1; DateTime.UtcNow < deadline; attempt++)
+        for (var number = 1; DateTime.UtcNow < deadline; number++)
         {
             try
             {
-                var status = await client.RebuildProjectionAsync(shard, "records", stallTimeout: TimeSpan.FromSeconds(20));
-                _rebuilds.Add($"round {round}: shard {shard} records swapped in after {clock.Elapsed.TotalSeconds:0.0} s (attempt {attempt}) at " +
-                    string.Join(", ", status.Replicas.Select(r => $"replica {r.Replica} #{r.Generation} {r.SwappedPosition}")));
+                log.Add($"round {round}: {await attempt()} after {clock.Elapsed.TotalSeconds:0.0} s (attempt {number})");
                 return;
             }
             catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or Orleans.Runtime.OrleansException)
             {
-                _rebuilds.Add($"round {round}: rebuilding shard {shard}'s records refused (attempt {attempt}): {e.Message}");
+                log.Add($"round {round}: {what} refused (attempt {number}): {e.Message}");
                 await Task.Delay(2000);
             }
             catch (Exception e)
             {
-                _rebuildFailures.Add($"round {round}: rebuilding shard {shard}'s records: {e}");
+                failures.Add($"round {round}: {what}: {e}");
                 return;
             }
         }
 
-        _rebuildFailures.Add($"round {round}: shard {shard}'s records were not rebuilt within 4 minutes");
+        failures.Add($"round {round}: {what}: not done within 4 minutes");
     }
 
     // Replaces a replica that is not the primary with the backup. Refusals that say to try again (a fault under it, entries

@@ -22,7 +22,7 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
     [Fact]
     public async Task A_records_view_rebuilt_under_load_is_swapped_in_whole_and_every_read_is_the_fold_at_its_mark()
     {
-        var (settings, a, b) = Topology("rebuild", "Quorum");
+        var (settings, a, b) = servers.TwoReplicaShard("rebuild", Shard, "Quorum");
         await using var cluster = await TestClusters.StartAsync(settings, silos: 2);
         var client = new Pr2Client(cluster.Client);
         await FillAsync(client, batches: 30);
@@ -35,8 +35,8 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
         // journal gives them back.
         foreach (var replica in new[] { a, b })
         {
-            await ExecuteAsync(replica, """update pr2_record set state = '{"damaged": true}' where actor_id like 'fill/2-%'""");
-            await ExecuteAsync(replica, "delete from pr2_record where actor_id like 'fill/3-%'");
+            await Sql.ExecuteAsync(replica, """update pr2_record set state = '{"damaged": true}' where actor_id like 'fill/2-%'""");
+            await Sql.ExecuteAsync(replica, "delete from pr2_record where actor_id like 'fill/3-%'");
         }
 
         var acked = new ConcurrentBag<WriteAck>();
@@ -106,15 +106,15 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
         Assert.Equal(records, await ReplicaContents.RecordsAsync(b));
         foreach (var replica in replicas)
         {
-            Assert.Equal(0L, await ScalarAsync(replica, """select count(*) from pr2_record where state @> '{"damaged": true}'"""));
-            Assert.Equal(await ScalarAsync(replica, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(replica, "select count(*) from pr2_record"));
-            Assert.Equal(0L, await ScalarAsync(replica, """
+            Assert.Equal(0L, await Sql.ScalarAsync(replica, """select count(*) from pr2_record where state @> '{"damaged": true}'"""));
+            Assert.Equal(await Sql.ScalarAsync(replica, "select count(distinct actor_id) from pr2_journal"), await Sql.ScalarAsync(replica, "select count(*) from pr2_record"));
+            Assert.Equal(0L, await Sql.ScalarAsync(replica, """
                 select count(*) from pr2_record r
                 where r.version <> (select count(*) from pr2_journal j where j.actor_id = r.actor_id)
                 """));
-            Assert.Equal("pr2_record_pkey,pr2_record_type", await TextAsync(replica,
+            Assert.Equal("pr2_record_pkey,pr2_record_type", await Sql.TextAsync(replica,
                 "select string_agg(indexname, ',' order by indexname) from pg_indexes where tablename = 'pr2_record'"));
-            Assert.Equal(0L, await ScalarAsync(replica, "select count(*) from pg_class where relname = 'pr2_record_next'"));
+            Assert.Equal(0L, await Sql.ScalarAsync(replica, "select count(*) from pg_class where relname = 'pr2_record_next'"));
         }
 
         var fill = await client.ReadRecordAsync(Shard, "fill/2-5", ReadConsistency.Eventual);
@@ -124,7 +124,7 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
     [Fact]
     public async Task A_rebuild_goes_on_after_its_silo_is_killed_and_bad_requests_are_refused_clearly()
     {
-        var (settings, a, b) = Topology("rebuild_kill", "Quorum");
+        var (settings, a, b) = servers.TwoReplicaShard("rebuild_kill", Shard, "Quorum");
         settings["Pr2:Silo:Membership"] = servers.A.Server.ConnectionString($"rebuild_members_{Guid.NewGuid():N}"[..30]);
         List<ProcessSilo> silos = [await ProcessSilo.StartAsync("silo-0", settings), await ProcessSilo.StartAsync("silo-1", settings)];
         try
@@ -155,7 +155,7 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
             var victim = silos.Single(s => s.SiloPort == running!.Endpoint.Port);
             victim.Kill();
             var folded = await ShadowMarkAsync(a);
-            var head = await ScalarAsync(a, "select position from pr2_writer_head");
+            var head = await Sql.ScalarAsync(a, "select position from pr2_writer_head");
             output.WriteLine($"killed {victim.Name} with {folded} of {head} folded on replica 0");
             Assert.True(folded < head, $"the rebuild had not finished when its silo was killed ({folded} of {head})");
 
@@ -165,8 +165,8 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
             Assert.All(status.Replicas, r => Assert.Equal(("done", 1L), (r.State, r.Generation)));
             foreach (var replica in new[] { a, b })
             {
-                Assert.Equal(await ScalarAsync(replica, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(replica, "select count(*) from pr2_record"));
-                Assert.Equal(0L, await ScalarAsync(replica, """
+                Assert.Equal(await Sql.ScalarAsync(replica, "select count(distinct actor_id) from pr2_journal"), await Sql.ScalarAsync(replica, "select count(*) from pr2_record"));
+                Assert.Equal(0L, await Sql.ScalarAsync(replica, """
                     select count(*) from pr2_record r
                     where r.version <> (select count(*) from pr2_journal j where j.actor_id = r.actor_id)
                     """));
@@ -185,7 +185,7 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
     [Fact]
     public async Task A_rebuild_folds_no_faster_than_its_configured_rate()
     {
-        var (settings, a, _) = Topology("rebuild_paced", "Quorum");
+        var (settings, a, _) = servers.TwoReplicaShard("rebuild_paced", Shard, "Quorum");
         settings["Pr2:Projections:RebuildEntriesPerSecond"] = "2000";
         await using var cluster = await TestClusters.StartAsync(settings);
         var client = new Pr2Client(cluster.Client);
@@ -197,7 +197,7 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
         output.WriteLine($"paced rebuild of {status.Replicas.Min(r => r.SwappedPosition)}+ entries per replica took {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.All(status.Replicas, r => Assert.True(r.SwappedPosition >= 6000, $"replica {r.Replica} swapped in at {r.SwappedPosition}"));
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2.5), $"the rebuild took {clock.Elapsed.TotalSeconds:0.0} s");
-        Assert.Equal(await ScalarAsync(a, "select count(distinct actor_id) from pr2_journal"), await ScalarAsync(a, "select count(*) from pr2_record"));
+        Assert.Equal(await Sql.ScalarAsync(a, "select count(distinct actor_id) from pr2_journal"), await Sql.ScalarAsync(a, "select count(*) from pr2_record"));
     }
 
     private sealed record ViewRead(int Replica, long Mark, string ActorId, long Version);
@@ -260,45 +260,5 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
     }
 
     private static async Task<long> ShadowMarkAsync(NpgsqlDataSource replica) =>
-        await ScalarAsync(replica, $"select coalesce(max(position), 0) from pr2_agent_mark where agent = '{RecordsProjector.ShadowName}'");
-
-    private static async Task ExecuteAsync(NpgsqlDataSource database, string sql)
-    {
-        await using var command = database.CreateCommand(sql);
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<long> ScalarAsync(NpgsqlDataSource database, string sql)
-    {
-        await using var command = database.CreateCommand(sql);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static async Task<string> TextAsync(NpgsqlDataSource database, string sql)
-    {
-        await using var command = database.CreateCommand(sql);
-        return (string)(await command.ExecuteScalarAsync())!;
-    }
-
-    // Shard 0 and shard 1's replica 0 on server A, replica 1 on server B.
-    private (Dictionary<string, string?> Settings, NpgsqlDataSource A, NpgsqlDataSource B) Topology(string name, string policy)
-    {
-        var control = servers.A.CreateTopology(name, 0);
-        var onA = servers.A.CreateTopology($"{name}_a", Shard);
-        var onB = servers.B.CreateTopology($"{name}_b", Shard);
-        var settings = new Dictionary<string, string?>(control.Settings)
-        {
-            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
-            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
-            [$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = policy,
-        };
-        return (settings, onA.Database(Shard), onB.Database(Shard));
-    }
-
-    private sealed class RecordedProgress : IProgress<TransferProgress>
-    {
-        public ConcurrentQueue<TransferProgress> Reports { get; } = new();
-
-        public void Report(TransferProgress value) => Reports.Enqueue(value);
-    }
+        await Sql.ScalarAsync(replica, $"select coalesce(max(position), 0) from pr2_agent_mark where agent = '{RecordsProjector.ShadowName}'");
 }

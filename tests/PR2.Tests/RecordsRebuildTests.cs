@@ -78,15 +78,15 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         await Shadow(registry).CatchUpAsync();
 
         // A later migration adds a column and an index to the live view only.
-        await ExecuteAsync(database, "alter table pr2_record add column note text");
-        await ExecuteAsync(database, "create index pr2_record_note on pr2_record (note)");
+        await Sql.ExecuteAsync(database, "alter table pr2_record add column note text");
+        await Sql.ExecuteAsync(database, "create index pr2_record_note on pr2_record (note)");
 
         Assert.Equal(SwapOutcome.Restarted, (await SwapAsync(database)).Outcome);
         Assert.Equal(0L, (await RecordsRebuild.StatusAsync(database, Shard, 0)).Folded);
         await Shadow(registry).CatchUpAsync();
         Assert.Equal((SwapOutcome.Swapped, 1L), await SwapAsync(database));
-        Assert.Equal(1L, await ScalarAsync(database, "select count(*) from pg_attribute where attrelid = 'pr2_record'::regclass and attname = 'note'"));
-        Assert.Equal(1L, await ScalarAsync(database, "select count(*) from pg_indexes where tablename = 'pr2_record' and indexname = 'pr2_record_note'"));
+        Assert.Equal(1L, await Sql.ScalarAsync(database, "select count(*) from pg_attribute where attrelid = 'pr2_record'::regclass and attname = 'note'"));
+        Assert.Equal(1L, await Sql.ScalarAsync(database, "select count(*) from pg_indexes where tablename = 'pr2_record' and indexname = 'pr2_record_note'"));
         Assert.Equal(1L, (await RecordStore.ReadAsync(database, "acct/e")).Version);
     }
 
@@ -103,7 +103,7 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         await using var reader = await database.OpenConnectionAsync();
         await using var snapshot = await reader.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
         await RecordStore.LockLiveAsync(reader, snapshot);
-        await Eventually.TrueAsync(async () => await ScalarAsync(database,
+        await Eventually.TrueAsync(async () => await Sql.ScalarAsync(database,
             "select count(*) from pg_stat_activity where xact_start < now() - interval '1 second' and pid <> pg_backend_pid() and state like 'idle in transaction%'") > 0,
             TimeSpan.FromSeconds(10), "the reader's transaction open for a second");
 
@@ -169,17 +169,5 @@ public sealed class RecordsRebuildTests(PostgresFixture postgres)
         var topology = postgres.CreateTopology(prefix, 0, Shard);
         await Migrations.MigrateAsync(topology.Settings);
         return (topology.Database(Shard), Migrations.Registry(topology.Settings));
-    }
-
-    private static async Task ExecuteAsync(NpgsqlDataSource database, string sql)
-    {
-        await using var command = database.CreateCommand(sql);
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<long> ScalarAsync(NpgsqlDataSource database, string sql)
-    {
-        await using var command = database.CreateCommand(sql);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

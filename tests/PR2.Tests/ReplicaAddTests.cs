@@ -23,7 +23,7 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
     [Fact]
     public async Task A_replica_added_under_load_catches_up_serves_and_carries_the_quorum_with_nothing_lost()
     {
-        var (settings, a, b) = Topology("add", "Quorum");
+        var (settings, a, b) = servers.TwoReplicaShard("add", Shard, "Quorum");
         settings[NewKey] = Fresh(servers.A, "add_c");
         await using var added = NpgsqlDataSource.Create(settings[NewKey]!);
         await using var cluster = await TestClusters.StartAsync(settings, silos: 2);
@@ -387,26 +387,4 @@ public sealed class ReplicaAddTests(TwoPostgresServers servers, ITestOutputHelpe
             ConnectionIdleLifetime = 15,
             ConnectionPruningInterval = 5,
         }.ConnectionString;
-
-    // Shard 0 and shard 1's replica 0 (its first primary) on server A, replica 1 on server B.
-    private (Dictionary<string, string?> Settings, NpgsqlDataSource A, NpgsqlDataSource B) Topology(string name, string policy)
-    {
-        var control = servers.A.CreateTopology(name, 0);
-        var onA = servers.A.CreateTopology($"{name}_a", Shard);
-        var onB = servers.B.CreateTopology($"{name}_b", Shard);
-        var settings = new Dictionary<string, string?>(control.Settings)
-        {
-            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
-            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
-            [$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = policy,
-        };
-        return (settings, onA.Database(Shard), onB.Database(Shard));
-    }
-
-    private sealed class RecordedProgress : IProgress<TransferProgress>
-    {
-        public ConcurrentQueue<TransferProgress> Reports { get; } = new();
-
-        public void Report(TransferProgress value) => Reports.Enqueue(value);
-    }
 }
