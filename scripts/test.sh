@@ -18,5 +18,10 @@ if [ -z "$passed" ] && [ -z "$failed" ]; then
   echo "no test summary found: the test run did not complete" >&2
   exit 1
 fi
+# Repeat each failed test's name and first lines of its message at the end, where a truncated CI log still shows them.
+if [ "${failed:-0}" != "0" ]; then
+  echo "failed tests:"
+  grep -A 6 -E '^ +Failed PR2\.' "$log" | cut -c1-400 || true
+fi
 echo "${passed:-0} passed, ${failed:-0} failed"
 exit "$status"

@@ -102,11 +102,14 @@ public sealed class JournalWriter : IAsyncDisposable
     private volatile bool _broken;
 
     // Guarded by _sending: whether the owner abandoned this writer (nothing more is sent), the MessageIds of the batch
-    // in flight, and those of batches whose commit failed on the connection: what may still commit on this database.
+    // in flight, and those of batches that committed (or may have) but failed all the same, their callers told the
+    // outcome is unknown (the commit's connection failed, the ack policy refused them): what this database may hold
+    // that no caller was acknowledged. The oldest are forgotten past MaxUnacknowledged, as the owner's own doubts are.
+    private const int MaxUnacknowledged = 100_000;
     private readonly Lock _sending = new();
     private volatile bool _abandoned;
     private Guid[] _inFlight = [];
-    private readonly List<Guid> _unknownOutcome = [];
+    private readonly List<Guid> _unacknowledged = [];
 
     // A killed server is seen only on a connection's next read, so a pooled connection unused for this long may have
     // lost its server unseen: the next commit goes in two round trips (the entries, then COMMIT), and a connection
@@ -233,8 +236,9 @@ public sealed class JournalWriter : IAsyncDisposable
 
     /// <summary>
     /// For an owner that gives this writer up (its database stopped answering, or it broke): nothing more is sent, so
-    /// appends still queued fail, never written. Returns the MessageIds that may still commit on this database: the
-    /// batch in flight, and batches whose commit failed on the connection (their outcome is unknown).
+    /// appends still queued fail, never written. Returns the MessageIds this database may hold without their callers
+    /// having been acknowledged: the batch in flight, batches whose commit failed on the connection (their outcome is
+    /// unknown), and batches that committed but that the ack policy refused (the caller retrying elsewhere may find them).
     /// </summary>
     public IReadOnlyList<Guid> Abandon()
     {
@@ -244,7 +248,7 @@ public sealed class JournalWriter : IAsyncDisposable
             _queue.Writer.TryComplete();
             // Its replica may be lost and restored, its positions then holding other entries: the agents read it again.
             _recent?.Forget(_source);
-            return [.. _inFlight, .. _unknownOutcome];
+            return [.. _inFlight, .. _unacknowledged];
         }
     }
 
@@ -331,6 +335,16 @@ public sealed class JournalWriter : IAsyncDisposable
         return false;
     }
 
+    // Under _sending.
+    private void RememberUnacknowledged(List<PendingWrite> batch)
+    {
+        _unacknowledged.AddRange(MessageIds(batch));
+        if (_unacknowledged.Count > MaxUnacknowledged)
+        {
+            _unacknowledged.RemoveRange(0, _unacknowledged.Count - MaxUnacknowledged);
+        }
+    }
+
     private Pr2Exception NotSent() => new(ErrorCode.ShardUnavailable,
         $"the journal writer of shard {Shard} stopped before this append was sent; nothing was written, retry with the same MessageId");
 
@@ -366,18 +380,19 @@ public sealed class JournalWriter : IAsyncDisposable
         var reason = new Pr2Exception(ErrorCode.ShardUnavailable, maybeCommitted
             ? $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); the outcome is unknown, retry with the same MessageId"
             : $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); nothing was written, retry with the same MessageId");
+        // Recorded before the appends fail, so that an owner giving this writer up on their answer finds them (also
+        // when this writer breaks only after this failure, on a later batch).
+        lock (_sending)
+        {
+            _inFlight = [];
+            if (maybeCommitted)
+            {
+                RememberUnacknowledged(batch);
+            }
+        }
+
         if (IsConnectionFailure(e))
         {
-            // Recorded before the appends fail, so that an owner giving this writer up on their answer finds them.
-            lock (_sending)
-            {
-                _inFlight = [];
-                if (maybeCommitted)
-                {
-                    _unknownOutcome.AddRange(MessageIds(batch));
-                }
-            }
-
             // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
             // it is refused and retried elsewhere with the same MessageIds.
             _broken = true;
@@ -437,6 +452,13 @@ public sealed class JournalWriter : IAsyncDisposable
             }
             catch (Pr2Exception refused)
             {
+                // Committed here, not acknowledged: recorded before the appends fail, so that an owner giving this writer
+                // up on their answer (its database broke meanwhile) knows a retry elsewhere may find them written.
+                lock (_sending)
+                {
+                    RememberUnacknowledged(batch);
+                }
+
                 batch.ForEach(p => p.Fail(refused));
                 return;
             }

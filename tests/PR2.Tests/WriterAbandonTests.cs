@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using PR2.Grains.Replication;
 using PR2.Grains.Writing;
 using PR2.Tests.Infrastructure;
 
@@ -42,5 +43,35 @@ public sealed class WriterAbandonTests(PostgresFixture postgres)
         await writer.DisposeAsync();
         Assert.Equal(0, await topology.ScalarAsync(Shard, "select count(*) from pr2_journal where message_id = $1", queued.Message.MessageId));
         Assert.Equal(1, await topology.JournalCountAsync(Shard));
+    }
+
+    [Fact]
+    public async Task An_append_committed_but_refused_by_the_ack_policy_is_reported_as_maybe_written_when_the_writer_is_given_up()
+    {
+        // Quorum over two replicas; the other one is fenced by a newer term, so the gate copies the entry there and
+        // then refuses to count the copy: committed on both, acknowledged nowhere.
+        var primary = postgres.CreateTopology("writer_abandon_gate_p", 0, Shard);
+        var other = postgres.CreateTopology("writer_abandon_gate_o", 0, Shard);
+        await Migrations.MigrateAsync(primary.Settings);
+        await Migrations.MigrateAsync(other.Settings);
+        var (source, copy) = (primary.Database(Shard), other.Database(Shard));
+        ReplicationGate? gate = null;
+        var writer = await JournalWriter.OpenAsync(Shard, source, 100, NullLogger.Instance, beforeAck: () => gate!.EnsureAsync());
+        gate = new ReplicationGate(Shard, source, [copy], 2, TimeSpan.FromSeconds(10), writer.Epoch);
+        Assert.True(await JournalWriter.FenceAsync(copy, writer.Epoch + 1));
+
+        var refusedAck = Appends.Request(new ActorRef(Shard, "item/refused-ack"), MessageKind.Insert, 1);
+        var refused = await Assert.ThrowsAsync<Pr2Exception>(() => writer.AppendAsync(refusedAck));
+        Assert.Equal(ErrorCode.ShardUnavailable, refused.Code);
+        Assert.Contains("committed on the primary", refused.Message, StringComparison.Ordinal);
+        Assert.True(writer.IsOpen);
+        var sql = "select count(*) from pr2_journal where message_id = $1";
+        Assert.Equal(1, await primary.ScalarAsync(Shard, sql, refusedAck.Message.MessageId));
+        Assert.Equal(1, await other.ScalarAsync(Shard, sql, refusedAck.Message.MessageId));
+
+        // Given up later (its primary broke): an owner retrying elsewhere must know the refused append is written, or a
+        // first attempt there would find it and answer Duplicate to a call that was never sent twice.
+        Assert.Contains(refusedAck.Message.MessageId, writer.Abandon());
+        await writer.DisposeAsync();
     }
 }

@@ -31,7 +31,8 @@ public sealed class ClientHistory
     {
         if (ack.Duplicate && call == 1)
         {
-            FalseDuplicates.Add($"{message.MessageId} to {message.Receiver}: the first call was answered as a duplicate");
+            FalseDuplicates.Add($"{message.MessageId} ({message.Kind}) to {message.Receiver}: the first call was answered as a duplicate " +
+                $"(version {ack.Version}, position {ack.Position}, origin {ack.Origin} at {ack.OriginPosition})");
         }
 
         // One client per actor, one message at a time: each acknowledgement is a newer version than the one before.
