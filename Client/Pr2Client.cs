@@ -315,11 +315,20 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
     /// the mark it reflects). <paramref name="progress"/> reports the positions folded. A rebuild that folds nothing for
     /// <paramref name="stallTimeout"/> (one minute by default) ends the wait with a retriable error; it goes on, and calling
     /// this again follows it rather than starting over (<paramref name="restart"/> starts it over, e.g. after a fix to the fold
-    /// was deployed during it). Returns the status once swapped in.
+    /// was deployed during it). Returns the status once swapped in; a rebuild canceled meanwhile
+    /// (<see cref="CancelProjectionRebuildAsync"/>) ends the wait with <see cref="ErrorCode.OperationCanceled"/>.
     /// </summary>
     public Task<ProjectionStatus> RebuildProjectionAsync(int shard, string projection, IProgress<TransferProgress>? progress = null, TimeSpan? stallTimeout = null,
         bool restart = false, CancellationToken cancellationToken = default) =>
         ProjectionRebuilds.RebuildAsync(cluster, shard, projection, restart, stallTimeout ?? TimeSpan.FromMinutes(1), progress, cancellationToken);
+
+    /// <summary>
+    /// Cancels the rebuild of <paramref name="projection"/> in progress on every replica of <paramref name="shard"/>: each drops
+    /// its shadow and keeps its live view (state <c>canceled</c>); a replica that had already swapped its rebuilt view in keeps
+    /// it (state <c>done</c>). Safe to retry; returns where each replica stands.
+    /// </summary>
+    public Task<ProjectionStatus> CancelProjectionRebuildAsync(int shard, string projection, CancellationToken cancellationToken = default) =>
+        UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Cancel(projection), cancellationToken);
 
     /// <summary>
     /// Removes replica <paramref name="replica"/> from <paramref name="shard"/> (see <see cref="IShardWriterGrain.RemoveReplica"/>):

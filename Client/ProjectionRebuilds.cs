@@ -28,6 +28,13 @@ internal static class ProjectionRebuilds
             var followed = status.Replicas.Where(r => generations.ContainsKey(r.Replica)).ToList();
             var building = followed.Where(r => !status.SwappedSince(r.Replica, generations[r.Replica])).ToList();
             var done = followed.Except(building).ToList();
+            if (building.FirstOrDefault(r => r.State == "canceled" && r.Generation == generations[r.Replica]) is { } canceled)
+            {
+                throw new Pr2Exception(ErrorCode.OperationCanceled,
+                    $"shard {shard}: the rebuild of {projection} was canceled on replica {canceled.Replica} (pr2 projections cancel); its live view was kept. " +
+                    "Replicas that had swapped theirs in keep the rebuilt view; run the rebuild again if it is still wanted");
+            }
+
             if (building.FirstOrDefault(r => r.State != "unreachable" && (r.Generation < generations[r.Replica] || r.State == "live")) is { } ended)
             {
                 // Restored (a restore brings no rebuild) or removed since: its rebuild ended without a swap.

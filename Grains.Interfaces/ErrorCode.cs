@@ -75,4 +75,10 @@ public enum ErrorCode
 
     /// <summary>An atomic batch has more messages, or more body bytes, than the cluster takes in one batch (the message says which limit).</summary>
     BatchTooLarge = 20,
+
+    /// <summary>
+    /// The operation this call followed was canceled by an operator (<c>pr2 projections cancel</c>) before it finished: it
+    /// ended without effect. Start it again if it is still wanted.
+    /// </summary>
+    OperationCanceled = 21,
 }

@@ -14,6 +14,12 @@ public interface IProjectionRebuildGrain : IGrainWithStringKey
     /// </summary>
     Task<long> Start(bool restart = false);
 
+    /// <summary>
+    /// Cancels the rebuild in progress (its shadow dropped, the live view kept); returns the generation canceled, or null
+    /// when none was building.
+    /// </summary>
+    Task<long?> Cancel();
+
     /// <summary>Where the rebuild stands.</summary>
     Task<ProjectionReplicaStatus> Status();
 

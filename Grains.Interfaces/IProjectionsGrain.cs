@@ -14,6 +14,12 @@ public interface IProjectionsGrain : IGrainWithIntegerKey
     /// </summary>
     Task<ProjectionStatus> Rebuild(string projection, bool restart = false);
 
+    /// <summary>
+    /// Cancels the rebuild of <paramref name="projection"/> on every replica where it is in progress: each drops its shadow
+    /// and keeps its live view. A replica that already swapped its rebuilt view in keeps it. Safe to retry.
+    /// </summary>
+    Task<ProjectionStatus> Cancel(string projection);
+
     /// <summary>Where <paramref name="projection"/> stands on each replica.</summary>
     Task<ProjectionStatus> Status(string projection);
 }

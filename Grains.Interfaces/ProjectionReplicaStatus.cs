@@ -3,7 +3,7 @@ namespace PR2;
 /// <summary>Where one replica's copy of a projection stands, and its last rebuild.</summary>
 /// <param name="Replica">The replica's index.</param>
 /// <param name="State">"live" (never rebuilt), "building" (a rebuild is folding into its shadow), "done" (the last rebuild
-/// was swapped in), or "unreachable".</param>
+/// was swapped in), "canceled" (the last rebuild was canceled: the live view was kept), or "unreachable".</param>
 /// <param name="Generation">How many rebuilds were started on this replica (0: none).</param>
 /// <param name="Folded">Journal positions folded: the shadow's mark while building, else the live mark.</param>
 /// <param name="Head">The replica's journal head when read.</param>

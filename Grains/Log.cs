@@ -135,4 +135,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 10002, Level = LogLevel.Warning, Message = "Records view rebuild of shard {Shard} replica {Replica} stopped; it goes on at the next wake")]
     public static partial void RebuildFailed(ILogger logger, Exception exception, int shard, int replica);
+
+    [LoggerMessage(EventId = 10004, Level = LogLevel.Information, Message = "Records view rebuild of shard {Shard} replica {Replica} canceled; its last fold stopped ({Reason})")]
+    public static partial void RebuildCanceled(ILogger logger, int shard, int replica, string reason);
 }

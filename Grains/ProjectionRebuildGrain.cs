@@ -65,6 +65,27 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         return generation;
     }
 
+    public async Task<long?> Cancel()
+    {
+        if (!Follows())
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
+        }
+
+        var canceled = await RecordsRebuild.CancelAsync(Source, _shard);
+        if (canceled is not null)
+        {
+            // A fold batch after the drop fails on the missing shadow: the loop then finds nothing building and ends quietly.
+            _building = false;
+            if (_running is null)
+            {
+                StopTimer();
+            }
+        }
+
+        return canceled;
+    }
+
     public Task<ProjectionReplicaStatus> Status() => RecordsRebuild.StatusAsync(Source, _shard, _replica);
 
     public Task Wake()
@@ -75,6 +96,12 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         }
 
         return Task.CompletedTask;
+    }
+
+    private void StopTimer()
+    {
+        _timer?.Dispose();
+        _timer = null;
     }
 
     private NpgsqlDataSource Source => shards.Get(_shard).Replicas[_replica];
@@ -138,8 +165,13 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             }
 
             _building = false;
-            _timer?.Dispose();
-            _timer = null;
+            StopTimer();
+        }
+        catch (Exception e) when (_building == false)
+        {
+            // Canceled under it (the shadow was dropped): nothing to go on with.
+            Log.RebuildCanceled(logger, _shard, _replica, DatabaseFailure.Describe(e));
+            StopTimer();
         }
         catch (Exception e)
         {

@@ -23,8 +23,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         var list = new List<ProjectionStatus> { await Status(RecordsRebuild.Projection) };
         foreach (var agent in catalog.Agents.Where(a => a.Name != RecordsProjector.AgentName && a.Follows(ShardCode)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {
-            var replicas = await Task.WhenAll(ReplicasOf(set).Select(replica => MarkAsync(agent, set, replica)));
-            list.Add(new ProjectionStatus(agent.Name, ShardCode, Rebuildable: false, replicas));
+            list.Add(await AgentStatusAsync(agent, set));
         }
 
         return list;
@@ -61,13 +60,41 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         return status with { Replicas = [.. status.Replicas.Select(r => started.TryGetValue(r.Replica, out var generation) ? r with { Generation = generation } : r)] };
     }
 
+    public async Task<ProjectionStatus> Cancel(string projection)
+    {
+        var set = await SetAsync();
+        CheckRebuildable(projection);
+        var failures = new List<string>();
+        foreach (var replica in ReplicasOf(set))
+        {
+            try
+            {
+                await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Cancel().WaitAsync(ReplicaTimeout);
+            }
+            catch (Exception e) when (e is not Pr2Exception)
+            {
+                failures.Add($"replica {replica}: {DatabaseFailure.Describe(e)}");
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            // The ones canceled stay canceled; running the command again cancels the rest.
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"the rebuild of {projection} on shard {ShardCode} could not be canceled on every replica ({string.Join("; ", failures)}); retry");
+        }
+
+        return await Status(projection);
+    }
+
     public async Task<ProjectionStatus> Status(string projection)
     {
         var set = await SetAsync();
         if (projection != RecordsRebuild.Projection)
         {
-            return (await List()).FirstOrDefault(p => p.Projection == projection)
-                ?? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
+            return catalog.Find(projection) is { } agent && agent.Follows(ShardCode)
+                ? await AgentStatusAsync(agent, set)
+                : throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
         }
 
         var replicas = await Task.WhenAll(ReplicasOf(set).Select(async replica =>
@@ -110,6 +137,10 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
             ? new Pr2Exception(ErrorCode.BadMessage, $"'{projection}' cannot be rebuilt yet: only the records view can (pr2 projections rebuild {ShardCode} records)")
             : new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
     }
+
+    // An agent's projection: each replica's mark against its head (they are rebuilt by no command yet).
+    private async Task<ProjectionStatus> AgentStatusAsync(IJournalAgent agent, ShardReplicaSet set) =>
+        new(agent.Name, ShardCode, Rebuildable: false, await Task.WhenAll(ReplicasOf(set).Select(replica => MarkAsync(agent, set, replica))));
 
     private async Task<ProjectionReplicaStatus> MarkAsync(IJournalAgent agent, ShardReplicaSet set, int replica)
     {

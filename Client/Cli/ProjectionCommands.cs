@@ -3,7 +3,7 @@ using System.Globalization;
 
 namespace PR2.Client.Cli;
 
-/// <summary><c>pr2 projections list|status|rebuild</c>: what folds a shard's journal, and rebuilding the records view.</summary>
+/// <summary><c>pr2 projections list|status|rebuild|cancel</c>: what folds a shard's journal, and rebuilding the records view.</summary>
 public static class ProjectionCommands
 {
     public static Command Build(TextWriter output, TextWriter error)
@@ -12,6 +12,7 @@ public static class ProjectionCommands
         projections.Subcommands.Add(List(output, error));
         projections.Subcommands.Add(Status(output, error));
         projections.Subcommands.Add(Rebuild(output, error));
+        projections.Subcommands.Add(Cancel(output, error));
         return projections;
     }
 
@@ -93,6 +94,35 @@ public static class ProjectionCommands
         return command;
     }
 
+    private static Command Cancel(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Shard code" };
+        var name = new Argument<string>("projection") { Description = "Projection whose rebuild to cancel: records" };
+        var command = new Command("cancel",
+            "Cancel a rebuild in progress on every replica: each drops its shadow and keeps its live view (a replica that already swapped keeps the rebuilt one)")
+        {
+            shard, name,
+        };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var code = result.GetValue(shard);
+            var projection = result.GetValue(name)!;
+            var status = await client.CancelProjectionRebuildAsync(code, projection, cancellationToken);
+            if (result.GetValue(Pr2Cli.JsonOption))
+            {
+                Output.WriteJson(output, status);
+                return;
+            }
+
+            var canceled = status.Replicas.Where(r => r.State == "canceled").Select(r => r.Replica).ToList();
+            output.WriteLine(canceled.Count == 0
+                ? $"shard {code}: no rebuild of {projection} was in progress"
+                : $"shard {code}: the rebuild of {projection} is canceled on replica {string.Join(", ", canceled)}; the live view was kept");
+            Write(output, status);
+        }));
+        return command;
+    }
+
     private static void Write(TextWriter output, ProjectionStatus status)
     {
         var table = new TextTable("REPLICA", "STATE", "FOLDED", "HEAD", "MARK", "LAST REBUILD", "ERROR");
@@ -108,6 +138,7 @@ public static class ProjectionCommands
     {
         { Generation: 0 } => "never",
         { State: "building", StartedAt: { } started } => string.Create(CultureInfo.InvariantCulture, $"#{replica.Generation} building since {started:u}"),
+        { State: "canceled", StartedAt: { } started } => string.Create(CultureInfo.InvariantCulture, $"#{replica.Generation} canceled (started {started:u})"),
         { SwappedAt: { } swapped } => string.Create(CultureInfo.InvariantCulture, $"#{replica.Generation} swapped in {swapped:u} at {replica.SwappedPosition}"),
         _ => string.Create(CultureInfo.InvariantCulture, $"#{replica.Generation}"),
     };

@@ -109,6 +109,48 @@ public static class RecordsRebuild
         await reset.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Cancels the rebuild in progress on this replica: the shadow is dropped and the live view, which the rebuild never
+    /// touched, stays as it is. Waits for a fold batch in flight (it holds the shadow's mark); serialized with the swap by
+    /// the rebuild row's table lock, so a rebuild is either swapped in or canceled, never both. Returns the generation
+    /// canceled, or null when none was building (done, canceled, or never started).
+    /// </summary>
+    public static async Task<long?> CancelAsync(NpgsqlDataSource replica, int shard, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, transaction, LockTimeout, cancellationToken);
+        await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
+        if (await ReadRowAsync(connection, transaction, cancellationToken) is not { State: "building" } building)
+        {
+            return null;
+        }
+
+        await LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken);
+        await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
+        await using (var cancel = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                // As after a swap: at 0 with a new revision, so that a fold still running meets a mark it never read.
+                new("update pr2_agent_mark set position = 0, revision = revision + 1, updated_at = now() where agent = $1 and shard = $2")
+                {
+                    Parameters = { new() { Value = RecordsProjector.ShadowName }, new() { Value = shard } },
+                },
+                new("update pr2_projection_rebuild set state = 'canceled', last_error = null where projection = $1")
+                {
+                    Parameters = { new() { Value = Projection } },
+                },
+            },
+        })
+        {
+            await cancel.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return building.Generation;
+    }
+
     /// <summary>Whether a rebuild is in progress on this replica.</summary>
     public static async Task<bool> BuildingAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
     {

@@ -10,7 +10,8 @@ public static class ErrorStatus
         ErrorCode.UnknownShard or ErrorCode.UnknownRule or ErrorCode.RecordMissing => StatusCodes.Status404NotFound,
         ErrorCode.BodyTooLarge or ErrorCode.BatchTooLarge => StatusCodes.Status413PayloadTooLarge,
         ErrorCode.ReservedActor => StatusCodes.Status403Forbidden,
-        ErrorCode.RecordExists or ErrorCode.RecordCanceled or ErrorCode.VersionMismatch or ErrorCode.IdempotencyConflict => StatusCodes.Status409Conflict,
+        ErrorCode.RecordExists or ErrorCode.RecordCanceled or ErrorCode.VersionMismatch or ErrorCode.IdempotencyConflict or ErrorCode.OperationCanceled
+            => StatusCodes.Status409Conflict,
         ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered or ErrorCode.Unavailable => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status400BadRequest,
     };

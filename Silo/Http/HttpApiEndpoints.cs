@@ -79,6 +79,9 @@ public static class HttpApiEndpoints
         shard.MapPost("/projections/{projection}/rebuild", RebuildProjectionAsync).WithName("RebuildProjection")
             .WithSummary("Rebuild a projection (records) from the journal while writes go on and swap it in atomically on each replica; follow it with GET. Safe to retry.")
             .Produces<ProjectionStatus>(StatusCodes.Status202Accepted);
+        shard.MapDelete("/projections/{projection}/rebuild", CancelProjectionRebuildAsync).WithName("CancelProjectionRebuild")
+            .WithSummary("Cancel a projection's rebuild in progress on every replica: each drops its shadow and keeps its live view. Safe to retry.")
+            .Produces<ProjectionStatus>();
         api.MapGet("/status", StatusAsync).WithName("Status").WithSummary("Shards, replicas, heads, agent marks and lag.").Produces<ClusterStatus>();
         var rules = api.MapGroup("/rules").ProducesProblem(StatusCodes.Status404NotFound);
         rules.MapGet("/", ListRulesAsync).WithName("ListRules").WithSummary("Every rule with its state and definition.").Produces<IReadOnlyList<RuleView>>();
@@ -274,6 +277,12 @@ public static class HttpApiEndpoints
         RequireAll(http);
         var status = await UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Rebuild(projection, restart), http.RequestAborted);
         return Results.Accepted($"/v1/shards/{shard}/projections/{projection}", status);
+    }
+
+    private static async Task<IResult> CancelProjectionRebuildAsync(int shard, string projection, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await new Pr2Client(cluster).CancelProjectionRebuildAsync(shard, projection, http.RequestAborted));
     }
 
     private static async Task<IResult> AddShardAsync(HttpContext http, IClusterClient cluster)

@@ -122,8 +122,16 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         await Eventually.TrueAsync(async () => (await Body(await ops.GetAsync("/v1/shards/1/projections/records")))["replicas"]!.AsArray()
             .All(r => r!["state"]!.GetValue<string>() == "done" && r["generation"]!.GetValue<long>() == generation),
             TimeSpan.FromSeconds(30), "the records view of shard 1 rebuilt on every replica");
+        await AssertProblemAsync(await acme.DeleteAsync("/v1/shards/1/projections/records/rebuild"), HttpStatusCode.Forbidden, "Forbidden");
+        var nothingToCancel = await ops.DeleteAsync("/v1/shards/1/projections/records/rebuild");
+        Assert.Equal(HttpStatusCode.OK, nothingToCancel.StatusCode);
+        Assert.All((await Body(nothingToCancel))["replicas"]!.AsArray(), r => Assert.Equal("done", r!["state"]!.GetValue<string>()));
         var projections = (await Body(await ops.GetAsync("/v1/shards/1/projections"))).AsArray();
         Assert.Contains(projections, p => p!["projection"]!.GetValue<string>() == "records" && p["rebuildable"]!.GetValue<bool>());
+        var directory = await Body(await ops.GetAsync("/v1/shards/1/projections/object-directory"));
+        Assert.False(directory["rebuildable"]!.GetValue<bool>());
+        Assert.All(directory["replicas"]!.AsArray(), r => Assert.Equal("live", r!["state"]!.GetValue<string>()));
+        await AssertProblemAsync(await ops.GetAsync("/v1/shards/1/projections/nope"), HttpStatusCode.BadRequest, "BadMessage");
 
         // Refusals carry the same codes as over Orleans.
         var badJson = await AssertProblemAsync(await acme.PostAsync("/v1/shards/1/actors/order/2/messages", Json("""{"kind": "insert", "body": {"total": 1}""")), HttpStatusCode.BadRequest, "BadBody");

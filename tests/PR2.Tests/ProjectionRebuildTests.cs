@@ -183,21 +183,51 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
     }
 
     [Fact]
-    public async Task A_rebuild_folds_no_faster_than_its_configured_rate()
+    public async Task A_rebuild_folds_no_faster_than_its_configured_rate_and_a_canceled_one_leaves_the_live_view_as_it_was()
     {
-        var (settings, a, _) = servers.TwoReplicaShard("rebuild_paced", Shard, "Quorum");
+        var (settings, a, b) = servers.TwoReplicaShard("rebuild_paced", Shard, "Quorum");
         settings["Pr2:Projections:RebuildEntriesPerSecond"] = "2000";
         await using var cluster = await TestClusters.StartAsync(settings);
         var client = new Pr2Client(cluster.Client);
         await FillAsync(client, batches: 60);
+        var actors = await Sql.ScalarAsync(a, "select count(distinct actor_id) from pr2_journal");
+
+        // The live view damaged on replica 0 (a record lost): a canceled rebuild leaves it so, a finished one mends it.
+        await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
+        await Sql.ExecuteAsync(a, "delete from pr2_record where actor_id = 'fill/7-7'");
+
+        // Canceled while both replicas fold: each drops its shadow and keeps its live view, and the rebuild's caller is told.
+        var waiting = client.RebuildProjectionAsync(Shard, "records");
+        await Eventually.TrueAsync(async () => (await client.GetProjectionAsync(Shard, "records")).Replicas.All(r => r is { State: "building", Folded: > 0 }),
+            TimeSpan.FromSeconds(20), "both replicas fold the rebuild");
+        var canceled = await client.CancelProjectionRebuildAsync(Shard, "records");
+        Assert.All(canceled.Replicas, r => Assert.Equal(("canceled", 1L), (r.State, r.Generation)));
+        var told = await Assert.ThrowsAsync<Pr2Exception>(() => waiting);
+        Assert.Equal(ErrorCode.OperationCanceled, told.Code);
+        Assert.False(told.IsRetriable);
+        foreach (var replica in new[] { a, b })
+        {
+            Assert.Equal(0, await Sql.ScalarAsync(replica, "select count(*) from pg_class where relname = 'pr2_record_next'"));
+        }
+
+        Assert.Equal(actors - 1, await Sql.ScalarAsync(a, "select count(*) from pr2_record"));
+        Assert.All((await client.CancelProjectionRebuildAsync(Shard, "records")).Replicas, r => Assert.Equal(("canceled", 1L), (r.State, r.Generation)));
+
+        // The live view goes on with writes (the records agent was never stopped), and nothing of the canceled fold is left
+        // to swap in: it stays canceled.
+        await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "fill/after-cancel"), MessageKind.Insert, "{}"));
+        await client.CatchUpAsync(RecordsProjector.AgentName, Shard, replica: 0);
+        Assert.Equal(actors, await Sql.ScalarAsync(a, "select count(*) from pr2_record"));
+        Assert.All((await client.GetProjectionAsync(Shard, "records")).Replicas, r => Assert.Equal("canceled", r.State));
 
         // 6,000 entries per replica at 2,000 a second: three seconds at least (unpaced, well under one here).
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var status = await client.RebuildProjectionAsync(Shard, "records");
         output.WriteLine($"paced rebuild of {status.Replicas.Min(r => r.SwappedPosition)}+ entries per replica took {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.All(status.Replicas, r => Assert.Equal(("done", 2L), (r.State, r.Generation)));
         Assert.All(status.Replicas, r => Assert.True(r.SwappedPosition >= 6000, $"replica {r.Replica} swapped in at {r.SwappedPosition}"));
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2.5), $"the rebuild took {clock.Elapsed.TotalSeconds:0.0} s");
-        Assert.Equal(await Sql.ScalarAsync(a, "select count(distinct actor_id) from pr2_journal"), await Sql.ScalarAsync(a, "select count(*) from pr2_record"));
+        Assert.Equal(actors + 1, await Sql.ScalarAsync(a, "select count(*) from pr2_record"));
     }
 
     private sealed record ViewRead(int Replica, long Mark, string ActorId, long Version);
