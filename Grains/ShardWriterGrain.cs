@@ -58,6 +58,10 @@ public sealed class ShardWriterGrain(
     // searched, a refusal of such a MessageId would not be final (FindAccepted).
     private readonly Dictionary<Guid, (int Replica, long Epoch)> _inDoubt = [];
 
+    // Set once a given-up writer held more doubts than _inDoubt keeps: from then on, in this activation, every write
+    // that went through a given-up writer counts as maybe written (its Duplicate is its own, its refusal not final).
+    private bool _doubtsOverflowed;
+
     // Replicas a writer of an earlier activation (a silo killed, a grain moved) may have committed to that this activation
     // has not fenced and gathered into its primary: unreachable at the takeover, or their gather failed. Their entries
     // come later by anti-entropy, so until each is fenced and gathered no refusal is final (SettleOlderWritersAsync).
@@ -299,7 +303,15 @@ public sealed class ShardWriterGrain(
                     // commit completes later, its entries reach the others by anti-entropy and the retry below
                     // is absorbed by MessageId.
                     Abandon(writer);
-                    maybeWritten |= messageIds.Any(_inDoubt.ContainsKey);
+                    if (pending.IsCompletedSuccessfully)
+                    {
+                        // Committed (and acknowledged by the writer) while the probe waited: no longer in flight, so not
+                        // in doubt either, and its answer is this attempt's.
+                        var committed = await pending;
+                        return maybeWritten ? ownAck(committed) : committed;
+                    }
+
+                    maybeWritten |= MaybeWritten(messageIds);
                     continue;
                 }
 
@@ -310,15 +322,22 @@ public sealed class ShardWriterGrain(
             {
                 localWriters.Withdraw(writer);
                 DeactivateOnIdle();
+                if (maybeWritten)
+                {
+                    throw OutcomeUnknown(messageIds[0]);
+                }
+
                 throw;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && writer.IsBroken)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && (writer.IsBroken || !IsOpen(writer)))
             {
+                // Broken, or given up meanwhile by another call (what it still held was never sent): the next writer
+                // takes this attempt. The writer's own words ("nothing was written") are about this attempt alone.
                 GiveUp(writer);
-                maybeWritten |= messageIds.Any(_inDoubt.ContainsKey);
+                maybeWritten |= MaybeWritten(messageIds);
                 if (DateTime.UtcNow >= deadline)
                 {
-                    throw;
+                    throw maybeWritten ? OutcomeUnknown(messageIds[0]) : e;
                 }
 
                 // The primary is gone: the next GetWriterAsync chooses again (once for all waiting appends).
@@ -330,12 +349,15 @@ public sealed class ShardWriterGrain(
 
                 await Task.Delay(50);
             }
-            catch (Pr2Exception e) when (maybeWritten && notFinal(e))
+            catch (Pr2Exception e) when (maybeWritten && (notFinal(e) || e.Code == ErrorCode.ShardUnavailable))
             {
                 throw OutcomeUnknown(messageIds[0]);
             }
         }
     }
+
+    // Whether an attempt of these messages may have committed on a writer given up: in doubt, or past what is recorded.
+    private bool MaybeWritten(Guid[] messageIds) => _doubtsOverflowed || messageIds.Any(_inDoubt.ContainsKey);
 
     public async Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash)
     {
@@ -416,9 +438,13 @@ public sealed class ShardWriterGrain(
         var replica = PrimaryOf(writer);
         foreach (var messageId in writer.Abandon())
         {
-            if (_inDoubt.Count < MaxInDoubt)
+            if (_inDoubt.Count < MaxInDoubt || _inDoubt.ContainsKey(messageId))
             {
                 _inDoubt[messageId] = (replica, writer.Epoch);
+            }
+            else
+            {
+                _doubtsOverflowed = true;
             }
         }
     }

@@ -116,10 +116,12 @@ public sealed class JournalWriter : IAsyncDisposable
     // that fails before COMMIT was sent says nothing was written (the server never commits without it).
     private static readonly TimeSpan ConfirmAfterIdle = TimeSpan.FromMilliseconds(200);
 
-    // Loop-owned: when the last commit ended (Stopwatch ticks; 0 before the first), and whether the commit now being
-    // made has sent what may commit it (after that, a connection failure leaves the outcome unknown).
+    // Loop-owned: when the last commit ended (Stopwatch ticks; 0 before the first), whether the commit now being
+    // made has sent what may commit it (after that, a connection failure leaves the outcome unknown), and whether it did
+    // commit (a failure after that, in the ack policy's gate, is never the entries' data being refused).
     private long _lastCommitEnded;
     private bool _commitSent;
+    private bool _commitDone;
 
     private JournalWriter(int shard, long epoch, (long Position, long Clock, long OriginPosition) head, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
         Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords, RecentEntries? recent)
@@ -286,7 +288,7 @@ public sealed class JournalWriter : IAsyncDisposable
             {
                 await CommitAsync(batch);
             }
-            catch (Exception e) when (batch.Count > 1 && IsEntryDataError(e))
+            catch (Exception e) when (batch.Count > 1 && !_commitDone && IsEntryDataError(e))
             {
                 // PostgreSQL refused the data of some entry (the door's checks should make this impossible): commit the
                 // appends one at a time, so that only the one it refuses fails and the others of the batch go on.
@@ -367,7 +369,7 @@ public sealed class JournalWriter : IAsyncDisposable
     private void Fail(List<PendingWrite> batch, Exception e)
     {
         Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
-        if (batch.Count == 1 && IsEntryDataError(e))
+        if (batch.Count == 1 && !_commitDone && IsEntryDataError(e))
         {
             // Alone in its transaction, so this entry is what PostgreSQL refuses, and will refuse again: final.
             batch[0].Fail(new Pr2Exception(ErrorCode.BadBody,
@@ -420,6 +422,7 @@ public sealed class JournalWriter : IAsyncDisposable
             [new("pr2.shard", Shard), new("pr2.batch_size", batch.Count)],
             batch.Count > 1 ? [.. batch.Skip(1).Where(p => p.Trace != default).Select(p => new System.Diagnostics.ActivityLink(p.Trace))] : null);
         _commitSent = false;
+        _commitDone = false;
         var confirmFirst = System.Diagnostics.Stopwatch.GetElapsedTime(_lastCommitEnded) > ConfirmAfterIdle;
         try
         {
@@ -441,6 +444,8 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             return; // fenced
         }
+
+        _commitDone = true;
 
         var (plan, projected) = committed;
 
