@@ -31,28 +31,8 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
 
     public async Task<ProjectionStatus> Rebuild(string projection, bool restart = false)
     {
-        var set = await SetAsync();
-        CheckRebuildable(projection);
-        var failures = new List<string>();
-        var started = new Dictionary<int, long>();
-        foreach (var replica in ReplicasOf(set))
-        {
-            try
-            {
-                started[replica] = await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Start(restart).WaitAsync(ReplicaTimeout);
-            }
-            catch (Exception e) when (e is not Pr2Exception)
-            {
-                failures.Add($"replica {replica}: {DatabaseFailure.Describe(e)}");
-            }
-        }
-
-        if (failures.Count > 0)
-        {
-            // The others go on; running the command again starts these and finds the rest in progress.
-            throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                $"the rebuild of {projection} on shard {ShardCode} could not start on every replica ({string.Join("; ", failures)}); retry");
-        }
+        // The others go on where one fails; running the command again starts these and finds the rest in progress.
+        var started = await OnEveryReplicaAsync(projection, "start", grain => grain.Start(restart));
 
         // Each replica's entry carries the generation its start answered, also where reading it back failed just now: a
         // caller waits for that generation (or a later one) to be swapped in.
@@ -62,14 +42,23 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
 
     public async Task<ProjectionStatus> Cancel(string projection)
     {
+        // The ones canceled stay canceled where one fails; running the command again cancels the rest.
+        await OnEveryReplicaAsync(projection, "be canceled", grain => grain.Cancel());
+        return await Status(projection);
+    }
+
+    // Asks each replica's rebuild grain in turn; if any did not answer, says which (retriable) once all were asked.
+    private async Task<Dictionary<int, T>> OnEveryReplicaAsync<T>(string projection, string what, Func<IProjectionRebuildGrain, Task<T>> call)
+    {
         var set = await SetAsync();
         CheckRebuildable(projection);
         var failures = new List<string>();
+        var answers = new Dictionary<int, T>();
         foreach (var replica in ReplicasOf(set))
         {
             try
             {
-                await GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica)).Cancel().WaitAsync(ReplicaTimeout);
+                answers[replica] = await call(GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica))).WaitAsync(ReplicaTimeout);
             }
             catch (Exception e) when (e is not Pr2Exception)
             {
@@ -77,14 +66,10 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
             }
         }
 
-        if (failures.Count > 0)
-        {
-            // The ones canceled stay canceled; running the command again cancels the rest.
-            throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                $"the rebuild of {projection} on shard {ShardCode} could not be canceled on every replica ({string.Join("; ", failures)}); retry");
-        }
-
-        return await Status(projection);
+        return failures.Count == 0
+            ? answers
+            : throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"the rebuild of {projection} on shard {ShardCode} could not {what} on every replica ({string.Join("; ", failures)}); retry");
     }
 
     public async Task<ProjectionStatus> Status(string projection)
