@@ -309,7 +309,7 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         UnavailableCluster.Answer(() => cluster.GetGrain<IProjectionsGrain>(shard).Status(projection), cancellationToken);
 
     /// <summary>
-    /// Rebuilds <paramref name="projection"/> of <paramref name="shard"/> (only <c>records</c> today) from the journal, blue/green,
+    /// Rebuilds <paramref name="projection"/> of <paramref name="shard"/> (<c>records</c>, or <c>rule-{name}</c>: a rule's views) from the journal, blue/green,
     /// and waits until every replica has swapped its rebuilt view in: each folds its journal into a shadow table while writes
     /// and reads go on against the live view, then swaps it in atomically (a reader sees the old view or the new one, each with
     /// the mark it reflects). <paramref name="progress"/> reports the positions folded. A rebuild that folds nothing for

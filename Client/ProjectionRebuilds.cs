@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace PR2.Client;
 
 /// <summary>
-/// Rebuilds a shard's records view and follows it until every replica has swapped its rebuilt view in
+/// Rebuilds a shard's projection (the records view, a rule's views) and follows it until every replica has swapped it in
 /// (<see cref="Pr2Client.RebuildProjectionAsync"/>). Progress is the journal positions folded of the replicas' heads.
 /// </summary>
 internal static class ProjectionRebuilds

@@ -3,7 +3,8 @@ using Orleans.Concurrency;
 namespace PR2;
 
 /// <summary>
-/// Runs the records view's rebuild on one replica; key <c>"records/{shard}@{replica}"</c>. Its state lives in the replica's
+/// Runs one projection's rebuild on one replica; key <c>"{projection}/{shard}@{replica}"</c> (<c>records</c>, or a rule's
+/// agent name <c>rule-{name}</c>). Its state lives in the replica's
 /// database (sql/019), so any activation goes on from where the last one stopped; every silo's agent supervisor wakes it.
 /// </summary>
 public interface IProjectionRebuildGrain : IGrainWithStringKey

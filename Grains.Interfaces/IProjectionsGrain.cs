@@ -9,7 +9,8 @@ public interface IProjectionsGrain : IGrainWithIntegerKey
     /// <summary>
     /// Starts rebuilding <paramref name="projection"/> on every member replica (or finds the rebuild in progress) and
     /// returns at once; <see cref="Status"/> follows it. Each replica folds its journal from the start into a shadow while
-    /// writes go on, then swaps it in atomically. Only <c>records</c> can be rebuilt today. <paramref name="restart"/> starts
+    /// writes go on, then swaps it in atomically. The records view (<c>records</c>) and a rule's views
+    /// (<c>rule-{name}</c>) can be rebuilt; the object directory cannot yet. <paramref name="restart"/> starts
     /// a rebuild in progress over (e.g. after a fix to the fold was deployed during it).
     /// </summary>
     Task<ProjectionStatus> Rebuild(string projection, bool restart = false);

@@ -127,15 +127,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 9005, Level = LogLevel.Warning, Message = "Shard {Shard}: {Count} acknowledged entries of origin {Origin} past position {Held} are on no replica after a restore (lost with their servers); strong reads no longer wait for them")]
     public static partial void AcknowledgedLost(ILogger logger, int shard, long count, Guid origin, long held);
 
-    [LoggerMessage(EventId = 10001, Level = LogLevel.Information, Message = "Records view of shard {Shard} replica {Replica} rebuilt: swapped in at position {Position} after {Seconds} s")]
-    public static partial void RebuildSwapped(ILogger logger, int shard, int replica, long position, double seconds);
+    [LoggerMessage(EventId = 10001, Level = LogLevel.Information, Message = "Projection {Projection} of shard {Shard} replica {Replica} rebuilt: swapped in at position {Position} after {Seconds} s")]
+    public static partial void RebuildSwapped(ILogger logger, string projection, int shard, int replica, long position, double seconds);
 
-    [LoggerMessage(EventId = 10003, Level = LogLevel.Warning, Message = "Records view rebuild of shard {Shard} replica {Replica} started over: the live table's shape changed (a migration) since it began")]
-    public static partial void RebuildRestarted(ILogger logger, int shard, int replica);
+    [LoggerMessage(EventId = 10003, Level = LogLevel.Warning, Message = "Rebuild of {Projection} on shard {Shard} replica {Replica} started over: what it folds for changed since it began (a migration of the view, a new version of the rule)")]
+    public static partial void RebuildRestarted(ILogger logger, string projection, int shard, int replica);
 
-    [LoggerMessage(EventId = 10002, Level = LogLevel.Warning, Message = "Records view rebuild of shard {Shard} replica {Replica} stopped; it goes on at the next wake")]
-    public static partial void RebuildFailed(ILogger logger, Exception exception, int shard, int replica);
+    [LoggerMessage(EventId = 10002, Level = LogLevel.Warning, Message = "Rebuild of {Projection} on shard {Shard} replica {Replica} stopped; it goes on at the next wake")]
+    public static partial void RebuildFailed(ILogger logger, Exception exception, string projection, int shard, int replica);
 
-    [LoggerMessage(EventId = 10004, Level = LogLevel.Information, Message = "Records view rebuild of shard {Shard} replica {Replica} canceled; its last fold stopped ({Reason})")]
-    public static partial void RebuildCanceled(ILogger logger, int shard, int replica, string reason);
+    [LoggerMessage(EventId = 10004, Level = LogLevel.Information, Message = "Rebuild of {Projection} on shard {Shard} replica {Replica} canceled; its last fold stopped ({Reason})")]
+    public static partial void RebuildCanceled(ILogger logger, string projection, int shard, int replica, string reason);
 }

@@ -12,13 +12,14 @@ using PR2.Grains.Storage;
 namespace PR2.Grains;
 
 /// <summary>
-/// Runs one replica's records view rebuild (<see cref="RecordsRebuild"/>): folds the journal into the shadow in batches,
+/// Runs one replica's rebuild of one projection: the records view (<see cref="RecordsRebuild"/>) or a rule's views
+/// (<see cref="RuleViewRebuild"/>, key <c>rule-{name}/{shard}@{replica}</c>). Folds the journal into the shadow in batches,
 /// then tries the swap, until it is swapped in. Reentrant so that status and wake-ups answer while it folds; one loop runs
 /// at a time. Its state is in the replica's database, so a new activation (a silo gone) goes on from the shadow's mark.
 /// </summary>
 [Reentrant]
 public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollower topology, IAgentFaultInjector faults, IOptions<ProjectionOptions> options,
-    ILogger<ProjectionRebuildGrain> logger)
+    AgentCatalog catalog, Rules.RuleSet rules, ILogger<ProjectionRebuildGrain> logger)
     : Grain, IProjectionRebuildGrain
 {
     // Larger than an agent's batch: the rebuild has a whole journal to fold, and nobody waits on its mark.
@@ -33,6 +34,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     // A fold that found nothing new while the swap says the shadow is behind waits this long before looking again.
     private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(100);
 
+    private string _projection = RecordsRebuild.Projection;
     private int _shard;
     private int _replica;
     private bool? _building;
@@ -44,7 +46,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        (_, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
+        (_projection, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
         if (await topology.KnowsAsync(_shard) && !Follows())
         {
             await topology.RefreshShardAsync(_shard);
@@ -58,7 +60,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var generation = await RecordsRebuild.StartAsync(Source, _shard, restart);
+        var generation = IsRecords
+            ? await RecordsRebuild.StartAsync(Source, _shard, restart)
+            : await RuleViewRebuild.StartAsync(Source, _shard, await RuleAsync() ?? throw NoRule(), restart);
         _building = true;
         _starts++;
         Run();
@@ -72,7 +76,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var canceled = await RecordsRebuild.CancelAsync(Source, _shard);
+        var canceled = IsRecords ? await RecordsRebuild.CancelAsync(Source, _shard) : await RuleViewRebuild.CancelAsync(Source, _shard, _projection);
         if (canceled is not null)
         {
             // A fold batch after the drop fails on the missing shadow: the loop then finds nothing building and ends quietly.
@@ -86,7 +90,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         return canceled;
     }
 
-    public Task<ProjectionReplicaStatus> Status() => RecordsRebuild.StatusAsync(Source, _shard, _replica);
+    public async Task<ProjectionReplicaStatus> Status() => IsRecords
+        ? await RecordsRebuild.StatusAsync(Source, _shard, _replica)
+        : await RuleViewRebuild.StatusAsync(Source, _shard, _replica, await RuleAsync() ?? throw NoRule());
 
     public Task Wake()
     {
@@ -104,6 +110,22 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         _timer = null;
     }
 
+    private bool IsRecords => _projection == RecordsRebuild.Projection;
+
+    // The rule as this silo knows it now (asked of the directory once when unknown here: it may have been added elsewhere).
+    private async Task<IJournalAgent?> RuleAsync()
+    {
+        if (catalog.Find(_projection) is { } known)
+        {
+            return known;
+        }
+
+        await rules.RefreshAsync(GrainFactory);
+        return catalog.Find(_projection);
+    }
+
+    private Pr2Exception NoRule() => new(ErrorCode.BadMessage, $"shard {_shard} has no projection '{_projection}' (pr2 projections list {_shard} shows them)");
+
     private NpgsqlDataSource Source => shards.Get(_shard).Replicas[_replica];
 
     private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count && !shards.Get(_shard).IsRemoved(_replica);
@@ -117,13 +139,13 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         try
         {
             var clock = Stopwatch.StartNew();
-            var fold = Fold();
+            AgentRunner? fold = null;
             var backoff = FirstBackoff;
             // Each turn asks again: the replica may have been removed, or restored without the rebuild, meanwhile.
             while (Follows())
             {
                 var starts = _starts;
-                if (!await RecordsRebuild.BuildingAsync(Source))
+                if (!await RebuildRows.BuildingAsync(Source, _projection))
                 {
                     if (starts == _starts)
                     {
@@ -136,25 +158,27 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
                 // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
                 _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
-                var folded = await FoldAsync(fold);
+                // A rule's fold is made anew each turn: the rule may have been replaced (a new version) or removed since.
+                var runner = IsRecords ? fold ??= RecordsFold() : await RuleFoldAsync();
+                var folded = runner is null ? 0 : await FoldAsync(runner);
                 var (outcome, position, busy) = await TrySwapAsync();
                 // Every outcome goes round again: after a swap (or none in progress), the next turn finds the row done and
                 // ends, unless another start came meanwhile.
                 switch (outcome)
                 {
                     case SwapOutcome.Swapped:
-                        Log.RebuildSwapped(logger, _shard, _replica, position, clock.Elapsed.TotalSeconds);
+                        Log.RebuildSwapped(logger, _projection, _shard, _replica, position, clock.Elapsed.TotalSeconds);
                         clock.Restart();
                         continue;
                     case SwapOutcome.Busy:
                         // Said in the status: a swap that keeps waiting must say for what.
-                        await RecordsRebuild.RecordErrorAsync(Source, $"the swap waits: {busy}");
+                        await RebuildRows.RecordErrorAsync(Source, _projection, $"the swap waits: {busy}");
                         await Task.Delay(backoff);
                         backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
                         continue;
                     case SwapOutcome.Restarted:
-                        Log.RebuildRestarted(logger, _shard, _replica);
-                        fold = Fold();
+                        Log.RebuildRestarted(logger, _projection, _shard, _replica);
+                        fold = null;
                         continue;
                     case SwapOutcome.Behind when folded == 0:
                         await Task.Delay(Idle);
@@ -170,16 +194,16 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         catch (Exception e) when (_building == false)
         {
             // Canceled under it (the shadow was dropped): nothing to go on with.
-            Log.RebuildCanceled(logger, _shard, _replica, DatabaseFailure.Describe(e));
+            Log.RebuildCanceled(logger, _projection, _shard, _replica, DatabaseFailure.Describe(e));
             StopTimer();
         }
         catch (Exception e)
         {
             // The timer (or the next supervisor wake) goes on from the shadow's mark: nothing folded is lost or doubled.
-            Log.RebuildFailed(logger, e, _shard, _replica);
+            Log.RebuildFailed(logger, e, _projection, _shard, _replica);
             try
             {
-                await RecordsRebuild.RecordErrorAsync(Source, DatabaseFailure.Describe(e));
+                await RebuildRows.RecordErrorAsync(Source, _projection, DatabaseFailure.Describe(e));
             }
             catch (NpgsqlException)
             {
@@ -216,7 +240,12 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         return folded;
     }
 
-    private AgentRunner Fold() => new(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
+    // The records view's own fold, on the shadow table.
+    private AgentRunner RecordsFold() => new(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
+
+    // The rule's own code in rebuild mode; null when the rule was removed (the swap then cancels the rebuild).
+    private async Task<AgentRunner?> RuleFoldAsync() =>
+        await RuleAsync() is { } rule && RuleViewRebuild.For(rule) is var (_, agent) ? new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica) : null;
 
     // A swap that waited too long for a lock, or ran too long holding the live mark, gave up with nothing changed: as when
     // the view is held, try again later.
@@ -224,7 +253,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     {
         try
         {
-            return await RecordsRebuild.TrySwapAsync(Source, _shard, _replica);
+            return IsRecords
+                ? await RecordsRebuild.TrySwapAsync(Source, _shard, _replica)
+                : await RuleViewRebuild.TrySwapAsync(Source, _shard, _replica, _projection, await RuleAsync());
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled)
         {

@@ -11,7 +11,7 @@ namespace PR2.Grains;
 /// replicas (each run by that replica's <see cref="ProjectionRebuildGrain"/>) and reports where they stand.
 /// </summary>
 [StatelessWorker]
-public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog, TopologyFollower topology) : Grain, IProjectionsGrain
+public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog, Rules.RuleSet rules, TopologyFollower topology) : Grain, IProjectionsGrain
 {
     private static readonly TimeSpan ReplicaTimeout = TimeSpan.FromSeconds(3);
 
@@ -23,7 +23,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         var list = new List<ProjectionStatus> { await Status(RecordsRebuild.Projection) };
         foreach (var agent in catalog.Agents.Where(a => a.Name != RecordsProjector.AgentName && a.Follows(ShardCode)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {
-            list.Add(await AgentStatusAsync(agent, set));
+            list.Add(RuleViewRebuild.For(agent) is not null ? await RebuildStatusAsync(agent.Name, agent, set) : await AgentStatusAsync(agent, set));
         }
 
         return list;
@@ -51,7 +51,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
     private async Task<Dictionary<int, T>> OnEveryReplicaAsync<T>(string projection, string what, Func<IProjectionRebuildGrain, Task<T>> call)
     {
         var set = await SetAsync();
-        CheckRebuildable(projection);
+        await CheckRebuildableAsync(projection);
         var failures = new List<string>();
         var answers = new Dictionary<int, T>();
         foreach (var replica in ReplicasOf(set))
@@ -75,19 +75,27 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
     public async Task<ProjectionStatus> Status(string projection)
     {
         var set = await SetAsync();
-        if (projection != RecordsRebuild.Projection)
+        if (projection == RecordsRebuild.Projection)
         {
-            return catalog.Find(projection) is { } agent && agent.Follows(ShardCode)
-                ? await AgentStatusAsync(agent, set)
-                : throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
+            return await RebuildStatusAsync(projection, rule: null, set);
         }
 
+        var agent = await FindAsync(projection) ?? throw NoProjection(projection);
+        return RuleViewRebuild.For(agent) is not null ? await RebuildStatusAsync(projection, agent, set) : await AgentStatusAsync(agent, set);
+    }
+
+    // A rebuildable projection (the records view, or the rule's views): each replica's rebuild state and marks.
+    private async Task<ProjectionStatus> RebuildStatusAsync(string projection, IJournalAgent? rule, ShardReplicaSet set)
+    {
         var replicas = await Task.WhenAll(ReplicasOf(set).Select(async replica =>
         {
             try
             {
                 using var timeout = new CancellationTokenSource(ReplicaTimeout);
-                return await RecordsRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, timeout.Token).WaitAsync(timeout.Token);
+                var status = rule is null
+                    ? RecordsRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, timeout.Token)
+                    : RuleViewRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, rule, timeout.Token);
+                return await status.WaitAsync(timeout.Token);
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -96,6 +104,21 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         }));
         return new ProjectionStatus(projection, ShardCode, Rebuildable: true, replicas);
     }
+
+    // The agent following this shard by that name, asking the directory for rules once when this silo does not know it.
+    private async Task<IJournalAgent?> FindAsync(string projection)
+    {
+        if (catalog.Find(projection) is not { } agent)
+        {
+            await rules.RefreshAsync(GrainFactory);
+            agent = catalog.Find(projection);
+        }
+
+        return agent is not null && agent.Follows(ShardCode) ? agent : null;
+    }
+
+    private Pr2Exception NoProjection(string projection) =>
+        new(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
 
     private async Task<ShardReplicaSet> SetAsync()
     {
@@ -111,19 +134,22 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
     private static IEnumerable<int> ReplicasOf(ShardReplicaSet set) =>
         Enumerable.Range(0, set.Replicas.Count).Where(replica => !set.IsRemoved(replica));
 
-    private void CheckRebuildable(string projection)
+    private async Task CheckRebuildableAsync(string projection)
     {
         if (projection == RecordsRebuild.Projection)
         {
             return;
         }
 
-        throw catalog.Find(projection) is { } agent && agent.Follows(ShardCode)
-            ? new Pr2Exception(ErrorCode.BadMessage, $"'{projection}' cannot be rebuilt yet: only the records view can (pr2 projections rebuild {ShardCode} records)")
-            : new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} has no projection '{projection}' (pr2 projections list {ShardCode} shows them)");
+        var agent = await FindAsync(projection) ?? throw NoProjection(projection);
+        if (RuleViewRebuild.For(agent) is null)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"'{projection}' cannot be rebuilt yet: the records view and rules' views can (pr2 projections list {ShardCode} says which)");
+        }
     }
 
-    // An agent's projection: each replica's mark against its head (they are rebuilt by no command yet).
+    // An agent's projection that no command rebuilds (the object directory): each replica's mark against its head.
     private async Task<ProjectionStatus> AgentStatusAsync(IJournalAgent agent, ShardReplicaSet set) =>
         new(agent.Name, ShardCode, Rebuildable: false, await Task.WhenAll(ReplicasOf(set).Select(replica => MarkAsync(agent, set, replica))));
 

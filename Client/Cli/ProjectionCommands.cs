@@ -3,12 +3,12 @@ using System.Globalization;
 
 namespace PR2.Client.Cli;
 
-/// <summary><c>pr2 projections list|status|rebuild|cancel</c>: what folds a shard's journal, and rebuilding the records view.</summary>
+/// <summary><c>pr2 projections list|status|rebuild|cancel</c>: what folds a shard's journal, and rebuilding the records view or a rule's views.</summary>
 public static class ProjectionCommands
 {
     public static Command Build(TextWriter output, TextWriter error)
     {
-        var projections = new Command("projections", "A shard's projections (the records view, the object directory, rules): their marks, and rebuilding the records view");
+        var projections = new Command("projections", "A shard's projections (the records view, the object directory, rules' views): their marks, and rebuilding the records view or a rule's views");
         projections.Subcommands.Add(List(output, error));
         projections.Subcommands.Add(Status(output, error));
         projections.Subcommands.Add(Rebuild(output, error));
@@ -47,7 +47,7 @@ public static class ProjectionCommands
     private static Command Status(TextWriter output, TextWriter error)
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var name = new Argument<string>("projection") { Description = "Projection name (records, object-directory, rule:...)" };
+        var name = new Argument<string>("projection") { Description = "Projection name (records, object-directory, rule-<name>)" };
         var command = new Command("status", "Where a projection stands on each replica, and its last rebuild") { shard, name };
         command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
         {
@@ -66,7 +66,7 @@ public static class ProjectionCommands
     private static Command Rebuild(TextWriter output, TextWriter error)
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var name = new Argument<string>("projection") { Description = "Projection to rebuild: records" };
+        var name = new Argument<string>("projection") { Description = "Projection to rebuild: records, or rule-<name> for a rule's views" };
         var restart = new Option<bool>("--restart") { Description = "Start a rebuild in progress over (e.g. after a fix to the fold was deployed during it)" };
         var command = new Command("rebuild",
             "Rebuild a projection from the journal while writes and reads go on, then swap it in atomically on each replica (blue/green). Interrupted, the rebuild goes on: run it again to follow it")
@@ -97,7 +97,7 @@ public static class ProjectionCommands
     private static Command Cancel(TextWriter output, TextWriter error)
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var name = new Argument<string>("projection") { Description = "Projection whose rebuild to cancel: records" };
+        var name = new Argument<string>("projection") { Description = "Projection whose rebuild to cancel: records or rule-<name>" };
         var command = new Command("cancel",
             "Cancel a rebuild in progress on every replica: each drops its shadow and keeps its live view (a replica that already swapped keeps the rebuilt one)")
         {

@@ -87,18 +87,23 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
                 }
             }
 
-            // A records view rebuild goes on wherever its grain is placed now (its state is in the replica's database).
+            // A rebuild (the records view's, a rule's views') goes on wherever its grain is placed now (its state is in the
+            // replica's database).
             foreach (var shard in shards.ShardCodes)
             {
+                var projections = catalog.Agents.Where(a => a is Rules.RuleAgent or Rules.CodeRuleAgent && a.Follows(shard)).Select(a => a.Name).Prepend(RecordsProjector.AgentName).ToList();
                 foreach (var replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count).Where(r => !shards.Get(shard).IsRemoved(r)))
                 {
-                    try
+                    foreach (var projection in projections)
                     {
-                        await grains.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(RecordsProjector.AgentName, shard, replica)).Wake();
-                    }
-                    catch (Exception e) when (!_stopping.IsCancellationRequested)
-                    {
-                        Log.AgentWakeFailed(logger, e, $"rebuild/{shard}@{replica}");
+                        try
+                        {
+                            await grains.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, shard, replica)).Wake();
+                        }
+                        catch (Exception e) when (!_stopping.IsCancellationRequested)
+                        {
+                            Log.AgentWakeFailed(logger, e, $"rebuild {projection}/{shard}@{replica}");
+                        }
                     }
                 }
             }

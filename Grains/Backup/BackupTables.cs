@@ -28,8 +28,8 @@ public static class BackupTables
     /// Not copied: the replica's identity (a restored replica gets a new one) and writer head (the manifest carries it),
     /// the schema record (the restore's migration writes its own), and the Orleans cluster's runtime state that lives in
     /// the control shard's database (membership, the provider's queries, grain state): it belongs to the running cluster,
-    /// not to the shard, and an old copy of it would be wrong. A records rebuild in progress belongs to the replica it runs
-    /// on: the copy holds the live view, and a restored replica starts with no rebuild.
+    /// not to the shard, and an old copy of it would be wrong. A rebuild in progress (the records view's, a rule's views')
+    /// belongs to the replica it runs on: the copy holds the live views, and a restored replica starts with no rebuild.
     /// </summary>
     public static readonly IReadOnlyList<string> Left =
     [
@@ -41,6 +41,7 @@ public static class BackupTables
         "orleansquery",
         "pr2_grain_state",
         "pr2_projection_rebuild",
+        "pr2_view_rebuild",
     ];
 
     /// <summary>The copied tables that exist in this database (some are the control shard's only), in restore order.</summary>

@@ -27,10 +27,6 @@ public static class RecordsRebuild
     // Most restamps the shadow may still have to take in when the swap is tried (each refolds an actor with the mark locked).
     private const int RestampsWithin = 20;
 
-    // Marks and the rebuild's row are held briefly by others (an agent batch, a commit): wait for them a while. Every
-    // statement is bounded too: while the swap holds the live mark, commits that fold records inline wait for it.
-    private const string LockTimeout = "set local lock_timeout = '1s'; set local statement_timeout = '1s'";
-
     // The table's exclusive lock queues every new reader behind it while it waits: give up quickly instead.
     private const string TableLockTimeout = "set local lock_timeout = '100ms'";
 
@@ -73,22 +69,15 @@ public static class RecordsRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, LockTimeout, cancellationToken);
-        await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
-        if (await ReadRowAsync(connection, transaction, cancellationToken) is { State: "building" } building && !restart)
+        await ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
+        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
+        if (await RebuildRows.ReadAsync(connection, transaction, Projection, cancellationToken) is { State: "building" } building && !restart)
         {
             return building.Generation;
         }
 
         await CreateShadowAsync(connection, transaction, shard, cancellationToken);
-        await using var start = new NpgsqlCommand("""
-            insert into pr2_projection_rebuild (projection, generation, state) values ($1, 1, 'building')
-            on conflict (projection) do update set generation = pr2_projection_rebuild.generation + 1, state = 'building',
-                started_at = now(), swapped_at = null, swapped_position = null, last_error = null
-            returning generation
-            """, connection, transaction);
-        start.Parameters.Add(new() { Value = Projection });
-        var generation = (long)(await start.ExecuteScalarAsync(cancellationToken))!;
+        var generation = await RebuildRows.StartAsync(connection, transaction, Projection, follows: null, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return generation;
     }
@@ -100,13 +89,7 @@ public static class RecordsRebuild
         await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
         await ExecuteAsync(connection, transaction, $"create table {RecordStore.Next} (like {RecordStore.Live} including all)", cancellationToken);
         await ExecuteAsync(connection, transaction, RecordsProjector.TakeAllRestamps(RecordsProjector.ShadowRefolded), cancellationToken);
-        await using var reset = new NpgsqlCommand("""
-            insert into pr2_agent_mark (agent, shard, position) values ($1, $2, 0)
-            on conflict (agent, shard) do update set position = 0, revision = pr2_agent_mark.revision + 1, updated_at = now()
-            """, connection, transaction);
-        reset.Parameters.Add(new() { Value = RecordsProjector.ShadowName });
-        reset.Parameters.Add(new() { Value = shard });
-        await reset.ExecuteNonQueryAsync(cancellationToken);
+        await RebuildRows.ResetMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, 0, cancellationToken);
     }
 
     /// <summary>
@@ -119,14 +102,14 @@ public static class RecordsRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, LockTimeout, cancellationToken);
-        await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
-        if (await ReadRowAsync(connection, transaction, cancellationToken) is not { State: "building" } building)
+        await ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
+        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
+        if (await RebuildRows.ReadAsync(connection, transaction, Projection, cancellationToken) is not { State: "building" } building)
         {
             return null;
         }
 
-        await LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken);
+        await RebuildRows.LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken);
         await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
         await using (var cancel = new NpgsqlBatch(connection, transaction)
         {
@@ -137,10 +120,7 @@ public static class RecordsRebuild
                 {
                     Parameters = { new() { Value = RecordsProjector.ShadowName }, new() { Value = shard } },
                 },
-                new("update pr2_projection_rebuild set state = 'canceled', last_error = null where projection = $1")
-                {
-                    Parameters = { new() { Value = Projection } },
-                },
+                new(RebuildRows.Canceled) { Parameters = { new() { Value = Projection }, new() { Value = DBNull.Value } } },
             },
         })
         {
@@ -152,11 +132,8 @@ public static class RecordsRebuild
     }
 
     /// <summary>Whether a rebuild is in progress on this replica.</summary>
-    public static async Task<bool> BuildingAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
-    {
-        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
-        return await ReadRowAsync(connection, null, cancellationToken) is { State: "building" };
-    }
+    public static Task<bool> BuildingAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default) =>
+        RebuildRows.BuildingAsync(replica, Projection, cancellationToken);
 
     /// <summary>
     /// Swaps the shadow in when it is within <see cref="SwapWithin"/> entries of the live mark; with
@@ -169,9 +146,9 @@ public static class RecordsRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, LockTimeout, cancellationToken);
-        await ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
-        if (await ReadRowAsync(connection, transaction, cancellationToken) is not { State: "building" })
+        await ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
+        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
+        if (await RebuildRows.ReadAsync(connection, transaction, Projection, cancellationToken) is not { State: "building" })
         {
             return (SwapOutcome.NotBuilding, 0, null);
         }
@@ -197,8 +174,8 @@ public static class RecordsRebuild
 
         // The shadow's mark first (nobody else takes both), then the live mark, as the writer's inline projection and the
         // records agent take it: held from here to the commit.
-        var shadow = await LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken) ?? 0;
-        var live = await LockMarkAsync(connection, transaction, RecordsProjector.AgentName, shard, cancellationToken) ?? 0;
+        var shadow = await RebuildRows.LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken) ?? 0;
+        var live = await RebuildRows.LockMarkAsync(connection, transaction, RecordsProjector.AgentName, shard, cancellationToken) ?? 0;
         var gap = Math.Max(0, live - shadow);
         if (gap > SwapWithin || await PendingRestampsAsync(connection, transaction, Math.Max(live, shadow), cancellationToken) > RestampsWithin)
         {
@@ -243,10 +220,7 @@ public static class RecordsRebuild
                 {
                     Parameters = { new() { Value = RecordsProjector.ShadowName }, new() { Value = shard } },
                 },
-                new("update pr2_projection_rebuild set state = 'done', swapped_at = now(), swapped_position = $1, last_error = null where projection = $2")
-                {
-                    Parameters = { new() { Value = position }, new() { Value = Projection } },
-                },
+                new(RebuildRows.Swapped) { Parameters = { new() { Value = position }, new() { Value = Projection } } },
             },
         })
         {
@@ -258,43 +232,12 @@ public static class RecordsRebuild
     }
 
     /// <summary>Records why the last attempt failed, for status (best effort).</summary>
-    public static async Task RecordErrorAsync(NpgsqlDataSource replica, string error, CancellationToken cancellationToken = default)
-    {
-        await using var command = replica.CreateCommand("update pr2_projection_rebuild set last_error = $1 where projection = $2 and state = 'building'");
-        command.Parameters.Add(new() { Value = error });
-        command.Parameters.Add(new() { Value = Projection });
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    public static Task RecordErrorAsync(NpgsqlDataSource replica, string error, CancellationToken cancellationToken = default) =>
+        RebuildRows.RecordErrorAsync(replica, Projection, error, cancellationToken);
 
     /// <summary>Where this replica's rebuild stands (state "live" when none was ever started).</summary>
-    public static async Task<ProjectionReplicaStatus> StatusAsync(NpgsqlDataSource replica, int shard, int replicaIndex, CancellationToken cancellationToken = default)
-    {
-        await using var connection = await replica.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
-        var row = await ReadRowAsync(connection, transaction, cancellationToken);
-        var live = await MarkAsync(connection, transaction, RecordsProjector.AgentName, shard, cancellationToken);
-        var folded = row is { State: "building" } ? await MarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken) : live;
-        await using var headCommand = new NpgsqlCommand("select position from pr2_writer_head", connection, transaction);
-        var head = (long)(await headCommand.ExecuteScalarAsync(cancellationToken) ?? 0L);
-        await transaction.CommitAsync(cancellationToken);
-        return new ProjectionReplicaStatus(replicaIndex, row?.State ?? "live", row?.Generation ?? 0, folded, head, live,
-            row?.StartedAt, row?.SwappedAt, row?.SwappedPosition ?? -1, row?.Error);
-    }
-
-    private sealed record RebuildRow(long Generation, string State, DateTimeOffset StartedAt, DateTimeOffset? SwappedAt, long? SwappedPosition, string? Error);
-
-    private static async Task<RebuildRow?> ReadRowAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            "select generation, state, started_at, swapped_at, swapped_position, last_error from pr2_projection_rebuild where projection = $1", connection, transaction);
-        command.Parameters.Add(new() { Value = Projection });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken)
-            ? new RebuildRow(reader.GetInt64(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2),
-                reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3), reader.IsDBNull(4) ? null : reader.GetInt64(4),
-                reader.IsDBNull(5) ? null : reader.GetString(5))
-            : null;
-    }
+    public static Task<ProjectionReplicaStatus> StatusAsync(NpgsqlDataSource replica, int shard, int replicaIndex, CancellationToken cancellationToken = default) =>
+        RebuildRows.StatusAsync(replica, shard, replicaIndex, Projection, RecordsProjector.AgentName, RecordsProjector.ShadowName, cancellationToken);
 
     private static async Task<long> PendingRestampsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, long upTo, CancellationToken cancellationToken)
     {
@@ -315,22 +258,6 @@ public static class RecordsRebuild
     {
         await using var command = new NpgsqlCommand(sql, connection, transaction);
         return await command.ExecuteScalarAsync(cancellationToken) is T value ? value : default!;
-    }
-
-    private static async Task<long?> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agent, int shard, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2 for update", connection, transaction);
-        command.Parameters.Add(new() { Value = agent });
-        command.Parameters.Add(new() { Value = shard });
-        return (long?)await command.ExecuteScalarAsync(cancellationToken);
-    }
-
-    private static async Task<long> MarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agent, int shard, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("select position from pr2_agent_mark where agent = $1 and shard = $2", connection, transaction);
-        command.Parameters.Add(new() { Value = agent });
-        command.Parameters.Add(new() { Value = shard });
-        return (long?)await command.ExecuteScalarAsync(cancellationToken) ?? 0;
     }
 
     // The shadow's indexes were named by CREATE TABLE ... LIKE; after the swap each takes the name of the live table's
@@ -366,9 +293,6 @@ public static class RecordsRebuild
         return indexes;
     }
 
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    private static Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken) =>
+        RebuildRows.ExecuteAsync(connection, transaction, sql, cancellationToken);
 }

@@ -9,11 +9,17 @@ namespace PR2.Grains.Rules;
 /// data rule: on every replica, with effects, parked entries and mark in one transaction in that replica. It applies an
 /// entry only once the records agent of that database has (so queries see records at least that new). Message
 /// ids are named by the source entry's MessageId, target and kind, so a replay (or the run on another replica) whose
-/// query returns rows in another order sends the same ones.
+/// query returns rows in another order sends the same ones. With <paramref name="rebuild"/>, it is the fold of a rebuild
+/// of the rule's views (<see cref="Projections.RuleViewRebuild"/>), as <see cref="RuleAgent"/>'s.
 /// </summary>
-public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
+public sealed class CodeRuleAgent(IRule rule, bool rebuild = false) : IJournalAgent
 {
     public string Name => RuleAgent.Prefix + rule.Name;
+
+    public string MarkName => rebuild ? Projections.RuleViewRebuild.ShadowMark(Name) : Name;
+
+    /// <summary>The fold of a rebuild of this rule's views.</summary>
+    public CodeRuleAgent ForRebuild() => new(rule, rebuild: true);
 
     public bool PerReplica => true;
 
@@ -21,8 +27,13 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
 
     public int HomeShard(int sourceShard) => sourceShard;
 
-    public Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
-        AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, sourceShard, cancellationToken);
+    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var records = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, sourceShard, cancellationToken);
+        return rebuild
+            ? Math.Min(records, await Projections.RuleViewRebuild.ReadyUpToAsync(Name, Name, sourceShard, connection, transaction, cancellationToken))
+            : records;
+    }
 
     public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
@@ -30,6 +41,11 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
         {
             if (entry.Hops >= RuleAgent.MaxHops)
             {
+                if (rebuild)
+                {
+                    continue;
+                }
+
                 await RuleEffects.ParkAsync(connection, transaction, Name, batch.SourceShard, entry.Position, RuleAgent.HopLimitReason(entry), cancellationToken);
                 continue;
             }
@@ -39,7 +55,7 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
                 var effects = await rule.HandleAsync(new RuleInput(entry, JsonNode.Parse(entry.Body)!.AsObject(), connection, transaction), cancellationToken);
                 await ApplyEffectsAsync(batch.SourceShard, entry, effects, connection, transaction, cancellationToken);
             }, cancellationToken);
-            if (failed is not null)
+            if (failed is not null && !rebuild)
             {
                 await RuleEffects.ParkAsync(connection, transaction, Name, batch.SourceShard, entry.Position, failed.Message, cancellationToken);
             }
@@ -56,6 +72,10 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
         {
             switch (effects[i])
             {
+                case SendEffect send when rebuild:
+                    // Judged as the live rule judged it, never sent again.
+                    RuleEffects.CheckTarget(send.To);
+                    break;
                 case SendEffect send:
                     var what = $"{send.To}/{send.Kind}";
                     var nth = seen[what] = seen.GetValueOrDefault(what) + 1;
@@ -63,7 +83,7 @@ public sealed class CodeRuleAgent(IRule rule) : IJournalAgent
                     await RuleEffects.SendAsync(connection, transaction, Name, entry, i, id, send.To, send.Kind, send.Body, cancellationToken);
                     break;
                 case ViewEffect view:
-                    await RuleEffects.ChangeViewAsync(connection, transaction, Name, entry.Position, view.View, view.Key, view.Mode, view.Value, cancellationToken);
+                    await RuleEffects.ChangeViewAsync(connection, transaction, Name, entry.Position, view.View, view.Key, view.Mode, view.Value, cancellationToken, rebuild);
                     break;
                 default:
                     throw new RuleFailure($"effect {i} is a {effects[i].GetType().Name}, not a SendEffect or ViewEffect");

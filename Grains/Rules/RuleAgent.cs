@@ -16,8 +16,11 @@ namespace PR2.Grains.Rules;
 /// runs inside a savepoint: if its condition or an action fails, its effects are undone and the entry is
 /// parked (or, with <c>onError: halt</c>, the rule stops at it). An entry that <see cref="MaxHops"/> rule steps led
 /// to is always parked: halting would stop the rule for good on every looping chain.
+/// With <paramref name="rebuild"/>, it is the fold of a rebuild of the rule's views (<see cref="Projections.RuleViewRebuild"/>):
+/// the same conditions and view actions, into the rebuild's rows under its own mark, never past the live rule's mark; it
+/// sends nothing and parks nothing (the live rule did both).
 /// </summary>
-public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJournalAgent
+public sealed class RuleAgent(RuleDefinition definition, RuleInfo info, bool rebuild = false) : IJournalAgent
 {
     public const string Prefix = "rule-";
 
@@ -42,7 +45,13 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     public int HomeShard(int sourceShard) => sourceShard;
 
-    public string MarkName => MarkNameOf(definition.Name, info.Generation);
+    public string MarkName => rebuild ? Projections.RuleViewRebuild.ShadowMark(LiveMarkName) : LiveMarkName;
+
+    /// <summary>The mark of the live rule (this generation's), which a rebuild's fold never passes.</summary>
+    public string LiveMarkName => MarkNameOf(definition.Name, info.Generation);
+
+    /// <summary>The fold of a rebuild of this rule's views.</summary>
+    public RuleAgent ForRebuild() => new(definition, info, rebuild: true);
 
     /// <summary>The mark (and parked-entry) key of a rule's generation; rules added before generations existed have none.</summary>
     public static string MarkNameOf(string rule, string generation) => generation.Length == 0 ? Prefix + rule : $"{Prefix}{rule}#{generation}";
@@ -52,8 +61,16 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
 
     private long StartAfter(int shard) => info.StartAfter.GetValueOrDefault(shard);
 
+    public Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        rebuild ? Projections.RuleViewRebuild.ReadyUpToAsync(Name, LiveMarkName, sourceShard, connection, transaction, cancellationToken) : Task.FromResult(long.MaxValue);
+
     public async Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
+        if (rebuild)
+        {
+            return 0;
+        }
+
         var retries = await RuleEffects.TakeRetriesAsync(connection, transaction, MarkName, batch.SourceShard, cancellationToken);
         foreach (var position in retries)
         {
@@ -94,6 +111,10 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
                 throw new RuleFailure(HopLimitReason(entry));
             }
         }
+        catch (RuleFailure) when (rebuild)
+        {
+            return;
+        }
         catch (RuleFailure failure) when (!definition.HaltOnError || entry.Hops >= MaxHops)
         {
             await RuleEffects.ParkAsync(connection, transaction, MarkName, sourceShard, entry.Position, failure.Message, cancellationToken);
@@ -112,6 +133,11 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
                 await RunActionAsync(action, context, connection, transaction, cancellationToken);
             }
         }, cancellationToken);
+        if (failed is not null && rebuild)
+        {
+            return;
+        }
+
         if (failed is not null && definition.HaltOnError)
         {
             throw Halted(sourceShard, entry, failed);
@@ -145,6 +171,13 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
                 }
 
                 var body = RuleTemplate.Render(send.Body, context)!.AsObject();
+                if (rebuild)
+                {
+                    // Judged as the live rule judged it (a send it refuses undoes the entry's views), never sent again.
+                    RuleEffects.CheckTarget(new ActorRef(shard, actorId));
+                    break;
+                }
+
                 var id = RuleMessageId.For(MarkName, entry.MessageId, send.Index.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 await RuleEffects.SendAsync(connection, transaction, Name, entry, send.Index, id, new ActorRef(shard, actorId), send.Kind, body, cancellationToken);
                 break;
@@ -156,7 +189,7 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info) : IJourn
                 }
 
                 var value = view.Value is null ? null : RuleTemplate.Render(view.Value, context)!.AsObject();
-                await RuleEffects.ChangeViewAsync(connection, transaction, Name, entry.Position, view.View, key, view.Mode, value, cancellationToken);
+                await RuleEffects.ChangeViewAsync(connection, transaction, Name, entry.Position, view.View, key, view.Mode, value, cancellationToken, rebuild);
                 break;
         }
     }

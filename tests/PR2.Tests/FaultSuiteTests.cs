@@ -25,8 +25,8 @@ namespace PR2.Tests;
 /// it (no shutdown), kills the process silo with SIGKILL, or cuts the process silo off one server while the other
 /// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers; and the primary of
 /// every shard is moved on purpose (pr2 replicas promote) beside the writes and the faults; shard 2 gets a third replica
-/// added (pr2 replicas add), shard 1 its records view rebuilt (pr2 projections rebuild) and shard 3 a replica restored
-/// from a backup, under the same faults. Rules run on every
+/// added (pr2 replicas add), shard 1 its records view rebuilt (pr2 projections rebuild), shard 2 both rules' views
+/// rebuilt, and shard 3 a replica restored from a backup, under the same faults. Rules run on every
 /// replica (a data rule sending across shards and keeping a view, a C# rule) and the object directory follows
 /// every shard. Then heal, wait for
 /// quiet, and check: every acknowledged MessageId on every replica (lost = 0), no MessageId twice in a journal,
@@ -138,6 +138,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         var restored = Task.CompletedTask;
         var added = Task.CompletedTask;
         var rebuilt = Task.CompletedTask;
+        var rulesRebuilt = Task.CompletedTask;
         for (var round = 0; round < 15 || clock.Elapsed < soak; round++)
         {
             if (round == 2)
@@ -155,6 +156,10 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             else if (round == 8)
             {
                 restored = RestoreAsync(client, 3, backedUp, marks, round);
+            }
+            else if (round == 10)
+            {
+                rulesRebuilt = RebuildRuleViewsAsync(client, 2, round);
             }
 
             await NemesisAsync(round, nemesis, cluster);
@@ -200,6 +205,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         await restored;
         await added;
         await rebuilt;
+        await rulesRebuilt;
         var healed = Stopwatch.StartNew();
         await Eventually.TrueAsync(async () =>
         {
@@ -403,9 +409,11 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         output.WriteLine("replica added: " + string.Join("; ", _additions));
         Assert.Empty(_additionFailures);
         Assert.Contains(_additions, a => a.Contains(" serves ", StringComparison.Ordinal));
-        output.WriteLine("records view rebuilt: " + string.Join("; ", _rebuilds));
+        output.WriteLine("views rebuilt: " + string.Join("; ", _rebuilds));
         Assert.Empty(_rebuildFailures);
-        Assert.Contains(_rebuilds, a => a.Contains(" swapped in ", StringComparison.Ordinal));
+        Assert.Contains(_rebuilds, a => a.Contains(" records swapped in ", StringComparison.Ordinal));
+        Assert.Contains(_rebuilds, a => a.Contains(" rule-audit-items swapped in ", StringComparison.Ordinal));
+        Assert.Contains(_rebuilds, a => a.Contains(" rule-tombstones swapped in ", StringComparison.Ordinal));
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
         Assert.Equal(0, refusedButCommitted);
@@ -638,6 +646,20 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             var status = await client.RebuildProjectionAsync(shard, "records", stallTimeout: TimeSpan.FromSeconds(20));
             return $"shard {shard} records swapped in at " + string.Join(", ", status.Replicas.Select(r => $"replica {r.Replica} #{r.Generation} {r.SwappedPosition}"));
         });
+
+    // Rebuilds the views of both rules (the data rule's, the C# rule's) on every replica of the shard, one after the other;
+    // the rule checks at the end compare those views with the journals.
+    private async Task RebuildRuleViewsAsync(Pr2Client client, int shard, int round)
+    {
+        foreach (var rule in new[] { "rule-audit-items", "rule-tombstones" })
+        {
+            await UntilDoneAsync($"rebuilding shard {shard}'s {rule}", round, _rebuilds, _rebuildFailures, async () =>
+            {
+                var status = await client.RebuildProjectionAsync(shard, rule, stallTimeout: TimeSpan.FromSeconds(20));
+                return $"shard {shard} {rule} swapped in at " + string.Join(", ", status.Replicas.Select(r => $"replica {r.Replica} #{r.Generation} {r.SwappedPosition}"));
+            });
+        }
+    }
 
     // Runs an operation beside the faults until it succeeds. Refusals that say to try again (the shard's writer failing
     // over, a server paused or killed, the silo running it gone, a wait ending at a stall) try again (an add or a rebuild

@@ -230,6 +230,95 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
         Assert.Equal(actors + 1, await Sql.ScalarAsync(a, "select count(*) from pr2_record"));
     }
 
+    [Fact]
+    public async Task A_rules_views_rebuilt_under_load_equal_the_fold_of_the_journal_and_nothing_is_sent_twice()
+    {
+        var (settings, a, b) = servers.TwoReplicaShard("rebuild_rule", Shard, "Quorum");
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        // Counts orders in one document, keeps one document per order, and tells a "seen" actor of each (a send that a
+        // rebuild must never repeat).
+        await Retrying.CallAsync(() => client.PutRuleAsync("""
+            {
+              "name": "count-orders",
+              "on": {"type": "order", "kinds": ["insert"], "shards": [@shard@]},
+              "do": [
+                {"send": {"shard": @shard@, "actor": "seen/{entry.key}", "kind": "insert", "body": {"order": "{entry.actor}"}}},
+                {"view": {"name": "orders", "key": "all", "add": {"n": 1}}},
+                {"view": {"name": "orders", "key": "{entry.key}", "set": {"id": "{entry.messageId}"}}}
+              ],
+              "start": "beginning"
+            }
+            """.Replace("@shard@", $"{Shard}", StringComparison.Ordinal)));
+
+        using var stop = new CancellationTokenSource();
+        var problems = new ConcurrentBag<string>();
+        var sent = 0;
+        // Eight writers: the live rule's mark moves on between the rebuild's last fold and its swap, which folds the rest.
+        var writers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                try
+                {
+                    await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, $"order/{w}-{i}"), MessageKind.Insert, $$"""{"i": {{i}}}"""));
+                    Interlocked.Increment(ref sent);
+                }
+                catch (Exception e)
+                {
+                    problems.Add($"order/{w}-{i}: {e.GetType().Name} {e.Message}");
+                    return;
+                }
+            }
+        })).ToList();
+        await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref sent) >= 300), TimeSpan.FromSeconds(60), "300 orders written");
+
+        // The views damaged on both replicas: the count wrong, one order's document gone, a stray document of the rule's.
+        foreach (var replica in new[] { a, b })
+        {
+            await Sql.ExecuteAsync(replica, """
+                update pr2_view set doc = '{"n": -1000}' where view = 'orders' and key = 'all';
+                delete from pr2_view where view = 'orders' and key = '0-7';
+                insert into pr2_view (view, key, doc, rule, position) values ('orders', 'stray', '{}', 'rule-count-orders', 1);
+                """);
+        }
+
+        var status = await client.RebuildProjectionAsync(Shard, "rule-count-orders");
+        output.WriteLine("swapped in at " + string.Join(", ", status.Replicas.Select(r => $"replica {r.Replica}: {r.SwappedPosition} (head {r.Head})")));
+        Assert.All(status.Replicas, r => Assert.Equal(("done", 1L), (r.State, r.Generation)));
+        await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref sent) >= 400), TimeSpan.FromSeconds(60), "100 orders more written");
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+        Assert.Empty(problems);
+        await Eventually.TrueAsync(async () =>
+        {
+            foreach (var replica in new[] { a, b })
+            {
+                var head = await Sql.ScalarAsync(replica, "select coalesce(max(position), 0) from pr2_journal");
+                if (await Sql.ScalarAsync(replica, $"select count(*) from pr2_agent_mark where agent like 'rule-count-orders%' and agent not like '%~next' and position = {head}") != 1
+                    || await Sql.ScalarAsync(replica, "select count(*) from pr2_outbox where delivered_at is null and failure is null") != 0)
+                {
+                    return false;
+                }
+            }
+
+            return await Sql.ScalarAsync(a, "select count(*) from pr2_journal") == await Sql.ScalarAsync(b, "select count(*) from pr2_journal");
+        }, TimeSpan.FromSeconds(60), "the rule applied every entry on both replicas and delivered every message");
+
+        foreach (var (replica, name) in new[] { (a, "replica 0"), (b, "replica 1") })
+        {
+            var orders = await Sql.ScalarAsync(replica, "select count(*) from pr2_journal where actor_id like 'order/%' and kind = 1");
+            output.WriteLine($"{name}: {orders} orders, view says {await Sql.TextAsync(replica, "select doc::text from pr2_view where view = 'orders' and key = 'all'")}");
+            Assert.Equal(orders, await Sql.ScalarAsync(replica, "select (doc->>'n')::bigint from pr2_view where view = 'orders' and key = 'all'"));
+            Assert.Equal(orders, await Sql.ScalarAsync(replica, "select count(*) from pr2_view where view = 'orders' and key <> 'all'"));
+            Assert.Equal(0, await Sql.ScalarAsync(replica, "select count(*) from pr2_view where key = 'stray'"));
+            Assert.Equal(0, await Sql.ScalarAsync(replica, "select count(*) from pr2_view_rebuild"));
+            // One message per order from each replica's rule (the same ids), one "seen" actor per order in the journal.
+            Assert.Equal(orders, await Sql.ScalarAsync(replica, "select count(*) from pr2_outbox"));
+            Assert.Equal(orders, await Sql.ScalarAsync(replica, "select count(*) from pr2_journal where actor_id like 'seen/%'"));
+        }
+    }
+
     private sealed record ViewRead(int Replica, long Mark, string ActorId, long Version);
 
     // Pages of the writers' actors from the primary (strong) and from any replica (eventual), and one filled actor.
