@@ -60,9 +60,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var generation = IsRecords
+        var generation = await OnReplicaAsync(async () => IsRecords
             ? await RecordsRebuild.StartAsync(Source, _shard, restart)
-            : await RuleViewRebuild.StartAsync(Source, _shard, await RuleAsync() ?? throw NoRule(), restart);
+            : await RuleViewRebuild.StartAsync(Source, _shard, await RuleAsync() ?? throw NoRule(), restart));
         _building = true;
         _starts++;
         Run();
@@ -76,7 +76,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var canceled = IsRecords ? await RecordsRebuild.CancelAsync(Source, _shard) : await RuleViewRebuild.CancelAsync(Source, _shard, _projection);
+        var canceled = await OnReplicaAsync(() => IsRecords ? RecordsRebuild.CancelAsync(Source, _shard) : RuleViewRebuild.CancelAsync(Source, _shard, _projection));
         if (canceled is not null)
         {
             // A fold batch after the drop fails on the missing shadow: the loop then finds nothing building and ends quietly.
@@ -111,6 +111,20 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     }
 
     private bool IsRecords => _projection == RecordsRebuild.Projection;
+
+    // The replica not answering, or a lock held past its timeout, as a retriable refusal that says which replica (the
+    // database's own exceptions do not all cross to the caller).
+    private async Task<T> OnReplicaAsync<T>(Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable, $"replica {_replica} of shard {_shard}: {DatabaseFailure.Describe(e)}; retry");
+        }
+    }
 
     // The rule as this silo knows it now (asked of the directory once when unknown here: it may have been added elsewhere).
     private async Task<IJournalAgent?> RuleAsync()

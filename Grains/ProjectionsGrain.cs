@@ -60,6 +60,10 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
             {
                 answers[replica] = await call(GrainFactory.GetGrain<IProjectionRebuildGrain>(AgentCatalog.Key(projection, ShardCode, replica))).WaitAsync(ReplicaTimeout);
             }
+            catch (Pr2Exception e) when (e.IsRetriable)
+            {
+                failures.Add(e.Message);
+            }
             catch (Exception e) when (e is not Pr2Exception)
             {
                 failures.Add($"replica {replica}: {DatabaseFailure.Describe(e)}");

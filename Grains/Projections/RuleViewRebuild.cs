@@ -18,8 +18,7 @@ namespace PR2.Grains.Projections;
 /// </summary>
 public static class RuleViewRebuild
 {
-    /// <summary>Whether <paramref name="projection"/> names a rule's views.</summary>
-    public static bool IsRule(string projection) => projection.StartsWith(RuleAgent.Prefix, StringComparison.Ordinal);
+    private const string DeleteMark = "delete from pr2_agent_mark where agent = $1 and shard = $2";
 
     /// <summary>The mark of a rebuild's fold, beside the live rule's <paramref name="liveMark"/>.</summary>
     public static string ShadowMark(string liveMark) => liveMark + "~next";
@@ -158,6 +157,8 @@ public static class RuleViewRebuild
                     on conflict (view, key) do update set doc = excluded.doc, rule = excluded.rule, position = excluded.position, updated_at = now()
                     """) { Parameters = { new() { Value = projection } } },
                 new("delete from pr2_view_rebuild where projection = $1") { Parameters = { new() { Value = projection } } },
+                // The fold's mark goes with its rows (a fold batch after this finds nothing to fold: the row is done).
+                new(DeleteMark) { Parameters = { new() { Value = fold.MarkName }, new() { Value = shard } } },
                 new(AgentMarks.Revise) { Parameters = { new() { Value = liveMark }, new() { Value = shard } } },
                 new(RebuildRows.Swapped) { Parameters = { new() { Value = to }, new() { Value = projection } } },
             },
@@ -201,6 +202,10 @@ public static class RuleViewRebuild
         if (follows is not null)
         {
             await RebuildRows.LockMarkAsync(connection, transaction, ShadowMark(follows), shard, cancellationToken);
+            await using var mark = new NpgsqlCommand(DeleteMark, connection, transaction);
+            mark.Parameters.Add(new() { Value = ShadowMark(follows) });
+            mark.Parameters.Add(new() { Value = shard });
+            await mark.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await DeleteRowsAsync(connection, transaction, projection, cancellationToken);

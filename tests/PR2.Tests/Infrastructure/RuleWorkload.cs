@@ -36,7 +36,7 @@ public static class RuleWorkload
             foreach (var database in databases)
             {
                 var behind = await ScalarAsync(database, """
-                    select (select count(*) from pr2_agent_mark where agent like 'rule-%' and shard = $1
+                    select (select count(*) from pr2_agent_mark where agent like 'rule-%' and agent not like '%~next' and shard = $1
                               and position = (select coalesce(max(position), 0) from pr2_journal)) <> 2
                          or exists (select 1 from pr2_outbox where delivered_at is null and failure is null)
                     """, shard);
