@@ -49,14 +49,15 @@ internal static class ProjectionRebuilds
                 return status;
             }
 
-            if (building.Any(r => r.Folded > folded.GetValueOrDefault(r.Replica, -1)))
+            // A fold moving on is progress; so is one starting over (a migration of the view, a new version of the rule).
+            if (building.Any(r => r.Folded != folded.GetValueOrDefault(r.Replica, -1)))
             {
                 lastChange = started.Elapsed;
             }
 
             foreach (var replica in building)
             {
-                folded[replica.Replica] = Math.Max(replica.Folded, folded.GetValueOrDefault(replica.Replica, -1));
+                folded[replica.Replica] = replica.Folded;
             }
 
             if (started.Elapsed - lastChange > stallTimeout)

@@ -42,6 +42,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     // Counts starts: a loop that found no rebuild while a start was committing looks again before it ends.
     private int _starts;
     private Task? _running;
+
+    // Stops the fold of the loop running now when its rebuild is canceled (a batch in flight rolls back).
+    private CancellationTokenSource _foldStop = new();
     private IGrainTimer? _timer;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -79,8 +82,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         var canceled = await OnReplicaAsync(() => IsRecords ? RecordsRebuild.CancelAsync(Source, _shard) : RuleViewRebuild.CancelAsync(Source, _shard, _projection));
         if (canceled is not null)
         {
-            // A fold batch after the drop fails on the missing shadow: the loop then finds nothing building and ends quietly.
+            // The fold stops (or, started after the drop, fails on the missing shadow): the loop ends quietly.
             _building = false;
+            await _foldStop.CancelAsync();
             if (_running is null)
             {
                 StopTimer();
@@ -144,7 +148,19 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
     private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count && !shards.Get(_shard).IsRemoved(_replica);
 
-    private void Run() => _running ??= RunAsync();
+    private void Run()
+    {
+        if (_running is null)
+        {
+            if (_foldStop.IsCancellationRequested)
+            {
+                _foldStop.Dispose();
+                _foldStop = new CancellationTokenSource();
+            }
+
+            _running = RunAsync();
+        }
+    }
 
     private async Task RunAsync()
     {
@@ -236,18 +252,18 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         var rate = options.Value.RebuildEntriesPerSecond;
         if (rate <= 0)
         {
-            return await fold.CatchUpAsync();
+            return await fold.CatchUpAsync(_foldStop.Token);
         }
 
         var clock = Stopwatch.StartNew();
         long folded = 0;
-        while (await fold.RunOnceAsync() is var applied and > 0)
+        while (await fold.RunOnceAsync(_foldStop.Token) is var applied and > 0)
         {
             folded += applied;
             var due = TimeSpan.FromSeconds(folded / (double)rate);
             if (due > clock.Elapsed)
             {
-                await Task.Delay(due - clock.Elapsed);
+                await Task.Delay(due - clock.Elapsed, _foldStop.Token);
             }
         }
 
@@ -259,7 +275,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
     // The rule's own code in rebuild mode; null when the rule was removed (the swap then cancels the rebuild).
     private async Task<AgentRunner?> RuleFoldAsync() =>
-        await RuleAsync() is { } rule && RuleViewRebuild.For(rule) is var (_, agent) ? new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica) : null;
+        await RuleAsync() is { } rule && RuleViewRebuild.For(rule) is var (_, _, agent) ? new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica) : null;
 
     // A swap that waited too long for a lock, or ran too long holding the live mark, gave up with nothing changed: as when
     // the view is held, try again later.
@@ -271,7 +287,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
                 ? await RecordsRebuild.TrySwapAsync(Source, _shard, _replica)
                 : await RuleViewRebuild.TrySwapAsync(Source, _shard, _replica, _projection, await RuleAsync());
         }
-        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled)
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled or PostgresErrorCodes.DeadlockDetected)
         {
             return (SwapOutcome.Busy, 0, e.MessageText);
         }

@@ -16,3 +16,6 @@ create table pr2_view_rebuild (
 -- What the rebuild folds for when that can change under it: a rule's mark name (its generation). A rule replaced during
 -- its rebuild starts the rebuild over.
 alter table pr2_projection_rebuild add column follows text;
+
+-- The swap replaces the documents a rule last wrote: found by rule, not by scanning every rule's views.
+create index pr2_view_rule on pr2_view (rule);

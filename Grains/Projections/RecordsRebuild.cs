@@ -93,8 +93,8 @@ public static class RecordsRebuild
     }
 
     /// <summary>
-    /// Cancels the rebuild in progress on this replica: the shadow is dropped and the live view, which the rebuild never
-    /// touched, stays as it is. Waits for a fold batch in flight (it holds the shadow's mark); serialized with the swap by
+    /// Cancels the rebuild in progress on this replica: the live view, which the rebuild never touched, stays as it is, and
+    /// the shadow is dropped (unless a fold batch holds its mark: then the next start drops it). Serialized with the swap by
     /// the rebuild row's table lock, so a rebuild is either swapped in or canceled, never both. Returns the generation
     /// canceled, or null when none was building (done, canceled, or never started).
     /// </summary>
@@ -109,22 +109,29 @@ public static class RecordsRebuild
             return null;
         }
 
-        await RebuildRows.LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken);
-        await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
-        await using (var cancel = new NpgsqlBatch(connection, transaction)
+        await using (var cancel = new NpgsqlCommand(RebuildRows.Canceled, connection, transaction))
         {
-            BatchCommands =
-            {
-                // As after a swap: at 0 with a new revision, so that a fold still running meets a mark it never read.
-                new("update pr2_agent_mark set position = 0, revision = revision + 1, updated_at = now() where agent = $1 and shard = $2")
-                {
-                    Parameters = { new() { Value = RecordsProjector.ShadowName }, new() { Value = shard } },
-                },
-                new(RebuildRows.Canceled) { Parameters = { new() { Value = Projection }, new() { Value = DBNull.Value } } },
-            },
-        })
-        {
+            cancel.Parameters.Add(new() { Value = Projection });
+            cancel.Parameters.Add(new() { Value = DBNull.Value });
             await cancel.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // The shadow goes now unless a fold batch holds its mark (not waited for: that batch may be long; the next start drops
+        // and makes the shadow anew, and a fold finding the row canceled stops).
+        const string Savepoint = "cancel_cleanup";
+        await transaction.SaveAsync(Savepoint, cancellationToken);
+        try
+        {
+            await ExecuteAsync(connection, transaction, "set local lock_timeout = '200ms'", cancellationToken);
+            await RebuildRows.LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken);
+            await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
+            // As after a swap: at 0 with a new revision, so that a fold still running meets a mark it never read.
+            await RebuildRows.ResetMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, 0, cancellationToken);
+            await transaction.ReleaseAsync(Savepoint, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            await transaction.RollbackAsync(Savepoint, cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);

@@ -31,7 +31,7 @@ public sealed class CodeRuleAgent(IRule rule, bool rebuild = false) : IJournalAg
     {
         var records = await AgentMarks.ReadAsync(connection, RecordsProjector.AgentName, sourceShard, cancellationToken);
         return rebuild
-            ? Math.Min(records, await Projections.RuleViewRebuild.ReadyUpToAsync(Name, Name, sourceShard, connection, transaction, cancellationToken))
+            ? Math.Min(records, await Projections.RuleViewRebuild.ReadyUpToAsync(Name, follows: Name, sourceShard, connection, transaction, cancellationToken))
             : records;
     }
 
@@ -41,12 +41,7 @@ public sealed class CodeRuleAgent(IRule rule, bool rebuild = false) : IJournalAg
         {
             if (entry.Hops >= RuleAgent.MaxHops)
             {
-                if (rebuild)
-                {
-                    continue;
-                }
-
-                await RuleEffects.ParkAsync(connection, transaction, Name, batch.SourceShard, entry.Position, RuleAgent.HopLimitReason(entry), cancellationToken);
+                await RuleEffects.ParkAsync(connection, transaction, MarkName, batch.SourceShard, entry.Position, RuleAgent.HopLimitReason(entry), cancellationToken);
                 continue;
             }
 
@@ -55,9 +50,9 @@ public sealed class CodeRuleAgent(IRule rule, bool rebuild = false) : IJournalAg
                 var effects = await rule.HandleAsync(new RuleInput(entry, JsonNode.Parse(entry.Body)!.AsObject(), connection, transaction), cancellationToken);
                 await ApplyEffectsAsync(batch.SourceShard, entry, effects, connection, transaction, cancellationToken);
             }, cancellationToken);
-            if (failed is not null && !rebuild)
+            if (failed is not null)
             {
-                await RuleEffects.ParkAsync(connection, transaction, Name, batch.SourceShard, entry.Position, failed.Message, cancellationToken);
+                await RuleEffects.ParkAsync(connection, transaction, MarkName, batch.SourceShard, entry.Position, failed.Message, cancellationToken);
             }
         }
     }

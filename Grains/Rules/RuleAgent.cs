@@ -18,7 +18,7 @@ namespace PR2.Grains.Rules;
 /// to is always parked: halting would stop the rule for good on every looping chain.
 /// With <paramref name="rebuild"/>, it is the fold of a rebuild of the rule's views (<see cref="Projections.RuleViewRebuild"/>):
 /// the same conditions and view actions, into the rebuild's rows under its own mark, never past the live rule's mark; it
-/// sends nothing and parks nothing (the live rule did both).
+/// sends nothing (the live rule did), and parks under its own mark (the swap puts those in place of the live rule's).
 /// </summary>
 public sealed class RuleAgent(RuleDefinition definition, RuleInfo info, bool rebuild = false) : IJournalAgent
 {
@@ -62,7 +62,8 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info, bool reb
     private long StartAfter(int shard) => info.StartAfter.GetValueOrDefault(shard);
 
     public Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
-        rebuild ? Projections.RuleViewRebuild.ReadyUpToAsync(Name, LiveMarkName, sourceShard, connection, transaction, cancellationToken) : Task.FromResult(long.MaxValue);
+        rebuild ? Projections.RuleViewRebuild.ReadyUpToAsync(Name, Projections.RuleViewRebuild.FollowsOf(this), sourceShard, connection, transaction, cancellationToken)
+            : Task.FromResult(long.MaxValue);
 
     public async Task<int> BeforeBatchAsync(AgentBatch batch, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
@@ -111,10 +112,6 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info, bool reb
                 throw new RuleFailure(HopLimitReason(entry));
             }
         }
-        catch (RuleFailure) when (rebuild)
-        {
-            return;
-        }
         catch (RuleFailure failure) when (!definition.HaltOnError || entry.Hops >= MaxHops)
         {
             await RuleEffects.ParkAsync(connection, transaction, MarkName, sourceShard, entry.Position, failure.Message, cancellationToken);
@@ -133,11 +130,6 @@ public sealed class RuleAgent(RuleDefinition definition, RuleInfo info, bool reb
                 await RunActionAsync(action, context, connection, transaction, cancellationToken);
             }
         }, cancellationToken);
-        if (failed is not null && rebuild)
-        {
-            return;
-        }
-
         if (failed is not null && definition.HaltOnError)
         {
             throw Halted(sourceShard, entry, failed);

@@ -319,6 +319,47 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
         }
     }
 
+    [Fact]
+    public async Task A_rule_fixed_and_rebuilt_takes_its_parked_entries_in_once_and_leaves_none_to_retry()
+    {
+        var (settings, a, b) = servers.TwoReplicaShard("rebuild_rule_fix", Shard, "Primary");
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string Broken = """
+            {"name": "sum-orders", "on": {"type": "order", "kinds": ["insert"], "shards": [@shard@]},
+             "do": [{"view": {"name": "sums", "key": "all", "add": {"n": "{body.amount}"}}}], "start": "beginning"}
+            """;
+        await Retrying.CallAsync(() => client.PutRuleAsync(Broken.Replace("@shard@", $"{Shard}", StringComparison.Ordinal)));
+
+        // Every fifth order's amount is not a number: the rule parks it.
+        for (var i = 0; i < 50; i++)
+        {
+            var amount = i % 5 == 0 ? "\"none\"" : "1";
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, $"order/{i}"), MessageKind.Insert, $$"""{"amount": {{amount}}}"""));
+        }
+
+        const string Parked = "select count(*) from pr2_dead_letter where rule like 'rule-sum-orders%' and rule not like '%~next'";
+        await Eventually.TrueAsync(async () => await Sql.ScalarAsync(a, Parked) == 10 && await Sql.ScalarAsync(b, Parked) == 10,
+            TimeSpan.FromSeconds(30), "ten orders parked on each replica");
+
+        // Fixed in place (counting orders), then rebuilt: the fold applies the ten it parked before, and they are parked no more.
+        await Retrying.CallAsync(() => client.PutRuleAsync(Broken.Replace("@shard@", $"{Shard}", StringComparison.Ordinal).Replace("\"{body.amount}\"", "1", StringComparison.Ordinal)));
+        var status = await client.RebuildProjectionAsync(Shard, "rule-sum-orders");
+        Assert.All(status.Replicas, r => Assert.Equal("done", r.State));
+        foreach (var replica in new[] { a, b })
+        {
+            Assert.Equal(0, await Sql.ScalarAsync(replica, Parked));
+            Assert.Equal(50, await Sql.ScalarAsync(replica, "select (doc->>'n')::bigint from pr2_view where view = 'sums' and key = 'all'"));
+        }
+
+        // Nothing left to retry: asking changes nothing.
+        await client.RetryParkedAsync("sum-orders");
+        await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "order/last"), MessageKind.Insert, """{"amount": 1}"""));
+        await Eventually.TrueAsync(async () => await Sql.ScalarAsync(a, "select (doc->>'n')::bigint from pr2_view where view = 'sums' and key = 'all'") == 51,
+            TimeSpan.FromSeconds(30), "the fixed rule counts the next order");
+        Assert.Equal(51, await Sql.ScalarAsync(a, "select (doc->>'n')::bigint from pr2_view where view = 'sums' and key = 'all'"));
+    }
+
     private sealed record ViewRead(int Replica, long Mark, string ActorId, long Version);
 
     // Pages of the writers' actors from the primary (strong) and from any replica (eventual), and one filled actor.
