@@ -279,8 +279,12 @@ public sealed class ShardWriterGrain(
             }
             catch (TimeoutException)
             {
-                throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                throw maybeWritten ? OutcomeUnknown(messageIds[0]) : new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {ShardCode}: its writer is still opening (failing over, or switching for a move, an admission or a removal); retry with the same MessageId");
+            }
+            catch (Pr2Exception) when (maybeWritten)
+            {
+                throw OutcomeUnknown(messageIds[0]);
             }
 
             try
@@ -305,20 +309,21 @@ public sealed class ShardWriterGrain(
                     Abandon(writer);
                     if (pending.IsCompletedSuccessfully)
                     {
-                        // Committed (and acknowledged by the writer) while the probe waited: no longer in flight, so not
-                        // in doubt either, and its answer is this attempt's.
+                        // Committed (under the ack policy) while the probe waited: its answer is this attempt's. What strong
+                        // reads must see is read again: the writer moved it on before it answered.
+                        Acknowledge(writer.ReplicaId, writer.CommittedOriginPosition);
                         var committed = await pending;
                         return maybeWritten ? ownAck(committed) : committed;
                     }
 
-                    maybeWritten |= MaybeWritten(messageIds);
+                    maybeWritten |= MaybeWritten(messageIds) || messageIds.Any(writer.FailedAfterCommit);
                     continue;
                 }
 
                 var ack = await pending;
                 return maybeWritten ? ownAck(ack) : ack;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced)
+            catch (Pr2Exception e) when (e.Code == ErrorCode.WriterFenced && IsOpen(writer))
             {
                 localWriters.Withdraw(writer);
                 DeactivateOnIdle();
@@ -329,22 +334,31 @@ public sealed class ShardWriterGrain(
 
                 throw;
             }
-            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardUnavailable && (writer.IsBroken || !IsOpen(writer)))
+            catch (Pr2Exception e) when (e.Code is ErrorCode.ShardUnavailable or ErrorCode.WriterFenced && (writer.IsBroken || !IsOpen(writer)))
             {
-                // Broken, or given up meanwhile by another call (what it still held was never sent): the next writer
-                // takes this attempt. The writer's own words ("nothing was written") are about this attempt alone.
-                GiveUp(writer);
-                maybeWritten |= MaybeWritten(messageIds);
+                // Broken, given up meanwhile by another call (what it still held was never sent), fenced by this grain's
+                // own next writer, or closed for a planned move (it commits what it holds; it is not given up): the next
+                // writer takes this attempt. The writer's own words ("nothing was written") are about this attempt alone;
+                // one it committed but failed all the same (the ack policy refused it) is this call's from then on.
+                if (writer.IsBroken || writer.IsAbandoned)
+                {
+                    GiveUp(writer);
+                }
+
+                maybeWritten |= MaybeWritten(messageIds) || messageIds.Any(writer.FailedAfterCommit);
                 if (DateTime.UtcNow >= deadline)
                 {
                     throw maybeWritten ? OutcomeUnknown(messageIds[0]) : e;
                 }
 
-                // The primary is gone: the next GetWriterAsync chooses again (once for all waiting appends).
-                localWriters.Withdraw(writer);
-                if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
+                if (writer.IsBroken)
                 {
-                    _opening = null;
+                    // The primary is gone: the next GetWriterAsync chooses again (once for all waiting appends).
+                    localWriters.Withdraw(writer);
+                    if (ReferenceEquals(_opening?.IsCompletedSuccessfully == true ? _opening.Result : null, writer))
+                    {
+                        _opening = null;
+                    }
                 }
 
                 await Task.Delay(50);

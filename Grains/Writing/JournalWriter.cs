@@ -102,14 +102,19 @@ public sealed class JournalWriter : IAsyncDisposable
     private volatile bool _broken;
 
     // Guarded by _sending: whether the owner abandoned this writer (nothing more is sent), the MessageIds of the batch
-    // in flight, and those of batches that committed (or may have) but failed all the same, their callers told the
-    // outcome is unknown (the commit's connection failed, the ack policy refused them): what this database may hold
-    // that no caller was acknowledged. The oldest are forgotten past MaxUnacknowledged, as the owner's own doubts are.
-    private const int MaxUnacknowledged = 100_000;
+    // in flight, and those of batches whose commit failed on the connection (the writer then broke: few): what may still
+    // commit, or have committed, on this database.
     private readonly Lock _sending = new();
     private volatile bool _abandoned;
     private Guid[] _inFlight = [];
-    private readonly List<Guid> _unacknowledged = [];
+    private readonly List<Guid> _unknownOutcome = [];
+
+    // Guarded by _sending: the latest MessageIds whose batch committed here (or may have) but failed all the same while
+    // the writer went on (the ack policy refused it, a failure after COMMIT was sent): the owner retrying one elsewhere
+    // must count it as maybe written. Only the latest are kept: the owner asks right after the failure.
+    private const int KeptAfterCommit = 8_192;
+    private readonly Queue<Guid> _failedAfterCommit = new();
+    private readonly HashSet<Guid> _failedAfterCommitIds = [];
 
     // A killed server is seen only on a connection's next read, so a pooled connection unused for this long may have
     // lost its server unseen: the next commit goes in two round trips (the entries, then COMMIT), and a connection
@@ -238,9 +243,8 @@ public sealed class JournalWriter : IAsyncDisposable
 
     /// <summary>
     /// For an owner that gives this writer up (its database stopped answering, or it broke): nothing more is sent, so
-    /// appends still queued fail, never written. Returns the MessageIds this database may hold without their callers
-    /// having been acknowledged: the batch in flight, batches whose commit failed on the connection (their outcome is
-    /// unknown), and batches that committed but that the ack policy refused (the caller retrying elsewhere may find them).
+    /// appends still queued fail, never written. Returns the MessageIds that may still commit on this database: the
+    /// batch in flight, and batches whose commit failed on the connection (their outcome is unknown).
     /// </summary>
     public IReadOnlyList<Guid> Abandon()
     {
@@ -250,9 +254,21 @@ public sealed class JournalWriter : IAsyncDisposable
             _queue.Writer.TryComplete();
             // Its replica may be lost and restored, its positions then holding other entries: the agents read it again.
             _recent?.Forget(_source);
-            return [.. _inFlight, .. _unacknowledged];
+            return [.. _inFlight, .. _unknownOutcome];
         }
     }
+
+    /// <summary>True when this append's batch committed here (or may have) but failed all the same, lately.</summary>
+    public bool FailedAfterCommit(Guid messageId)
+    {
+        lock (_sending)
+        {
+            return _failedAfterCommitIds.Contains(messageId);
+        }
+    }
+
+    /// <summary>True once its owner gave it up (<see cref="Abandon"/>).</summary>
+    public bool IsAbandoned => _abandoned;
 
     /// <summary>Stops taking appends, commits what is queued, and returns when the last commit finished.</summary>
     public async ValueTask DisposeAsync()
@@ -338,12 +354,19 @@ public sealed class JournalWriter : IAsyncDisposable
     }
 
     // Under _sending.
-    private void RememberUnacknowledged(List<PendingWrite> batch)
+    private void RememberFailedAfterCommit(List<PendingWrite> batch)
     {
-        _unacknowledged.AddRange(MessageIds(batch));
-        if (_unacknowledged.Count > MaxUnacknowledged)
+        foreach (var messageId in MessageIds(batch))
         {
-            _unacknowledged.RemoveRange(0, _unacknowledged.Count - MaxUnacknowledged);
+            if (_failedAfterCommitIds.Add(messageId))
+            {
+                _failedAfterCommit.Enqueue(messageId);
+            }
+        }
+
+        while (_failedAfterCommit.Count > KeptAfterCommit)
+        {
+            _failedAfterCommitIds.Remove(_failedAfterCommit.Dequeue());
         }
     }
 
@@ -382,18 +405,22 @@ public sealed class JournalWriter : IAsyncDisposable
         var reason = new Pr2Exception(ErrorCode.ShardUnavailable, maybeCommitted
             ? $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); the outcome is unknown, retry with the same MessageId"
             : $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); nothing was written, retry with the same MessageId");
-        // Recorded before the appends fail, so that an owner giving this writer up on their answer finds them (also
-        // when this writer breaks only after this failure, on a later batch).
+        // Recorded before the appends fail, so that an owner giving this writer up on their answer finds them.
+        var connectionFailed = IsConnectionFailure(e);
         lock (_sending)
         {
             _inFlight = [];
-            if (maybeCommitted)
+            if (maybeCommitted && connectionFailed)
             {
-                RememberUnacknowledged(batch);
+                _unknownOutcome.AddRange(MessageIds(batch));
+            }
+            else if (maybeCommitted)
+            {
+                RememberFailedAfterCommit(batch);
             }
         }
 
-        if (IsConnectionFailure(e))
+        if (connectionFailed)
         {
             // The database is gone (or going): stop here so the owner can fail over; nothing queued is lost,
             // it is refused and retried elsewhere with the same MessageIds.
@@ -461,7 +488,7 @@ public sealed class JournalWriter : IAsyncDisposable
                 // up on their answer (its database broke meanwhile) knows a retry elsewhere may find them written.
                 lock (_sending)
                 {
-                    RememberUnacknowledged(batch);
+                    RememberFailedAfterCommit(batch);
                 }
 
                 batch.ForEach(p => p.Fail(refused));

@@ -46,7 +46,7 @@ public sealed class WriterAbandonTests(PostgresFixture postgres)
     }
 
     [Fact]
-    public async Task An_append_committed_but_refused_by_the_ack_policy_is_reported_as_maybe_written_when_the_writer_is_given_up()
+    public async Task An_append_committed_but_refused_by_the_ack_policy_is_reported_as_maybe_written_also_after_the_writer_is_given_up()
     {
         // Quorum over two replicas; the other one is fenced by a newer term, so the gate copies the entry there and
         // then refuses to count the copy: committed on both, acknowledged nowhere.
@@ -71,7 +71,10 @@ public sealed class WriterAbandonTests(PostgresFixture postgres)
 
         // Given up later (its primary broke): an owner retrying elsewhere must know the refused append is written, or a
         // first attempt there would find it and answer Duplicate to a call that was never sent twice.
-        Assert.Contains(refusedAck.Message.MessageId, writer.Abandon());
+        Assert.True(writer.FailedAfterCommit(refusedAck.Message.MessageId));
+        writer.Abandon();
+        Assert.True(writer.FailedAfterCommit(refusedAck.Message.MessageId));
+        Assert.False(writer.FailedAfterCommit(Guid.NewGuid()));
         await writer.DisposeAsync();
     }
 }
