@@ -7,10 +7,13 @@ namespace PR2.Client;
 /// </summary>
 public static class UnavailableCluster
 {
-    public const string Message = "the cluster did not answer (a silo failed or the call timed out); the outcome is unknown: retry with the same MessageId";
+    public const string Message =
+        "the cluster did not answer (a silo failed, the call timed out, or its answer could not be read); the outcome is unknown: retry with the same MessageId";
 
+    // An answer that cannot be deserialized (a failure inside the cluster whose type has no codec) says nothing of the
+    // outcome either.
     public static bool Is(Exception exception, CancellationToken callerToken = default) =>
-        exception is TimeoutException or OrleansException
+        exception is TimeoutException or OrleansException or Orleans.Serialization.SerializerException
         || (exception is OperationCanceledException && !callerToken.IsCancellationRequested);
 
     /// <summary>
