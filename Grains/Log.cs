@@ -138,4 +138,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 10004, Level = LogLevel.Information, Message = "Rebuild of {Projection} on shard {Shard} replica {Replica} canceled; its last fold stopped ({Reason})")]
     public static partial void RebuildCanceled(ILogger logger, string projection, int shard, int replica, string reason);
+
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "A database failure escaped {Interface}.{Method}; the caller was told Unavailable (outcome unknown, retriable)")]
+    public static partial void DatabaseFailureEscaped(ILogger logger, Exception exception, string @interface, string method);
 }

@@ -43,6 +43,8 @@ public static class Pr2ServiceCollectionExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, AgentSupervisor>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DirectorySync>();
         services.AddSingleton<IIncomingGrainCallFilter, WriteMetricsFilter>();
+        // After the metrics filter, so its refusal counts see the Unavailable this one makes of an escaping database failure.
+        services.AddSingleton<IIncomingGrainCallFilter, DatabaseFailureFilter>();
         return services;
     }
 

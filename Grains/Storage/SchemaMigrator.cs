@@ -131,8 +131,10 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
         }
     }
 
+    // A server stopping, crashed or still starting (a restart) answers with an error of its own, not a broken connection.
     private static bool IsUnreachable(Exception e) =>
-        e is NpgsqlException { IsTransient: true } or TimeoutException or System.Net.Sockets.SocketException or IOException;
+        e is NpgsqlException { IsTransient: true } or TimeoutException or System.Net.Sockets.SocketException or IOException
+            or PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow };
 
     private async Task MigrateReplicaAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString, CancellationToken cancellationToken)
     {
