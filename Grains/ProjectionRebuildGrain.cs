@@ -6,7 +6,6 @@ using Orleans.Concurrency;
 using PR2.Grains.Agents;
 using PR2.Grains.Configuration;
 using PR2.Grains.Projections;
-using PR2.Grains.Records;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -37,6 +36,10 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     private string _projection = RecordsRebuild.Projection;
     private int _shard;
     private int _replica;
+
+    // What differs between the records view's rebuild and a rule's views': picked once, from the key, at activation.
+    private IProjectionRebuild _rebuild = null!;
+
     private bool? _building;
 
     // Counts starts: a loop that found no rebuild while a start was committing looks again before it ends.
@@ -50,6 +53,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_projection, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
+        _rebuild = _projection == RecordsRebuild.Projection
+            ? new RecordsRebuildOnReplica(_shard, _replica)
+            : new RuleViewRebuildOnReplica(_projection, _shard, _replica, RuleAsync);
         if (await topology.KnowsAsync(_shard) && !Follows())
         {
             await topology.RefreshShardAsync(_shard);
@@ -63,9 +69,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var generation = await OnReplicaAsync(async () => IsRecords
-            ? await RecordsRebuild.StartAsync(Source, _shard, restart)
-            : await RuleViewRebuild.StartAsync(Source, _shard, await RuleAsync() ?? throw NoRule(), restart));
+        var generation = await OnReplicaAsync(() => _rebuild.StartAsync(Source, restart));
         _building = true;
         _starts++;
         Run();
@@ -79,7 +83,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
-        var canceled = await OnReplicaAsync(() => IsRecords ? RecordsRebuild.CancelAsync(Source, _shard) : RuleViewRebuild.CancelAsync(Source, _shard, _projection));
+        var canceled = await OnReplicaAsync(() => _rebuild.CancelAsync(Source));
         if (canceled is not null)
         {
             // The fold stops (or, started after the drop, fails on the missing shadow): the loop ends quietly.
@@ -94,9 +98,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         return canceled;
     }
 
-    public async Task<ProjectionReplicaStatus> Status() => IsRecords
-        ? await RecordsRebuild.StatusAsync(Source, _shard, _replica)
-        : await RuleViewRebuild.StatusAsync(Source, _shard, _replica, await RuleAsync() ?? throw NoRule());
+    public async Task<ProjectionReplicaStatus> Status() => await _rebuild.StatusAsync(Source);
 
     public Task Wake()
     {
@@ -113,8 +115,6 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         _timer?.Dispose();
         _timer = null;
     }
-
-    private bool IsRecords => _projection == RecordsRebuild.Projection;
 
     // The replica not answering, or a lock held past its timeout, as a retriable refusal that says which replica (the
     // database's own exceptions do not all cross to the caller).
@@ -141,8 +141,6 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         await rules.RefreshAsync(GrainFactory);
         return catalog.Find(_projection);
     }
-
-    private Pr2Exception NoRule() => new(ErrorCode.BadMessage, $"shard {_shard} has no projection '{_projection}' (pr2 projections list {_shard} shows them)");
 
     private NpgsqlDataSource Source => shards.Get(_shard).Replicas[_replica];
 
@@ -188,9 +186,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
                 // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
                 _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
-                // A rule's fold is made anew each turn: the rule may have been replaced (a new version) or removed since.
-                var runner = IsRecords ? fold ??= RecordsFold() : await RuleFoldAsync();
-                var folded = runner is null ? 0 : await FoldAsync(runner);
+                // The records view keeps its fold; a rule's is made anew each turn (the rule may have been replaced or removed).
+                fold = await _rebuild.FoldAsync(fold, agent => new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica));
+                var folded = fold is null ? 0 : await FoldAsync(fold);
                 var (outcome, position, busy) = await TrySwapAsync();
                 // Every outcome goes round again: after a swap (or none in progress), the next turn finds the row done and
                 // ends, unless another start came meanwhile.
@@ -270,22 +268,13 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         return folded;
     }
 
-    // The records view's own fold, on the shadow table.
-    private AgentRunner RecordsFold() => new(new RecordsProjector(table: RecordStore.Next), _shard, shards, faults, FoldBatch, _replica);
-
-    // The rule's own code in rebuild mode; null when the rule was removed (the swap then cancels the rebuild).
-    private async Task<AgentRunner?> RuleFoldAsync() =>
-        await RuleAsync() is { } rule && RuleViewRebuild.For(rule) is var (_, _, agent) ? new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica) : null;
-
     // A swap that waited too long for a lock, or ran too long holding the live mark, gave up with nothing changed: as when
     // the view is held, try again later.
     private async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync()
     {
         try
         {
-            return IsRecords
-                ? await RecordsRebuild.TrySwapAsync(Source, _shard, _replica)
-                : await RuleViewRebuild.TrySwapAsync(Source, _shard, _replica, _projection, await RuleAsync());
+            return await _rebuild.TrySwapAsync(Source);
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled or PostgresErrorCodes.DeadlockDetected)
         {

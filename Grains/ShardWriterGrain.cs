@@ -857,14 +857,8 @@ public sealed class ShardWriterGrain(
     private async Task<JournalWriter> MembershipSwitchAsync(JournalWriter old, int primary, Func<Task> change)
     {
         _membershipFailure = null;
-        try
+        if (!await TryDrainAsync(old))
         {
-            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
-            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
-        }
-        catch (TimeoutException)
-        {
-            GiveUp(old);
             _membershipFailure = "the writer could not drain in time";
             return await OpenAsync();
         }
@@ -1150,16 +1144,7 @@ public sealed class ShardWriterGrain(
     private async Task<JournalWriter> SwitchAsync(JournalWriter old, int from, int to)
     {
         _moveFailure = null;
-        try
-        {
-            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
-            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
-        }
-        catch (TimeoutException)
-        {
-            GiveUp(old);
-        }
-
+        await TryDrainAsync(old);
         _move = (from, to);
         try
         {
@@ -1175,6 +1160,22 @@ public sealed class ShardWriterGrain(
         }
 
         return await OpenAsync();
+    }
+
+    // Drains the writer before a planned change, bounded: one that stalls is given up, as a fail-over would (false).
+    private async Task<bool> TryDrainAsync(JournalWriter old)
+    {
+        try
+        {
+            await old.DisposeAsync().AsTask().WaitAsync(FailOverBudget);
+            Acknowledge(old.ReplicaId, old.CommittedOriginPosition);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            GiveUp(old);
+            return false;
+        }
     }
 
     private Pr2Exception NotMoved(int replica, int primary, string why) => new(ErrorCode.ShardUnavailable,

@@ -91,7 +91,7 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
             // replica's database).
             foreach (var shard in shards.ShardCodes)
             {
-                var projections = catalog.Agents.Where(a => a is Rules.RuleAgent or Rules.CodeRuleAgent && a.Follows(shard)).Select(a => a.Name).Prepend(RecordsProjector.AgentName).ToList();
+                var projections = catalog.Agents.Where(a => Projections.RuleViewRebuild.For(a) is not null && a.Follows(shard)).Select(a => a.Name).Prepend(RecordsProjector.AgentName).ToList();
                 foreach (var replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count).Where(r => !shards.Get(shard).IsRemoved(r)))
                 {
                     foreach (var projection in projections)

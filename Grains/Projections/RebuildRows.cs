@@ -1,4 +1,5 @@
 using Npgsql;
+using PR2.Grains.Storage;
 
 namespace PR2.Grains.Projections;
 
@@ -19,6 +20,21 @@ internal static class RebuildRows
     /// <summary>Locks the rows against starts, swaps and cancels of every projection (they are few and brief).</summary>
     public static Task LockAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
         ExecuteAsync(connection, transaction, "lock table pr2_projection_rebuild in exclusive mode", cancellationToken);
+
+    /// <summary>
+    /// The prologue of a start, a swap or a cancel: bounds the transaction's waits (<see cref="LockTimeout"/>), locks the
+    /// rows (<see cref="LockAsync"/>) and reads <paramref name="projection"/>'s, null when it has none.
+    /// </summary>
+    public static async Task<Row?> LockRowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string projection, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, transaction, LockTimeout, cancellationToken);
+        await LockAsync(connection, transaction, cancellationToken);
+        return await ReadAsync(connection, transaction, projection, cancellationToken);
+    }
+
+    /// <summary>As <see cref="LockRowAsync"/>, the row only while its rebuild is building (null: nothing to swap or cancel).</summary>
+    public static async Task<Row?> LockBuildingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string projection, CancellationToken cancellationToken) =>
+        await LockRowAsync(connection, transaction, projection, cancellationToken) is { State: "building" } building ? building : null;
 
     public static async Task<Row?> ReadAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string projection, CancellationToken cancellationToken)
     {
@@ -61,6 +77,60 @@ internal static class RebuildRows
 
     /// <summary>The statement that ends a rebuild canceled (projection <c>$1</c>, why <c>$2</c>: null when asked for).</summary>
     public const string Canceled = "update pr2_projection_rebuild set state = 'canceled', last_error = $2 where projection = $1";
+
+    /// <summary>Marks the rebuild of <paramref name="projection"/> canceled (<paramref name="why"/>: null when asked for): a fold's next batch then folds nothing.</summary>
+    public static async Task MarkCanceledAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string projection, string? why, CancellationToken cancellationToken)
+    {
+        await using var cancel = new NpgsqlCommand(Canceled, connection, transaction);
+        cancel.Parameters.Add(new() { Value = projection });
+        cancel.Parameters.Add(new() { Value = (object?)why ?? DBNull.Value });
+        await cancel.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// After a cancel, drops what the fold made (<paramref name="drop"/>, under the fold's mark <paramref name="foldMark"/>)
+    /// if that mark is free now. A fold batch holding it is not waited for (that batch may be long): the cleanup is then
+    /// left to the next start, which makes the fold's state anew under the mark, and the cancel still commits.
+    /// </summary>
+    public static async Task DropUnlessFoldingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string foldMark, int shard, Func<Task> drop,
+        CancellationToken cancellationToken)
+    {
+        const string Savepoint = "cancel_cleanup";
+        await transaction.SaveAsync(Savepoint, cancellationToken);
+        try
+        {
+            await ExecuteAsync(connection, transaction, "set local lock_timeout = '200ms'", cancellationToken);
+            await LockMarkAsync(connection, transaction, foldMark, shard, cancellationToken);
+            await drop();
+            await transaction.ReleaseAsync(Savepoint, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            await transaction.RollbackAsync(Savepoint, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The journal's entries after <paramref name="from"/> up to <paramref name="to"/> (none when <paramref name="to"/> is not
+    /// above it), which a swap folds with the marks locked. A hole would swap in a view missing an entry: refused, the message
+    /// starting with <paramref name="rebuild"/> (which rebuild, where).
+    /// </summary>
+    public static async Task<IReadOnlyList<JournalEntry>> ReadGapAsync(NpgsqlConnection connection, int shard, long from, long to, string rebuild,
+        CancellationToken cancellationToken)
+    {
+        if (to <= from)
+        {
+            return [];
+        }
+
+        var entries = await JournalStore.ReadAsync(connection, shard, from, (int)(to - from), withBodies: true, cancellationToken);
+        if (entries.Count != to - from || entries[0].Position != from + 1 || entries[^1].Position != to)
+        {
+            throw new InvalidOperationException($"{rebuild}: the journal does not hold positions {from + 1}..{to} contiguously");
+        }
+
+        return entries;
+    }
 
     /// <summary>Records why the last attempt failed, for status (best effort).</summary>
     public static async Task RecordErrorAsync(NpgsqlDataSource replica, string projection, string error, CancellationToken cancellationToken = default)

@@ -69,9 +69,7 @@ public static class RecordsRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
-        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
-        if (await RebuildRows.ReadAsync(connection, transaction, Projection, cancellationToken) is { State: "building" } building && !restart)
+        if (await RebuildRows.LockBuildingAsync(connection, transaction, Projection, cancellationToken) is { } building && !restart)
         {
             return building.Generation;
         }
@@ -102,37 +100,21 @@ public static class RecordsRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
-        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
-        if (await RebuildRows.ReadAsync(connection, transaction, Projection, cancellationToken) is not { State: "building" } building)
+        if (await RebuildRows.LockBuildingAsync(connection, transaction, Projection, cancellationToken) is not { } building)
         {
             return null;
         }
 
-        await using (var cancel = new NpgsqlCommand(RebuildRows.Canceled, connection, transaction))
-        {
-            cancel.Parameters.Add(new() { Value = Projection });
-            cancel.Parameters.Add(new() { Value = DBNull.Value });
-            await cancel.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await RebuildRows.MarkCanceledAsync(connection, transaction, Projection, why: null, cancellationToken);
 
         // The shadow goes now unless a fold batch holds its mark (not waited for: that batch may be long; the next start drops
         // and makes the shadow anew, and a fold finding the row canceled stops).
-        const string Savepoint = "cancel_cleanup";
-        await transaction.SaveAsync(Savepoint, cancellationToken);
-        try
+        await RebuildRows.DropUnlessFoldingAsync(connection, transaction, RecordsProjector.ShadowName, shard, async () =>
         {
-            await ExecuteAsync(connection, transaction, "set local lock_timeout = '200ms'", cancellationToken);
-            await RebuildRows.LockMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, cancellationToken);
             await ExecuteAsync(connection, transaction, $"drop table if exists {RecordStore.Next}", cancellationToken);
             // As after a swap: at 0 with a new revision, so that a fold still running meets a mark it never read.
             await RebuildRows.ResetMarkAsync(connection, transaction, RecordsProjector.ShadowName, shard, 0, cancellationToken);
-            await transaction.ReleaseAsync(Savepoint, cancellationToken);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
-        {
-            await transaction.RollbackAsync(Savepoint, cancellationToken);
-        }
+        }, cancellationToken);
 
         await transaction.CommitAsync(cancellationToken);
         return building.Generation;
@@ -153,9 +135,7 @@ public static class RecordsRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
-        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
-        if (await RebuildRows.ReadAsync(connection, transaction, Projection, cancellationToken) is not { State: "building" })
+        if (await RebuildRows.LockBuildingAsync(connection, transaction, Projection, cancellationToken) is null)
         {
             return (SwapOutcome.NotBuilding, 0, null);
         }
@@ -191,12 +171,7 @@ public static class RecordsRebuild
 
         // The last entries, then every restamp not yet taken in up to where the view will stand: the same fold as the agent's.
         var fold = new RecordsProjector(table: RecordStore.Next);
-        var entries = gap > 0 ? await JournalStore.ReadAsync(connection, shard, shadow, (int)gap, withBodies: true, cancellationToken) : [];
-        if (entries.Count != gap || (entries.Count > 0 && (entries[0].Position != shadow + 1 || entries[^1].Position != live)))
-        {
-            throw new InvalidOperationException($"records rebuild of shard {shard} replica {replicaIndex}: the journal does not hold positions {shadow + 1}..{live} contiguously");
-        }
-
+        var entries = await RebuildRows.ReadGapAsync(connection, shard, shadow, live, $"records rebuild of shard {shard} replica {replicaIndex}", cancellationToken);
         var position = Math.Max(live, shadow);
         if (entries.Count > 0)
         {

@@ -3,7 +3,6 @@ using System.Text;
 using Npgsql;
 using PR2.Grains.Agents;
 using PR2.Grains.Rules;
-using PR2.Grains.Storage;
 
 namespace PR2.Grains.Projections;
 
@@ -56,9 +55,7 @@ public static class RuleViewRebuild
         var (liveMark, follows, fold) = For(rule) ?? throw new ArgumentException($"{rule.Name} is not a rule", nameof(rule));
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await RebuildRows.ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
-        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
-        var row = await RebuildRows.ReadAsync(connection, transaction, rule.Name, cancellationToken);
+        var row = await RebuildRows.LockRowAsync(connection, transaction, rule.Name, cancellationToken);
         if (row is { State: "building" } building && building.Follows == follows && !restart)
         {
             return building.Generation;
@@ -117,9 +114,7 @@ public static class RuleViewRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await RebuildRows.ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
-        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
-        if (await RebuildRows.ReadAsync(connection, transaction, projection, cancellationToken) is not { State: "building" } building)
+        if (await RebuildRows.LockBuildingAsync(connection, transaction, projection, cancellationToken) is not { } building)
         {
             return (SwapOutcome.NotBuilding, 0, null);
         }
@@ -153,14 +148,9 @@ public static class RuleViewRebuild
         }
 
         await RebuildRows.ExecuteAsync(connection, transaction, CopyTimeout, cancellationToken);
-        if (to > from)
+        var entries = await RebuildRows.ReadGapAsync(connection, shard, from, to, $"rebuild of {projection} on shard {shard} replica {replicaIndex}", cancellationToken);
+        if (entries.Count > 0)
         {
-            var entries = await JournalStore.ReadAsync(connection, shard, from, (int)(to - from), withBodies: true, cancellationToken);
-            if (entries.Count != to - from || entries[0].Position != from + 1 || entries[^1].Position != to)
-            {
-                throw new InvalidOperationException($"rebuild of {projection} on shard {shard} replica {replicaIndex}: the journal does not hold positions {from + 1}..{to} contiguously");
-            }
-
             await fold.ApplyAsync(new AgentBatch(shard, replicaIndex, from), entries, connection, transaction, cancellationToken);
         }
 
@@ -210,9 +200,7 @@ public static class RuleViewRebuild
     {
         await using var connection = await replica.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await RebuildRows.ExecuteAsync(connection, transaction, RebuildRows.LockTimeout, cancellationToken);
-        await RebuildRows.LockAsync(connection, transaction, cancellationToken);
-        if (await RebuildRows.ReadAsync(connection, transaction, projection, cancellationToken) is not { State: "building" } building)
+        if (await RebuildRows.LockBuildingAsync(connection, transaction, projection, cancellationToken) is not { } building)
         {
             return null;
         }
@@ -235,33 +223,18 @@ public static class RuleViewRebuild
     private static async Task CancelLockedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string projection, string? follows, int shard, string? why,
         CancellationToken cancellationToken)
     {
-        await using (var cancel = new NpgsqlCommand(RebuildRows.Canceled, connection, transaction))
-        {
-            cancel.Parameters.Add(new() { Value = projection });
-            cancel.Parameters.Add(new() { Value = (object?)why ?? DBNull.Value });
-            await cancel.ExecuteNonQueryAsync(cancellationToken);
-        }
-
+        await RebuildRows.MarkCanceledAsync(connection, transaction, projection, why, cancellationToken);
         if (follows is null)
         {
             return;
         }
 
-        const string Savepoint = "cancel_cleanup";
-        await transaction.SaveAsync(Savepoint, cancellationToken);
-        try
+        var fold = ShadowMark(LiveMarkOf(follows));
+        await RebuildRows.DropUnlessFoldingAsync(connection, transaction, fold, shard, async () =>
         {
-            var fold = ShadowMark(LiveMarkOf(follows));
-            await RebuildRows.ExecuteAsync(connection, transaction, "set local lock_timeout = '200ms'", cancellationToken);
-            await RebuildRows.LockMarkAsync(connection, transaction, fold, shard, cancellationToken);
             await DeleteRowsAsync(connection, transaction, projection, cancellationToken);
             await ForgetFoldAsync(connection, transaction, fold, shard, cancellationToken);
-            await transaction.ReleaseAsync(Savepoint, cancellationToken);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
-        {
-            await transaction.RollbackAsync(Savepoint, cancellationToken);
-        }
+        }, cancellationToken);
     }
 
     // A fold's mark and the entries it parked.
