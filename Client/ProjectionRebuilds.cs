@@ -31,7 +31,7 @@ internal static class ProjectionRebuilds
             if (building.FirstOrDefault(r => r.State == "canceled" && r.Generation == generations[r.Replica]) is { } canceled)
             {
                 throw new Pr2Exception(ErrorCode.OperationCanceled,
-                    $"shard {shard}: the rebuild of {projection} was canceled on replica {canceled.Replica} (pr2 projections cancel); its live view was kept. " +
+                    $"shard {shard}: the rebuild of {projection} was canceled on replica {canceled.Replica} ({canceled.Error ?? "pr2 projections cancel"}); its live view was kept. " +
                     "Replicas that had swapped theirs in keep the rebuilt view; run the rebuild again if it is still wanted");
             }
 

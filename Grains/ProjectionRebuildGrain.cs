@@ -11,8 +11,10 @@ using PR2.Grains.Storage;
 namespace PR2.Grains;
 
 /// <summary>
-/// Runs one replica's rebuild of one projection: the records view (<see cref="RecordsRebuild"/>) or a rule's views
-/// (<see cref="RuleViewRebuild"/>, key <c>rule-{name}/{shard}@{replica}</c>). Folds the journal into the shadow in batches,
+/// Runs one replica's rebuild of one projection: the records view (<see cref="RecordsRebuild"/>), a rule's views
+/// (<see cref="RuleViewRebuild"/>, key <c>rule-{name}/{shard}@{replica}</c>) or the object directory in one of shard 0's
+/// replicas (<see cref="ObjectDirectoryRebuild"/>, key <c>object-directory/0@{replica}</c>, folding every shard's journals).
+/// Folds the journal into the shadow in batches,
 /// then tries the swap, until it is swapped in. Reentrant so that status and wake-ups answer while it folds; one loop runs
 /// at a time. Its state is in the replica's database, so a new activation (a silo gone) goes on from the shadow's mark.
 /// </summary>
@@ -53,8 +55,8 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_projection, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
-        _rebuild = _projection == RecordsRebuild.Projection
-            ? new RecordsRebuildOnReplica(_shard, _replica)
+        _rebuild = _projection == RecordsRebuild.Projection ? new RecordsRebuildOnReplica(_shard, _replica)
+            : _projection == ObjectDirectoryRebuild.Projection && _shard == 0 ? new ObjectDirectoryRebuildOnReplica(_replica, shards, faults, FoldBatch, GrainFactory)
             : new RuleViewRebuildOnReplica(_projection, _shard, _replica, RuleAsync);
         if (await topology.KnowsAsync(_shard) && !Follows())
         {
@@ -167,7 +169,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         try
         {
             var clock = Stopwatch.StartNew();
-            AgentRunner? fold = null;
+            IReadOnlyList<AgentRunner>? folds = null;
             var backoff = FirstBackoff;
             // Each turn asks again: the replica may have been removed, or restored without the rebuild, meanwhile.
             while (Follows())
@@ -187,8 +189,8 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
                 // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
                 _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
                 // The records view keeps its fold; a rule's is made anew each turn (the rule may have been replaced or removed).
-                fold = await _rebuild.FoldAsync(fold, agent => new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica));
-                var folded = fold is null ? 0 : await FoldAsync(fold);
+                folds = await _rebuild.FoldsAsync(folds, agent => new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica));
+                var folded = await FoldAsync(folds);
                 var (outcome, position, busy) = await TrySwapAsync();
                 // Every outcome goes round again: after a swap (or none in progress), the next turn finds the row done and
                 // ends, unless another start came meanwhile.
@@ -206,7 +208,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
                         continue;
                     case SwapOutcome.Restarted:
                         Log.RebuildRestarted(logger, _projection, _shard, _replica);
-                        fold = null;
+                        folds = null;
                         continue;
                     case SwapOutcome.Behind when folded == 0:
                         await Task.Delay(Idle);
@@ -244,25 +246,44 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         }
     }
 
-    // Folds until caught up, no faster than Pr2:Projections:RebuildEntriesPerSecond when it is set.
-    private async Task<long> FoldAsync(AgentRunner fold)
+    // Folds each until caught up, no faster than Pr2:Projections:RebuildEntriesPerSecond when it is set. Of several (the
+    // object directory's, one per journal), one whose journal does not answer holds back none of the others: its failure is
+    // said in the status, and it is tried again next turn.
+    private async Task<long> FoldAsync(IReadOnlyList<AgentRunner> folds)
     {
         var rate = options.Value.RebuildEntriesPerSecond;
-        if (rate <= 0)
-        {
-            return await fold.CatchUpAsync(_foldStop.Token);
-        }
-
         var clock = Stopwatch.StartNew();
         long folded = 0;
-        while (await fold.RunOnceAsync(_foldStop.Token) is var applied and > 0)
+        var failures = new List<string>();
+        foreach (var fold in folds)
         {
-            folded += applied;
-            var due = TimeSpan.FromSeconds(folded / (double)rate);
-            if (due > clock.Elapsed)
+            try
             {
-                await Task.Delay(due - clock.Elapsed, _foldStop.Token);
+                if (rate <= 0)
+                {
+                    folded += await fold.CatchUpAsync(_foldStop.Token);
+                    continue;
+                }
+
+                while (await fold.RunOnceAsync(_foldStop.Token) is var applied and > 0)
+                {
+                    folded += applied;
+                    var due = TimeSpan.FromSeconds(folded / (double)rate);
+                    if (due > clock.Elapsed)
+                    {
+                        await Task.Delay(due - clock.Elapsed, _foldStop.Token);
+                    }
+                }
             }
+            catch (Exception e) when (folds.Count > 1 && e is NpgsqlException or TimeoutException && !_foldStop.IsCancellationRequested)
+            {
+                failures.Add($"shard {fold.SourceShard} replica {fold.Replica}: {DatabaseFailure.Describe(e)}");
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            await RebuildRows.RecordErrorAsync(Source, _projection, $"folding waits for {string.Join("; ", failures)}");
         }
 
         return folded;

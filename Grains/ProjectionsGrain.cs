@@ -7,8 +7,9 @@ using PR2.Grains.Storage;
 namespace PR2.Grains;
 
 /// <summary>
-/// One shard's projections for <c>pr2 projections</c>: lists what folds its journal, starts records view rebuilds on its
-/// replicas (each run by that replica's <see cref="ProjectionRebuildGrain"/>) and reports where they stand.
+/// One shard's projections for <c>pr2 projections</c>: lists what folds its journal, starts rebuilds on its replicas (each run
+/// by that replica's <see cref="ProjectionRebuildGrain"/>) and reports where they stand. The object directory, which every
+/// shard feeds, is rebuilt as a whole through shard 0, in its primary's database.
 /// </summary>
 [StatelessWorker]
 public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog, Rules.RuleSet rules, TopologyFollower topology) : Grain, IProjectionsGrain
@@ -23,7 +24,7 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         var list = new List<ProjectionStatus> { await Status(RecordsRebuild.Projection) };
         foreach (var agent in catalog.Agents.Where(a => a.Name != RecordsProjector.AgentName && a.Follows(ShardCode)).OrderBy(a => a.Name, StringComparer.Ordinal))
         {
-            list.Add(RuleViewRebuild.For(agent) is not null ? await RebuildStatusAsync(agent.Name, agent, set) : await AgentStatusAsync(agent, set));
+            list.Add(RuleViewRebuild.For(agent) is not null || IsDirectoryHere(agent.Name) ? await RebuildStatusAsync(agent.Name, agent, set) : await AgentStatusAsync(agent, set));
         }
 
         return list;
@@ -31,13 +32,19 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
 
     public async Task<ProjectionStatus> Rebuild(string projection, bool restart = false)
     {
-        // The others go on where one fails; running the command again starts these and finds the rest in progress.
-        var started = await OnEveryReplicaAsync(projection, "start", grain => grain.Start(restart));
+        // The others go on where one fails; running the command again starts these and finds the rest in progress. The object
+        // directory is rebuilt where it is read: shard 0's primary (a caller waits for that replica alone).
+        var started = await OnEveryReplicaAsync(projection, "start", grain => grain.Start(restart),
+            only: IsDirectoryHere(projection) ? await CurrentPrimary.AskAsync(GrainFactory, await SetAsync(), ReplicaTimeout) : null);
 
         // Each replica's entry carries the generation its start answered, also where reading it back failed just now: a
         // caller waits for that generation (or a later one) to be swapped in.
         var status = await Status(projection);
-        return status with { Replicas = [.. status.Replicas.Select(r => started.TryGetValue(r.Replica, out var generation) ? r with { Generation = generation } : r)] };
+        return status with
+        {
+            Replicas = [.. status.Replicas.Where(r => started.ContainsKey(r.Replica) || !IsDirectoryHere(projection))
+                .Select(r => started.TryGetValue(r.Replica, out var generation) ? r with { Generation = generation } : r)],
+        };
     }
 
     public async Task<ProjectionStatus> Cancel(string projection)
@@ -48,13 +55,13 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
     }
 
     // Asks each replica's rebuild grain in turn; if any did not answer, says which (retriable) once all were asked.
-    private async Task<Dictionary<int, T>> OnEveryReplicaAsync<T>(string projection, string what, Func<IProjectionRebuildGrain, Task<T>> call)
+    private async Task<Dictionary<int, T>> OnEveryReplicaAsync<T>(string projection, string what, Func<IProjectionRebuildGrain, Task<T>> call, int? only = null)
     {
         var set = await SetAsync();
         await CheckRebuildableAsync(projection);
         var failures = new List<string>();
         var answers = new Dictionary<int, T>();
-        foreach (var replica in ReplicasOf(set))
+        foreach (var replica in ReplicasOf(set).Where(r => only is null || r == only))
         {
             try
             {
@@ -85,10 +92,11 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         }
 
         var agent = await FindAsync(projection) ?? throw NoProjection(projection);
-        return RuleViewRebuild.For(agent) is not null ? await RebuildStatusAsync(projection, agent, set) : await AgentStatusAsync(agent, set);
+        return RuleViewRebuild.For(agent) is not null || IsDirectoryHere(projection) ? await RebuildStatusAsync(projection, agent, set) : await AgentStatusAsync(agent, set);
     }
 
-    // A rebuildable projection (the records view, or the rule's views): each replica's rebuild state and marks.
+    // A rebuildable projection (the records view, the rule's views, or in shard 0 the object directory): each replica's rebuild
+    // state and marks.
     private async Task<ProjectionStatus> RebuildStatusAsync(string projection, IJournalAgent? rule, ShardReplicaSet set)
     {
         var replicas = await Task.WhenAll(ReplicasOf(set).Select(async replica =>
@@ -96,8 +104,8 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
             try
             {
                 using var timeout = new CancellationTokenSource(ReplicaTimeout);
-                var status = rule is null
-                    ? RecordsRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, timeout.Token)
+                var status = rule is null ? RecordsRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, timeout.Token)
+                    : IsDirectoryHere(projection) ? ObjectDirectoryRebuild.StatusAsync(shards, replica, timeout.Token)
                     : RuleViewRebuild.StatusAsync(set.Replicas[replica], ShardCode, replica, rule, timeout.Token);
                 return await status.WaitAsync(timeout.Token);
             }
@@ -146,14 +154,24 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
         }
 
         var agent = await FindAsync(projection) ?? throw NoProjection(projection);
-        if (RuleViewRebuild.For(agent) is null)
+        if (projection == ObjectDirectoryRebuild.Projection && !IsDirectoryHere(projection))
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
-                $"'{projection}' cannot be rebuilt yet: the records view and rules' views can (pr2 projections list {ShardCode} says which)");
+                $"the object directory is fed by every shard and kept in shard 0: it is rebuilt as a whole, through shard 0 (pr2 projections rebuild 0 {projection})");
+        }
+
+        if (RuleViewRebuild.For(agent) is null && !IsDirectoryHere(projection))
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage,
+                $"'{projection}' cannot be rebuilt yet: the records view, rules' views and (in shard 0) the object directory can (pr2 projections list {ShardCode} says which)");
         }
     }
 
-    // An agent's projection that no command rebuilds (the object directory): each replica's mark against its head.
+    // The object directory's rebuild is shard 0's: in the other shards it is listed as what follows their journals.
+    private bool IsDirectoryHere(string projection) => projection == ObjectDirectoryRebuild.Projection && ShardCode == 0;
+
+    // An agent's projection that this shard does not rebuild (the object directory outside shard 0): each replica's mark
+    // against its head.
     private async Task<ProjectionStatus> AgentStatusAsync(IJournalAgent agent, ShardReplicaSet set) =>
         new(agent.Name, ShardCode, Rebuildable: false, await Task.WhenAll(ReplicasOf(set).Select(replica => MarkAsync(agent, set, replica))));
 

@@ -11,8 +11,10 @@ namespace PR2.Grains.Agents;
 /// together; a second runner for the same (agent, shard) waits on the mark lock and then finds the mark
 /// moved, so it cannot apply a batch twice.
 /// </summary>
+/// <remarks><paramref name="fixedHome"/>: the database of the effects and mark when it must not follow the home shard's primary
+/// (a rebuild of the object directory stays on the replica it started on).</remarks>
 public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegistry shards, IAgentFaultInjector faults, int batchSize = AgentRunner.DefaultBatchSize, int replica = 0,
-    RecentEntries? recent = null)
+    RecentEntries? recent = null, NpgsqlDataSource? fixedHome = null)
 {
     /// <summary>Most entries one batch applies, unless the runner is given another size.</summary>
     public const int DefaultBatchSize = 500;
@@ -24,7 +26,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
     public int Replica => replica;
 
     /// <summary>The database holding this runner's effects and mark.</summary>
-    public NpgsqlDataSource Home => AgentMarks.Home(agent, shards, sourceShard, replica);
+    public NpgsqlDataSource Home => fixedHome ?? AgentMarks.Home(agent, shards, sourceShard, replica);
 
     /// <summary>The key of this runner's mark in <see cref="Home"/>.</summary>
     public string MarkName => AgentMarks.Name(agent, sourceShard, replica);

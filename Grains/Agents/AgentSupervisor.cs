@@ -87,11 +87,17 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
                 }
             }
 
-            // A rebuild (the records view's, a rule's views') goes on wherever its grain is placed now (its state is in the
+            // A rebuild (the records view's, a rule's views', the object directory's) goes on wherever its grain is placed now (its state is in the
             // replica's database).
             foreach (var shard in shards.ShardCodes)
             {
                 var projections = catalog.Agents.Where(a => Projections.RuleViewRebuild.For(a) is not null && a.Follows(shard)).Select(a => a.Name).Prepend(RecordsProjector.AgentName).ToList();
+                if (shard == 0)
+                {
+                    // The object directory's rebuild runs in one of shard 0's replicas and follows every shard.
+                    projections.Add(ObjectDirectoryProjector.AgentName);
+                }
+
                 foreach (var replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count).Where(r => !shards.Get(shard).IsRemoved(r)))
                 {
                     foreach (var projection in projections)

@@ -42,6 +42,7 @@ public static class BackupTables
         "pr2_grain_state",
         "pr2_projection_rebuild",
         "pr2_view_rebuild",
+        "pr2_object_directory_rebuild",
     ];
 
     /// <summary>The copied tables that exist in this database (some are the control shard's only), in restore order.</summary>

@@ -92,7 +92,12 @@ internal static class RebuildRows
     /// if that mark is free now. A fold batch holding it is not waited for (that batch may be long): the cleanup is then
     /// left to the next start, which makes the fold's state anew under the mark, and the cancel still commits.
     /// </summary>
-    public static async Task DropUnlessFoldingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string foldMark, int shard, Func<Task> drop,
+    public static Task DropUnlessFoldingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string foldMark, int shard, Func<Task> drop,
+        CancellationToken cancellationToken) =>
+        DropUnlessFoldingAsync(connection, transaction, () => LockMarkAsync(connection, transaction, foldMark, shard, cancellationToken), drop, cancellationToken);
+
+    /// <summary>As above, for a fold under several marks, which <paramref name="lockFold"/> locks.</summary>
+    public static async Task DropUnlessFoldingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Func<Task> lockFold, Func<Task> drop,
         CancellationToken cancellationToken)
     {
         const string Savepoint = "cancel_cleanup";
@@ -100,7 +105,7 @@ internal static class RebuildRows
         try
         {
             await ExecuteAsync(connection, transaction, "set local lock_timeout = '200ms'", cancellationToken);
-            await LockMarkAsync(connection, transaction, foldMark, shard, cancellationToken);
+            await lockFold();
             await drop();
             await transaction.ReleaseAsync(Savepoint, cancellationToken);
         }

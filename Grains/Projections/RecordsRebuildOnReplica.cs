@@ -14,8 +14,8 @@ internal sealed class RecordsRebuildOnReplica(int shard, int replicaIndex) : IPr
     public Task<ProjectionReplicaStatus> StatusAsync(NpgsqlDataSource replica) => RecordsRebuild.StatusAsync(replica, shard, replicaIndex);
 
     // The fold (on the shadow table) never changes while the rebuild runs: kept from turn to turn.
-    public Task<AgentRunner?> FoldAsync(AgentRunner? last, Func<IJournalAgent, AgentRunner> run) =>
-        Task.FromResult<AgentRunner?>(last ?? run(new RecordsProjector(table: RecordStore.Next)));
+    public Task<IReadOnlyList<AgentRunner>> FoldsAsync(IReadOnlyList<AgentRunner>? last, Func<IJournalAgent, AgentRunner> run) =>
+        Task.FromResult(last ?? [run(new RecordsProjector(table: RecordStore.Next))]);
 
     public Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync(NpgsqlDataSource replica) =>
         RecordsRebuild.TrySwapAsync(replica, shard, replicaIndex);

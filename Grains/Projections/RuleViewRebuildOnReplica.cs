@@ -20,8 +20,8 @@ internal sealed class RuleViewRebuildOnReplica(string projection, int shard, int
 
     // The rule's own code in rebuild mode, made anew each turn (the rule may have been replaced since); null when the rule
     // was removed (the swap then cancels the rebuild).
-    public async Task<AgentRunner?> FoldAsync(AgentRunner? last, Func<IJournalAgent, AgentRunner> run) =>
-        await findRule() is { } rule && RuleViewRebuild.For(rule) is var (_, _, agent) ? run(agent) : null;
+    public async Task<IReadOnlyList<AgentRunner>> FoldsAsync(IReadOnlyList<AgentRunner>? last, Func<IJournalAgent, AgentRunner> run) =>
+        await findRule() is { } rule && RuleViewRebuild.For(rule) is var (_, _, agent) ? [run(agent)] : [];
 
     public async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync(NpgsqlDataSource replica) =>
         await RuleViewRebuild.TrySwapAsync(replica, shard, replicaIndex, projection, await findRule());

@@ -92,7 +92,7 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains("swapped in", (await Pr2Async("projections", "status", "1", "records")).Output, StringComparison.Ordinal);
         var notYet = await ChildProcess.RunPr2Async(Gateway, "projections", "rebuild", "1", "object-directory");
         Assert.Equal(2, notYet.ExitCode);
-        Assert.Contains("cannot be rebuilt yet", notYet.Error, StringComparison.Ordinal);
+        Assert.Contains("through shard 0", notYet.Error, StringComparison.Ordinal);
         var projections = await Pr2Async("projections", "list", "1");
         Assert.Contains("object-directory", projections.Output, StringComparison.Ordinal);
         Assert.Contains("#1 swapped in", projections.Output, StringComparison.Ordinal);

@@ -136,7 +136,7 @@ public sealed class ProjectionRebuildTests(TwoPostgresServers servers, ITestOutp
             // Refusals: what cannot be rebuilt says so, and nothing starts.
             var directory = await Assert.ThrowsAsync<Pr2Exception>(() => client.RebuildProjectionAsync(Shard, ObjectDirectoryProjector.AgentName));
             Assert.Equal(ErrorCode.BadMessage, directory.Code);
-            Assert.Contains("cannot be rebuilt yet", directory.Message, StringComparison.Ordinal);
+            Assert.Contains("rebuilt as a whole, through shard 0", directory.Message, StringComparison.Ordinal);
             var unknown = await Assert.ThrowsAsync<Pr2Exception>(() => client.RebuildProjectionAsync(Shard, "no-such-view"));
             Assert.Equal(ErrorCode.BadMessage, unknown.Code);
             var noShard = await Assert.ThrowsAsync<Pr2Exception>(() => client.RebuildProjectionAsync(77, "records"));
