@@ -35,11 +35,13 @@ internal static class ProjectionRebuilds
                     "Replicas that had swapped theirs in keep the rebuilt view; run the rebuild again if it is still wanted");
             }
 
-            if (building.FirstOrDefault(r => r.State != "unreachable" && (r.Generation < generations[r.Replica] || r.State == "live")) is { } ended)
+            // Restored (a restore brings no rebuild) or removed since (no longer listed): its rebuild ended without a swap.
+            var ended = building.FirstOrDefault(r => r.State != "unreachable" && (r.Generation < generations[r.Replica] || r.State == "live"))?.Replica
+                ?? generations.Keys.Except(status.Replicas.Select(r => r.Replica)).Cast<int?>().FirstOrDefault();
+            if (ended is { } endedReplica)
             {
-                // Restored (a restore brings no rebuild) or removed since: its rebuild ended without a swap.
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
-                    $"shard {shard}: replica {ended.Replica}'s rebuild of {projection} ended without being swapped in (the replica was restored or removed since); run the command again to rebuild it");
+                    $"shard {shard}: replica {endedReplica}'s rebuild of {projection} ended without being swapped in (the replica was restored or removed since); run the command again to rebuild it");
             }
 
             progress?.Report(new TransferProgress(projection, building.Sum(r => Math.Max(0, r.Folded)) + done.Sum(r => r.SwappedPosition),

@@ -56,7 +56,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
     {
         (_projection, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
         _rebuild = _projection == RecordsRebuild.Projection ? new RecordsRebuildOnReplica(_shard, _replica)
-            : _projection == ObjectDirectoryRebuild.Projection && _shard == 0 ? new ObjectDirectoryRebuildOnReplica(_replica, shards, faults, FoldBatch, GrainFactory)
+            : _projection == ObjectDirectoryRebuild.Projection && _shard == 0 ? new ObjectDirectoryRebuildOnReplica(_replica, shards, topology, faults, FoldBatch, GrainFactory)
             : new RuleViewRebuildOnReplica(_projection, _shard, _replica, RuleAsync);
         if (await topology.KnowsAsync(_shard) && !Follows())
         {
@@ -85,12 +85,14 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {_shard} has no replica {_replica} (or it was removed)");
         }
 
+        // The fold stops first (its batch in flight rolls back; the object directory's holds the row a cancel locks), then
+        // the rebuild is canceled; the loop, finding it so (or the shadow gone), ends quietly. Not canceled (the replica did
+        // not answer): the next wake folds on.
+        await _foldStop.CancelAsync();
         var canceled = await OnReplicaAsync(() => _rebuild.CancelAsync(Source));
         if (canceled is not null)
         {
-            // The fold stops (or, started after the drop, fails on the missing shadow): the loop ends quietly.
             _building = false;
-            await _foldStop.CancelAsync();
             if (_running is null)
             {
                 StopTimer();

@@ -646,11 +646,16 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             {
                 var homeShard = shards.Get(agent.HomeShard(restore.Shard));
                 await CurrentPrimary.AskAsync(GrainFactory, homeShard, PrimaryTimeout);
+                // The object directory's rebuild in progress follows the journal under a mark of its own: back with the live one.
+                var rebuildMark = agent is ObjectDirectoryProjector
+                    ? AgentMarks.Name(new ObjectDirectoryProjector(ObjectDirectoryProjector.ShadowTable), restore.Shard, restore.Replica)
+                    : mark;
                 await using var command = AgentMarks.Home(agent, shards, restore.Shard, restore.Replica).CreateCommand(
-                    "update pr2_agent_mark set position = least(position, $1), revision = revision + 1, updated_at = now() where agent = $2 and shard = $3");
+                    "update pr2_agent_mark set position = least(position, $1), revision = revision + 1, updated_at = now() where agent in ($2, $4) and shard = $3");
                 command.Parameters.Add(new() { Value = restore.Manifest.Position });
                 command.Parameters.Add(new() { Value = mark });
                 command.Parameters.Add(new() { Value = restore.Shard });
+                command.Parameters.Add(new() { Value = rebuildMark });
                 await command.ExecuteNonQueryAsync();
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or Pr2Exception or OrleansException)

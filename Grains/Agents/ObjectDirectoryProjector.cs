@@ -39,9 +39,19 @@ public sealed class ObjectDirectoryProjector(string table = ObjectDirectoryProje
 
     public bool ReadsRecordedAt => false;
 
-    // A rebuild's fold folds only while its rebuild is building: a batch after the swap or a cancel leaves nothing behind.
-    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
-        table == LiveTable || await Projections.RebuildRows.ReadAsync(connection, transaction, AgentName, cancellationToken) is { State: "building" } ? long.MaxValue : 0;
+    // A rebuild's fold folds only while its rebuild is building, and holds its row (for share) to its commit: a start, swap
+    // or cancel (which lock the rows) waits for the batch, and a batch after one finds it done and leaves nothing behind.
+    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        if (table == LiveTable)
+        {
+            return long.MaxValue;
+        }
+
+        await using var command = new NpgsqlCommand("select state from pr2_projection_rebuild where projection = $1 for share", connection, transaction);
+        command.Parameters.Add(new() { Value = AgentName });
+        return await command.ExecuteScalarAsync(cancellationToken) is "building" ? long.MaxValue : 0;
+    }
 
     public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {

@@ -17,12 +17,16 @@ public static class ObjectDirectoryRebuild
 {
     public const string Projection = ObjectDirectoryProjector.AgentName;
 
+    // One journal that does not answer must not hide where the rebuild stands.
+    private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(1);
+
     // The live directory's marks, and the fold's (shard 0's own journal has no "@replica": see AgentMarks.Name).
     private const string LiveMarks = "(agent = 'object-directory' or agent like 'object-directory@%')";
     private const string ShadowMarks = "(agent = 'object-directory~next' or agent like 'object-directory~next@%')";
 
     // The copy of a large directory may take a while once the marks are held (the live agents wait meanwhile; writes do not).
-    private const string CopyTimeout = "set local statement_timeout = '60s'";
+    // A silo that stops answering inside it must not hold them for the hours TCP takes to notice.
+    private const string CopyTimeout = "set local statement_timeout = '60s'; set local idle_in_transaction_session_timeout = '70s'";
 
     /// <summary>One journal the directory follows, and the names of its live and rebuild marks in the home database.</summary>
     public sealed record Followed(int Shard, int Replica, string LiveMark, string ShadowMark);
@@ -63,9 +67,8 @@ public static class ObjectDirectoryRebuild
             return building.Generation;
         }
 
-        // A fold batch in flight holds its mark: waited for (bounded), then its rows and marks go. A batch after this finds
-        // no mark and starts the journal over.
-        await LockShadowMarksAsync(connection, transaction, cancellationToken);
+        // A fold batch in flight holds the row (for share, see ObjectDirectoryProjector): the row lock above waited for it.
+        // A batch after this finds no mark and starts the journal over.
         await ForgetFoldAsync(connection, transaction, cancellationToken);
         var generation = await RebuildRows.StartAsync(connection, transaction, Projection, follows: null, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
@@ -78,7 +81,7 @@ public static class ObjectDirectoryRebuild
     /// position is the sum of the live marks it took over at.
     /// </summary>
     public static async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync(NpgsqlDataSource database, ShardRegistry shards, int home,
-        CancellationToken cancellationToken = default)
+        Func<IReadOnlyCollection<int>, Task<bool>> learnShards, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -88,10 +91,29 @@ public static class ObjectDirectoryRebuild
         }
 
         // The fold's marks first (nobody else takes both kinds), then the live ones, held to the commit: the live agents wait.
+        // Then the live table itself: an agent's first batch on a journal creates its mark, which no lock above could see; one
+        // that has written rows is waited for here (and its mark read below), one that has not writes them after the swap.
         var shadow = await LockShadowMarksAsync(connection, transaction, cancellationToken);
-        var live = await LockMarksAsync(connection, transaction, LiveMarks, cancellationToken);
+        await LockMarksAsync(connection, transaction, LiveMarks, cancellationToken);
+        await RebuildRows.ExecuteAsync(connection, transaction, $"lock table {ObjectDirectoryProjector.LiveTable} in exclusive mode", cancellationToken);
+        var live = await ReadMarksAsync(connection, transaction, LiveMarks, lockThem: false, cancellationToken);
+
+        // Every journal the live directory took rows from must be one the fold follows, or its rows would be deleted below:
+        // a shard or replica added since this silo last looked is learned first, and the fold follows it from the next turn.
+        // A shard the directory does not know (any more) is left alone: only the rows of the shards followed are replaced.
+        var followed = FollowedBy(shards, home);
+        var unknown = live.Where(m => m.Value > 0 && !followed.Any(f => f.LiveMark == m.Key.Agent && f.Shard == m.Key.Shard) && !Removed(shards, m.Key, home))
+            .Select(m => m.Key.Shard).Distinct().ToList();
+        if (unknown.Count > 0 && await learnShards(unknown))
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return (SwapOutcome.Behind, 0, null);
+        }
+
+        var followedShards = followed.Select(f => f.Shard).Distinct().ToArray();
+
         var gaps = new List<(Followed Journal, long From, long To)>();
-        foreach (var journal in FollowedBy(shards, home))
+        foreach (var journal in followed)
         {
             if (live.GetValueOrDefault((journal.LiveMark, journal.Shard)) is var to and > 0
                 && shadow.GetValueOrDefault((journal.ShadowMark, journal.Shard)) is var from && from < to)
@@ -121,8 +143,8 @@ public static class ObjectDirectoryRebuild
             {
                 new($"""
                     delete from {ObjectDirectoryProjector.LiveTable} d
-                    where not exists (select 1 from {ObjectDirectoryProjector.ShadowTable} n where n.shard = d.shard and n.actor_id = d.actor_id)
-                    """),
+                    where d.shard = any($1) and not exists (select 1 from {ObjectDirectoryProjector.ShadowTable} n where n.shard = d.shard and n.actor_id = d.actor_id)
+                    """) { Parameters = { new() { Value = followedShards } } },
                 // Rows that agree keep theirs (first_position included: it is the position on whichever replica reported first).
                 new($"""
                     insert into {ObjectDirectoryProjector.LiveTable} as d (shard, actor_id, actor_type, status, first_position)
@@ -130,13 +152,24 @@ public static class ObjectDirectoryRebuild
                     on conflict (shard, actor_id) do update set actor_type = excluded.actor_type, status = excluded.status, updated_at = now()
                         where (d.actor_type, d.status) is distinct from (excluded.actor_type, excluded.status)
                     """),
-                new($"delete from {ObjectDirectoryProjector.ShadowTable}"),
+                new($"truncate {ObjectDirectoryProjector.ShadowTable}"),
                 new($"delete from pr2_agent_mark where {ShadowMarks}"),
                 new(RebuildRows.Swapped) { Parameters = { new() { Value = live.Values.Sum() }, new() { Value = Projection } } },
             },
         })
         {
             await swap.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // Last, still in the transaction: is the directory still read here? A writer opened on another replica fenced this
+        // one (its epoch moved past the term it was opened with). Then the swap would rebuild a directory nobody reads.
+        await using (var head = new NpgsqlCommand("select primary_term = epoch from pr2_writer_head", connection, transaction))
+        {
+            if (await head.ExecuteScalarAsync(cancellationToken) is not true)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return (SwapOutcome.Moved, 0, null);
+            }
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -190,9 +223,11 @@ public static class ObjectDirectoryRebuild
         {
             try
             {
-                return (await JournalStore.ReadHeadAsync(shards.Get(f.Shard).Replicas[f.Replica], f.Shard, cancellationToken)).Position;
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(HeadTimeout);
+                return (await JournalStore.ReadHeadAsync(shards.Get(f.Shard).Replicas[f.Replica], f.Shard, timeout.Token).WaitAsync(timeout.Token)).Position;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 return Math.Max(marks[i], folded[i]);
             }
@@ -200,6 +235,13 @@ public static class ObjectDirectoryRebuild
         return new ProjectionReplicaStatus(replicaIndex, row?.State ?? "live", row?.Generation ?? 0, folded.Sum(), heads.Sum(), marks.Sum(),
             row?.StartedAt, row?.SwappedAt, row?.SwappedPosition ?? -1, row?.Error);
     }
+
+    // A mark of a replica removed from its shard: its journal is followed no more (what it held reached the other members
+    // before it was removed), and its rows stay as the other replicas report them.
+    private static bool Removed(ShardRegistry shards, (string Agent, int Shard) mark, int home) =>
+        shards.Contains(mark.Shard) && mark.Agent.LastIndexOf('@') is var at and > 0
+        && int.TryParse(mark.Agent.AsSpan(at + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var replica)
+        && replica < shards.Get(mark.Shard).Replicas.Count && shards.Get(mark.Shard).IsRemoved(replica);
 
     private static Task<Dictionary<(string Agent, int Shard), long>> LockShadowMarksAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
         CancellationToken cancellationToken) => LockMarksAsync(connection, transaction, ShadowMarks, cancellationToken);
@@ -225,5 +267,5 @@ public static class ObjectDirectoryRebuild
 
     // The fold's rows and marks (with its marks locked).
     private static Task ForgetFoldAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
-        RebuildRows.ExecuteAsync(connection, transaction, $"delete from {ObjectDirectoryProjector.ShadowTable}; delete from pr2_agent_mark where {ShadowMarks}", cancellationToken);
+        RebuildRows.ExecuteAsync(connection, transaction, $"truncate {ObjectDirectoryProjector.ShadowTable}; delete from pr2_agent_mark where {ShadowMarks}", cancellationToken);
 }

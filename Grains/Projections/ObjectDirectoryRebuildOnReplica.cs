@@ -9,8 +9,8 @@ namespace PR2.Grains.Projections;
 /// folds every shard's journals, and is canceled when shard 0's primary moves away from <paramref name="home"/> (the live
 /// directory is then read, and kept, elsewhere).
 /// </summary>
-internal sealed class ObjectDirectoryRebuildOnReplica(int home, ShardRegistry shards, IAgentFaultInjector faults, int batchSize, IGrainFactory grains)
-    : IProjectionRebuild
+internal sealed class ObjectDirectoryRebuildOnReplica(int home, ShardRegistry shards, TopologyFollower topology, IAgentFaultInjector faults, int batchSize,
+    IGrainFactory grains) : IProjectionRebuild
 {
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
 
@@ -20,20 +20,59 @@ internal sealed class ObjectDirectoryRebuildOnReplica(int home, ShardRegistry sh
 
     public Task<ProjectionReplicaStatus> StatusAsync(NpgsqlDataSource replica) => ObjectDirectoryRebuild.StatusAsync(shards, home);
 
-    // Made anew each turn: shards and replicas may have been added or removed since.
-    public Task<IReadOnlyList<AgentRunner>> FoldsAsync(IReadOnlyList<AgentRunner>? last, Func<IJournalAgent, AgentRunner> run) =>
-        Task.FromResult(ObjectDirectoryRebuild.Folds(shards, faults, home, batchSize));
+    // Made anew each turn: shards and replicas may have been added or removed since. None once the primary moved away (the
+    // rebuild is canceled: a fold of every journal for a directory nobody reads would be wasted).
+    public async Task<IReadOnlyList<AgentRunner>> FoldsAsync(IReadOnlyList<AgentRunner>? last, Func<IJournalAgent, AgentRunner> run) =>
+        await MovedAsync() ? [] : ObjectDirectoryRebuild.Folds(shards, faults, home, batchSize);
 
     public async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync(NpgsqlDataSource replica)
     {
-        var primary = await CurrentPrimary.AskAsync(grains, shards.Get(0), PrimaryTimeout);
-        if (primary != home)
+        if (await MovedAsync())
         {
-            await ObjectDirectoryRebuild.CancelAsync(replica,
-                $"shard 0's primary moved to replica {primary} during the rebuild, and the directory is kept there; start it again");
             return (SwapOutcome.NotBuilding, 0, null);
         }
 
-        return await ObjectDirectoryRebuild.TrySwapAsync(replica, shards, home);
+        var swap = await ObjectDirectoryRebuild.TrySwapAsync(replica, shards, home, LearnAsync);
+        if (swap.Outcome == SwapOutcome.Moved)
+        {
+            await ObjectDirectoryRebuild.CancelAsync(replica, MovedAway("a replica"));
+            return (SwapOutcome.NotBuilding, 0, null);
+        }
+
+        return swap;
+    }
+
+    // Whether shard 0's primary is elsewhere now; if so the rebuild here is canceled, saying why.
+    private async Task<bool> MovedAsync()
+    {
+        var primary = await CurrentPrimary.AskAsync(grains, shards.Get(0), PrimaryTimeout);
+        if (primary == home)
+        {
+            return false;
+        }
+
+        await ObjectDirectoryRebuild.CancelAsync(shards.Get(0).Replicas[home], MovedAway($"replica {primary}"));
+        return true;
+    }
+
+    private static string MovedAway(string where) =>
+        $"shard 0's primary moved to {where} during the rebuild, and the directory is kept there; start it again";
+
+    // Shards (or replicas) the live directory follows that this silo did not know of when the swap looked; whether this silo
+    // knows more of them now (a shard the directory does not list stays unknown: its rows are left as they are).
+    private async Task<bool> LearnAsync(IReadOnlyCollection<int> unknown)
+    {
+        var learned = false;
+        foreach (var shard in unknown)
+        {
+            var replicas = shards.Contains(shard) ? shards.Get(shard).Replicas.Count : 0;
+            if (await topology.KnowsAsync(shard))
+            {
+                await topology.RefreshShardAsync(shard);
+                learned |= shards.Get(shard).Replicas.Count > replicas;
+            }
+        }
+
+        return learned;
     }
 }

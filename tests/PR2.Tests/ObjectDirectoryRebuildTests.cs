@@ -51,6 +51,14 @@ public sealed class ObjectDirectoryRebuildTests(TwoPostgresServers servers, ITes
             """);
         Assert.NotEqual(await JournalsSayAsync([(1, a), (1, b), (2, two.Database(2))]), await DirectorySaysAsync(control));
 
+        // Rows and a mark of a shard the directory does not list (as a shard removed would leave): not the rebuild's to
+        // replace, and no reason for it to wait.
+        await Sql.ExecuteAsync(control, """
+            insert into pr2_object_directory (shard, actor_id, actor_type, status, first_position)
+            select 77, 'other/' || g, 'other', 1, g from generate_series(1, 5) g;
+            insert into pr2_agent_mark (agent, shard, position) values ('object-directory@0', 77, 5)
+            """);
+
         // Writers insert and cancel in both shards during the rebuild.
         var problems = new ConcurrentBag<string>();
         using var stop = new CancellationTokenSource();
@@ -101,6 +109,7 @@ public sealed class ObjectDirectoryRebuildTests(TwoPostgresServers servers, ITes
         await CatchUpAsync(client);
         var journals = await JournalsSayAsync([(0, control), (1, a), (1, b), (2, two.Database(2))]);
         var directory = await DirectorySaysAsync(control);
+        Assert.Equal(5, directory.RemoveWhere(row => row.Shard == 77));
         var missing = journals.Except(directory).ToList();
         var extra = directory.Except(journals).ToList();
         Assert.True(missing.Count == 0 && extra.Count == 0,
@@ -149,6 +158,48 @@ public sealed class ObjectDirectoryRebuildTests(TwoPostgresServers servers, ITes
         Assert.Equal(("done", 2L), (status.Replicas.Single().State, status.Replicas.Single().Generation));
         Assert.Equal(1L, await Sql.ScalarAsync(control, "select count(*) from pr2_object_directory where actor_id = 'item/7-7'"));
         Assert.Equal(2001L, await Sql.ScalarAsync(control, "select count(*) from pr2_object_directory where shard = 1"));
+    }
+
+    [Fact]
+    public async Task A_directory_rebuild_is_canceled_when_shard_0s_primary_moves_and_runs_again_on_the_new_one()
+    {
+        // Shard 0 on both servers (membership in a database of its own), shard 1 on server A.
+        var membership = servers.A.CreateTopology("dirmove_m", 0);
+        var onA = servers.A.CreateTopology("dirmove_a", 0, 1);
+        var onB = servers.B.CreateTopology("dirmove_b", 0);
+        var settings = new Dictionary<string, string?>
+        {
+            ["Pr2:Silo:Membership"] = membership.Settings["Pr2:Topology:Shards:0:Replicas:0"],
+            ["Pr2:Topology:Shards:0:Replicas:0"] = onA.Settings["Pr2:Topology:Shards:0:Replicas:0"],
+            ["Pr2:Topology:Shards:0:Replicas:1"] = onB.Settings["Pr2:Topology:Shards:0:Replicas:0"],
+            ["Pr2:Topology:Shards:1:Replicas:0"] = onA.Settings["Pr2:Topology:Shards:1:Replicas:0"],
+            ["Pr2:Projections:RebuildEntriesPerSecond"] = "400",
+        };
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        for (var batch = 0; batch < 20; batch++)
+        {
+            List<Message> messages = [.. Enumerable.Range(0, 100).Select(i =>
+                new Message(Guid.NewGuid(), "fill", new ActorRef(1, $"item/{batch}-{i}"), MessageKind.Insert, "{}"))];
+            await Retrying.CallAsync(() => client.SendBatchAsync(1, messages));
+        }
+
+        var primary = await client.MovePrimaryAsync(0, 0);
+        var waiting = client.RebuildProjectionAsync(0, ObjectDirectoryProjector.AgentName);
+        await Eventually.TrueAsync(async () => (await client.GetProjectionAsync(0, ObjectDirectoryProjector.AgentName)).Replicas.Single(r => r.Replica == primary) is
+            { State: "building", Folded: > 0 }, TimeSpan.FromSeconds(20), "the rebuild folds in shard 0's primary");
+        Assert.Equal(1, await client.MovePrimaryAsync(0, 1));
+
+        // The directory is read on replica 1 now: the rebuild in replica 0 is canceled, saying why.
+        var told = await Assert.ThrowsAsync<Pr2Exception>(() => waiting);
+        Assert.Equal(ErrorCode.OperationCanceled, told.Code);
+        Assert.Contains("primary moved", told.Message, StringComparison.Ordinal);
+
+        // Run again, it rebuilds the directory where it is read, and that lists every actor of shard 1.
+        var status = await client.RebuildProjectionAsync(0, ObjectDirectoryProjector.AgentName);
+        Assert.Equal([(0, "canceled"), (1, "done")], status.Replicas.Select(r => (r.Replica, r.State)).Order());
+        await client.CatchUpAsync(ObjectDirectoryProjector.AgentName, 1);
+        Assert.Equal(2000L, await Sql.ScalarAsync(onB.Database(0), "select count(*) from pr2_object_directory where shard = 1"));
     }
 
     private static async Task WriteAsync(Pr2Client client, int shard, string actor, MessageKind kind,
