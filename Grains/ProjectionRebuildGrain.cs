@@ -44,6 +44,9 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
 
     private bool? _building;
 
+    // A cancel is under way: the fold it stopped ends quietly (not a failure to log, nor an error to show in the status).
+    private bool _canceling;
+
     // Counts starts: a loop that found no rebuild while a start was committing looks again before it ends.
     private int _starts;
     private Task? _running;
@@ -88,8 +91,18 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
         // The fold stops first (its batch in flight rolls back; the object directory's holds the row a cancel locks), then
         // the rebuild is canceled; the loop, finding it so (or the shadow gone), ends quietly. Not canceled (the replica did
         // not answer): the next wake folds on.
+        _canceling = true;
         await _foldStop.CancelAsync();
-        var canceled = await OnReplicaAsync(() => _rebuild.CancelAsync(Source));
+        long? canceled;
+        try
+        {
+            canceled = await OnReplicaAsync(() => _rebuild.CancelAsync(Source));
+        }
+        finally
+        {
+            _canceling = false;
+        }
+
         if (canceled is not null)
         {
             _building = false;
@@ -223,7 +236,7 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
             _building = false;
             StopTimer();
         }
-        catch (Exception e) when (_building == false)
+        catch (Exception e) when (_building == false || _canceling)
         {
             // Canceled under it (the shadow was dropped): nothing to go on with.
             Log.RebuildCanceled(logger, _projection, _shard, _replica, DatabaseFailure.Describe(e));

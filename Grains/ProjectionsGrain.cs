@@ -85,6 +85,16 @@ public sealed class ProjectionsGrain(ShardRegistry shards, AgentCatalog catalog,
 
     public async Task<ProjectionStatus> Status(string projection)
     {
+        // A caller following a rebuild takes a replica missing here for one removed: this silo must know any added since.
+        try
+        {
+            await topology.RefreshShardAsync(ShardCode);
+        }
+        catch (Exception e) when (e is Pr2Exception or OrleansException or TimeoutException)
+        {
+            // The directory did not answer: the replicas this silo knows.
+        }
+
         var set = await SetAsync();
         if (projection == RecordsRebuild.Projection)
         {

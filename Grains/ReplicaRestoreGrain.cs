@@ -650,13 +650,16 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
                 var rebuildMark = agent is ObjectDirectoryProjector
                     ? AgentMarks.Name(new ObjectDirectoryProjector(ObjectDirectoryProjector.ShadowTable), restore.Shard, restore.Replica)
                     : mark;
-                await using var command = AgentMarks.Home(agent, shards, restore.Shard, restore.Replica).CreateCommand(
-                    "update pr2_agent_mark set position = least(position, $1), revision = revision + 1, updated_at = now() where agent in ($2, $4) and shard = $3");
-                command.Parameters.Add(new() { Value = restore.Manifest.Position });
-                command.Parameters.Add(new() { Value = mark });
-                command.Parameters.Add(new() { Value = restore.Shard });
-                command.Parameters.Add(new() { Value = rebuildMark });
-                await command.ExecuteNonQueryAsync();
+                // One mark per statement, the rebuild's first: the order its swap locks them in, so neither waits on the other.
+                foreach (var name in rebuildMark == mark ? [mark] : new[] { rebuildMark, mark })
+                {
+                    await using var command = AgentMarks.Home(agent, shards, restore.Shard, restore.Replica).CreateCommand(
+                        "update pr2_agent_mark set position = least(position, $1), revision = revision + 1, updated_at = now() where agent = $2 and shard = $3");
+                    command.Parameters.Add(new() { Value = restore.Manifest.Position });
+                    command.Parameters.Add(new() { Value = name });
+                    command.Parameters.Add(new() { Value = restore.Shard });
+                    await command.ExecuteNonQueryAsync();
+                }
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or Pr2Exception or OrleansException)
             {

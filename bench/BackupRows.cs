@@ -8,7 +8,7 @@ namespace PR2.Bench;
 /// entries by atomic batches, then the open-loop load runs four times: as is, beside a backup of the secondary replica,
 /// beside a restore of that backup over the secondary (<c>--replace</c>) followed by its catch-up, and beside a third
 /// replica added from empty (<c>pr2 replicas add</c>) until it serves; the rebuild path runs it beside a rebuild of the
-/// records view on both replicas (<c>pr2 projections rebuild</c>). Prints the operations' times and rates and each loaded
+/// records view on both replicas (<c>pr2 projections rebuild</c>), then of the object directory. Prints the operations' times and rates and each loaded
 /// row's throughput and p99 against the steady one.
 /// </summary>
 internal static class BackupRows
@@ -120,7 +120,8 @@ internal static class BackupRows
         }
     }
 
-    // The records view rebuilt on both replicas beside the load: the journal folded again into shadows, then swapped in.
+    // The records view rebuilt on both replicas beside the load (the journal folded again into shadows, then swapped in),
+    // then the object directory.
     private static async Task RebuildRowAsync(Pr2Path pr2, Runner runner, ResourceMeter meter, int rate, TimeSpan duration, ResultRow steady)
     {
         double seconds = 0;
@@ -136,6 +137,18 @@ internal static class BackupRows
         Console.WriteLine($"  records view rebuilt on {status.Replicas.Count} replicas: {folded:N0} positions folded in {seconds:N1} s " +
             $"({folded / seconds:N0}/s, swapped in at {string.Join(", ", status.Replicas.Select(r => r.SwappedPosition.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)))}); " +
             $"load beside it: throughput {rebuilding.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, p99 {rebuilding.P99Ms:N1} ms (steady {steady.P99Ms:N1} ms), errors {rebuilding.Errors}");
+
+        // The object directory rebuilt in shard 0 from every replica's journal of every shard (inserts and cancels only).
+        var directory = await pr2.RunOpenLoopAsync(meter, rate, duration, "pr2-rebuild-directory", shard: Pr2Path.MovingShard, alongside: async stop =>
+        {
+            var clock = Stopwatch.StartNew();
+            status = await pr2.Client.RebuildProjectionAsync(0, "object-directory", cancellationToken: CancellationToken.None);
+            seconds = clock.Elapsed.TotalSeconds;
+        });
+        runner.Add(directory);
+        var positions = status!.Replicas.Sum(r => r.SwappedPosition);
+        Console.WriteLine($"  object directory rebuilt: {positions:N0} positions of every journal in {seconds:N1} s ({positions / seconds:N0}/s); " +
+            $"load beside it: throughput {directory.MessagesPerSecond / steady.MessagesPerSecond:0.00}x, p99 {directory.P99Ms:N1} ms (steady {steady.P99Ms:N1} ms), errors {directory.Errors}");
     }
 
     // The last figures a long operation reported (the entries the added replica held when it served).

@@ -39,19 +39,11 @@ public sealed class ObjectDirectoryProjector(string table = ObjectDirectoryProje
 
     public bool ReadsRecordedAt => false;
 
-    // A rebuild's fold folds only while its rebuild is building, and holds its row (for share) to its commit: a start, swap
-    // or cancel (which lock the rows) waits for the batch, and a batch after one finds it done and leaves nothing behind.
-    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
-    {
-        if (table == LiveTable)
-        {
-            return long.MaxValue;
-        }
-
-        await using var command = new NpgsqlCommand("select state from pr2_projection_rebuild where projection = $1 for share", connection, transaction);
-        command.Parameters.Add(new() { Value = AgentName });
-        return await command.ExecuteScalarAsync(cancellationToken) is "building" ? long.MaxValue : 0;
-    }
+    // A rebuild's fold folds only while its rebuild is building. Read without a lock (a lock on the rebuild rows would hold
+    // every other rebuild of the replica for a whole batch): a batch that raced the swap or a cancel may leave rows and a
+    // mark in the shadow, true reports all, which the next start clears.
+    public async Task<long> ReadyUpToAsync(int sourceShard, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        table == LiveTable || await Projections.RebuildRows.ReadAsync(connection, transaction, AgentName, cancellationToken) is { State: "building" } ? long.MaxValue : 0;
 
     public async Task ApplyAsync(AgentBatch batch, IReadOnlyList<JournalEntry> entries, NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {

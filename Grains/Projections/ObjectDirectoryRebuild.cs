@@ -67,8 +67,8 @@ public static class ObjectDirectoryRebuild
             return building.Generation;
         }
 
-        // A fold batch in flight holds the row (for share, see ObjectDirectoryProjector): the row lock above waited for it.
-        // A batch after this finds no mark and starts the journal over.
+        // A fold batch in flight holds its mark: waited for (bounded), then its rows and marks go. A batch after this finds
+        // no mark and starts the journal over.
         await ForgetFoldAsync(connection, transaction, cancellationToken);
         var generation = await RebuildRows.StartAsync(connection, transaction, Projection, follows: null, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
@@ -81,7 +81,7 @@ public static class ObjectDirectoryRebuild
     /// position is the sum of the live marks it took over at.
     /// </summary>
     public static async Task<(SwapOutcome Outcome, long Position, string? Busy)> TrySwapAsync(NpgsqlDataSource database, ShardRegistry shards, int home,
-        Func<IReadOnlyCollection<int>, Task<bool>> learnShards, CancellationToken cancellationToken = default)
+        IReadOnlySet<int> leftAlone, Action<IReadOnlyCollection<int>> unknownFound, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -99,18 +99,21 @@ public static class ObjectDirectoryRebuild
         var live = await ReadMarksAsync(connection, transaction, LiveMarks, lockThem: false, cancellationToken);
 
         // Every journal the live directory took rows from must be one the fold follows, or its rows would be deleted below:
-        // a shard or replica added since this silo last looked is learned first, and the fold follows it from the next turn.
-        // A shard the directory does not know (any more) is left alone: only the rows of the shards followed are replaced.
+        // one this silo does not follow is named to the caller (which learns the shard, outside these locks) and the swap
+        // waits a turn. A shard the caller could not learn (the directory does not list it, or this silo cannot reach it)
+        // is left alone: only the rows of the shards followed are replaced.
         var followed = FollowedBy(shards, home);
+        var followedShards = followed.Select(f => f.Shard).Distinct().ToArray();
         var unknown = live.Where(m => m.Value > 0 && !followed.Any(f => f.LiveMark == m.Key.Agent && f.Shard == m.Key.Shard) && !Removed(shards, m.Key, home))
-            .Select(m => m.Key.Shard).Distinct().ToList();
-        if (unknown.Count > 0 && await learnShards(unknown))
+            .Select(m => m.Key.Shard).Where(shard => !leftAlone.Contains(shard)).Distinct().ToList();
+        if (unknown.Count > 0)
         {
             await transaction.RollbackAsync(cancellationToken);
+            unknownFound(unknown);
             return (SwapOutcome.Behind, 0, null);
         }
 
-        var followedShards = followed.Select(f => f.Shard).Distinct().ToArray();
+        followedShards = [.. followedShards.Where(shard => !leftAlone.Contains(shard))];
 
         var gaps = new List<(Followed Journal, long From, long To)>();
         foreach (var journal in followed)
@@ -161,14 +164,15 @@ public static class ObjectDirectoryRebuild
             await swap.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        // Last, still in the transaction: is the directory still read here? A writer opened on another replica fenced this
-        // one (its epoch moved past the term it was opened with). Then the swap would rebuild a directory nobody reads.
+        // Last, still in the transaction: is the directory still read here? A writer opening on another replica fenced this
+        // one (its epoch moved past the term it was opened with), or one is opening here now: either way not now. Whether
+        // the primary moved is the caller's to ask (the next turn cancels the rebuild if it did).
         await using (var head = new NpgsqlCommand("select primary_term = epoch from pr2_writer_head", connection, transaction))
         {
             if (await head.ExecuteScalarAsync(cancellationToken) is not true)
             {
                 await transaction.RollbackAsync(cancellationToken);
-                return (SwapOutcome.Moved, 0, null);
+                return (SwapOutcome.Busy, 0, "shard 0's writer is changing (a fail-over or a move of its primary)");
             }
         }
 
@@ -265,7 +269,11 @@ public static class ObjectDirectoryRebuild
         return marks;
     }
 
-    // The fold's rows and marks (with its marks locked).
-    private static Task ForgetFoldAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
-        RebuildRows.ExecuteAsync(connection, transaction, $"truncate {ObjectDirectoryProjector.ShadowTable}; delete from pr2_agent_mark where {ShadowMarks}", cancellationToken);
+    // The fold's rows and marks: its marks locked first (a fold batch holds its mark, then writes rows: the other order
+    // would wait on each other), then the rows and the marks go.
+    private static async Task ForgetFoldAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await LockShadowMarksAsync(connection, transaction, cancellationToken);
+        await RebuildRows.ExecuteAsync(connection, transaction, $"truncate {ObjectDirectoryProjector.ShadowTable}; delete from pr2_agent_mark where {ShadowMarks}", cancellationToken);
+    }
 }

@@ -14,6 +14,10 @@ internal sealed class ObjectDirectoryRebuildOnReplica(int home, ShardRegistry sh
 {
     private static readonly TimeSpan PrimaryTimeout = TimeSpan.FromSeconds(2);
 
+    // Shards the live directory has rows of that this silo could not learn (the directory does not list them, or their
+    // replicas are not configured here): the swap keeps their rows as they are.
+    private readonly HashSet<int> _leftAlone = [];
+
     public Task<long> StartAsync(NpgsqlDataSource replica, bool restart) => ObjectDirectoryRebuild.StartAsync(replica, restart);
 
     public Task<long?> CancelAsync(NpgsqlDataSource replica) => ObjectDirectoryRebuild.CancelAsync(replica);
@@ -32,11 +36,12 @@ internal sealed class ObjectDirectoryRebuildOnReplica(int home, ShardRegistry sh
             return (SwapOutcome.NotBuilding, 0, null);
         }
 
-        var swap = await ObjectDirectoryRebuild.TrySwapAsync(replica, shards, home, LearnAsync);
-        if (swap.Outcome == SwapOutcome.Moved)
+        IReadOnlyCollection<int> unknown = [];
+        var swap = await ObjectDirectoryRebuild.TrySwapAsync(replica, shards, home, _leftAlone, found => unknown = found);
+        if (unknown.Count > 0 && !await LearnAsync(unknown))
         {
-            await ObjectDirectoryRebuild.CancelAsync(replica, MovedAway("a replica"));
-            return (SwapOutcome.NotBuilding, 0, null);
+            // Not to be learned here: the swap leaves their rows alone from now on.
+            _leftAlone.UnionWith(unknown);
         }
 
         return swap;
@@ -66,10 +71,17 @@ internal sealed class ObjectDirectoryRebuildOnReplica(int home, ShardRegistry sh
         foreach (var shard in unknown)
         {
             var replicas = shards.Contains(shard) ? shards.Get(shard).Replicas.Count : 0;
-            if (await topology.KnowsAsync(shard))
+            try
             {
-                await topology.RefreshShardAsync(shard);
-                learned |= shards.Get(shard).Replicas.Count > replicas;
+                if (await topology.KnowsAsync(shard))
+                {
+                    await topology.RefreshShardAsync(shard);
+                    learned |= shards.Get(shard).Replicas.Count > replicas;
+                }
+            }
+            catch (Pr2Exception)
+            {
+                // This silo cannot follow it (a configuration key it lacks): not learned.
             }
         }
 

@@ -17,7 +17,4 @@ public enum SwapOutcome
 
     /// <summary>No rebuild is in progress on this replica (none started, or it was swapped in already).</summary>
     NotBuilding,
-
-    /// <summary>The projection is no longer read from this replica (shard 0's primary moved, for the object directory): nothing was swapped.</summary>
-    Moved,
 }
