@@ -26,7 +26,7 @@ namespace PR2.Tests;
 /// silo still reaches it (its proxy black-holed); up to two faults at once, never both servers; and the primary of
 /// every shard is moved on purpose (pr2 replicas promote) beside the writes and the faults; shard 2 gets a third replica
 /// added (pr2 replicas add), shard 1 its records view rebuilt (pr2 projections rebuild), shard 2 both rules' views
-/// rebuilt, and shard 3 a replica restored from a backup, under the same faults. Rules run on every
+/// rebuilt, the object directory rebuilt, and shard 3 a replica restored from a backup, under the same faults. Rules run on every
 /// replica (a data rule sending across shards and keeping a view, a C# rule) and the object directory follows
 /// every shard. Then heal, wait for
 /// quiet, and check: every acknowledged MessageId on every replica (lost = 0), no MessageId twice in a journal,
@@ -139,6 +139,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         var added = Task.CompletedTask;
         var rebuilt = Task.CompletedTask;
         var rulesRebuilt = Task.CompletedTask;
+        var directoryRebuilt = Task.CompletedTask;
         for (var round = 0; round < 15 || clock.Elapsed < soak; round++)
         {
             if (round == 2)
@@ -160,6 +161,10 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             else if (round == 10)
             {
                 rulesRebuilt = RebuildRuleViewsAsync(client, 2, round);
+            }
+            else if (round == 12)
+            {
+                directoryRebuilt = RebuildDirectoryAsync(client, round);
             }
 
             await NemesisAsync(round, nemesis, cluster);
@@ -206,6 +211,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         await added;
         await rebuilt;
         await rulesRebuilt;
+        await directoryRebuilt;
         var healed = Stopwatch.StartNew();
         await Eventually.TrueAsync(async () =>
         {
@@ -414,6 +420,7 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         Assert.Contains(_rebuilds, a => a.Contains(" records swapped in ", StringComparison.Ordinal));
         Assert.Contains(_rebuilds, a => a.Contains(" rule-audit-items swapped in ", StringComparison.Ordinal));
         Assert.Contains(_rebuilds, a => a.Contains(" rule-tombstones swapped in ", StringComparison.Ordinal));
+        Assert.Contains(_rebuilds, a => a.Contains(" object-directory swapped in ", StringComparison.Ordinal));
         Assert.Equal(0, lost);
         Assert.Equal(0, duplicated);
         Assert.Equal(0, refusedButCommitted);
@@ -660,6 +667,22 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
             });
         }
     }
+
+    // Rebuilds the object directory (fed by every shard, kept in shard 0's primary); the directory check at the end compares
+    // it with the journals. A move of shard 0's primary (the nemesis moves every shard's) cancels it: started again.
+    private Task RebuildDirectoryAsync(Pr2Client client, int round) =>
+        UntilDoneAsync("rebuilding the object directory", round, _rebuilds, _rebuildFailures, async () =>
+        {
+            try
+            {
+                var status = await client.RebuildProjectionAsync(0, "object-directory", stallTimeout: TimeSpan.FromSeconds(20));
+                return "shard 0 object-directory swapped in at " + string.Join(", ", status.Replicas.Where(r => r.State == "done").Select(r => $"replica {r.Replica} #{r.Generation} {r.SwappedPosition}"));
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.OperationCanceled && e.Message.Contains("primary moved", StringComparison.Ordinal))
+            {
+                throw new TimeoutException(e.Message);
+            }
+        });
 
     // Runs an operation beside the faults until it succeeds. Refusals that say to try again (the shard's writer failing
     // over, a server paused or killed, the silo running it gone, a wait ending at a stall) try again (an add or a rebuild
