@@ -5,12 +5,6 @@
 -- of its own ("object-directory~next"), in the database of shard 0's replica that was primary when it started; the swap
 -- then makes the live directory equal to it in one transaction with the live marks locked. The reports commute and
 -- only grow, so the rebuild may fold past the live marks: the live agent applying those entries again changes nothing.
-create table pr2_object_directory_rebuild (
-    shard           integer not null,
-    actor_id        text not null,
-    actor_type      text not null,
-    status          smallint not null check (status in (1, 2)),
-    first_position  bigint not null,
-    updated_at      timestamptz not null default now(),
-    primary key (shard, actor_id)
-);
+-- The live table's columns, defaults and checks (its own key, not its index by type: nothing reads the shadow by type).
+create table pr2_object_directory_rebuild (like pr2_object_directory including defaults including constraints);
+alter table pr2_object_directory_rebuild add primary key (shard, actor_id);

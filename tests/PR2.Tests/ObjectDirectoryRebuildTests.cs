@@ -127,12 +127,7 @@ public sealed class ObjectDirectoryRebuildTests(TwoPostgresServers servers, ITes
         await using var control = NpgsqlDataSource.Create(settings["Pr2:Topology:Shards:0:Replicas:0"]!);
         await using var cluster = await TestClusters.StartAsync(settings);
         var client = new Pr2Client(cluster.Client);
-        for (var batch = 0; batch < 20; batch++)
-        {
-            List<Message> messages = [.. Enumerable.Range(0, 100).Select(i =>
-                new Message(Guid.NewGuid(), "fill", new ActorRef(1, $"item/{batch}-{i}"), MessageKind.Insert, "{}"))];
-            await Retrying.CallAsync(() => client.SendBatchAsync(1, messages));
-        }
+        await FillAsync(client);
 
         await CatchUpAsync(client, shards: [0, 1]);
         await Sql.ExecuteAsync(control, "delete from pr2_object_directory where actor_id = 'item/7-7'");
@@ -177,12 +172,7 @@ public sealed class ObjectDirectoryRebuildTests(TwoPostgresServers servers, ITes
         };
         await using var cluster = await TestClusters.StartAsync(settings);
         var client = new Pr2Client(cluster.Client);
-        for (var batch = 0; batch < 20; batch++)
-        {
-            List<Message> messages = [.. Enumerable.Range(0, 100).Select(i =>
-                new Message(Guid.NewGuid(), "fill", new ActorRef(1, $"item/{batch}-{i}"), MessageKind.Insert, "{}"))];
-            await Retrying.CallAsync(() => client.SendBatchAsync(1, messages));
-        }
+        await FillAsync(client);
 
         var primary = await client.MovePrimaryAsync(0, 0);
         var waiting = client.RebuildProjectionAsync(0, ObjectDirectoryProjector.AgentName);
@@ -200,6 +190,17 @@ public sealed class ObjectDirectoryRebuildTests(TwoPostgresServers servers, ITes
         Assert.Equal([(0, "canceled"), (1, "done")], status.Replicas.Select(r => (r.Replica, r.State)).Order());
         await client.CatchUpAsync(ObjectDirectoryProjector.AgentName, 1);
         Assert.Equal(2000L, await Sql.ScalarAsync(onB.Database(0), "select count(*) from pr2_object_directory where shard = 1"));
+    }
+
+    // 2,000 actors inserted in shard 1, 100 to an atomic batch.
+    private static async Task FillAsync(Pr2Client client)
+    {
+        for (var batch = 0; batch < 20; batch++)
+        {
+            List<Message> messages = [.. Enumerable.Range(0, 100).Select(i =>
+                new Message(Guid.NewGuid(), "fill", new ActorRef(1, $"item/{batch}-{i}"), MessageKind.Insert, "{}"))];
+            await Retrying.CallAsync(() => client.SendBatchAsync(1, messages));
+        }
     }
 
     private static async Task WriteAsync(Pr2Client client, int shard, string actor, MessageKind kind,
