@@ -66,7 +66,7 @@ public static class ProjectionCommands
     private static Command Rebuild(TextWriter output, TextWriter error)
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var name = new Argument<string>("projection") { Description = "Projection to rebuild: records, or rule-<name> for a rule's views" };
+        var name = new Argument<string>("projection") { Description = "Projection to rebuild: records, rule-<name> for a rule's views, or object-directory (shard 0 only)" };
         var restart = new Option<bool>("--restart") { Description = "Start a rebuild in progress over (e.g. after a fix to the fold was deployed during it)" };
         var command = new Command("rebuild",
             "Rebuild a projection from the journal while writes and reads go on, then swap it in atomically on each replica (blue/green). Interrupted, the rebuild goes on: run it again to follow it")
@@ -97,7 +97,7 @@ public static class ProjectionCommands
     private static Command Cancel(TextWriter output, TextWriter error)
     {
         var shard = new Argument<int>("shard") { Description = "Shard code" };
-        var name = new Argument<string>("projection") { Description = "Projection whose rebuild to cancel: records or rule-<name>" };
+        var name = new Argument<string>("projection") { Description = "Projection whose rebuild to cancel: records, rule-<name> or object-directory (shard 0)" };
         var command = new Command("cancel",
             "Cancel a rebuild in progress on every replica: each drops its shadow and keeps its live view (a replica that already swapped keeps the rebuilt one)")
         {
