@@ -81,4 +81,9 @@ public enum ErrorCode
     /// ended without effect. Start it again if it is still wanted.
     /// </summary>
     OperationCanceled = 21,
+
+    /// <summary>
+    /// The shard was retired (its removal began): it takes no more writes, on any replica, from any writer. Not retriable.
+    /// </summary>
+    ShardRemoved = 22,
 }

@@ -188,11 +188,11 @@ public sealed class JournalWriter : IAsyncDisposable
     {
         await using var command = source.CreateCommand(term is null
             ? """
-              update pr2_writer_head set epoch = epoch + 1, primary_term = epoch + 1, updated_at = now()
+              update pr2_writer_head set epoch = epoch + 1, primary_term = epoch + 1, updated_at = now() where retired_at is null
               returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
               """
             : """
-              update pr2_writer_head set primary_term = epoch, updated_at = now() where epoch = $1
+              update pr2_writer_head set primary_term = epoch, updated_at = now() where epoch = $1 and retired_at is null
               returning epoch, position, clock, origin_position, (select replica_id from pr2_replica)
               """);
         if (term is { } fenced)
@@ -203,7 +203,11 @@ public sealed class JournalWriter : IAsyncDisposable
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
-            throw new Pr2Exception(ErrorCode.WriterFenced, $"shard {shard}: a newer writer fenced this replica before the writer of term {term} could open on it; retry");
+            await reader.DisposeAsync();
+            await using var retired = source.CreateCommand("select retired_at is not null from pr2_writer_head");
+            throw await retired.ExecuteScalarAsync(cancellationToken) is true
+                ? new Pr2Exception(ErrorCode.ShardRemoved, $"shard {shard} was retired (its removal began): it takes no more writes")
+                : new Pr2Exception(ErrorCode.WriterFenced, $"shard {shard}: a newer writer fenced this replica before the writer of term {term} could open on it; retry");
         }
 
         var (epoch, position, clock, originPosition, replicaId) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetGuid(4));
@@ -864,7 +868,7 @@ public sealed class JournalWriter : IAsyncDisposable
 
     /// <summary>
     /// Raises a replica's epoch to <paramref name="term"/> unless it is already there or beyond (another writer's newer or
-    /// equal term): true when this call fenced it. A writer whose epoch is lower then fails its next commit there, and a
+    /// equal term) or the replica is retired (<see cref="RetireAsync"/>): true when this call fenced it. A writer whose epoch is lower then fails its next commit there, and a
     /// replication gate of a lower term no longer counts the replica. Two writers can never both fence one replica with
     /// one term, so two of them cannot both fence a majority with the same term.
     /// </summary>
@@ -874,10 +878,23 @@ public sealed class JournalWriter : IAsyncDisposable
         // writer of this version has touched (JournalStore reads 0 as before sql/017).
         await using var command = replica.CreateCommand("""
             update pr2_writer_head set epoch = $1, primary_term = case when primary_term = 0 then -1 else primary_term end, updated_at = now()
-            where epoch < $1
+            where epoch < $1 and retired_at is null
             """);
         command.Parameters.Add(new() { Value = term });
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    /// <summary>
+    /// Retires <paramref name="replica"/> for good (sql/023): its epoch moves on once, which fences the writer open there
+    /// (its next commit fails, nothing of it written), and from then no writer opens on it (<see cref="ErrorCode.ShardRemoved"/>)
+    /// and no fence moves its epoch. Under the head's row lock: a commit lands wholly before it or not at all. Idempotent.
+    /// </summary>
+    public static async Task RetireAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
+    {
+        await using var command = replica.CreateCommand("""
+            update pr2_writer_head set retired_at = now(), epoch = epoch + 1, updated_at = now() where retired_at is null
+            """);
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     // What one entry's data can make PostgreSQL (or Npgsql, encoding it) refuse: a data exception (class 22) or a

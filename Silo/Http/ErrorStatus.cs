@@ -10,6 +10,7 @@ public static class ErrorStatus
         ErrorCode.UnknownShard or ErrorCode.UnknownRule or ErrorCode.RecordMissing => StatusCodes.Status404NotFound,
         ErrorCode.BodyTooLarge or ErrorCode.BatchTooLarge => StatusCodes.Status413PayloadTooLarge,
         ErrorCode.ReservedActor => StatusCodes.Status403Forbidden,
+        ErrorCode.ShardRemoved => StatusCodes.Status410Gone,
         ErrorCode.RecordExists or ErrorCode.RecordCanceled or ErrorCode.VersionMismatch or ErrorCode.IdempotencyConflict or ErrorCode.OperationCanceled
             => StatusCodes.Status409Conflict,
         ErrorCode.ShardUnavailable or ErrorCode.WriterFenced or ErrorCode.StaleActor or ErrorCode.SessionNotCovered or ErrorCode.Unavailable => StatusCodes.Status503ServiceUnavailable,

@@ -127,6 +127,37 @@ public sealed class WriterTermTests(PostgresFixture postgres)
     }
 
     // Replica databases of shard 1 (three by default), a set over them needing requiredCopies (Quorum by default).
+    [Fact]
+    public async Task A_retired_replica_fences_its_writer_and_no_writer_opens_or_fences_there_again()
+    {
+        var set = await ReplicasAsync("term_retire", count: 1, requiredCopies: 1);
+        Assert.Equal([0], await WriterTakeover.FenceAsync(set, [0], 1, Timeout));
+        await using var writer = await OpenAsync(set, 0, others: [], term: 1);
+        var acked = await writer.AppendAsync(Insert());
+
+        // Retired (twice: it is idempotent), the writer open there commits nothing more.
+        await JournalWriter.RetireAsync(set.Replicas[0]);
+        await JournalWriter.RetireAsync(set.Replicas[0]);
+        var late = Insert();
+        var fenced = await Assert.ThrowsAsync<Pr2Exception>(() => writer.AppendAsync(late));
+        Assert.Equal(ErrorCode.WriterFenced, fenced.Code);
+
+        // No new writer: not with a fence of its own, not at the epoch it finds, not as an unfenced writer.
+        Assert.Empty(await WriterTakeover.FenceAsync(set, [0], 100, Timeout));
+        var epoch = await Sql.ScalarAsync(set.Replicas[0], "select epoch from pr2_writer_head");
+        Assert.Equal(2, epoch);
+        foreach (var term in new long?[] { epoch, null })
+        {
+            var refused = await Assert.ThrowsAsync<Pr2Exception>(() => JournalWriter.OpenAsync(Shard, set.Replicas[0], 100, NullLogger.Instance, term: term));
+            Assert.Equal(ErrorCode.ShardRemoved, refused.Code);
+            Assert.False(refused.IsRetriable);
+        }
+
+        Assert.Equal(1, await ReplicaContents.CountAsync(set.Replicas[0], acked.MessageId));
+        Assert.Equal(0, await ReplicaContents.CountAsync(set.Replicas[0], late.Message.MessageId));
+        Assert.Equal(1L, await Sql.ScalarAsync(set.Replicas[0], "select count(*) from pr2_journal"));
+    }
+
     private async Task<ShardReplicaSet> ReplicasAsync(string prefix, int count = 3, int requiredCopies = 2)
     {
         var databases = new List<NpgsqlDataSource>();
