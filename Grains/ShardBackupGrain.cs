@@ -26,13 +26,15 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
     public async IAsyncEnumerable<BackupPart> Read(int? replica, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var code = (int)this.GetPrimaryKeyLong();
-        if (!await topology.KnowsAsync(code))
+        // A streamed answer's failures pass no grain call filter: every database call here is guarded, these two included
+        // (learning a shard can apply its schema; the primary is read from the replicas).
+        if (!await BackupConnections.GuardAsync($"backup of shard {code}", () => topology.KnowsAsync(code)))
         {
             throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {code} is not in the directory");
         }
 
         var set = shards.Get(code);
-        var index = replica ?? await CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout);
+        var index = replica ?? await BackupConnections.GuardAsync($"backup of shard {code}", () => CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout));
         if (index < 0 || index >= set.Replicas.Count || set.IsRemoved(index))
         {
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1} (removed ones not backed up), not {index}");

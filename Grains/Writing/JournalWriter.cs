@@ -892,7 +892,9 @@ public sealed class JournalWriter : IAsyncDisposable
     public static async Task RetireAsync(NpgsqlDataSource replica, CancellationToken cancellationToken = default)
     {
         await using var command = replica.CreateCommand("""
-            update pr2_writer_head set retired_at = now(), epoch = epoch + 1, updated_at = now() where retired_at is null
+            update pr2_writer_head set retired_at = now(), epoch = epoch + 1, updated_at = now(),
+                primary_term = case when primary_term = 0 then -1 else primary_term end
+            where retired_at is null
             """);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
