@@ -1239,6 +1239,12 @@ public sealed class ShardWriterGrain(
             var fenced = await WriterTakeover.FenceAsync(Set, reachable, term, ProbeTimeout);
             if (!fenced.Contains(primary) || fenced.Count(set.IsMember) < mustReach)
             {
+                // A retired replica takes no fence: the shard's removal began, and no writer opens again (final).
+                if (await RetiredAsync(set, reachable))
+                {
+                    throw new Pr2Exception(ErrorCode.ShardRemoved, $"shard {ShardCode} was retired (its removal began): it takes no more writes");
+                }
+
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {ShardCode}: a new writer (term {term}) could fence only {fenced.Count(set.IsMember)} of the {mustReach} replicas it needs{(fenced.Contains(primary) ? "" : ", not the one it chose")} (another writer, or replicas not answering); retry with the same MessageId");
             }
@@ -1315,6 +1321,25 @@ public sealed class ShardWriterGrain(
         {
             throw Unavailable(e);
         }
+    }
+
+    // Whether any of these replicas is retired (sql/023); one that does not answer, or has no such column yet, is not.
+    private static async Task<bool> RetiredAsync(ShardReplicaSet set, IEnumerable<int> replicas)
+    {
+        var retired = await Task.WhenAll(replicas.Select(async index =>
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(ProbeTimeout);
+                await using var command = set.Replicas[index].CreateCommand("select retired_at is not null from pr2_writer_head");
+                return await command.ExecuteScalarAsync(timeout.Token).WaitAsync(timeout.Token) is true;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                return false;
+            }
+        }));
+        return retired.Any(r => r);
     }
 
     // The replica a move asked for when it answers; otherwise the reachable replica holding the most (highest version
