@@ -103,8 +103,7 @@ public static class ObjectDirectoryRebuild
         // waits a turn. A shard the caller could not learn (the directory does not list it, or this silo cannot reach it)
         // is left alone: only the rows of the shards followed are replaced.
         var followed = FollowedBy(shards, home);
-        var followedShards = followed.Select(f => f.Shard).Distinct().ToArray();
-        var unknown = live.Where(m => m.Value > 0 && !followed.Any(f => f.LiveMark == m.Key.Agent && f.Shard == m.Key.Shard) && !Removed(shards, m.Key, home))
+        var unknown = live.Where(m => m.Value > 0 && !followed.Any(f => f.LiveMark == m.Key.Agent && f.Shard == m.Key.Shard) && !Removed(shards, m.Key))
             .Select(m => m.Key.Shard).Where(shard => !leftAlone.Contains(shard)).Distinct().ToList();
         if (unknown.Count > 0)
         {
@@ -113,7 +112,7 @@ public static class ObjectDirectoryRebuild
             return (SwapOutcome.Behind, 0, null);
         }
 
-        followedShards = [.. followedShards.Where(shard => !leftAlone.Contains(shard))];
+        var followedShards = followed.Select(f => f.Shard).Distinct().Where(shard => !leftAlone.Contains(shard)).ToArray();
 
         var gaps = new List<(Followed Journal, long From, long To)>();
         foreach (var journal in followed)
@@ -196,7 +195,7 @@ public static class ObjectDirectoryRebuild
 
         await RebuildRows.MarkCanceledAsync(connection, transaction, Projection, why, cancellationToken);
         await RebuildRows.DropUnlessFoldingAsync(connection, transaction, () => LockShadowMarksAsync(connection, transaction, cancellationToken),
-            () => ForgetFoldAsync(connection, transaction, cancellationToken), cancellationToken);
+            () => ClearFoldAsync(connection, transaction, cancellationToken), cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return building.Generation;
     }
@@ -242,7 +241,7 @@ public static class ObjectDirectoryRebuild
 
     // A mark of a replica removed from its shard: its journal is followed no more (what it held reached the other members
     // before it was removed), and its rows stay as the other replicas report them.
-    private static bool Removed(ShardRegistry shards, (string Agent, int Shard) mark, int home) =>
+    private static bool Removed(ShardRegistry shards, (string Agent, int Shard) mark) =>
         shards.Contains(mark.Shard) && mark.Agent.LastIndexOf('@') is var at and > 0
         && int.TryParse(mark.Agent.AsSpan(at + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var replica)
         && replica < shards.Get(mark.Shard).Replicas.Count && shards.Get(mark.Shard).IsRemoved(replica);
@@ -274,6 +273,10 @@ public static class ObjectDirectoryRebuild
     private static async Task ForgetFoldAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         await LockShadowMarksAsync(connection, transaction, cancellationToken);
-        await RebuildRows.ExecuteAsync(connection, transaction, $"truncate {ObjectDirectoryProjector.ShadowTable}; delete from pr2_agent_mark where {ShadowMarks}", cancellationToken);
+        await ClearFoldAsync(connection, transaction, cancellationToken);
     }
+
+    // With the fold's marks locked.
+    private static Task ClearFoldAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken) =>
+        RebuildRows.ExecuteAsync(connection, transaction, $"truncate {ObjectDirectoryProjector.ShadowTable}; delete from pr2_agent_mark where {ShadowMarks}", cancellationToken);
 }
