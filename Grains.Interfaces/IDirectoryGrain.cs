@@ -41,6 +41,19 @@ public interface IDirectoryGrain : IGrainWithIntegerKey
     /// </summary>
     Task<ShardEntry> SetShardMetadata(int shard, string? name, string? owner, IReadOnlyDictionary<string, string?> labels);
 
+    /// <summary>
+    /// Starts removing <paramref name="shard"/> (never shard 0): its record enters <c>sealing</c> (status <c>removing</c>),
+    /// after which it takes no new replicas, metadata or primary moves. Asked again, it answers where the removal stands.
+    /// </summary>
+    Task<ShardEntry> RemoveShard(int shard);
+
+    /// <summary>
+    /// Moves <paramref name="shard"/>'s removal on to <paramref name="state"/>, the next of <see cref="ShardRemoval.States"/>
+    /// (from <c>draining</c> on, with the heads its replicas were sealed at); a state already reached is answered as it is.
+    /// Called by the removal's own steps.
+    /// </summary>
+    Task<ShardEntry> AdvanceShardRemoval(int shard, string state, IReadOnlyDictionary<int, long>? sealedHeads);
+
     /// <summary>Registered agents and the shards they follow, as recorded in shard 0.</summary>
     Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents();
 

@@ -4,7 +4,7 @@ namespace PR2;
 /// <param name="Shard">The shard code.</param>
 /// <param name="Replicas">Replica endpoints (host:port/database), in topology order.</param>
 /// <param name="Primary">Index of the primary replica.</param>
-/// <param name="Status">The shard's recorded status (<c>up</c> while it is configured).</param>
+/// <param name="Status">The shard's recorded status: <c>up</c>, <c>removing</c> once its removal began, <c>removed</c> at its end.</param>
 /// <param name="Version">Version of the <c>shard/{code}</c> record in shard 0: how often it changed.</param>
 /// <param name="ReplicaStates">Per replica, as anti-entropy last recorded it: <c>up</c>, <c>down</c> or <c>catching-up</c>.</param>
 /// <param name="Name">What the shard is (e.g. the company it holds), if recorded.</param>
@@ -20,6 +20,7 @@ namespace PR2;
 /// count toward no acknowledgement until admitted; none when null.
 /// </param>
 /// <param name="Removed">Replicas (by index) removed at runtime: they keep their index, and nothing uses them; none when null.</param>
+/// <param name="Removal">Where the shard's removal stands; null while it is not being removed.</param>
 [GenerateSerializer, Immutable, Alias("pr2.shard-entry.v1")]
 public sealed record ShardEntry(
     [property: Id(0)] int Shard,
@@ -34,4 +35,5 @@ public sealed record ShardEntry(
     [property: Id(9)] IReadOnlyList<string>? Connections = null,
     [property: Id(10)] string? AckPolicy = null,
     [property: Id(11)] IReadOnlyList<int>? Joining = null,
-    [property: Id(12)] IReadOnlyList<int>? Removed = null);
+    [property: Id(12)] IReadOnlyList<int>? Removed = null,
+    [property: Id(13)] ShardRemoval? Removal = null);

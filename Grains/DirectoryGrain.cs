@@ -45,8 +45,9 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 ["ackPolicy"] = configured.AckPolicy.ToString(),
                 ["status"] = "up",
             };
-            // What the shard is: configuration seeds it; after that the record is changed by SetShardMetadata alone.
-            await RecordAsync($"shard/{shard}", desired, new JsonObject
+            // What the shard is: configuration seeds it; after that the record is changed by SetShardMetadata alone. A
+            // shard whose removal began is left as its record says, configured or not (configuration cannot revive it).
+            await RecordAsync($"shard/{shard}", desired, leaveAlone: state => state["removal"] is not null, initial: new JsonObject
             {
                 ["primary"] = 0,
                 ["joining"] = null,
@@ -225,6 +226,11 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             if (current.Status != RecordStatus.Live || TryToShardEntry(current) is not { } entry)
             {
                 throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+            }
+
+            if (entry.Removal is { } removal)
+            {
+                throw BeingRemoved(shard, removal, "it takes no new replicas");
             }
 
             if (entry.Connections is not { } keys || keys.Count != entry.Replicas.Count)
@@ -411,6 +417,11 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
                 throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
             }
 
+            if (TryToShardEntry(current)?.Removal is { } removal)
+            {
+                throw BeingRemoved(shard, removal, "what it is no longer changes");
+            }
+
             // The labels after the merge patch: a null value removes one.
             var after = new HashSet<string>((JsonNode.Parse(current.State!)!["labels"] as JsonObject)?.Select(l => l.Key) ?? [], StringComparer.Ordinal);
             foreach (var (key, value) in labels)
@@ -452,8 +463,98 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             state["connections"] is JsonArray connections ? [.. connections.Select(c => c!.GetValue<string>())] : null,
             state["ackPolicy"]?.GetValue<string>(),
             state["joining"] is JsonArray joining && joining.Count > 0 ? [.. joining.Select(j => j!.GetValue<int>())] : null,
-            state["removed"] is JsonArray removed && removed.Count > 0 ? [.. removed.Select(r => r!.GetValue<int>())] : null);
+            state["removed"] is JsonArray removed && removed.Count > 0 ? [.. removed.Select(r => r!.GetValue<int>())] : null,
+            state["removal"] is JsonObject removal ? ToRemoval(removal) : null);
     }
+
+    private static ShardRemoval ToRemoval(JsonObject removal) => new(
+        removal["state"]!.GetValue<string>(),
+        DateTimeOffset.Parse(removal["since"]!.GetValue<string>(), CultureInfo.InvariantCulture),
+        removal["sealedHeads"] is JsonObject heads
+            ? heads.ToDictionary(h => int.Parse(h.Key, CultureInfo.InvariantCulture), h => h.Value!.GetValue<long>())
+            : null);
+
+    private static JsonObject ToJson(ShardRemoval removal) => new()
+    {
+        ["state"] = removal.State,
+        ["since"] = removal.Since.ToString("O", CultureInfo.InvariantCulture),
+        ["sealedHeads"] = removal.SealedHeads is { } heads
+            ? new JsonObject(heads.OrderBy(h => h.Key).Select(h => KeyValuePair.Create(h.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)h.Value)))
+            : null,
+    };
+
+    public Task<ShardEntry> RemoveShard(int shard)
+    {
+        if (shard == ControlShard)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, "shard 0 is the control shard (the directory of every other shard); it cannot be removed");
+        }
+
+        // Asked again, it answers where the removal stands: starting it twice is one removal.
+        return ChangeRemovalAsync(shard, removal => removal ?? new ShardRemoval(ShardRemoval.Sealing, DateTimeOffset.UtcNow));
+    }
+
+    public Task<ShardEntry> AdvanceShardRemoval(int shard, string state, IReadOnlyDictionary<int, long>? sealedHeads)
+    {
+        if (ShardRemoval.Order(state) < 1)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"a removal advances to one of {string.Join(", ", ShardRemoval.States.Skip(1))}, not {state}");
+        }
+
+        if (ShardRemoval.Order(state) >= ShardRemoval.Order(ShardRemoval.Draining) && sealedHeads is null)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"a removal enters {state} with the heads it was sealed at");
+        }
+
+        // Only forward, one state at a time: a repeat (a removal grain that ran again after a crash) finds it done.
+        return ChangeRemovalAsync(shard, removal => removal is null
+            ? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {shard} is not being removed")
+            : ShardRemoval.Order(removal.State) >= ShardRemoval.Order(state) ? removal
+            : ShardRemoval.Order(removal.State) + 1 != ShardRemoval.Order(state)
+                ? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {shard}'s removal is {removal.State}; it cannot skip to {state}")
+                : new ShardRemoval(state, DateTimeOffset.UtcNow, sealedHeads ?? removal.SealedHeads));
+    }
+
+    // One journaled change of the removal in the shard's record, expecting the version read (read again when it moved on).
+    private async Task<ShardEntry> ChangeRemovalAsync(int shard, Func<ShardRemoval?, ShardRemoval> next)
+    {
+        var actorId = $"shard/{shard}";
+        var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await actor.GetRecord();
+            if (current.Status != RecordStatus.Live || TryToShardEntry(current) is not { } entry)
+            {
+                throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+            }
+
+            var removal = next(entry.Removal);
+            if (removal == entry.Removal)
+            {
+                return entry;
+            }
+
+            var patch = new JsonObject
+            {
+                ["status"] = removal.State == ShardRemoval.Removed ? "removed" : "removing",
+                ["removal"] = ToJson(removal),
+            };
+            try
+            {
+                await actor.Send(new Message(MessageIds.New(), Sender, new ActorRef(ControlShard, actorId), MessageKind.Modify, patch.ToJsonString(), current.Version));
+                Log.ShardRemovalAdvanced(logger, shard, removal.State);
+                return ToShardEntry(await actor.GetRecord());
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.VersionMismatch && attempt < 10)
+            {
+                // Changed meanwhile (a fail-over recorded, replica states): read it again.
+            }
+        }
+    }
+
+    // Replicas, primaries and metadata of a shard being removed no longer change: what the removal seals is what it drains.
+    internal static Pr2Exception BeingRemoved(int shard, ShardRemoval removal, string what) =>
+        new(ErrorCode.ShardRemoved, $"shard {shard} is being removed ({removal.State} since {removal.Since:u}); {what}");
 
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<int>>> GetAgents()
     {
@@ -518,11 +619,16 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
     // Sends an insert or a modify (expecting the version read) only when the configured members differ from
     // the record's; members the record has beyond them (and beyond <paramref name="initial"/>, which only seed a new
     // record) are removed.
-    private async Task RecordAsync(string actorId, JsonObject desired, JsonObject? initial = null)
+    private async Task RecordAsync(string actorId, JsonObject desired, JsonObject? initial = null, Func<JsonObject, bool>? leaveAlone = null)
     {
         var actor = GrainFactory.GetGrain<IActorGrain>(ControlShard, actorId, null);
         var current = await actor.GetRecord();
         var state = current.State is { } text ? JsonNode.Parse(text)!.AsObject() : null;
+        if (state is not null && leaveAlone?.Invoke(state) == true)
+        {
+            return; // decided on the version read: a change after it makes the modify below a VersionMismatch
+        }
+
         if (state is not null && desired.All(member => JsonNode.DeepEquals(state[member.Key], member.Value))
             && state.All(member => desired.ContainsKey(member.Key) || initial?.ContainsKey(member.Key) == true))
         {

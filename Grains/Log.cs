@@ -92,6 +92,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} added, joining (anti-entropy fills it; it serves once admitted)")]
     public static partial void ReplicaAdded(ILogger logger, int shard, int replica);
 
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "Shard {Shard}: removal {State}")]
+    public static partial void ShardRemovalAdvanced(ILogger logger, int shard, string state);
+
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} caught up and admitted: it serves reads and counts toward acknowledgements")]
     public static partial void ReplicaAdmitted(ILogger logger, int shard, int replica);
 

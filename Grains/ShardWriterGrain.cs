@@ -701,7 +701,22 @@ public sealed class ShardWriterGrain(
                 $"shard {ShardCode}: replica {replica} is still joining (catching up); it can become the primary once it serves; retry later");
         }
 
-        return await OneAtATimeAsync(() => MoveAsync(replica));
+        return await OneAtATimeAsync(async () =>
+        {
+            await RefuseIfBeingRemovedAsync("its primary no longer moves");
+            return await MoveAsync(replica);
+        });
+    }
+
+    // A shard being removed keeps the replicas and primary its seal found. Asked inside OneAtATimeAsync, where the seal
+    // runs too: a change either finishes before the seal starts or, starting after it, finds the removal recorded.
+    private async Task RefuseIfBeingRemovedAsync(string what)
+    {
+        var record = await GrainFactory.GetGrain<IActorGrain>(0, $"shard/{ShardCode}", null).GetRecord();
+        if (record.Status == RecordStatus.Live && DirectoryGrain.TryToShardEntry(record)?.Removal is { } removal)
+        {
+            throw DirectoryGrain.BeingRemoved(ShardCode, removal, what);
+        }
     }
 
     // Moves and admissions one at a time: a second one waits for the first, then starts from wherever that left the writer.
@@ -802,7 +817,11 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode}: replica {replica} was removed; add a new replica instead");
         }
 
-        return Set.IsMember(replica) || await OneAtATimeAsync(() => AdmitAsync(replica));
+        return Set.IsMember(replica) || await OneAtATimeAsync(async () =>
+        {
+            await RefuseIfBeingRemovedAsync("its replicas are no longer admitted");
+            return await AdmitAsync(replica);
+        });
     }
 
     // Like a planned move onto the same primary: the replica catches up while writes go on; then the writer drains, the
@@ -1009,7 +1028,11 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, "shard 0's replicas are configured (Pr2:Topology:Shards:0); they are not removed at runtime");
         }
 
-        return Set.IsRemoved(replica) || await OneAtATimeAsync(() => RemoveAsync(replica));
+        return Set.IsRemoved(replica) || await OneAtATimeAsync(async () =>
+        {
+            await RefuseIfBeingRemovedAsync("its replicas are no longer removed one by one");
+            return await RemoveAsync(replica);
+        });
     }
 
     // A joining replica was never counted: it is only recorded removed. A member is removed like a planned move onto the
