@@ -28,11 +28,14 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// <summary>
     /// Before an actor refuses a message: the first acknowledgement of <paramref name="messageId"/> if the shard
     /// accepted it earlier (once the shard's ack policy holds for it), <see cref="ErrorCode.IdempotencyConflict"/> if
-    /// it was accepted with other content, or null when it was not and never will be. While an earlier append of it
+    /// it was accepted with other content, or null when it was not and never will be and <paramref name="actor"/>'s
+    /// journal on the primary is still at <paramref name="judgedVersion"/> (the version the refusal was judged against).
+    /// Entries the actor lacked may arrive while this settles what earlier writers left on other replicas: then
+    /// <see cref="ErrorCode.StaleActor"/>, and the actor reads its journal and judges again. While an earlier append of it
     /// may still commit somewhere (in flight on a replica that stopped answering), <see cref="ErrorCode.ShardUnavailable"/>:
     /// the outcome is unknown, and a retry with the same MessageId gets the true one.
     /// </summary>
-    Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash);
+    Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash, ActorRef actor, long judgedVersion);
 
     /// <summary>The shard's committed head: last position and Lamport clock.</summary>
     Task<ShardHead> GetHead();
@@ -99,4 +102,13 @@ public interface IShardWriterGrain : IGrainWithIntegerKey
     /// nothing changed.
     /// </summary>
     Task<bool> RemoveReplica(int replica);
+
+    /// <summary>
+    /// Seals the shard for its removal (its directory record must say the removal began): the writer commits what it has
+    /// queued and stops, every live replica is retired (no writer commits or opens there again), the replicas are made
+    /// equal, and each is marked sealed, after which any of them answers for the journal (acknowledgements by MessageId,
+    /// strong reads). Returns each live replica's journal head. A replica not answering: <see cref="ErrorCode.ShardUnavailable"/>
+    /// naming it (the seal waits for it; run again). Idempotent.
+    /// </summary>
+    Task<IReadOnlyDictionary<int, long>> Seal();
 }

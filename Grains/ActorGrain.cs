@@ -118,7 +118,25 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
             {
                 // A retry of a message accepted earlier is not refused: it gets its first acknowledgement (once the ack
                 // policy holds for it), and while an earlier append of it may still commit, the outcome is unknown.
-                var earlier = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).FindAccepted(message.MessageId, hash).WaitAsync(budget);
+                WriteAck? earlier;
+                try
+                {
+                    earlier = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).FindAccepted(message.MessageId, hash, self, record.Version).WaitAsync(budget);
+                }
+                catch (Pr2Exception e) when (e.Code == ErrorCode.StaleActor)
+                {
+                    // Entries of this actor reached the primary while the writer settled (gathered from a replica an
+                    // earlier writer used): judged against them, the message may well be accepted. Read and judge again,
+                    // and after a few rounds let the writer judge it against the journal under its lock.
+                    _loaded = false;
+                    if (attempt < 2)
+                    {
+                        continue;
+                    }
+
+                    return await AppendJudgedByWriterAsync(self, new AppendRequest(message, body.Canonical, hash, 0), budget);
+                }
+
                 if (earlier is not null)
                 {
                     _loaded = false; // accepted before, possibly after this activation loaded: read the journal next time
@@ -252,8 +270,12 @@ public sealed class ActorGrain(ShardRegistry shards, TopologyFollower topology, 
         {
             try
             {
-                set.Promote(await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary).WaitAsync(budget));
-                return (await read(set.Primary, self, budget).WaitAsync(budget)).Value;
+                var current = await GrainFactory.GetGrain<IShardWriterGrain>(self.Shard).ReportUnreachable(primary).WaitAsync(budget);
+                set.Promote(current);
+                // As above: only a read that says it is on the primary (the writer may have moved on since it answered).
+                var (value, confirmed) = await read(set.Replicas[current], self, budget).WaitAsync(budget);
+                return confirmed ? value : throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                    $"shard {self.Shard}: replica {current} is not yet the primary its writer names (the primary is changing); retry");
             }
             catch (Exception again) when (again is NpgsqlException or TimeoutException)
             {

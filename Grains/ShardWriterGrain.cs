@@ -49,6 +49,9 @@ public sealed class ShardWriterGrain(
 
     private Task<JournalWriter>? _opening;
 
+    // Set once a replica was found retired (the shard's removal began): no writer opens again, so none is tried.
+    private Pr2Exception? _retired;
+
     // The open writer's replication gate, when the ack policy needs more than the primary.
     private ReplicationGate? _gate;
 
@@ -150,11 +153,32 @@ public sealed class ShardWriterGrain(
 
     // A refusal (StaleActor) while an earlier attempt may still commit is not one the actor may act on: it would reload a
     // record without that entry and refuse for good.
-    private Task<WriteAck> AppendAsync(AppendRequest request, bool attemptedBefore) =>
-        WriteAsync([request.Message.MessageId], attemptedBefore, writer => writer.TryAppendAsync(request),
-            ack => ack.Duplicate ? ack with { Duplicate = false } : ack, refusal => refusal.Code == ErrorCode.StaleActor);
+    private async Task<WriteAck> AppendAsync(AppendRequest request, bool attemptedBefore)
+    {
+        try
+        {
+            return await WriteAsync([request.Message.MessageId], attemptedBefore, writer => writer.TryAppendAsync(request),
+                ack => ack.Duplicate ? ack with { Duplicate = false } : ack, refusal => refusal.Code == ErrorCode.StaleActor);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return (await SealedAcksAsync([request], attemptedBefore))[0];
+        }
+    }
 
     public async Task<BatchAck> AppendBatch(AppendRequest[] requests, bool attemptedBefore)
+    {
+        try
+        {
+            return await AppendBatchAsync(requests, attemptedBefore);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return new BatchAck(await SealedAcksAsync(requests, attemptedBefore));
+        }
+    }
+
+    private async Task<BatchAck> AppendBatchAsync(AppendRequest[] requests, bool attemptedBefore)
     {
         var messageIds = requests.Select(r => r.Message.MessageId).ToArray();
         // A batch is judged by the writer alone (no actor asks FindAccepted first): what an abandoned writer may still
@@ -282,7 +306,7 @@ public sealed class ShardWriterGrain(
                 throw maybeWritten ? OutcomeUnknown(messageIds[0]) : new Pr2Exception(ErrorCode.ShardUnavailable,
                     $"shard {ShardCode}: its writer is still opening (failing over, or switching for a move, an admission or a removal); retry with the same MessageId");
             }
-            catch (Pr2Exception) when (maybeWritten)
+            catch (Pr2Exception e) when (maybeWritten && e.Code != ErrorCode.ShardRemoved)
             {
                 throw OutcomeUnknown(messageIds[0]);
             }
@@ -373,9 +397,20 @@ public sealed class ShardWriterGrain(
     // Whether an attempt of these messages may have committed on a writer given up: in doubt, or past what is recorded.
     private bool MaybeWritten(Guid[] messageIds) => _doubtsOverflowed || messageIds.Any(_inDoubt.ContainsKey);
 
-    public async Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash)
+    public async Task<WriteAck?> FindAccepted(Guid messageId, byte[] contentHash, ActorRef actor, long judgedVersion)
     {
-        var writer = await GetWriterAsync();
+        JournalWriter writer;
+        try
+        {
+            writer = await GetWriterAsync();
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            var sealedReplica = Set.Replicas[await SealedReplicaAsync()];
+            var found = await FindOnAsync(sealedReplica, messageId);
+            return found is { } earlier ? EarlierOrConflict(messageId, contentHash, earlier) : await JudgedOnAsync(sealedReplica, actor, judgedVersion);
+        }
+
         // Found on the primary, it was accepted whatever other replicas hold; not found, it may still be on a replica an
         // earlier writer used that was not gathered since this one took over: gather those and look again.
         for (var settled = false; ; settled = true)
@@ -411,16 +446,37 @@ public sealed class ShardWriterGrain(
             throw OutcomeUnknown(messageId);
         }
 
-        return null;
+        // The gather above (or one by another call, or a fail-over) may have brought the primary entries of the actor its
+        // refusal was not judged against: the refusal stands only against the journal as it is now, on this writer's primary.
+        if (!IsOpen(writer))
+        {
+            throw NotFinal($"message {messageId}");
+        }
+
+        return await JudgedOnAsync(writer.Source, actor, judgedVersion);
+    }
+
+    // Null when the actor's latest version on the replica is the one judged; StaleActor otherwise.
+    private async Task<WriteAck?> JudgedOnAsync(NpgsqlDataSource replica, ActorRef actor, long judgedVersion)
+    {
+        long latest;
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout * 2);
+            (latest, _) = await JournalStore.LatestVersionOnPrimaryAsync(replica, actor, timeout.Token).WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            throw Unavailable(e);
+        }
+
+        return latest == judgedVersion ? null : throw new Pr2Exception(ErrorCode.StaleActor,
+            $"{actor} is at version {latest} on the primary, not {judgedVersion} as judged (entries of it arrived from another replica); judge again");
     }
 
     private async Task<WriteAck> EarlierAckAsync(JournalWriter writer, Guid messageId, byte[] contentHash, (JournalEntry Entry, byte[] ContentHash) earlier)
     {
-        if (!earlier.ContentHash.AsSpan().SequenceEqual(contentHash))
-        {
-            throw new Pr2Exception(ErrorCode.IdempotencyConflict,
-                $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
-        }
+        EarlierOrConflict(messageId, contentHash, earlier);
 
         // Committed on the primary is not yet acknowledged under Quorum or All: the same gate as a commit, the gate of
         // the writer on the replica it was found on (a reentrant call may have failed the writer over meanwhile).
@@ -442,6 +498,163 @@ public sealed class ShardWriterGrain(
         }
 
         return JournalStore.ToAck(earlier.Entry, duplicate: true);
+    }
+
+    // The first acknowledgement of a message found in the journal, or IdempotencyConflict when its content differs.
+    private static WriteAck EarlierOrConflict(Guid messageId, byte[] contentHash, (JournalEntry Entry, byte[] ContentHash) earlier) =>
+        earlier.ContentHash.AsSpan().SequenceEqual(contentHash) ? JournalStore.ToAck(earlier.Entry, duplicate: true)
+            : throw new Pr2Exception(ErrorCode.IdempotencyConflict,
+                $"MessageId {messageId} was already used for a different message (to {earlier.Entry.Actor}); use a new MessageId");
+
+    private async Task<(JournalEntry Entry, byte[] ContentHash)?> FindOnAsync(NpgsqlDataSource replica, Guid messageId)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ProbeTimeout * 2);
+            return await JournalStore.FindAsync(replica, ShardCode, messageId, timeout.Token).WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            throw Unavailable(e);
+        }
+    }
+
+    // A retired shard's answer to a write: the journal is final once sealed, so a message found there (an earlier attempt,
+    // acknowledged or not) gets its acknowledgement, and one not found was never written and never will be: ShardRemoved.
+    // An atomic batch is wholly there or not at all.
+    private async Task<WriteAck[]> SealedAcksAsync(AppendRequest[] requests, bool attemptedBefore)
+    {
+        var replica = Set.Replicas[await SealedReplicaAsync()];
+        var acks = new WriteAck?[requests.Length];
+        for (var i = 0; i < requests.Length; i++)
+        {
+            var id = requests[i].Message.MessageId;
+            // An earlier attempt of this very call (or one in doubt here) is this call's own, not an earlier call's.
+            acks[i] = await FindOnAsync(replica, id) is { } earlier
+                ? EarlierOrConflict(id, requests[i].ContentHash, earlier) with { Duplicate = !attemptedBefore && !MaybeWritten([id]) }
+                : null;
+        }
+
+        if (acks.All(a => a is null))
+        {
+            throw new Pr2Exception(ErrorCode.ShardRemoved, requests.Length == 1
+                ? $"shard {ShardCode} was removed: message {requests[0].Message.MessageId} was not written, and the shard takes no more writes"
+                : $"shard {ShardCode} was removed: the batch of {requests.Length} was not written, and the shard takes no more writes");
+        }
+
+        var found = Array.FindIndex(acks, a => a is not null);
+        return acks.All(a => a is not null) ? [.. acks.Select(a => a!)] : throw new Pr2Exception(ErrorCode.IdempotencyConflict,
+            $"part of this batch (MessageId {requests[found].Message.MessageId}) was accepted in another batch or alone; use new MessageIds");
+    }
+
+    // A replica of the retired shard that is sealed (retired, made equal to the others, then marked: primary_term = epoch),
+    // the last primary first. Until one answers, whether an earlier attempt was written is not known: not final.
+    private async Task<int> SealedReplicaAsync()
+    {
+        foreach (var index in Set.Live.OrderBy(i => i == Set.PrimaryIndex ? 0 : 1))
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(ProbeTimeout);
+                await using var command = Set.Replicas[index].CreateCommand("select retired_at is not null and primary_term = epoch from pr2_writer_head");
+                if (await command.ExecuteScalarAsync(timeout.Token).WaitAsync(timeout.Token) is true)
+                {
+                    return index;
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                // Not answering: another may.
+            }
+        }
+
+        throw new Pr2Exception(ErrorCode.ShardUnavailable,
+            $"shard {ShardCode} is being removed and its replicas are not sealed yet, so whether an earlier attempt was written is not known yet; retry with the same MessageId");
+    }
+
+    public Task<IReadOnlyDictionary<int, long>> Seal() => OneAtATimeAsync(SealAsync);
+
+    private async Task<IReadOnlyDictionary<int, long>> SealAsync()
+    {
+        await topology.RefreshShardAsync(ShardCode);
+        var record = await GrainFactory.GetGrain<IActorGrain>(0, $"shard/{ShardCode}", null).GetRecord();
+        if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record)?.Removal is null)
+        {
+            throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} is not being removed: it is sealed only by its removal");
+        }
+
+        // What the writer has queued commits (and is acknowledged) first; then it takes nothing more. A writer that cannot
+        // drain is given up: its commits in flight land before the retire below or fail (the retire takes the head's lock).
+        if (_opening is { IsCompletedSuccessfully: true } opening)
+        {
+            localWriters.Withdraw(opening.Result);
+            await TryDrainAsync(opening.Result);
+            _opening = null;
+        }
+
+        var set = Set;
+        var unreached = new List<int>();
+        foreach (var index in set.Live)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(options.Value.CallTimeout / 2);
+                await JournalWriter.RetireAsync(set.Replicas[index], timeout.Token).WaitAsync(timeout.Token);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                unreached.Add(index);
+            }
+        }
+
+        _retired = Retired();
+        if (unreached.Count > 0)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {ShardCode} is being sealed for its removal: replica {string.Join(", ", unreached)} does not answer, and the seal waits for it (it may hold acknowledged entries no other has); bring it back and run again");
+        }
+
+        // Retired everywhere, nothing commits any more: each replica takes what the others hold, until all are equal.
+        using var copying = new CancellationTokenSource(options.Value.CallTimeout * 6);
+        try
+        {
+            while (true)
+            {
+                var vectors = new Dictionary<int, VersionVector>();
+                foreach (var index in set.Live)
+                {
+                    vectors[index] = await VersionVector.ReadAsync(set.Replicas[index], copying.Token).WaitAsync(copying.Token);
+                }
+
+                var lacking = set.Live.SelectMany(to => set.Live.Where(from => from != to && vectors[to].Behind(vectors[from]) > 0).Select(from => (from, to))).ToList();
+                if (lacking.Count == 0)
+                {
+                    break;
+                }
+
+                foreach (var (from, to) in lacking)
+                {
+                    await ReplicaSync.PushAllAsync(set.Replicas[from], set.Replicas[to], cancellationToken: copying.Token).WaitAsync(copying.Token);
+                }
+            }
+
+            // Equal and final: each is marked sealed, from which any of them answers for the journal; then their heads.
+            var heads = new Dictionary<int, long>();
+            foreach (var index in set.Live)
+            {
+                await using var command = set.Replicas[index].CreateCommand(
+                    "update pr2_writer_head set primary_term = epoch, updated_at = now() where retired_at is not null returning position");
+                heads[index] = (long)(await command.ExecuteScalarAsync(copying.Token).WaitAsync(copying.Token))!;
+            }
+
+            Log.ShardSealed(logger, ShardCode, string.Join(", ", heads.Select(h => $"replica {h.Key} at {h.Value}")));
+            return heads;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException)
+        {
+            throw new Pr2Exception(ErrorCode.ShardUnavailable,
+                $"shard {ShardCode} is being sealed for its removal: its retired replicas could not be made equal ({DatabaseFailure.Describe(e)}); run again");
+        }
     }
 
     // Stops the writer sending anything more and remembers what it may still commit on its replica.
@@ -541,7 +754,16 @@ public sealed class ShardWriterGrain(
 
     public async Task<int> GetStrongPrimary()
     {
-        var writer = await GetWriterAsync();
+        JournalWriter writer;
+        try
+        {
+            writer = await GetWriterAsync();
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return await SealedReplicaAsync(); // sealed, every replica holds all the shard ever acknowledged
+        }
+
         var primary = PrimaryOf(writer);
         foreach (var replica in _unheard?.Where(Set.IsMember).ToArray() ?? [])
         {
@@ -665,11 +887,30 @@ public sealed class ShardWriterGrain(
         _acknowledged[origin] = Math.Max(_acknowledged.GetValueOrDefault(origin), position);
     }
 
-    public async Task<int> GetPrimary() => PrimaryOf(await GetWriterAsync());
+    public async Task<int> GetPrimary()
+    {
+        try
+        {
+            return PrimaryOf(await GetWriterAsync());
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return await SealedReplicaAsync(); // reads go on where the sealed journal is
+        }
+    }
 
     public async Task<int> ReportUnreachable(int primary)
     {
-        var writer = await GetWriterAsync();
+        JournalWriter writer;
+        try
+        {
+            writer = await GetWriterAsync();
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return await SealedReplicaAsync();
+        }
+
         if (primary == PrimaryOf(writer) && !await AnswersAsync(Set.Replicas[primary]))
         {
             Abandon(writer);
@@ -1227,6 +1468,11 @@ public sealed class ShardWriterGrain(
 
     private Task<JournalWriter> GetWriterAsync()
     {
+        if (_retired is { } retired)
+        {
+            return Task.FromException<JournalWriter>(retired);
+        }
+
         if (_opening is null || _opening.IsFaulted)
         {
             _opening = OpenAsync();
@@ -1265,7 +1511,7 @@ public sealed class ShardWriterGrain(
                 // A retired replica takes no fence: the shard's removal began, and no writer opens again (final).
                 if (await RetiredAsync(set, reachable))
                 {
-                    throw new Pr2Exception(ErrorCode.ShardRemoved, $"shard {ShardCode} was retired (its removal began): it takes no more writes");
+                    throw _retired = Retired();
                 }
 
                 throw new Pr2Exception(ErrorCode.ShardUnavailable,
@@ -1472,6 +1718,8 @@ public sealed class ShardWriterGrain(
             Log.PrimaryNotRecorded(logger, e, ShardCode, primary);
         }
     }
+
+    private Pr2Exception Retired() => new(ErrorCode.ShardRemoved, $"shard {ShardCode} was retired (its removal began): it takes no more writes");
 
     private Pr2Exception Unavailable(Exception e) =>
         new(ErrorCode.ShardUnavailable, $"shard {ShardCode} primary is unavailable ({DatabaseFailure.Describe(e)}); retry with the same MessageId");

@@ -99,6 +99,63 @@ public sealed class ExactAnswerTests(TwoPostgresServers servers) : IClassFixture
     }
 
     [Fact]
+    public async Task A_refusal_judged_before_the_writer_gathers_what_an_earlier_primary_acknowledged_is_judged_again_against_it()
+    {
+        var (settings, replicas) = Topology("regather", "Primary", copies: 2);
+        settings["Pr2:Write:CallTimeoutSeconds"] = "10";
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        const string actor = "order/regather";
+        var insert = await client.SendAsync(Shard, actor, MessageKind.Insert, """{"v": 1}""");
+        await Eventually.TrueAsync(() => HoldsAsync(replicas[1], insert.MessageId), TimeSpan.FromSeconds(30), "replica 1 has the insert");
+
+        // Versions 2..4 are acknowledged on replica 0 alone (Primary policy); then replica 0 stops, and a write to another
+        // actor fails the writer over to replica 1, which holds version 1. Nothing is in flight anywhere.
+        try
+        {
+            await _serverB.Server.PauseAsync();
+            for (var v = 2; v <= 4; v++)
+            {
+                await client.SendAsync(Shard, actor, MessageKind.Modify, $$"""{"v": {{v}}}""");
+            }
+
+            await _serverA.Server.PauseAsync();
+            await _serverB.Server.ResumeAsync();
+            await Retrying.SendAsync(client, new Message(Guid.NewGuid(), "test", new ActorRef(Shard, "order/elsewhere"), MessageKind.Insert, "{}"));
+        }
+        finally
+        {
+            await _serverA.Server.ResumeAsync();
+            await _serverB.Server.ResumeAsync();
+        }
+
+        // Replica 0 answers again, not yet gathered into the new primary by the writer (anti-entropy may copy it first).
+        // An actor that read version 1 on the new primary asks the writer before refusing: the writer gathers replica 0,
+        // and a message not found is no reason to refuse while the actor's journal moved on past what it judged.
+        var writer = cluster.Client.GetGrain<IShardWriterGrain>(Shard);
+        Exception? stale;
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30); ; await Task.Delay(100))
+        {
+            // Not final while replica 0 is not yet fenced and gathered (it may still be starting to answer again).
+            stale = await Record.ExceptionAsync(() => writer.FindAccepted(Guid.NewGuid(), [1], new ActorRef(Shard, actor), judgedVersion: 1));
+            if (stale is not Pr2Exception { Code: ErrorCode.ShardUnavailable } || DateTime.UtcNow > deadline)
+            {
+                break;
+            }
+        }
+
+        Assert.True(stale is Pr2Exception { Code: ErrorCode.StaleActor }, $"a refusal judged at version 1 after the gather: {Describe(stale)}");
+        Assert.Null(await writer.FindAccepted(Guid.NewGuid(), [1], new ActorRef(Shard, actor), judgedVersion: 4));
+
+        // Through the actor: a new activation reads its journal where the writer's primary is and judges there.
+        await cluster.Client.GetGrain<IActorGrain>(Shard, actor, null).AsReference<IGrainManagementExtension>().DeactivateOnIdle();
+        var message = new Message(Guid.NewGuid(), "test", new ActorRef(Shard, actor), MessageKind.Modify, """{"v": 5}""", ExpectedVersion: 4);
+        var answers = new List<string>();
+        var sent = await Record.ExceptionAsync(async () => answers.Add($"acknowledged at version {(await Retrying.SendAsync(client, message, e => answers.Add(Describe(e)))).Version}"));
+        Assert.True(sent is null && answers[^1] == "acknowledged at version 5", $"answers: {string.Join(" | ", answers)}; final: {Describe(sent)}");
+    }
+
+    [Fact]
     public async Task A_batch_in_flight_on_a_lost_primary_gets_no_final_answer_while_it_may_still_commit_and_then_the_true_one()
     {
         var (settings, replicas) = Topology("batch_doubt", "Primary", copies: 2);
