@@ -83,7 +83,9 @@ public enum ErrorCode
     OperationCanceled = 21,
 
     /// <summary>
-    /// The shard was retired (its removal began): it takes no more writes, on any replica, from any writer. Not retriable.
+    /// The shard was removed, or its removal began: a write to it was not written and never will be (a retry of a message
+    /// written before the seal gets its acknowledgement instead), and replicas, metadata and primary no longer change. Not
+    /// retriable.
     /// </summary>
     ShardRemoved = 22,
 }

@@ -95,6 +95,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "Shard {Shard}: removal {State}")]
     public static partial void ShardRemovalAdvanced(ILogger logger, int shard, string state);
 
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Warning, Message = "Shard {Shard} sealed for its removal: {Heads}")]
+    public static partial void ShardSealed(ILogger logger, int shard, string heads);
+
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} caught up and admitted: it serves reads and counts toward acknowledgements")]
     public static partial void ReplicaAdmitted(ILogger logger, int shard, int replica);
 

@@ -1,0 +1,163 @@
+using PR2.Client;
+using PR2.Tests.Infrastructure;
+
+namespace PR2.Tests;
+
+/// <summary>
+/// Sealing a shard for its removal under writers, with one replica stopped when it begins: the seal waits for that
+/// replica, then retires every replica and makes them equal. Afterwards the replicas hold every acknowledged entry and
+/// none of a refused one; every retry is answered by the sealed journal (its first acknowledgement, or the same final
+/// <see cref="ErrorCode.ShardRemoved"/>); strong reads are served from it.
+/// </summary>
+public sealed class ShardSealTests(TwoPostgresServers servers) : IClassFixture<TwoPostgresServers>
+{
+    private const int Shard = 1;
+
+    [Fact]
+    public async Task A_shard_sealed_under_writers_keeps_every_ack_answers_every_retry_by_its_journal_and_writes_nothing_after()
+    {
+        // Shard 0 and replica 0 on server A, replica 1 on server B; acknowledged on one replica (Primary policy).
+        var control = servers.A.CreateTopology("seal", 0);
+        var onA = servers.A.CreateTopology("seal_a", Shard);
+        var onB = servers.B.CreateTopology("seal_b", Shard);
+        var settings = new Dictionary<string, string?>(control.Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = onA.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = onB.Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:AckPolicy"] = "Primary",
+        };
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        var replicas = new[] { onA.Database(Shard), onB.Database(Shard) };
+
+        // Writers (single messages and atomic batches) retry each message with the same MessageId until a final answer,
+        // and stop once a fresh one is refused for good.
+        var acknowledged = new System.Collections.Concurrent.ConcurrentDictionary<Guid, (Message Message, WriteAck Ack)>();
+        var removed = new System.Collections.Concurrent.ConcurrentBag<Message>();
+        var others = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; ; i++)
+            {
+                Message[] messages = w == 3
+                    ? [Fresh($"item/batch-{i}-a", MessageKind.Insert), Fresh($"item/batch-{i}-b", MessageKind.Insert)]
+                    : [i == 0 ? Fresh($"item/w{w}", MessageKind.Insert) : Fresh($"item/w{w}", MessageKind.Modify)];
+                switch (await FinalAsync(() => messages.Length == 1 ? client.SendAsync(messages[0]).ContinueWith(t => new[] { t.Result }) : client.SendBatchAsync(Shard, messages).ContinueWith(t => t.Result.Acks)))
+                {
+                    case WriteAck[] acks:
+                        for (var m = 0; m < messages.Length; m++)
+                        {
+                            acknowledged[messages[m].MessageId] = (messages[m], acks[m]);
+                        }
+
+                        break;
+                    case Pr2Exception { Code: ErrorCode.ShardRemoved }:
+                        messages.ToList().ForEach(removed.Add);
+                        return;
+                    case var other:
+                        others.Add($"{messages[0].Receiver}: {other}");
+                        return;
+                }
+            }
+        })).ToArray();
+
+        // Replica 1 takes no copies (its journal held locked by the test, as a slow server would), then stops: what is
+        // acknowledged is on replica 0 alone when the removal begins. The seal waits for replica 1 to answer (it could hold
+        // acknowledged entries no other has), and then until it holds every entry the other has.
+        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.Count >= 10), TimeSpan.FromSeconds(30), "writes acknowledged before the lock");
+        await using var copies = await replicas[1].OpenConnectionAsync();
+        var holding = await copies.BeginTransactionAsync();
+        await using (var lockJournal = new Npgsql.NpgsqlCommand("lock table pr2_journal in share mode", copies, holding))
+        {
+            await lockJournal.ExecuteNonQueryAsync();
+        }
+
+        var writer = cluster.Client.GetGrain<IShardWriterGrain>(Shard);
+        Task<IReadOnlyDictionary<int, long>> sealing;
+        try
+        {
+            var before = acknowledged.Count;
+            await Eventually.TrueAsync(() => Task.FromResult(acknowledged.Count >= before + 20), TimeSpan.FromSeconds(30), "writes acknowledged on replica 0 alone");
+            await servers.B.Server.PauseAsync();
+            await cluster.Client.GetGrain<IDirectoryGrain>(0).RemoveShard(Shard);
+            var waiting = await Assert.ThrowsAsync<Pr2Exception>(() => writer.Seal());
+            Assert.True(waiting is { Code: ErrorCode.ShardUnavailable } && waiting.Message.Contains("replica 1 does not answer", StringComparison.Ordinal), waiting.Message);
+        }
+        finally
+        {
+            await servers.B.Server.ResumeAsync();
+        }
+
+        sealing = Retrying.CallAsync(() => writer.Seal());
+        if (await Task.WhenAny(sealing, Task.Delay(TimeSpan.FromSeconds(3))) == sealing)
+        {
+            var early = await Record.ExceptionAsync(() => sealing);
+            Assert.Fail($"the seal ended while replica 1 could take none of replica 0's entries: {early?.Message ?? "sealed"}");
+        }
+
+        await holding.RollbackAsync();
+        var heads = await sealing;
+        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Empty(others);
+        Assert.Equal(4, removed.Count(m => m.Receiver.ActorId.StartsWith("item/w", StringComparison.Ordinal)) + removed.Count(m => m.Receiver.ActorId.EndsWith("-a", StringComparison.Ordinal)));
+
+        // Sealed: the replicas hold the same entries, every acknowledged one and none refused, up to the heads recorded.
+        var held = await Task.WhenAll(replicas.Select(ReplicaContents.MessageIdsAsync));
+        Assert.Equal(held[0].Order(), held[1].Order());
+        Assert.Empty(acknowledged.Keys.Except(held[0]));
+        Assert.Empty(removed.Select(m => m.MessageId).Intersect(held[0]));
+        for (var r = 0; r < replicas.Length; r++)
+        {
+            await using var head = replicas[r].CreateCommand("select position from pr2_writer_head");
+            Assert.Equal(heads[r], (long)(await head.ExecuteScalarAsync())!);
+        }
+
+        // Every retry is answered by the journal: its first acknowledgement, or the same final refusal.
+        foreach (var (message, ack) in acknowledged.Values.Where(a => a.Message.Receiver.ActorId.StartsWith("item/w", StringComparison.Ordinal)))
+        {
+            var again = await client.SendAsync(message);
+            Assert.Equal((ack.Position, ack.Version, true), (again.Position, again.Version, again.Duplicate));
+        }
+
+        foreach (var message in removed.Where(m => m.Receiver.ActorId.StartsWith("item/w", StringComparison.Ordinal)))
+        {
+            Assert.Equal(ErrorCode.ShardRemoved, (await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(message))).Code);
+        }
+
+        var changed = acknowledged.Values.First().Message with { Body = """{"changed": true}""" };
+        Assert.Equal(ErrorCode.IdempotencyConflict, (await Assert.ThrowsAsync<Pr2Exception>(() => client.SendAsync(changed))).Code);
+
+        // Strong reads are served from the sealed journal: each writer's actor at as many versions as it was acknowledged.
+        for (var w = 0; w < 3; w++)
+        {
+            var versions = acknowledged.Values.Count(a => a.Message.Receiver.ActorId == $"item/w{w}");
+            Assert.Equal(versions, (await client.ReadRecordAsync(Shard, $"item/w{w}", ReadConsistency.Strong)).Record.Version);
+        }
+    }
+
+    private static Message Fresh(string actor, MessageKind kind) =>
+        new(Guid.NewGuid(), "test", new ActorRef(Shard, actor), kind, kind == MessageKind.Insert ? "{}" : $$"""{"at": "{{Guid.NewGuid():N}}"}""");
+
+    // The acknowledgements, or the final refusal (a retriable answer past 30 s counts as final too: the test fails on it).
+    private static async Task<object> FinalAsync(Func<Task<WriteAck[]>> send)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                return await send();
+            }
+            catch (Exception e) when (e is Pr2Exception or AggregateException { InnerException: Pr2Exception })
+            {
+                var refusal = e as Pr2Exception ?? (Pr2Exception)e.InnerException!;
+                if (!refusal.IsRetriable || DateTime.UtcNow > deadline)
+                {
+                    return refusal;
+                }
+
+                await Task.Delay(50);
+            }
+        }
+    }
+}
