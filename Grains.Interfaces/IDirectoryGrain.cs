@@ -49,7 +49,8 @@ public interface IDirectoryGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// Moves <paramref name="shard"/>'s removal on to <paramref name="state"/>, the next of <see cref="ShardRemoval.States"/>
-    /// (from <c>draining</c> on, with the heads its replicas were sealed at); a state already reached is answered as it is.
+    /// (entering <c>draining</c>, with the heads its replicas were sealed at, which later states keep); a state already
+    /// reached is answered as it is.
     /// Called by the removal's own steps.
     /// </summary>
     Task<ShardEntry> AdvanceShardRemoval(int shard, string state, IReadOnlyDictionary<int, long>? sealedHeads);

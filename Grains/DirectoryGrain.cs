@@ -501,9 +501,9 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             throw new Pr2Exception(ErrorCode.BadMessage, $"a removal advances to one of {string.Join(", ", ShardRemoval.States.Skip(1))}, not {state}");
         }
 
-        if (ShardRemoval.Order(state) >= ShardRemoval.Order(ShardRemoval.Draining) && sealedHeads is null)
+        if (state == ShardRemoval.Draining && sealedHeads is null)
         {
-            throw new Pr2Exception(ErrorCode.BadMessage, $"a removal enters {state} with the heads it was sealed at");
+            throw new Pr2Exception(ErrorCode.BadMessage, $"a removal enters {state} with the heads it was sealed at (later states keep them)");
         }
 
         // Only forward, one state at a time: a repeat (a removal grain that ran again after a crash) finds it done.
@@ -549,6 +549,16 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             {
                 // Changed meanwhile (a fail-over recorded, replica states): read it again.
             }
+        }
+    }
+
+    /// <summary>Refuses (<see cref="ErrorCode.ShardRemoved"/>) when the shard's directory record says its removal began.</summary>
+    internal static async Task RefuseIfBeingRemovedAsync(IGrainFactory grains, int shard, string what)
+    {
+        var record = await grains.GetGrain<IActorGrain>(ControlShard, $"shard/{shard}", null).GetRecord();
+        if (record.Status == RecordStatus.Live && TryToShardEntry(record)?.Removal is { } removal)
+        {
+            throw BeingRemoved(shard, removal, what);
         }
     }
 

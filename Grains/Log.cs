@@ -98,6 +98,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1015, Level = LogLevel.Warning, Message = "Shard {Shard} sealed for its removal: {Heads}")]
     public static partial void ShardSealed(ILogger logger, int shard, string heads);
 
+    [LoggerMessage(EventId = 1016, Level = LogLevel.Information, Message = "Shard {Shard}: its removal waits: {Reason}")]
+    public static partial void ShardRemovalWaits(ILogger logger, int shard, string reason);
+
+    [LoggerMessage(EventId = 1017, Level = LogLevel.Warning, Message = "Shard {Shard}: whether its removal began could not be read from the directory ({Reason}); the change goes on")]
+    public static partial void RemovalNotChecked(ILogger logger, int shard, string reason);
+
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} caught up and admitted: it serves reads and counts toward acknowledgements")]
     public static partial void ReplicaAdmitted(ILogger logger, int shard, int replica);
 

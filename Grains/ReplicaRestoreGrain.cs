@@ -70,6 +70,9 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {code} has replicas 0 to {set.Replicas.Count - 1} (removed ones not restored), not {replica}");
         }
 
+        // A restored replica comes back unretired: in a shard being removed, a writer could open there again.
+        await DirectoryGrain.RefuseIfBeingRemovedAsync(GrainFactory, code, "its replicas are no longer restored");
+
         Validate(manifest, code, cluster.Value.ServiceId);
         if (_restore is { } earlier)
         {
@@ -474,6 +477,8 @@ public sealed class ReplicaRestoreGrain(ShardRegistry shards, TopologyFollower t
     // migrator to create), to be dropped after.
     private async Task SwapAsync(Restore restore)
     {
+        // The removal may have begun while the copy ran (the same check as Begin's, at the last moment before the swap).
+        await DirectoryGrain.RefuseIfBeingRemovedAsync(GrainFactory, ParseKey().Shard, "its replicas are no longer restored");
         var (target, staging, aside) = (BackupConnections.Quote(restore.Target), BackupConnections.Quote(restore.Staging), BackupConnections.Quote(restore.Aside));
         if (restore.Closed)
         {

@@ -406,9 +406,10 @@ public sealed class ShardWriterGrain(
         }
         catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
         {
-            var sealedReplica = Set.Replicas[await SealedReplicaAsync()];
-            var found = await FindOnAsync(sealedReplica, messageId);
-            return found is { } earlier ? EarlierOrConflict(messageId, contentHash, earlier) : await JudgedOnAsync(sealedReplica, actor, judgedVersion);
+            // Sealed: found, its acknowledgement; not found, it never will be written, whatever the actor would refuse it for.
+            var found = await FindOnAsync(Set.Replicas[await SealedReplicaAsync()], messageId);
+            return found is { } earlier ? EarlierOrConflict(messageId, contentHash, earlier)
+                : throw new Pr2Exception(ErrorCode.ShardRemoved, $"shard {ShardCode} was removed: message {messageId} was not written, and the shard takes no more writes");
         }
 
         // Found on the primary, it was accepted whatever other replicas hold; not found, it may still be on a replica an
@@ -583,6 +584,8 @@ public sealed class ShardWriterGrain(
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} is not being removed: it is sealed only by its removal");
         }
 
+        // From here no writer opens in this activation (calls interleaved while the seal awaits get "being sealed").
+        _retired = Retired();
         // What the writer has queued commits (and is acknowledged) first; then it takes nothing more. A writer that cannot
         // drain is given up: its commits in flight land before the retire below or fail (the retire takes the head's lock).
         if (_opening is { IsCompletedSuccessfully: true } opening)
@@ -607,7 +610,6 @@ public sealed class ShardWriterGrain(
             }
         }
 
-        _retired = Retired();
         if (unreached.Count > 0)
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
@@ -644,7 +646,8 @@ public sealed class ShardWriterGrain(
             {
                 await using var command = set.Replicas[index].CreateCommand(
                     "update pr2_writer_head set primary_term = epoch, updated_at = now() where retired_at is not null returning position");
-                heads[index] = (long)(await command.ExecuteScalarAsync(copying.Token).WaitAsync(copying.Token))!;
+                heads[index] = await command.ExecuteScalarAsync(copying.Token).WaitAsync(copying.Token) is long head ? head
+                    : throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode}: replica {index} is no longer retired (restored meanwhile?); run the seal again");
             }
 
             Log.ShardSealed(logger, ShardCode, string.Join(", ", heads.Select(h => $"replica {h.Key} at {h.Value}")));
@@ -745,6 +748,10 @@ public sealed class ShardWriterGrain(
         try
         {
             return await JournalStore.ReadHeadAsync((await GetWriterAsync()).Source, ShardCode);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return await JournalStore.ReadHeadAsync(Set.Replicas[await SealedReplicaAsync()], ShardCode);
         }
         catch (NpgsqlException e)
         {
@@ -951,12 +958,22 @@ public sealed class ShardWriterGrain(
 
     // A shard being removed keeps the replicas and primary its seal found. Asked inside OneAtATimeAsync, where the seal
     // runs too: a change either finishes before the seal starts or, starting after it, finds the removal recorded.
+    // A directory that does not answer (shard 0 down) does not stop the change: the seal's retire marks are what guard the
+    // removal, and a move or membership change that raced it ends where the seal finds it.
     private async Task RefuseIfBeingRemovedAsync(string what)
     {
-        var record = await GrainFactory.GetGrain<IActorGrain>(0, $"shard/{ShardCode}", null).GetRecord();
-        if (record.Status == RecordStatus.Live && DirectoryGrain.TryToShardEntry(record)?.Removal is { } removal)
+        if (_retired is not null)
         {
-            throw DirectoryGrain.BeingRemoved(ShardCode, removal, what);
+            throw new Pr2Exception(ErrorCode.ShardRemoved, $"shard {ShardCode} is being removed; {what}");
+        }
+
+        try
+        {
+            await DirectoryGrain.RefuseIfBeingRemovedAsync(GrainFactory, ShardCode, what);
+        }
+        catch (Exception e) when (e is Pr2Exception { IsRetriable: true } or TimeoutException or OrleansException)
+        {
+            Log.RemovalNotChecked(logger, ShardCode, e.Message);
         }
     }
 
@@ -1163,6 +1180,16 @@ public sealed class ShardWriterGrain(
                 await RecordMembershipAsync(pending.Replica, pending.Remove);
             }
 
+            // A removal that began (perhaps sealed by another activation, some replicas not retired yet): no writer opens.
+            try
+            {
+                await RefuseIfBeingRemovedAsync("it takes no more writes");
+            }
+            catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+            {
+                throw _retired = Retired();
+            }
+
             if (await topology.MembersProblemAsync(ShardCode).WaitAsync(options.Value.CallTimeout) is { } problem)
             {
                 // This silo cannot count the shard's members (a key it lacks): the grain goes, to be placed anew.
@@ -1170,7 +1197,7 @@ public sealed class ShardWriterGrain(
                 throw new Pr2Exception(ErrorCode.ShardUnavailable, $"shard {ShardCode}: {problem}; set it on every silo; retry with the same MessageId");
             }
         }
-        catch (Exception e) when (e is TimeoutException or OrleansException or NpgsqlException || e is Pr2Exception { Code: not ErrorCode.ShardUnavailable })
+        catch (Exception e) when (e is TimeoutException or OrleansException or NpgsqlException || e is Pr2Exception { Code: not (ErrorCode.ShardUnavailable or ErrorCode.ShardRemoved) })
         {
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
                 $"shard {ShardCode}: a new writer reads the shard's replicas in the directory (shard 0) before it opens, and could not ({e.Message}); retry with the same MessageId");
@@ -1197,6 +1224,13 @@ public sealed class ShardWriterGrain(
                 {
                     _membershipRecord = null;
                     return;
+                }
+
+                if (entry.Removal is { } removal)
+                {
+                    // Begun since this change was checked: the members the seal finds are the ones it keeps.
+                    _membershipRecord = null;
+                    throw DirectoryGrain.BeingRemoved(ShardCode, removal, "its replicas are no longer admitted or removed");
                 }
 
                 // Removed, a replica is no longer joining either.
@@ -1707,7 +1741,7 @@ public sealed class ShardWriterGrain(
             var actorId = $"shard/{ShardCode}";
             var actor = GrainFactory.GetGrain<IActorGrain>(0, actorId, null);
             var current = await actor.GetRecord();
-            if (current.Status == RecordStatus.Live)
+            if (current.Status == RecordStatus.Live && DirectoryGrain.TryToShardEntry(current)?.Removal is null)
             {
                 await actor.Send(new Message(MessageIds.New(), "journal-writer", new ActorRef(0, actorId), MessageKind.Modify,
                     $$"""{"primary": {{primary}}}""", current.Version));

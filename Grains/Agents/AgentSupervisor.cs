@@ -61,6 +61,19 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
                 Log.AgentWakeFailed(logger, e, "rules");
             }
 
+            // A removal goes on wherever its grain is placed now (its state is in the directory and the databases).
+            foreach (var shard in topology.Removing)
+            {
+                try
+                {
+                    await grains.GetGrain<IShardRemovalGrain>(shard).Wake();
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    Log.AgentWakeFailed(logger, e, $"removal/{shard}");
+                }
+            }
+
             // Anti-entropy runs for every shard with more than one replica.
             foreach (var shard in shards.ShardCodes.Where(s => shards.Get(s).Replicas.Count > 1))
             {

@@ -39,9 +39,14 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         }
     }
 
+    /// <summary>The shards whose removal the directory listed as begun and not over, in the last round.</summary>
+    public IReadOnlyCollection<int> Removing { get; private set; } = [];
+
     private async Task JoinRecordedAsync()
     {
-        foreach (var entry in await grains.GetGrain<IDirectoryGrain>(0).GetShards())
+        var entries = await grains.GetGrain<IDirectoryGrain>(0).GetShards();
+        Removing = [.. entries.Where(e => e.Removal is { State: not ShardRemoval.Removed }).Select(e => e.Shard)];
+        foreach (var entry in entries)
         {
             try
             {

@@ -40,6 +40,8 @@ public sealed class ShardRemovalTests(PostgresFixture postgres)
             ("metadata set", () => directory.SetShardMetadata(Shard, "renamed", null, new Dictionary<string, string?>())),
             ("the primary moved", () => writer.MovePrimary(1)),
             ("a replica removed", () => writer.RemoveReplica(1)),
+            ("a replica restored", () => cluster.Client.GetGrain<IReplicaRestoreGrain>($"{Shard}/1").Begin(
+                new BackupManifest(1, Shard, 1, Guid.NewGuid(), 1, 0, 0, 0, 0, DateTimeOffset.UtcNow, [], "test"), replace: true)),
         };
         foreach (var (what, call) in refusals)
         {

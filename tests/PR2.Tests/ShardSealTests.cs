@@ -135,6 +135,83 @@ public sealed class ShardSealTests(TwoPostgresServers servers) : IClassFixture<T
         }
     }
 
+    [Fact]
+    public async Task A_removal_drains_to_the_sealed_heads_and_waits_for_rule_messages_it_cannot_deliver_yet()
+    {
+        // Shard 0 and shard 1 (two replicas) on server A; shard 2, where shard 1's rule sends, on server B.
+        var settings = new Dictionary<string, string?>(servers.A.CreateTopology("drain", 0).Settings)
+        {
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = servers.A.CreateTopology("drain_a", Shard).Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = servers.A.CreateTopology("drain_b", Shard).Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            ["Pr2:Topology:Shards:2:Replicas:0"] = servers.B.CreateTopology("drain_t", 2).Settings["Pr2:Topology:Shards:2:Replicas:0"],
+        };
+        await using var cluster = await TestClusters.StartAsync(settings);
+        var client = new Pr2Client(cluster.Client);
+        await Retrying.CallAsync(() => client.PutRuleAsync("""
+            {
+              "name": "copy-items",
+              "on": {"type": "item", "kinds": ["insert"], "shards": [1]},
+              "do": [{"send": {"shard": 2, "actor": "copy/{entry.key}", "kind": "insert", "body": {"from": "{entry.actor}"}}}],
+              "start": "beginning"
+            }
+            """));
+        for (var i = 0; i < 20; i++)
+        {
+            await client.SendAsync(Shard, $"item/{i}", MessageKind.Insert, "{}");
+        }
+
+        // Shard 2 stops answering: the rule's messages wait in shard 1's outboxes, and the removal must wait for them.
+        var removal = cluster.Client.GetGrain<IShardRemovalGrain>(Shard);
+        ShardRemovalStatus status;
+        try
+        {
+            await servers.B.Server.PauseAsync();
+            for (var i = 20; i < 30; i++)
+            {
+                await client.SendAsync(Shard, $"item/{i}", MessageKind.Insert, "{}");
+            }
+
+            await cluster.Client.GetGrain<IDirectoryGrain>(0).RemoveShard(Shard);
+            status = await removal.Advance();
+            await Eventually.TrueAsync(async () => (status = await removal.Advance()) is { Removal.State: ShardRemoval.Draining } s && s.WaitingFor.Any(w => w.Contains("outbox", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(30), "the removal sealed, waiting for the outbox");
+            Assert.Equal(ShardRemoval.Draining, (await removal.Advance()).Removal.State);
+        }
+        finally
+        {
+            await servers.B.Server.ResumeAsync();
+        }
+
+        await Eventually.TrueAsync(async () => (status = await removal.Advance()).Removal.State == ShardRemoval.Releasing, TimeSpan.FromSeconds(60),
+            "the removal drained once shard 2 takes the rule's messages");
+
+        // Drained: on each replica every mark of shard 1 at its sealed head, nothing left to deliver, each copy once in shard 2.
+        var heads = status.Removal.SealedHeads!;
+        Assert.Equal([0, 1], heads.Keys.Order());
+        foreach (var (replica, head) in heads)
+        {
+            await using var database = Npgsql.NpgsqlDataSource.Create(settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{replica}"]!);
+            await using (var marks = database.CreateCommand("select count(*) filter (where position >= $1), count(*) from pr2_agent_mark where shard = 1"))
+            {
+                marks.Parameters.Add(new() { Value = head });
+                await using var reader = await marks.ExecuteReaderAsync();
+                await reader.ReadAsync();
+                Assert.True(reader.GetInt64(1) >= 2 && reader.GetInt64(0) == reader.GetInt64(1), $"replica {replica}: {reader.GetInt64(0)} of {reader.GetInt64(1)} marks at the sealed head {head}");
+            }
+
+            await using var pending = database.CreateCommand("select count(*) from pr2_outbox where delivered_at is null and failure is null");
+            Assert.Equal(0L, await pending.ExecuteScalarAsync());
+        }
+
+        await using var copies = Npgsql.NpgsqlDataSource.Create(settings["Pr2:Topology:Shards:2:Replicas:0"]!);
+        await using var count = copies.CreateCommand("select count(*), count(distinct actor_id) from pr2_journal where actor_id like 'copy/%'");
+        await using (var reader = await count.ExecuteReaderAsync())
+        {
+            await reader.ReadAsync();
+            Assert.Equal((30L, 30L), (reader.GetInt64(0), reader.GetInt64(1)));
+        }
+    }
+
     private static Message Fresh(string actor, MessageKind kind) =>
         new(Guid.NewGuid(), "test", new ActorRef(Shard, actor), kind, kind == MessageKind.Insert ? "{}" : $$"""{"at": "{{Guid.NewGuid():N}}"}""");
 

@@ -1,0 +1,131 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using PR2.Grains.Agents;
+using PR2.Grains.Storage;
+
+namespace PR2.Grains;
+
+/// <summary>
+/// Moves a shard's removal on (see <see cref="IShardRemovalGrain"/>): <c>sealing</c> ends when the shard's writer has
+/// sealed every replica (their heads recorded), <c>draining</c> when every agent following the shard (its records view,
+/// its rules, the object directory) has folded each replica's journal up to its sealed head and each replica's outbox is
+/// delivered or settled, with no parked entry waiting to be retried.
+/// </summary>
+public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog, ILogger<ShardRemovalGrain> logger) : Grain, IShardRemovalGrain
+{
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(2);
+
+    private int ShardCode => (int)this.GetPrimaryKeyLong();
+
+    public async Task Wake()
+    {
+        try
+        {
+            await Advance();
+        }
+        catch (Exception e) when (e is Pr2Exception or TimeoutException or OrleansException)
+        {
+            Log.ShardRemovalWaits(logger, ShardCode, e.Message);
+        }
+    }
+
+    public async Task<ShardRemovalStatus> Advance()
+    {
+        var directory = GrainFactory.GetGrain<IDirectoryGrain>(0);
+        var record = await GrainFactory.GetGrain<IActorGrain>(0, $"shard/{ShardCode}", null).GetRecord();
+        var removal = (record.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(record) : null)?.Removal
+            ?? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} is not being removed");
+
+        if (removal.State == ShardRemoval.Sealing)
+        {
+            IReadOnlyDictionary<int, long> heads;
+            try
+            {
+                heads = await GrainFactory.GetGrain<IShardWriterGrain>(ShardCode).Seal();
+            }
+            catch (Pr2Exception e) when (e.IsRetriable)
+            {
+                return new ShardRemovalStatus(ShardCode, removal, [e.Message]);
+            }
+
+            removal = (await directory.AdvanceShardRemoval(ShardCode, ShardRemoval.Draining, heads)).Removal!;
+        }
+
+        if (removal.State == ShardRemoval.Draining)
+        {
+            var waiting = await UndrainedAsync(removal.SealedHeads!);
+            if (waiting.Count > 0)
+            {
+                return new ShardRemovalStatus(ShardCode, removal, waiting);
+            }
+
+            removal = (await directory.AdvanceShardRemoval(ShardCode, ShardRemoval.Releasing, null)).Removal!;
+        }
+
+        return removal.State == ShardRemoval.Releasing
+            ? new ShardRemovalStatus(ShardCode, removal, ["every silo to release the shard (not built yet: the shard stays registered, read-only)"])
+            : new ShardRemovalStatus(ShardCode, removal, []);
+    }
+
+    // What the sealed journal still waits for, per replica: agents behind its head, rule messages not delivered, parked
+    // entries marked for retry. Sends from the shard's rules to itself are refused as removed, which settles them.
+    private async Task<List<string>> UndrainedAsync(IReadOnlyDictionary<int, long> heads)
+    {
+        var waiting = new List<string>();
+        var set = shards.Get(ShardCode);
+        foreach (var (replica, head) in heads.OrderBy(h => h.Key))
+        {
+            foreach (var agent in catalog.Agents.Where(a => a.Follows(ShardCode)).OrderBy(a => a.Name, StringComparer.Ordinal))
+            {
+                var mark = await ReadAsync(AgentMarks.Home(agent, shards, ShardCode, replica),
+                    "select position from pr2_agent_mark where agent = $1 and shard = $2", AgentMarks.Name(agent, ShardCode, replica), ShardCode);
+                if (mark is null)
+                {
+                    waiting.Add($"{agent.Name} on replica {replica}: its mark could not be read");
+                }
+                else if (mark < head)
+                {
+                    waiting.Add($"{agent.Name} on replica {replica}: at {mark} of {head}");
+                }
+            }
+
+            var undelivered = await ReadAsync(set.Replicas[replica], "select count(*) from pr2_outbox where delivered_at is null and failure is null");
+            if (undelivered is not 0)
+            {
+                waiting.Add(undelivered is null
+                    ? $"the outbox of replica {replica} could not be read"
+                    : $"the outbox of replica {replica}: {undelivered} rule message(s) not yet delivered");
+            }
+
+            var parked = await ReadAsync(set.Replicas[replica], "select count(*) from pr2_dead_letter where shard = $1 and retry", ShardCode);
+            if (parked is not 0)
+            {
+                waiting.Add(parked is null
+                    ? $"the parked entries of replica {replica} could not be read"
+                    : $"replica {replica}: {parked} parked rule entr(ies) marked for retry");
+            }
+        }
+
+        return waiting;
+    }
+
+    // A count or a position; 0 when there is no row; null when the database did not answer.
+    private static async Task<long?> ReadAsync(NpgsqlDataSource database, string sql, params object[] parameters)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(ReadTimeout);
+            await using var command = database.CreateCommand(sql);
+            foreach (var parameter in parameters)
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+            }
+
+            return await command.ExecuteScalarAsync(timeout.Token).WaitAsync(timeout.Token) is long value ? value : 0;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return null;
+        }
+    }
+}
