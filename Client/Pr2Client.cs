@@ -289,6 +289,19 @@ public sealed class Pr2Client(IClusterClient cluster, Pr2RetryOptions? retry = n
         UnavailableCluster.Answer(() => cluster.GetGrain<IShardWriterGrain>(shard).MovePrimary(replica), cancellationToken);
 
     /// <summary>
+    /// Removes <paramref name="shard"/> (never shard 0) and, unless <paramref name="wait"/> is false, follows the removal to its
+    /// end: every replica is sealed (no write is taken again; what was acknowledged stays, and a retry of it gets its
+    /// acknowledgement), agents, rules and rule messages finish what the sealed journal holds, then every silo drops the
+    /// shard and its pools, after which its databases may be dropped. Writes then answer <see cref="ErrorCode.ShardRemoved"/>.
+    /// Safe to call again (it follows the removal under way). <paramref name="progress"/> gets each state and what it waits
+    /// for; a state that lasts <paramref name="stallTimeout"/> (two minutes by default) ends the wait with a retriable error,
+    /// the removal going on.
+    /// </summary>
+    public Task<ShardRemovalStatus> RemoveShardAsync(int shard, bool wait = true, IProgress<ShardRemovalStatus>? progress = null, TimeSpan? stallTimeout = null,
+        CancellationToken cancellationToken = default) =>
+        ShardRemovals.RemoveAsync(cluster, shard, wait, stallTimeout ?? TimeSpan.FromMinutes(2), progress, cancellationToken);
+
+    /// <summary>
     /// Adds a replica to <paramref name="shard"/> (not shard 0) and waits until it serves: its database, named by the
     /// configuration key <paramref name="connection"/> that every silo sets (under <c>Pr2:Connections:</c>), is created and
     /// recorded joining, anti-entropy fills it while writes go on, and the writer admits it once it lacks little; from then

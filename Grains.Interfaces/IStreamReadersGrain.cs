@@ -9,4 +9,7 @@ public interface IStreamReadersGrain : IGrainWithIntegerKey
 {
     /// <summary>Records that <paramref name="silo"/> has joined <paramref name="shards"/>; returns every silo's current report.</summary>
     Task<Dictionary<string, int[]>> Report(string silo, int[] shards);
+
+    /// <summary>Every silo's current report (silo address to the shards it has joined), without one of its own.</summary>
+    Task<Dictionary<string, int[]>> Current();
 }

@@ -32,7 +32,18 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_agent, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
-        this.RegisterGrainTimer(_ => { Wake(); return Task.CompletedTask; },
+        this.RegisterGrainTimer(_ =>
+            {
+                // A removed shard's agents have nothing more to follow: the timer no longer keeps them.
+                if (shards.IsRemoved(_shard))
+                {
+                    DeactivateOnIdle();
+                    return Task.CompletedTask;
+                }
+
+                Wake();
+                return Task.CompletedTask;
+            },
             new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
         return ActivateAsync();
     }

@@ -35,6 +35,12 @@ public sealed class AntiEntropyGrain(ShardRegistry shards, TopologyFollower topo
     {
         this.RegisterGrainTimer(_ =>
         {
+            if (shards.IsRemoved(ShardCode))
+            {
+                DeactivateOnIdle(); // a removed shard: nothing left to copy
+                return Task.CompletedTask;
+            }
+
             if (DateTime.UtcNow >= _nextRun)
             {
                 Wake();

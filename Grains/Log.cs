@@ -104,6 +104,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1017, Level = LogLevel.Warning, Message = "Shard {Shard}: whether its removal began could not be read from the directory ({Reason}); the change goes on")]
     public static partial void RemovalNotChecked(ILogger logger, int shard, string reason);
 
+    [LoggerMessage(EventId = 1018, Level = LogLevel.Warning, Message = "Shard {Shard} released on this silo (its removal reached releasing): nothing here uses it any more; its pools close shortly")]
+    public static partial void ShardReleased(ILogger logger, int shard);
+
+    [LoggerMessage(EventId = 1019, Level = LogLevel.Warning, Message = "Shard {Shard} is configured but was removed (its directory record says so): its databases are not created or migrated, and this silo does not serve it; take it out of the configuration")]
+    public static partial void ConfiguredShardRemoved(ILogger logger, int shard);
+
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Shard {Shard}: replica {Replica} caught up and admitted: it serves reads and counts toward acknowledgements")]
     public static partial void ReplicaAdmitted(ILogger logger, int shard, int replica);
 

@@ -10,11 +10,13 @@ internal static class MessageEnvelope
     /// <summary>The actor at (<paramref name="shard"/>, <paramref name="actorId"/>), or why there can be none.</summary>
     public static ActorRef Resolve(ShardRegistry shards, long shard, string? actorId)
     {
-        if (shard is < 0 or > int.MaxValue || !shards.Contains((int)shard))
+        if (shard is < 0 or > int.MaxValue)
         {
             throw new Pr2Exception(ErrorCode.UnknownShard,
                 $"shard {shard} is not configured; known shards: {string.Join(", ", shards.ShardCodes)}");
         }
+
+        _ = shards.Get((int)shard); // one not known here, or removed, is refused saying which
 
         return ActorRef.TryValidate((int)shard, actorId, out var problem)
             ? new ActorRef((int)shard, actorId!)

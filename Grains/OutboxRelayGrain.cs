@@ -32,7 +32,16 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
+        this.RegisterGrainTimer(_ =>
+        {
+            if (shards.IsRemoved(ShardCode))
+            {
+                DeactivateOnIdle(); // a removed shard's outboxes were drained before it was released
+                return Task.CompletedTask;
+            }
+
+            return Wake();
+        }, new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
         // A shard added a moment ago on another silo may not have reached this one: the directory says.
         return topology.KnowsAsync(this.GetPrimaryKeyLong());
     }

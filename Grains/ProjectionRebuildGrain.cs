@@ -202,7 +202,16 @@ public sealed class ProjectionRebuildGrain(ShardRegistry shards, TopologyFollowe
                 }
 
                 // While a rebuild runs the timer keeps the activation (and the fold) going between wake-ups.
-                _timer ??= this.RegisterGrainTimer(_ => Wake(), new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
+                _timer ??= this.RegisterGrainTimer(_ =>
+                {
+                    if (shards.IsRemoved(_shard))
+                    {
+                        DeactivateOnIdle(); // a removed shard: its views went with it
+                        return Task.CompletedTask;
+                    }
+
+                    return Wake();
+                }, new GrainTimerCreationOptions(TimerPeriod, TimerPeriod) { KeepAlive = true, Interleave = true });
                 // The records view keeps its fold; a rule's is made anew each turn (the rule may have been replaced or removed).
                 folds = await _rebuild.FoldsAsync(folds, agent => new AgentRunner(agent, _shard, shards, faults, FoldBatch, _replica));
                 var folded = await FoldAsync(folds);

@@ -62,9 +62,71 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
             removal = (await directory.AdvanceShardRemoval(ShardCode, ShardRemoval.Releasing, null)).Removal!;
         }
 
-        return removal.State == ShardRemoval.Releasing
-            ? new ShardRemovalStatus(ShardCode, removal, ["every silo to release the shard (not built yet: the shard stays registered, read-only)"])
-            : new ShardRemovalStatus(ShardCode, removal, []);
+        if (removal.State == ShardRemoval.Releasing)
+        {
+            var holding = await SilosHoldingAsync();
+            if (holding.Count > 0)
+            {
+                return new ShardRemovalStatus(ShardCode, removal, holding);
+            }
+
+            var purge = await PurgeObjectDirectoryAsync();
+            if (purge is not null)
+            {
+                return new ShardRemovalStatus(ShardCode, removal, [purge]);
+            }
+
+            removal = (await directory.AdvanceShardRemoval(ShardCode, ShardRemoval.Removed, null)).Removal!;
+        }
+
+        return new ShardRemovalStatus(ShardCode, removal, []);
+    }
+
+    // Each active silo reports the shards it has joined every directory round: released means no report names the shard
+    // (a silo not heard from yet is waited for).
+    private async Task<List<string>> SilosHoldingAsync()
+    {
+        var active = await GrainFactory.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        var reports = await GrainFactory.GetGrain<IStreamReadersGrain>(0).Current();
+        return [.. active.Keys.Select(silo => silo.ToString()).Order(StringComparer.Ordinal)
+            .Select(silo => !reports.TryGetValue(silo, out var joined) ? $"silo {silo} to report which shards it serves"
+                : joined.Contains(ShardCode) ? $"silo {silo} to release the shard (it follows the directory every few seconds)" : null)
+            .OfType<string>()];
+    }
+
+    // The object directory's rows, rebuild rows and marks of the shard, on every replica of shard 0 (each was fed while it
+    // was the primary); null when done, else what did not answer.
+    private async Task<string?> PurgeObjectDirectoryAsync()
+    {
+        var control = shards.Get(0);
+        foreach (var replica in control.Live)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(ReadTimeout * 5);
+                await using var batch = new NpgsqlBatch
+                {
+                    BatchCommands =
+                    {
+                        new("delete from pr2_object_directory where shard = $1") { Parameters = { new() { Value = ShardCode } } },
+                        new("delete from pr2_object_directory_rebuild where shard = $1") { Parameters = { new() { Value = ShardCode } } },
+                        new("delete from pr2_agent_mark where shard = $1") { Parameters = { new() { Value = ShardCode } } },
+                    },
+                };
+                await using var connection = await control.Replicas[replica].OpenConnectionAsync(timeout.Token);
+                await using var transaction = await connection.BeginTransactionAsync(timeout.Token);
+                batch.Connection = connection;
+                batch.Transaction = transaction;
+                await batch.ExecuteNonQueryAsync(timeout.Token).WaitAsync(timeout.Token);
+                await transaction.CommitAsync(timeout.Token);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                return $"replica {replica} of shard 0, to forget the shard's objects ({DatabaseFailure.Describe(e)})";
+            }
+        }
+
+        return null;
     }
 
     // What the sealed journal still waits for, per replica: agents behind its head, rule messages not delivered, parked

@@ -115,7 +115,15 @@ public sealed class ShardWriterGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        this.RegisterGrainTimer(() => Task.CompletedTask, new GrainTimerCreationOptions(KeepAlivePeriod, KeepAlivePeriod) { KeepAlive = true });
+        this.RegisterGrainTimer(() =>
+        {
+            if (shards.IsRemoved(ShardCode))
+            {
+                DeactivateOnIdle(); // a removed shard: no writer, and nothing to answer from here
+            }
+
+            return Task.CompletedTask;
+        }, new GrainTimerCreationOptions(KeepAlivePeriod, KeepAlivePeriod) { KeepAlive = true });
         this.RegisterGrainTimer(FenceReturnedAsync, new GrainTimerCreationOptions(ProbeAfter, ProbeAfter) { Interleave = true });
         return ActivateAsync();
     }

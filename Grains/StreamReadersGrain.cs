@@ -8,8 +8,13 @@ public sealed class StreamReadersGrain : Grain, IStreamReadersGrain
 
     public Task<Dictionary<string, int[]>> Report(string silo, int[] shards)
     {
+        _reports[silo] = (shards, DateTime.UtcNow);
+        return Current();
+    }
+
+    public Task<Dictionary<string, int[]>> Current()
+    {
         var now = DateTime.UtcNow;
-        _reports[silo] = (shards, now);
         foreach (var gone in _reports.Where(r => now - r.Value.At > ForgetAfter).Select(r => r.Key).ToList())
         {
             _reports.Remove(gone);

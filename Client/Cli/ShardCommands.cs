@@ -13,6 +13,7 @@ public static class ShardCommands
         shards.Subcommands.Add(Describe(output, error));
         shards.Subcommands.Add(Set(output, error));
         shards.Subcommands.Add(Add(output, error));
+        shards.Subcommands.Add(Remove(output, error));
         return shards;
     }
 
@@ -59,6 +60,10 @@ public static class ShardCommands
             output.WriteLine($"owner    {entry.Owner ?? "-"}");
             output.WriteLine($"labels   {Labels(entry)}");
             output.WriteLine($"status   {entry.Status}, primary replica {entry.Primary}, directory record version {entry.Version}");
+            if (entry.Removal is { } removal)
+            {
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"removal  {removal.State} since {removal.Since:u}{(removal.SealedHeads is { } heads ? $", sealed at {string.Join(", ", heads.Select(h => $"replica {h.Key} head {h.Value}"))}" : "")}"));
+            }
             if (status is not null)
             {
                 output.WriteLine($"journal  head {status.Head}, clock {status.Clock}");
@@ -170,6 +175,42 @@ public static class ShardCommands
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"shard {entry.Shard} added: {entry.Replicas.Count} replica(s) ({string.Join(", ", entry.Replicas)}), ack policy {entry.AckPolicy ?? "Primary"}, name {entry.Name ?? "-"}"));
+        }));
+        return command;
+    }
+
+    private static Command Remove(TextWriter output, TextWriter error)
+    {
+        var shard = new Argument<int>("shard") { Description = "Code of the shard to remove (not 0)" };
+        var noWait = new Option<bool>("--no-wait") { Description = "Start the removal (or show where it stands) and return; it goes on by itself" };
+        var command = new Command("remove",
+            "Remove a shard: its replicas are sealed (acknowledged writes stay, new ones are refused), agents and rules finish, every silo drops it; then its databases may be dropped")
+        {
+            shard, noWait,
+        };
+        command.SetAction((result, cancellationToken) => Pr2Cli.RunAsync(result, output, error, cancellationToken, async client =>
+        {
+            var json = result.GetValue(Pr2Cli.JsonOption);
+            string? shown = null;
+            var progress = new Progress<ShardRemovalStatus>(status =>
+            {
+                var line = $"shard {status.Shard}: {status.Removal.State}{(status.WaitingFor.Count > 0 ? $", waiting for {string.Join("; ", status.WaitingFor)}" : "")}";
+                if (!json && line != shown)
+                {
+                    shown = line;
+                    error.WriteLine(line);
+                }
+            });
+            var status = await client.RemoveShardAsync(result.GetValue(shard), wait: !result.GetValue(noWait), progress, cancellationToken: cancellationToken);
+            if (json)
+            {
+                Output.WriteJson(output, status);
+                return;
+            }
+
+            output.WriteLine(status.Removal.State == ShardRemoval.Removed
+                ? $"shard {status.Shard} removed: no silo uses it any more; its databases may be dropped"
+                : $"shard {status.Shard}: removal {status.Removal.State}{(status.WaitingFor.Count > 0 ? $", waiting for {string.Join("; ", status.WaitingFor)}" : "")} (it goes on; run the command again to follow it)");
         }));
         return command;
     }

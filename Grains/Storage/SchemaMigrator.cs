@@ -33,7 +33,47 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
                        let set = shards.Get(code)
                        from i in Enumerable.Range(0, set.Replicas.Count)
                        select (Shard: code, Index: i, Source: set.Replicas[i], ConnectionString: set.ConnectionStrings[i]);
-        await Task.WhenAll(replicas.Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken)));
+        var all = replicas.ToList();
+        // Shard 0 first: its directory says which configured shards were removed, whose databases are not made again.
+        await Task.WhenAll(all.Where(r => r.Shard == 0).Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken)));
+        var removed = shards.Contains(0) ? await RemovedShardsAsync(shards.Get(0), cancellationToken) : [];
+        foreach (var code in removed.Where(shards.Contains))
+        {
+            shards.TryRemove(code);
+            Log.ConfiguredShardRemoved(logger, code);
+        }
+
+        await Task.WhenAll(all.Where(r => r.Shard != 0 && !removed.Contains(r.Shard))
+            .Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken)));
+    }
+
+    // The shards whose removal reached releasing, as any replica of shard 0 that answers has their directory records (a
+    // removal acknowledged on one replica alone is real). None when none answers: the directory round drops them later.
+    private static async Task<HashSet<int>> RemovedShardsAsync(ShardReplicaSet control, CancellationToken cancellationToken)
+    {
+        var removed = new HashSet<int>();
+        foreach (var replica in control.Live)
+        {
+            try
+            {
+                await using var command = control.Replicas[replica].CreateCommand(
+                    "select actor_id from pr2_record where actor_id like 'shard/%' and state->'removal'->>'state' in ('releasing', 'removed')");
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    if (int.TryParse(reader.GetString(0).AsSpan("shard/".Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code))
+                    {
+                        removed.Add(code);
+                    }
+                }
+            }
+            catch (NpgsqlException)
+            {
+                // Not answering (or not migrated yet): another replica may.
+            }
+        }
+
+        return removed;
     }
 
     /// <summary>

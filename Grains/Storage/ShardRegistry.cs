@@ -11,14 +11,24 @@ namespace PR2.Grains.Storage;
 /// </summary>
 public sealed class ShardRegistry : IAsyncDisposable
 {
+    // How long the pools of a removed shard stay open (twice the call bound): calls that got its set just before end first.
+    private readonly TimeSpan _removedPoolGrace;
+
     // Replaced whole when a shard joins, so readers never lock and never see a half-made change.
     private volatile Dictionary<int, ShardReplicaSet> _shards = [];
+
+    // Shards removed (their removal reached releasing): never joined again on this silo; asking for one says so.
+    private volatile HashSet<int> _removed = [];
+
+    // Removed shards' sets whose pools are not closed yet (closed after the grace, or at shutdown).
+    private readonly List<ShardReplicaSet> _closing = [];
     private readonly Lock _joining = new();
     private readonly int _commandTimeoutSeconds;
 
     public ShardRegistry(IOptions<TopologyOptions> topology, IOptions<WriteOptions> write)
     {
         _commandTimeoutSeconds = write.Value.CommandTimeoutSeconds;
+        _removedPoolGrace = 2 * write.Value.CallTimeout;
         foreach (var (key, shard) in topology.Value.Shards)
         {
             TryAdd(int.Parse(key, NumberStyles.None, CultureInfo.InvariantCulture), shard);
@@ -30,6 +40,83 @@ public sealed class ShardRegistry : IAsyncDisposable
 
     public bool Contains(int shard) => _shards.ContainsKey(shard);
 
+    /// <summary>Whether <paramref name="shard"/> was removed (<see cref="TryRemove"/>).</summary>
+    public bool IsRemoved(int shard) => _removed.Contains(shard);
+
+    /// <summary>The removed shard codes, ascending.</summary>
+    public IReadOnlyList<int> RemovedCodes => [.. _removed.Order()];
+
+    /// <summary>Raised after a shard was removed (<see cref="TryRemove"/>), outside any lock.</summary>
+    public event Action<int>? ShardRemoved;
+
+    /// <summary>
+    /// Drops a shard whose removal reached <c>releasing</c>: from now on <see cref="Get"/> answers
+    /// <see cref="ErrorCode.ShardRemoved"/> and it never joins again here; its pools are closed after a grace period, so that
+    /// its databases can be dropped. False when it was removed already.
+    /// </summary>
+    public bool TryRemove(int code)
+    {
+        ShardReplicaSet? removed;
+        lock (_joining)
+        {
+            if (_removed.Contains(code))
+            {
+                return false;
+            }
+
+            _removed = [.. _removed, code];
+            if (_shards.TryGetValue(code, out removed))
+            {
+                // A copy without it, swapped whole: readers of the current dictionary never see it change.
+                var remaining = new Dictionary<int, ShardReplicaSet>(_shards);
+                remaining.Remove(code);
+                _shards = remaining;
+                _closing.Add(removed);
+            }
+        }
+
+        if (removed is not null)
+        {
+            _ = CloseLaterAsync(removed);
+        }
+
+        foreach (var follower in ShardRemoved?.GetInvocationList().Cast<Action<int>>() ?? [])
+        {
+            try
+            {
+                follower(code);
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+            {
+                // A stream balancer shutting down: nothing to tell it.
+            }
+        }
+
+        return true;
+    }
+
+    private async Task CloseLaterAsync(ShardReplicaSet set)
+    {
+        await Task.Delay(_removedPoolGrace);
+        lock (_joining)
+        {
+            if (!_closing.Remove(set))
+            {
+                return; // closed at shutdown
+            }
+        }
+
+        await CloseAsync(set);
+    }
+
+    private static async Task CloseAsync(ShardReplicaSet set)
+    {
+        foreach (var source in set.Replicas.Concat(set.Readers))
+        {
+            await source.DisposeAsync();
+        }
+    }
+
     /// <summary>Raised after a shard joined at runtime (<see cref="TryAdd"/>), outside any lock.</summary>
     public event Action<int>? ShardAdded;
 
@@ -38,7 +125,7 @@ public sealed class ShardRegistry : IAsyncDisposable
     {
         lock (_joining)
         {
-            if (_shards.ContainsKey(code))
+            if (_shards.ContainsKey(code) || _removed.Contains(code))
             {
                 return false;
             }
@@ -101,15 +188,22 @@ public sealed class ShardRegistry : IAsyncDisposable
 
     /// <summary>The replicas of <paramref name="shard"/>; an unknown shard is a <see cref="ErrorCode.UnknownShard"/> error.</summary>
     public ShardReplicaSet Get(int shard) =>
-        _shards.TryGetValue(shard, out var set)
-            ? set
+        _shards.TryGetValue(shard, out var set) ? set
+            : _removed.Contains(shard) ? throw new Pr2Exception(ErrorCode.ShardRemoved, $"shard {shard} was removed")
             : throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not configured; known shards: {string.Join(", ", ShardCodes)}");
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var source in _shards.Values.SelectMany(s => s.Replicas.Concat(s.Readers)))
+        List<ShardReplicaSet> closing;
+        lock (_joining)
         {
-            await source.DisposeAsync();
+            closing = [.. _closing];
+            _closing.Clear();
+        }
+
+        foreach (var set in _shards.Values.Concat(closing))
+        {
+            await CloseAsync(set);
         }
     }
 

@@ -48,6 +48,11 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         Removing = [.. entries.Where(e => e.Removal is { State: not ShardRemoval.Removed }).Select(e => e.Shard)];
         foreach (var entry in entries)
         {
+            if (Released(entry))
+            {
+                continue;
+            }
+
             try
             {
                 _ = shards.Contains(entry.Shard) ? await FollowAsync(entry) : await JoinAsync(entry);
@@ -57,6 +62,22 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
                 NotJoined(entry.Shard, e.Message);
             }
         }
+    }
+
+    // A shard whose removal reached releasing is dropped here (never joined again); true when the record says so.
+    private bool Released(ShardEntry entry)
+    {
+        if (entry.Removal is not { } removal || ShardRemoval.Order(removal.State) < ShardRemoval.Order(ShardRemoval.Releasing))
+        {
+            return false;
+        }
+
+        if (shards.TryRemove(entry.Shard))
+        {
+            Log.ShardReleased(logger, entry.Shard);
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -73,15 +94,20 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         }
 
         var code = (int)shard;
-        if (shards.Contains(code))
+        if (shards.Contains(code) || shards.IsRemoved(code))
         {
-            return true;
+            return true; // a removed one is one of the cluster's: asking the registry for it says it was removed
         }
 
         var record = await grains.GetGrain<IActorGrain>(0, $"shard/{code}", null).GetRecord();
         if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry)
         {
             return false;
+        }
+
+        if (Released(entry))
+        {
+            return true;
         }
 
         return await JoinAsync(entry) is not { } problem
@@ -102,7 +128,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         }
 
         var record = await grains.GetGrain<IActorGrain>(0, $"shard/{shard}", null).GetRecord();
-        if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry)
+        if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry || Released(entry))
         {
             return;
         }
@@ -244,7 +270,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
     public async Task<string?> MembersProblemAsync(int shard)
     {
         var record = await grains.GetGrain<IActorGrain>(0, $"shard/{shard}", null).GetRecord();
-        if (shard == 0 || record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry)
+        if (shard == 0 || record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record) is not { } entry || Released(entry))
         {
             return null;
         }

@@ -37,6 +37,11 @@ public sealed class JournalQueueReceiver(
 
     public async Task<IList<IBatchContainer>> GetQueueMessagesAsync(int maxCount)
     {
+        if (shards.IsRemoved(shard))
+        {
+            return []; // a removed shard's journal ends: its stream carries nothing more
+        }
+
         var set = shards.Get(shard);
         var primary = await CurrentPrimary.AskAsync(grains, set, PrimaryTimeout);
         var source = set.Readers[primary];

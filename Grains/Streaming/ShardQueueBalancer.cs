@@ -25,6 +25,7 @@ public sealed class ShardQueueBalancer : QueueBalancerBase
         _shards = shards;
         _readers = readers;
         _shards.ShardAdded += OnShardAdded;
+        _shards.ShardRemoved += OnShardAdded;
         _readers.Changed += OnReadersChanged;
     }
 
@@ -39,6 +40,7 @@ public sealed class ShardQueueBalancer : QueueBalancerBase
     public override Task Shutdown()
     {
         _shards.ShardAdded -= OnShardAdded;
+        _shards.ShardRemoved -= OnShardAdded;
         _readers.Changed -= OnReadersChanged;
         return base.Shutdown();
     }

@@ -61,6 +61,12 @@ public static class HttpApiEndpoints
             .Produces<ShardView>();
         shard.MapPatch("", SetShardMetadataAsync).WithName("SetShardMetadata").WithSummary("Record a shard's name, owner or labels (one journaled change of the directory).")
             .Accepts<ShardMetadataRequest>("application/json").Produces<ShardEntry>();
+        shard.MapDelete("", RemoveShardAsync).WithName("RemoveShard")
+            .WithSummary("Remove the shard (not 0): its replicas are sealed, agents and rules finish, every silo drops it. Answers at once with where the removal stands; GET /removal follows it. Safe to retry.")
+            .Produces<ShardRemovalStatus>(StatusCodes.Status202Accepted);
+        shard.MapGet("/removal", GetShardRemovalAsync).WithName("GetShardRemoval")
+            .WithSummary("Where the shard's removal stands and what it waits for (it goes on by itself; asking moves it on at once).")
+            .Produces<ShardRemovalStatus>();
         shard.MapPost("/primary", MovePrimaryAsync).WithName("MovePrimary")
             .WithSummary("Move the shard's primary to another replica (planned switch-over): writes wait for the switch instead of failing, nothing acknowledged is lost.")
             .Accepts<PrimaryMoveRequest>("application/json").Produces<PrimaryMoveResponse>();
@@ -233,6 +239,21 @@ public static class HttpApiEndpoints
         var entry = (await client.GetShardsAsync()).SingleOrDefault(s => s.Shard == shard)
             ?? throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory");
         return Results.Ok(new ShardView(entry, (await client.GetStatusAsync()).Shards.SingleOrDefault(s => s.Shard == shard)));
+    }
+
+    // Answers once the removal is recorded (and moved on as far as it goes at once): sealing and draining take as long as
+    // the shard's agents and rule messages need. The caller follows it with GET /removal.
+    private static async Task<IResult> RemoveShardAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        var status = await new Pr2Client(cluster).RemoveShardAsync(shard, wait: false, cancellationToken: http.RequestAborted);
+        return Results.Accepted($"/v1/shards/{shard}/removal", status);
+    }
+
+    private static async Task<IResult> GetShardRemovalAsync(int shard, HttpContext http, IClusterClient cluster)
+    {
+        RequireAll(http);
+        return Results.Ok(await UnavailableCluster.Answer(() => cluster.GetGrain<IShardRemovalGrain>(shard).Advance(), http.RequestAborted));
     }
 
     private static async Task<IResult> MovePrimaryAsync(int shard, HttpContext http, IClusterClient cluster)

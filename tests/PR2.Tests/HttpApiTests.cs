@@ -208,6 +208,18 @@ public sealed class HttpApiTests(PostgresFixture postgres)
         Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/actors/{type}/{key}/messages"]);
         Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/changes"]);
         Assert.NotNull(openApi["paths"]!["/v1/shards/{shard}/batches"]);
+
+        // Removing a shard is cluster-wide: 202 with where it stands, then followed until removed; writes then answer 410.
+        await AssertProblemAsync(await acme.DeleteAsync("/v1/shards/1"), HttpStatusCode.Forbidden, "Forbidden");
+        await AssertProblemAsync(await ops.DeleteAsync("/v1/shards/0"), HttpStatusCode.BadRequest, "BadMessage");
+        await AssertProblemAsync(await ops.DeleteAsync("/v1/shards/9"), HttpStatusCode.NotFound, "UnknownShard");
+        await AssertProblemAsync(await ops.GetAsync("/v1/shards/2/removal"), HttpStatusCode.BadRequest, "BadMessage");
+        var removing = await ops.DeleteAsync("/v1/shards/2");
+        Assert.Equal(HttpStatusCode.Accepted, removing.StatusCode);
+        Assert.Equal(2, (await Body(removing))["shard"]!.GetValue<int>());
+        await Eventually.TrueAsync(async () => (await Body(await ops.GetAsync("/v1/shards/2/removal")))["removal"]!["state"]!.GetValue<string>() == "removed",
+            TimeSpan.FromSeconds(60), "shard 2 removed");
+        await AssertProblemAsync(await ops.PostAsync("/v1/shards/2/actors/order/1/messages", Json("""{"kind": "insert", "body": {}}""")), HttpStatusCode.Gone, "ShardRemoved");
     }
 
     [Fact]

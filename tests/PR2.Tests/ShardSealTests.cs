@@ -136,80 +136,141 @@ public sealed class ShardSealTests(TwoPostgresServers servers) : IClassFixture<T
     }
 
     [Fact]
-    public async Task A_removal_drains_to_the_sealed_heads_and_waits_for_rule_messages_it_cannot_deliver_yet()
+    public async Task A_removal_drains_to_the_sealed_heads_waits_for_rule_messages_it_cannot_deliver_yet_and_ends_with_the_shard_released_everywhere()
     {
-        // Shard 0 and shard 1 (two replicas) on server A; shard 2, where shard 1's rule sends, on server B.
+        // Shard 0 and shard 1 (two replicas) on server A; shard 2, where shard 1's rule sends, on server B. Shard 1's idle
+        // connections are kept 5 minutes (Npgsql's default; the test topologies close them after 15 s): what ends them is
+        // PR2 closing its pools.
+        string KeepIdle(string name) => new Npgsql.NpgsqlConnectionStringBuilder(servers.A.CreateTopology(name, Shard).Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"])
+        {
+            ConnectionIdleLifetime = 300,
+        }.ConnectionString;
         var settings = new Dictionary<string, string?>(servers.A.CreateTopology("drain", 0).Settings)
         {
-            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = servers.A.CreateTopology("drain_a", Shard).Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
-            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = servers.A.CreateTopology("drain_b", Shard).Settings[$"Pr2:Topology:Shards:{Shard}:Replicas:0"],
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:0"] = KeepIdle("drain_a"),
+            [$"Pr2:Topology:Shards:{Shard}:Replicas:1"] = KeepIdle("drain_b"),
             ["Pr2:Topology:Shards:2:Replicas:0"] = servers.B.CreateTopology("drain_t", 2).Settings["Pr2:Topology:Shards:2:Replicas:0"],
         };
-        await using var cluster = await TestClusters.StartAsync(settings);
-        var client = new Pr2Client(cluster.Client);
-        await Retrying.CallAsync(() => client.PutRuleAsync("""
-            {
-              "name": "copy-items",
-              "on": {"type": "item", "kinds": ["insert"], "shards": [1]},
-              "do": [{"send": {"shard": 2, "actor": "copy/{entry.key}", "kind": "insert", "body": {"from": "{entry.actor}"}}}],
-              "start": "beginning"
-            }
-            """));
-        for (var i = 0; i < 20; i++)
-        {
-            await client.SendAsync(Shard, $"item/{i}", MessageKind.Insert, "{}");
-        }
-
-        // Shard 2 stops answering: the rule's messages wait in shard 1's outboxes, and the removal must wait for them.
-        var removal = cluster.Client.GetGrain<IShardRemovalGrain>(Shard);
-        ShardRemovalStatus status;
+        var databases = new[] { 0, 1 }.Select(r => new Npgsql.NpgsqlConnectionStringBuilder(settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{r}"]).Database!).ToList();
+        var cluster = await TestClusters.StartAsync(settings);
         try
         {
-            await servers.B.Server.PauseAsync();
-            for (var i = 20; i < 30; i++)
+            var client = new Pr2Client(cluster.Client);
+            await Retrying.CallAsync(() => client.PutRuleAsync("""
+                {
+                  "name": "copy-items",
+                  "on": {"type": "item", "kinds": ["insert"], "shards": [1]},
+                  "do": [{"send": {"shard": 2, "actor": "copy/{entry.key}", "kind": "insert", "body": {"from": "{entry.actor}"}}}],
+                  "start": "beginning"
+                }
+                """));
+            for (var i = 0; i < 20; i++)
             {
                 await client.SendAsync(Shard, $"item/{i}", MessageKind.Insert, "{}");
             }
 
-            await cluster.Client.GetGrain<IDirectoryGrain>(0).RemoveShard(Shard);
-            status = await removal.Advance();
-            await Eventually.TrueAsync(async () => (status = await removal.Advance()) is { Removal.State: ShardRemoval.Draining } s && s.WaitingFor.Any(w => w.Contains("outbox", StringComparison.Ordinal)),
-                TimeSpan.FromSeconds(30), "the removal sealed, waiting for the outbox");
-            Assert.Equal(ShardRemoval.Draining, (await removal.Advance()).Removal.State);
+            // Shard 2 stops answering: the rule's messages wait in shard 1's outboxes, and the removal must wait for them.
+            var removal = cluster.Client.GetGrain<IShardRemovalGrain>(Shard);
+            ShardRemovalStatus status;
+            try
+            {
+                await servers.B.Server.PauseAsync();
+                for (var i = 20; i < 30; i++)
+                {
+                    await client.SendAsync(Shard, $"item/{i}", MessageKind.Insert, "{}");
+                }
+
+                status = await client.RemoveShardAsync(Shard, wait: false);
+                await Eventually.TrueAsync(async () => (status = await removal.Advance()) is { Removal.State: ShardRemoval.Draining } s && s.WaitingFor.Any(w => w.Contains("outbox", StringComparison.Ordinal)),
+                    TimeSpan.FromSeconds(30), "the removal sealed, waiting for the outbox");
+                Assert.Equal(ShardRemoval.Draining, (await removal.Advance()).Removal.State);
+            }
+            finally
+            {
+                await servers.B.Server.ResumeAsync();
+            }
+
+            await Eventually.TrueAsync(async () => (status = await removal.Advance()).Removal.State == ShardRemoval.Releasing, TimeSpan.FromSeconds(60),
+                "the removal drained once shard 2 takes the rule's messages");
+
+            // Drained: on each replica every mark of shard 1 at its sealed head, nothing left to deliver, each copy once in shard 2.
+            var heads = status.Removal.SealedHeads!;
+            Assert.Equal([0, 1], heads.Keys.Order());
+            foreach (var (replica, head) in heads)
+            {
+                await using var database = Npgsql.NpgsqlDataSource.Create(settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{replica}"]!);
+                await using (var marks = database.CreateCommand("select count(*) filter (where position >= $1), count(*) from pr2_agent_mark where shard = 1"))
+                {
+                    marks.Parameters.Add(new() { Value = head });
+                    await using var reader = await marks.ExecuteReaderAsync();
+                    await reader.ReadAsync();
+                    Assert.True(reader.GetInt64(1) >= 2 && reader.GetInt64(0) == reader.GetInt64(1), $"replica {replica}: {reader.GetInt64(0)} of {reader.GetInt64(1)} marks at the sealed head {head}");
+                }
+
+                await using var pending = database.CreateCommand("select count(*) from pr2_outbox where delivered_at is null and failure is null");
+                Assert.Equal(0L, await pending.ExecuteScalarAsync());
+            }
+
+            await using var copies = Npgsql.NpgsqlDataSource.Create(settings["Pr2:Topology:Shards:2:Replicas:0"]!);
+            await using var count = copies.CreateCommand("select count(*), count(distinct actor_id) from pr2_journal where actor_id like 'copy/%'");
+            await using (var reader = await count.ExecuteReaderAsync())
+            {
+                await reader.ReadAsync();
+                Assert.Equal((30L, 30L), (reader.GetInt64(0), reader.GetInt64(1)));
+            }
+
+            // Released: every silo drops the shard within a directory round, and the removal ends (followed as pr2 shards remove does).
+            var followed = new RecordedReports<ShardRemovalStatus>();
+            status = await client.RemoveShardAsync(Shard, progress: followed, stallTimeout: TimeSpan.FromSeconds(60));
+            Assert.Equal(ShardRemoval.Removed, status.Removal.State);
+            Assert.Equal(ShardRemoval.Removed, followed.Reports.Last().Removal.State);
+            var entry = (await cluster.Client.GetGrain<IDirectoryGrain>(0).GetShards()).Single(e => e.Shard == Shard);
+            Assert.Equal("removed", entry.Status);
+            foreach (var call in new Func<Task>[]
+            {
+                () => client.SendAsync(Shard, "item/after", MessageKind.Insert, "{}"),
+                () => client.SendAsync(Shard, "item/0", MessageKind.Modify, "{}"),
+                () => client.ReadRecordAsync(Shard, "item/0", ReadConsistency.Eventual),
+            })
+            {
+                var refused = await Record.ExceptionAsync(call);
+                Assert.True(refused is Pr2Exception { Code: ErrorCode.ShardRemoved }, $"after the removal: {refused?.Message ?? "answered"}");
+            }
+
+            Assert.DoesNotContain(await client.FindObjectsAsync("item", null, 100), o => o.Shard == Shard);
+
+            // No pool of PR2 keeps a session on its databases any more (they close after twice the call bound): they can go.
+            foreach (var database in databases)
+            {
+                await using var admin = Npgsql.NpgsqlDataSource.Create(servers.A.Server.ConnectionString("postgres"));
+                await Eventually.TrueAsync(async () =>
+                {
+                    await using var sessions = admin.CreateCommand("select count(*) from pg_stat_activity where datname = $1 and application_name like 'pr2%'");
+                    sessions.Parameters.Add(new() { Value = database });
+                    return (long)(await sessions.ExecuteScalarAsync())! == 0;
+                }, TimeSpan.FromSeconds(60), $"no session left on {database}");
+                await using var drop = admin.CreateCommand($"drop database \"{database}\" with (force)"); // the test's own sessions
+                await drop.ExecuteNonQueryAsync();
+            }
         }
         finally
         {
-            await servers.B.Server.ResumeAsync();
+            await cluster.DisposeAsync();
         }
 
-        await Eventually.TrueAsync(async () => (status = await removal.Advance()).Removal.State == ShardRemoval.Releasing, TimeSpan.FromSeconds(60),
-            "the removal drained once shard 2 takes the rule's messages");
-
-        // Drained: on each replica every mark of shard 1 at its sealed head, nothing left to deliver, each copy once in shard 2.
-        var heads = status.Removal.SealedHeads!;
-        Assert.Equal([0, 1], heads.Keys.Order());
-        foreach (var (replica, head) in heads)
+        // A silo started again with the shard still configured creates none of its databases and does not serve it.
+        await using var again = await TestClusters.StartAsync(settings);
+        await using (var admin = Npgsql.NpgsqlDataSource.Create(servers.A.Server.ConnectionString("postgres")))
         {
-            await using var database = Npgsql.NpgsqlDataSource.Create(settings[$"Pr2:Topology:Shards:{Shard}:Replicas:{replica}"]!);
-            await using (var marks = database.CreateCommand("select count(*) filter (where position >= $1), count(*) from pr2_agent_mark where shard = 1"))
-            {
-                marks.Parameters.Add(new() { Value = head });
-                await using var reader = await marks.ExecuteReaderAsync();
-                await reader.ReadAsync();
-                Assert.True(reader.GetInt64(1) >= 2 && reader.GetInt64(0) == reader.GetInt64(1), $"replica {replica}: {reader.GetInt64(0)} of {reader.GetInt64(1)} marks at the sealed head {head}");
-            }
-
-            await using var pending = database.CreateCommand("select count(*) from pr2_outbox where delivered_at is null and failure is null");
-            Assert.Equal(0L, await pending.ExecuteScalarAsync());
+            await using var exists = admin.CreateCommand("select count(*) from pg_database where datname = any($1)");
+            exists.Parameters.Add(new() { Value = databases.ToArray() });
+            Assert.Equal(0L, await exists.ExecuteScalarAsync());
         }
 
-        await using var copies = Npgsql.NpgsqlDataSource.Create(settings["Pr2:Topology:Shards:2:Replicas:0"]!);
-        await using var count = copies.CreateCommand("select count(*), count(distinct actor_id) from pr2_journal where actor_id like 'copy/%'");
-        await using (var reader = await count.ExecuteReaderAsync())
-        {
-            await reader.ReadAsync();
-            Assert.Equal((30L, 30L), (reader.GetInt64(0), reader.GetInt64(1)));
-        }
+        var restarted = new Pr2Client(again.Client);
+        Assert.Equal("removed", (await restarted.GetShardsAsync()).Single(e => e.Shard == Shard).Status);
+        var afterRestart = await Record.ExceptionAsync(() => restarted.SendAsync(Shard, "item/restarted", MessageKind.Insert, "{}"));
+        Assert.True(afterRestart is Pr2Exception { Code: ErrorCode.ShardRemoved }, $"a write after the restart: {afterRestart?.Message ?? "acknowledged"}");
     }
 
     private static Message Fresh(string actor, MessageKind kind) =>
