@@ -7,9 +7,12 @@ namespace PR2;
 /// </summary>
 public interface IStreamReadersGrain : IGrainWithIntegerKey
 {
-    /// <summary>Records that <paramref name="silo"/> has joined <paramref name="shards"/>; returns every silo's current report.</summary>
-    Task<Dictionary<string, int[]>> Report(string silo, int[] shards);
+    /// <summary>
+    /// Records that <paramref name="silo"/> has joined <paramref name="shards"/> and released <paramref name="released"/>
+    /// (removed shards it will never serve again); returns every silo's current report of the shards joined.
+    /// </summary>
+    Task<Dictionary<string, int[]>> Report(string silo, int[] shards, int[] released);
 
-    /// <summary>Every silo's current report (silo address to the shards it has joined), without one of its own.</summary>
-    Task<Dictionary<string, int[]>> Current();
+    /// <summary>Per silo heard from lately, the removed shards it has released (a removal ends once every active silo lists it).</summary>
+    Task<Dictionary<string, int[]>> Released();
 }

@@ -40,7 +40,9 @@ public sealed class DatabaseFailureFilter(ILogger<DatabaseFailureFilter> logger)
     {
         for (Exception? current = e; current is not null and not Pr2Exception; current = current.InnerException)
         {
-            if (current is NpgsqlException)
+            // A pool closed under the call (a removed shard's, after its grace; or at shutdown) is a database failure too:
+            // retried, the call finds the shard removed, or the silo gone.
+            if (current is NpgsqlException || (current is ObjectDisposedException && current.Source == "Npgsql"))
             {
                 return current;
             }

@@ -581,8 +581,9 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
     {
         await using var command = (await ControlAsync()).CreateCommand("""
             select actor_type, count(*) filter (where status = 1), count(*) filter (where status = 2)
-            from pr2_object_directory group by actor_type order by actor_type
+            from pr2_object_directory where not (shard = any($1)) group by actor_type order by actor_type
             """);
+        command.Parameters.Add(new NpgsqlParameter { Value = shards.RemovedCodes.ToArray() });
         var types = new List<ActorTypeCount>();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
@@ -603,12 +604,14 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         var pattern = LikePattern.StartingWith(prefix);
         await using var command = (await ControlAsync()).CreateCommand("""
             select shard, actor_id, status, first_position from pr2_object_directory
-            where ($1::text is null or actor_type = $1) and actor_id like $2
+            where ($1::text is null or actor_type = $1) and actor_id like $2 and not (shard = any($4))
             order by actor_id, shard limit $3
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)type ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = pattern });
         command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        // A removed shard's rows are purged at its removal's end; one a late batch wrote after that is not shown.
+        command.Parameters.Add(new NpgsqlParameter { Value = shards.RemovedCodes.ToArray() });
         var found = new List<ObjectLocation>();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())

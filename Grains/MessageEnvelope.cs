@@ -63,7 +63,7 @@ internal static class MessageEnvelope
             throw new Pr2Exception(ErrorCode.BadMessage, $"hops must be between 0 and {Rules.RuleAgent.MaxHops} (rule steps that led to the message), got {message.Hops}");
         }
 
-        if (message.CausedBy is { } cause && (cause.Counter is < 1 or > MaxCausedByCounter || cause.Shard < 0 || !shards.Contains(cause.Shard)))
+        if (message.CausedBy is { } cause && (cause.Counter is < 1 or > MaxCausedByCounter || cause.Shard < 0 || !(shards.Contains(cause.Shard) || shards.IsRemoved(cause.Shard))))
         {
             throw new Pr2Exception(ErrorCode.BadMessage,
                 $"causedBy {cause} is not a stamp of this cluster: its counter must be between 1 and {MaxCausedByCounter} and its shard a configured one");

@@ -120,7 +120,7 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
 
         // The marks and parked entries of every generation of the rule, on every replica that answers. One that does not
         // keeps them as harmless leftovers: a rule added again under this name gets a new generation, and so new keys.
-        foreach (var database in shards.ShardCodes.SelectMany(s => shards.Get(s).Live.Select(i => shards.Get(s).Replicas[i])))
+        foreach (var database in shards.Sets.SelectMany(set => set.Live.Select(i => set.Replicas[i])))
         {
             try
             {

@@ -33,6 +33,8 @@ public sealed class ShardBackupGrain(ShardRegistry shards, TopologyFollower topo
             throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {code} is not in the directory");
         }
 
+        // A backup's snapshot holds a session on the database: in a shard being removed it would keep it from being dropped.
+        await DirectoryGrain.RefuseIfBeingRemovedAsync(GrainFactory, code, "it is no longer backed up (back it up before removing it)");
         var set = shards.Get(code);
         var index = replica ?? await BackupConnections.GuardAsync($"backup of shard {code}", () => CurrentPrimary.AskAsync(GrainFactory, set, PrimaryTimeout));
         if (index < 0 || index >= set.Replicas.Count || set.IsRemoved(index))

@@ -11,7 +11,8 @@ namespace PR2.Grains;
 /// its rules, the object directory) has folded each replica's journal up to its sealed head and each replica's outbox is
 /// delivered or settled, with no parked entry waiting to be retried.
 /// </summary>
-public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog, ILogger<ShardRemovalGrain> logger) : Grain, IShardRemovalGrain
+public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog, TopologyFollower topology, ILogger<ShardRemovalGrain> logger)
+    : Grain, IShardRemovalGrain
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(2);
 
@@ -53,6 +54,13 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
 
         if (removal.State == ShardRemoval.Draining)
         {
+            if (await CannotServeAsync() is { } problem)
+            {
+                // Placed on a silo that cannot read the shard (a key it lacks): the next wake-up may place it elsewhere.
+                DeactivateOnIdle();
+                return new ShardRemovalStatus(ShardCode, removal, [problem]);
+            }
+
             var waiting = await UndrainedAsync(removal.SealedHeads!);
             if (waiting.Count > 0)
             {
@@ -82,16 +90,29 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
         return new ShardRemovalStatus(ShardCode, removal, []);
     }
 
-    // Each active silo reports the shards it has joined every directory round: released means no report names the shard
-    // (a silo not heard from yet is waited for).
+    // Why this silo cannot read the shard's databases (to check what they drained), or null when it can.
+    private async Task<string?> CannotServeAsync()
+    {
+        try
+        {
+            await topology.KnowsAsync(ShardCode);
+            return shards.Contains(ShardCode) ? null : $"a silo that serves shard {ShardCode} (this one does not know it)";
+        }
+        catch (Pr2Exception e) when (e.Code is ErrorCode.ShardUnavailable or ErrorCode.UnknownShard)
+        {
+            return $"a silo that can read shard {ShardCode} ({e.Message})";
+        }
+    }
+
+    // Each silo reports every directory round the removed shards it has released (dropped, and refuses to join again):
+    // every active silo must list this one. Not merely "does not serve it": a silo that never joined it may be joining now.
     private async Task<List<string>> SilosHoldingAsync()
     {
         var active = await GrainFactory.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
-        var reports = await GrainFactory.GetGrain<IStreamReadersGrain>(0).Current();
+        var reports = await GrainFactory.GetGrain<IStreamReadersGrain>(0).Released();
         return [.. active.Keys.Select(silo => silo.ToString()).Order(StringComparer.Ordinal)
-            .Select(silo => !reports.TryGetValue(silo, out var joined) ? $"silo {silo} to report which shards it serves"
-                : joined.Contains(ShardCode) ? $"silo {silo} to release the shard (it follows the directory every few seconds)" : null)
-            .OfType<string>()];
+            .Where(silo => !reports.TryGetValue(silo, out var released) || !released.Contains(ShardCode))
+            .Select(silo => $"silo {silo} to release the shard (it follows the directory every few seconds)")];
     }
 
     // The object directory's rows, rebuild rows and marks of the shard, on every replica of shard 0 (each was fed while it

@@ -16,7 +16,7 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents, Topol
     {
         var silos = SilosAsync();
         var changes = PrimaryChangesAsync();
-        var statuses = await Task.WhenAll(shards.ShardCodes.Select(ReadShardAsync));
+        var statuses = (await Task.WhenAll(shards.ShardCodes.Select(ReadShardUnlessRemovedAsync))).OfType<ShardStatus>().ToArray();
         return new ClusterStatus(statuses, DateTimeOffset.UtcNow, await silos, await changes);
     }
 
@@ -91,6 +91,19 @@ public sealed class StatusGrain(ShardRegistry shards, AgentCatalog agents, Topol
         }
 
         return set.PrimaryIndex;
+    }
+
+    // A shard released while the status is read (the refresh before reading it may release it here) is not shown.
+    private async Task<ShardStatus?> ReadShardUnlessRemovedAsync(int shard)
+    {
+        try
+        {
+            return await ReadShardAsync(shard);
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.ShardRemoved)
+        {
+            return null;
+        }
     }
 
     private async Task<ShardStatus> ReadShardAsync(int shard)

@@ -20,11 +20,11 @@ public sealed class AgentCatalog(IEnumerable<IJournalAgent> agents, IEnumerable<
 
     /// <summary>Grain keys of every agent on every shard it follows: per-replica agents once per replica (not removed ones), the others once.</summary>
     public IEnumerable<string> AllKeys() =>
-        from shard in shards.ShardCodes
+        from set in shards.Sets
         from agent in Agents
-        where agent.Follows(shard)
-        from replica in agent.PerReplica ? shards.Get(shard).Live : [0]
-        select Key(agent.Name, shard, replica);
+        where agent.Follows(set.Shard)
+        from replica in agent.PerReplica ? set.Live : [0]
+        select Key(agent.Name, set.Shard, replica);
 
     /// <summary>
     /// Grain keys of the agents to wake when <paramref name="shard"/>'s journal grew on replica <paramref name="replica"/>:

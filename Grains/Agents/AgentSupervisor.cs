@@ -75,7 +75,7 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
             }
 
             // Anti-entropy runs for every shard with more than one replica.
-            foreach (var shard in shards.ShardCodes.Where(s => shards.Get(s).Replicas.Count > 1))
+            foreach (var shard in shards.Sets.Where(s => s.Replicas.Count > 1).Select(s => s.Shard))
             {
                 try
                 {
@@ -102,8 +102,9 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
 
             // A rebuild (the records view's, a rule's views', the object directory's) goes on wherever its grain is placed now (its state is in the
             // replica's database).
-            foreach (var shard in shards.ShardCodes)
+            foreach (var set in shards.Sets)
             {
+                var shard = set.Shard;
                 var projections = catalog.Agents.Where(a => Projections.RuleViewRebuild.For(a) is not null && a.Follows(shard)).Select(a => a.Name).Prepend(RecordsProjector.AgentName).ToList();
                 if (shard == 0)
                 {
@@ -111,7 +112,7 @@ public sealed class AgentSupervisor(AgentCatalog catalog, RuleSet rules, ShardRe
                     projections.Add(ObjectDirectoryProjector.AgentName);
                 }
 
-                foreach (var replica in Enumerable.Range(0, shards.Get(shard).Replicas.Count).Where(r => !shards.Get(shard).IsRemoved(r)))
+                foreach (var replica in set.Live)
                 {
                     foreach (var projection in projections)
                     {

@@ -37,9 +37,9 @@ public static class ObjectDirectoryRebuild
         var live = new ObjectDirectoryProjector();
         var shadow = new ObjectDirectoryProjector(ObjectDirectoryProjector.ShadowTable);
         var followed = new List<Followed>();
-        foreach (var shard in shards.ShardCodes.Order())
+        foreach (var set in shards.Sets)
         {
-            var set = shards.Get(shard);
+            var shard = set.Shard;
             foreach (var replica in Enumerable.Range(0, set.Replicas.Count).Where(r => !set.IsRemoved(r) && (shard != 0 || r == home)))
             {
                 followed.Add(new Followed(shard, replica, AgentMarks.Name(live, shard, replica), AgentMarks.Name(shadow, shard, replica)));

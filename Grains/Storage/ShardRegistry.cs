@@ -40,6 +40,12 @@ public sealed class ShardRegistry : IAsyncDisposable
 
     public bool Contains(int shard) => _shards.ContainsKey(shard);
 
+    /// <summary>
+    /// The known shards' replica sets, ascending, from one snapshot: a loop over them never meets a shard removed meanwhile
+    /// (as looping over <see cref="ShardCodes"/> and asking <see cref="Get"/> for each can).
+    /// </summary>
+    public IReadOnlyList<ShardReplicaSet> Sets => [.. _shards.Values.OrderBy(s => s.Shard)];
+
     /// <summary>Whether <paramref name="shard"/> was removed (<see cref="TryRemove"/>).</summary>
     public bool IsRemoved(int shard) => _removed.Contains(shard);
 

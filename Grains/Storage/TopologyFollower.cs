@@ -35,7 +35,7 @@ public sealed class TopologyFollower(ShardRegistry shards, SchemaMigrator migrat
         finally
         {
             // Whatever the round met, the others hear which shards this silo reads.
-            readers.Update(await grains.GetGrain<IStreamReadersGrain>(0).Report(silo.SiloAddress.ToString(), [.. shards.ShardCodes]));
+            readers.Update(await grains.GetGrain<IStreamReadersGrain>(0).Report(silo.SiloAddress.ToString(), [.. shards.ShardCodes], [.. shards.RemovedCodes]));
         }
     }
 
