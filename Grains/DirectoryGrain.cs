@@ -225,7 +225,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             var current = await actor.GetRecord();
             if (current.Status != RecordStatus.Live || TryToShardEntry(current) is not { } entry)
             {
-                throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+                throw NotInDirectory(shard);
             }
 
             if (entry.Removal is { } removal)
@@ -414,7 +414,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             var current = await actor.GetRecord();
             if (current.Status != RecordStatus.Live)
             {
-                throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+                throw NotInDirectory(shard);
             }
 
             if (TryToShardEntry(current)?.Removal is { } removal)
@@ -525,7 +525,7 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
             var current = await actor.GetRecord();
             if (current.Status != RecordStatus.Live || TryToShardEntry(current) is not { } entry)
             {
-                throw new Pr2Exception(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
+                throw NotInDirectory(shard);
             }
 
             var removal = next(entry.Removal);
@@ -552,15 +552,24 @@ public sealed class DirectoryGrain(ShardRegistry shards, AgentCatalog agents, IO
         }
     }
 
+    /// <summary>The shard's removal as its directory record says now; null while it is not being removed (or not recorded).</summary>
+    internal static async Task<ShardRemoval?> RemovalOfAsync(IGrainFactory grains, int shard)
+    {
+        var record = await grains.GetGrain<IActorGrain>(ControlShard, $"shard/{shard}", null).GetRecord();
+        return record.Status == RecordStatus.Live ? TryToShardEntry(record)?.Removal : null;
+    }
+
     /// <summary>Refuses (<see cref="ErrorCode.ShardRemoved"/>) when the shard's directory record says its removal began.</summary>
     internal static async Task RefuseIfBeingRemovedAsync(IGrainFactory grains, int shard, string what)
     {
-        var record = await grains.GetGrain<IActorGrain>(ControlShard, $"shard/{shard}", null).GetRecord();
-        if (record.Status == RecordStatus.Live && TryToShardEntry(record)?.Removal is { } removal)
+        if (await RemovalOfAsync(grains, shard) is { } removal)
         {
             throw BeingRemoved(shard, removal, what);
         }
     }
+
+    private Pr2Exception NotInDirectory(int shard) =>
+        new(ErrorCode.UnknownShard, $"shard {shard} is not in the directory; known shards: {string.Join(", ", shards.ShardCodes)}");
 
     // Replicas, primaries and metadata of a shard being removed no longer change: what the removal seals is what it drains.
     internal static Pr2Exception BeingRemoved(int shard, ShardRemoval removal, string what) =>

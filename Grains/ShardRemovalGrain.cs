@@ -33,8 +33,7 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
     public async Task<ShardRemovalStatus> Advance()
     {
         var directory = GrainFactory.GetGrain<IDirectoryGrain>(0);
-        var record = await GrainFactory.GetGrain<IActorGrain>(0, $"shard/{ShardCode}", null).GetRecord();
-        var removal = (record.Status == RecordStatus.Live ? DirectoryGrain.TryToShardEntry(record) : null)?.Removal
+        var removal = await DirectoryGrain.RemovalOfAsync(GrainFactory, ShardCode)
             ?? throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} is not being removed");
 
         if (removal.State == ShardRemoval.Sealing)

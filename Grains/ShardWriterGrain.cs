@@ -586,8 +586,7 @@ public sealed class ShardWriterGrain(
     private async Task<IReadOnlyDictionary<int, long>> SealAsync()
     {
         await topology.RefreshShardAsync(ShardCode);
-        var record = await GrainFactory.GetGrain<IActorGrain>(0, $"shard/{ShardCode}", null).GetRecord();
-        if (record.Status != RecordStatus.Live || DirectoryGrain.TryToShardEntry(record)?.Removal is null)
+        if (await DirectoryGrain.RemovalOfAsync(GrainFactory, ShardCode) is null)
         {
             throw new Pr2Exception(ErrorCode.BadMessage, $"shard {ShardCode} is not being removed: it is sealed only by its removal");
         }
