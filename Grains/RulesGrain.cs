@@ -104,7 +104,7 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var desired = (JsonObject)state.DeepClone();
         desired["paused"] = paused;
         var info = await WriteAsync(actor, current, desired);
-        ruleSet.Put(new RuleAgent(RuleParser.Parse(info.Definition, shards.ShardCodes), info));
+        ruleSet.Put(new RuleAgent(RuleParser.Parse(info.Definition, shards.NamedCodes), info));
         return info;
     }
 

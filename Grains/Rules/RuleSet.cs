@@ -34,7 +34,7 @@ public sealed class RuleSet(ShardRegistry shards, ILogger<RuleSet> logger)
 
             try
             {
-                next[name] = new RuleAgent(RuleParser.Parse(info.Definition, shards.ShardCodes), info);
+                next[name] = new RuleAgent(RuleParser.Parse(info.Definition, shards.NamedCodes), info);
             }
             catch (Pr2Exception e)
             {

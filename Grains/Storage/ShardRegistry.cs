@@ -52,6 +52,12 @@ public sealed class ShardRegistry : IAsyncDisposable
     /// <summary>The removed shard codes, ascending.</summary>
     public IReadOnlyList<int> RemovedCodes => [.. _removed.Order()];
 
+    /// <summary>
+    /// The codes a stored definition (a rule) may name: the shards served and the removed ones. A rule written before a
+    /// shard's removal keeps running for its other shards; what it sends to the removed one is refused and settled.
+    /// </summary>
+    public IReadOnlyList<int> NamedCodes => [.. _shards.Keys.Concat(_removed).Distinct().Order()];
+
     /// <summary>Raised after a shard was removed (<see cref="TryRemove"/>), outside any lock.</summary>
     public event Action<int>? ShardRemoved;
 

@@ -30,6 +30,8 @@ public sealed class ProcessSilo : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    public bool HasExited => _process.HasExited;
+
     /// <summary>What the silo wrote (logging at Warning): fail-overs and failed commits explain a failed check.</summary>
     public string Output => _process.Output + "\n" + _process.Error;
 
