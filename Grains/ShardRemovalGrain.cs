@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using PR2.Grains.Agents;
+using PR2.Grains.Rules;
 using PR2.Grains.Storage;
 
 namespace PR2.Grains;
@@ -11,7 +12,7 @@ namespace PR2.Grains;
 /// its rules, the object directory) has folded each replica's journal up to its sealed head and each replica's outbox is
 /// delivered or settled, with no parked entry waiting to be retried.
 /// </summary>
-public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog, TopologyFollower topology, ILogger<ShardRemovalGrain> logger)
+public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog, RuleSet rules, TopologyFollower topology, ILogger<ShardRemovalGrain> logger)
     : Grain, IShardRemovalGrain
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(2);
@@ -58,6 +59,16 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
                 // Placed on a silo that cannot read the shard (a key it lacks): the next wake-up may place it elsewhere.
                 DeactivateOnIdle();
                 return new ShardRemovalStatus(ShardCode, removal, [problem]);
+            }
+
+            // The rules as shard 0 lists them now, not as of this silo's last round: one added on another silo just now counts.
+            try
+            {
+                await rules.RefreshAsync(GrainFactory);
+            }
+            catch (Exception e) when (e is Pr2Exception or TimeoutException or OrleansException)
+            {
+                return new ShardRemovalStatus(ShardCode, removal, [$"the rules, from shard 0 ({e.Message})"]);
             }
 
             var waiting = await UndrainedAsync(removal.SealedHeads!);

@@ -5,8 +5,8 @@ namespace PR2.Grains.Rules;
 
 /// <summary>
 /// The rules this silo runs, as agents, from the directory: refreshed by the agent supervisor every few
-/// seconds and at once on the silo where a rule is changed. A definition that no longer parses (say, a shard
-/// was removed from the topology) is left out and logged rather than run half-understood.
+/// seconds and at once on the silo where a rule is changed. A definition that no longer parses (say, it names a shard
+/// taken out of the configuration, not removed through the directory) is left out and logged rather than run half-understood.
 /// </summary>
 public sealed class RuleSet(ShardRegistry shards, ILogger<RuleSet> logger)
 {

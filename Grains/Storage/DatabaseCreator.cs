@@ -5,6 +5,21 @@ namespace PR2.Grains.Storage;
 /// <summary>Creates a replica database that does not exist yet, through the server's maintenance database.</summary>
 public static class DatabaseCreator
 {
+    /// <summary>Whether the database exists (throws when its server does not answer).</summary>
+    public static async Task<bool> ExistsAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var probe = new NpgsqlConnection(connectionString);
+            await probe.OpenAsync(cancellationToken);
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidCatalogName)
+        {
+            return false;
+        }
+    }
+
     public static async Task EnsureExistsAsync(string connectionString, CancellationToken cancellationToken)
     {
         try

@@ -37,21 +37,25 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
         // Shard 0 first: its directory says which configured shards were removed, whose databases are not made again.
         await Task.WhenAll(all.Where(r => r.Shard == 0).Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken)));
         var removed = shards.Contains(0) ? await RemovedShardsAsync(shards.Get(0), cancellationToken) : [];
-        foreach (var code in removed.Where(shards.Contains))
+        foreach (var code in (removed ?? []).Where(shards.Contains))
         {
             shards.TryRemove(code);
             Log.ConfiguredShardRemoved(logger, code);
         }
 
-        await Task.WhenAll(all.Where(r => r.Shard != 0 && !removed.Contains(r.Shard))
-            .Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken)));
+        // With no replica of shard 0 answering, whether a configured shard was removed is not known: its databases are
+        // migrated where they exist, never created (one dropped after its removal would come back empty, without the
+        // retired marker that refuses writes); a missing one waits until the directory answers.
+        await Task.WhenAll(all.Where(r => r.Shard != 0 && removed?.Contains(r.Shard) != true)
+            .Select(r => MigrateOrDeferAsync(r.Shard, r.Index, r.Source, r.ConnectionString, cancellationToken, directoryKnown: removed is not null)));
     }
 
     // The shards whose removal reached releasing, as any replica of shard 0 that answers has their directory records (a
-    // removal acknowledged on one replica alone is real). None when none answers: the directory round drops them later.
-    private static async Task<HashSet<int>> RemovedShardsAsync(ShardReplicaSet control, CancellationToken cancellationToken)
+    // removal acknowledged on one replica alone is real); null when none answers.
+    private static async Task<HashSet<int>?> RemovedShardsAsync(ShardReplicaSet control, CancellationToken cancellationToken)
     {
         var removed = new HashSet<int>();
+        var answered = false;
         foreach (var replica in control.Live)
         {
             try
@@ -66,6 +70,8 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
                         removed.Add(code);
                     }
                 }
+
+                answered = true;
             }
             catch (NpgsqlException)
             {
@@ -73,7 +79,7 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
             }
         }
 
-        return removed;
+        return answered ? removed : null;
     }
 
     /// <summary>
@@ -130,27 +136,56 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
     /// <summary>Stops the background retries (silo shutdown).</summary>
     public void Stop() => _stopping.Cancel();
 
-    private async Task MigrateOrDeferAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString, CancellationToken cancellationToken)
+    // directoryKnown: false when shard 0 did not say which shards were removed; a missing database then waits for it.
+    private async Task MigrateOrDeferAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString, CancellationToken cancellationToken,
+        bool directoryKnown = true)
     {
         try
         {
+            if (!directoryKnown && !await DatabaseCreator.ExistsAsync(connectionString, cancellationToken))
+            {
+                Log.SchemaDeferred(logger, "no replica of shard 0 answers to say whether this shard was removed: its missing database is not created until one does", shard, replicaIndex);
+                _deferred[(shard, replicaIndex)] = true;
+                _ = RetryInBackgroundAsync(shard, replicaIndex, source, connectionString, untilDirectoryAnswers: true);
+                return;
+            }
+
             await MigrateReplicaAsync(shard, replicaIndex, source, connectionString, cancellationToken);
         }
         catch (Exception e) when (IsUnreachable(e) && !cancellationToken.IsCancellationRequested)
         {
             Log.SchemaDeferred(logger, e.GetBaseException().Message, shard, replicaIndex);
             _deferred[(shard, replicaIndex)] = true;
-            _ = RetryInBackgroundAsync(shard, replicaIndex, source, connectionString);
+            _ = RetryInBackgroundAsync(shard, replicaIndex, source, connectionString, untilDirectoryAnswers: !directoryKnown);
         }
     }
 
-    private async Task RetryInBackgroundAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString)
+    private async Task RetryInBackgroundAsync(int shard, int replicaIndex, NpgsqlDataSource source, string connectionString, bool untilDirectoryAnswers = false)
     {
         while (!_stopping.IsCancellationRequested)
         {
             try
             {
                 await Task.Delay(RetryInterval, _stopping.Token);
+                if (untilDirectoryAnswers)
+                {
+                    var removed = await RemovedShardsAsync(shards.Get(0), _stopping.Token);
+                    if (removed is null)
+                    {
+                        continue;
+                    }
+
+                    if (removed.Contains(shard))
+                    {
+                        shards.TryRemove(shard);
+                        Log.ConfiguredShardRemoved(logger, shard);
+                        _deferred.TryRemove((shard, replicaIndex), out _);
+                        return;
+                    }
+
+                    untilDirectoryAnswers = false;
+                }
+
                 await MigrateReplicaAsync(shard, replicaIndex, source, connectionString, _stopping.Token);
                 _deferred.TryRemove((shard, replicaIndex), out _);
                 return;

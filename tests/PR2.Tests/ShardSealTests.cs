@@ -271,6 +271,20 @@ public sealed class ShardSealTests(TwoPostgresServers servers) : IClassFixture<T
         Assert.Equal("removed", (await restarted.GetShardsAsync()).Single(e => e.Shard == Shard).Status);
         var afterRestart = await Record.ExceptionAsync(() => restarted.SendAsync(Shard, "item/restarted", MessageKind.Insert, "{}"));
         Assert.True(afterRestart is Pr2Exception { Code: ErrorCode.ShardRemoved }, $"a write after the restart: {afterRestart?.Message ?? "acknowledged"}");
+
+        // A silo started while no replica of shard 0 answers cannot tell the shard was removed: it creates none of its
+        // databases either (an empty one would take writes), and waits for the directory.
+        var blindSettings = new Dictionary<string, string?>(settings)
+        {
+            ["Pr2:Topology:Shards:0:Replicas:0"] = new Npgsql.NpgsqlConnectionStringBuilder(settings["Pr2:Topology:Shards:0:Replicas:0"]) { Port = LoopbackPorts.Free(), Timeout = 2 }.ConnectionString,
+        };
+        await using (var blind = await TestClusters.StartAsync(blindSettings))
+        {
+            await using var admin = Npgsql.NpgsqlDataSource.Create(servers.A.Server.ConnectionString("postgres"));
+            await using var exists = admin.CreateCommand("select count(*) from pg_database where datname = any($1)");
+            exists.Parameters.Add(new() { Value = databases.ToArray() });
+            Assert.Equal(0L, await exists.ExecuteScalarAsync());
+        }
     }
 
     private static Message Fresh(string actor, MessageKind kind) =>
