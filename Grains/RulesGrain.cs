@@ -34,8 +34,17 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var start = state?["start"] as JsonObject ?? [];
         foreach (var shard in shards.ShardCodes.Where(definition.Follows).Where(s => !start.ContainsKey(Key(s))))
         {
-            // "now" means the entries stamped after the shard's clock when the rule (or its new shard) was added.
-            start[Key(shard)] = definition.StartFromBeginning ? 0 : (await GrainFactory.GetGrain<IShardWriterGrain>(shard).GetHead()).Clock;
+            // "now" means the entries stamped after the shard's clock when the rule (or its new shard) was added. A shard
+            // whose removal began is never followed by a rule added since (its journal is final, and older than the rule;
+            // its drain may be over): its start is past every stamp.
+            start[Key(shard)] = await DirectoryGrain.RemovalOfAsync(GrainFactory, shard) is not null ? long.MaxValue
+                : definition.StartFromBeginning ? 0 : (await GrainFactory.GetGrain<IShardWriterGrain>(shard).GetHead()).Clock;
+        }
+
+        foreach (var removed in shards.RemovedCodes.Where(s => !start.ContainsKey(Key(s))))
+        {
+            // Released on this silo, perhaps not yet on one whose agents would otherwise read it from the beginning.
+            start[Key(removed)] = long.MaxValue;
         }
 
         var desired = new JsonObject
@@ -104,7 +113,16 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var desired = (JsonObject)state.DeepClone();
         desired["paused"] = paused;
         var info = await WriteAsync(actor, current, desired);
-        ruleSet.Put(new RuleAgent(RuleParser.Parse(info.Definition, shards.NamedCodes), info));
+        try
+        {
+            ruleSet.Put(new RuleAgent(RuleParser.Parse(info.Definition, shards.NamedCodes), info));
+        }
+        catch (Pr2Exception e) when (e.Code == ErrorCode.BadRule)
+        {
+            // Done (written): this silo cannot run the rule, and says so in its log; the others go by the directory.
+            Log.RuleNotLoaded(logger, name, e.Message);
+        }
+
         return info;
     }
 
@@ -147,10 +165,11 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
             .Where(m => rule is null || m == RuleAgent.MarkNameOf(rule, "") || m.StartsWith(RuleAgent.Prefix + rule + "#", StringComparison.Ordinal))
             .ToArray();
         var parked = new List<ParkedEntry>();
-        foreach (var shard in shards.ShardCodes)
+        foreach (var set in shards.Sets)
         {
             // Entries the rule could not handle, and messages it sent that the receiver refused.
-            await using var command = shards.Get(shard).PrimaryReader.CreateCommand("""
+            var shard = set.Shard;
+            await using var command = set.PrimaryReader.CreateCommand("""
                 select rule, position, reason, parked_at from pr2_dead_letter
                 where rule = any($1) and shard = $2
                 union all
@@ -176,9 +195,14 @@ public sealed class RulesGrain(ShardRegistry shards, RuleSet ruleSet, IEnumerabl
         var info = await Get(rule);
         var mark = RuleAgent.MarkNameOf(rule, info.Generation);
         var queued = 0;
-        foreach (var shard in shards.ShardCodes)
+        foreach (var set in shards.Sets)
         {
-            var set = shards.Get(shard);
+            var shard = set.Shard;
+            if (await DirectoryGrain.RemovalOfAsync(GrainFactory, shard) is { } removal && ShardRemoval.Order(removal.State) >= ShardRemoval.Order(ShardRemoval.Releasing))
+            {
+                continue; // drained: nothing on it runs again
+            }
+
             foreach (var replica in set.Live)
             {
                 // Every replica parked the entry (each runs the rule); the primary's count is the one reported.

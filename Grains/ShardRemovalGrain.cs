@@ -71,6 +71,14 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
                 return new ShardRemovalStatus(ShardCode, removal, [$"the rules, from shard 0 ({e.Message})"]);
             }
 
+            if (rules.NotLoaded.Count > 0)
+            {
+                // Its progress on the shard cannot be judged here: another silo may load it (the next wake-up may land there).
+                DeactivateOnIdle();
+                return new ShardRemovalStatus(ShardCode, removal,
+                    [.. rules.NotLoaded.Select(r => $"rule {r.Key}, which this silo cannot load ({r.Value}): fix or delete it")]);
+            }
+
             var waiting = await UndrainedAsync(removal.SealedHeads!);
             if (waiting.Count > 0)
             {

@@ -58,7 +58,7 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         await using var connection = await home.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var (mark, revision) = await LockMarkAsync(connection, transaction, cancellationToken);
+        var (mark, revision, created) = await LockMarkAsync(connection, transaction, cancellationToken);
         var batch = new AgentBatch(sourceShard, replica, mark, revision);
         var extra = await agent.BeforeBatchAsync(batch, connection, transaction, cancellationToken);
         var ready = await agent.ReadyUpToAsync(sourceShard, connection, transaction, cancellationToken);
@@ -81,6 +81,12 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
                 await revise.ExecuteNonQueryAsync(cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
                 agent.Committed(batch, mark);
+            }
+            else if (created)
+            {
+                // Kept though nothing was applied: the mark says where the agent stands (a rule started "now" on an idle
+                // shard is at its head, and a shard's removal drains once every mark reaches it).
+                await transaction.CommitAsync(cancellationToken);
             }
 
             return (extra, false);
@@ -148,12 +154,13 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         return (entries.Count == 0 ? mark : entries[^1].Position, entries);
     }
 
-    private async Task<(long Position, long Revision)> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    // Created: the row was made by this transaction.
+    private async Task<(long Position, long Revision, bool Created)> LockMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         // Locks the mark row; on first use creates it at the agent's start position (asked only then: it may cost a scan).
         if (await LockedMarkAsync(connection, transaction, cancellationToken) is { } mark)
         {
-            return mark;
+            return (mark.Position, mark.Revision, false);
         }
 
         await using var create = new NpgsqlCommand(
@@ -162,7 +169,8 @@ public sealed class AgentRunner(IJournalAgent agent, int sourceShard, ShardRegis
         create.Parameters.Add(new() { Value = sourceShard });
         create.Parameters.Add(new() { Value = await agent.StartPositionAsync(sourceShard, connection, transaction, cancellationToken) });
         await create.ExecuteNonQueryAsync(cancellationToken);
-        return await LockedMarkAsync(connection, transaction, cancellationToken) ?? throw new InvalidOperationException($"the mark of {MarkName} on shard {sourceShard} vanished");
+        var made = await LockedMarkAsync(connection, transaction, cancellationToken) ?? throw new InvalidOperationException($"the mark of {MarkName} on shard {sourceShard} vanished");
+        return (made.Position, made.Revision, true);
     }
 
     private async Task<(long Position, long Revision)?> LockedMarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)

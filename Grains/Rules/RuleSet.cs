@@ -11,10 +11,14 @@ namespace PR2.Grains.Rules;
 public sealed class RuleSet(ShardRegistry shards, ILogger<RuleSet> logger)
 {
     private volatile IReadOnlyDictionary<string, RuleAgent> _agents = new Dictionary<string, RuleAgent>(StringComparer.Ordinal);
+    private volatile IReadOnlyDictionary<string, string> _notLoaded = new Dictionary<string, string>(StringComparer.Ordinal);
 
     public IReadOnlyCollection<RuleAgent> Agents => (IReadOnlyCollection<RuleAgent>)_agents.Values;
 
     public RuleAgent? Find(string agentName) => _agents.GetValueOrDefault(agentName);
+
+    /// <summary>The rules shard 0 lists that this silo could not load at its last refresh, with why.</summary>
+    public IReadOnlyDictionary<string, string> NotLoaded => _notLoaded;
 
     public async Task RefreshAsync(IGrainFactory grains) => Replace(await grains.GetGrain<IRulesGrain>(0).List());
 
@@ -23,6 +27,7 @@ public sealed class RuleSet(ShardRegistry shards, ILogger<RuleSet> logger)
     {
         var current = _agents;
         var next = new Dictionary<string, RuleAgent>(StringComparer.Ordinal);
+        var notLoaded = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var info in rules)
         {
             var name = RuleAgent.Prefix + info.Name;
@@ -39,10 +44,12 @@ public sealed class RuleSet(ShardRegistry shards, ILogger<RuleSet> logger)
             catch (Pr2Exception e)
             {
                 Log.RuleNotLoaded(logger, info.Name, e.Message);
+                notLoaded[info.Name] = e.Message;
             }
         }
 
         _agents = next;
+        _notLoaded = notLoaded;
     }
 
     /// <summary>Adds or replaces one rule (the silo where it was changed does not wait for the next refresh).</summary>

@@ -167,6 +167,13 @@ public sealed class SchemaMigrator(ShardRegistry shards, ILogger<SchemaMigrator>
             try
             {
                 await Task.Delay(RetryInterval, _stopping.Token);
+                if (shards.IsRemoved(shard))
+                {
+                    // Released here meanwhile: its databases may be dropped, and are never made again.
+                    _deferred.TryRemove((shard, replicaIndex), out _);
+                    return;
+                }
+
                 if (untilDirectoryAnswers)
                 {
                     var removed = await RemovedShardsAsync(shards.Get(0), _stopping.Token);

@@ -35,6 +35,10 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
          "do": [{"send": {"shard": 3, "actor": "copy1/{entry.key}", "kind": "insert", "body": {"from": "{entry.actor}"}}}], "start": "beginning"}
         """;
 
+    private const string LateRule = """
+        {"name": "late-count", "on": {"type": "item", "kinds": ["insert"]}, "do": [{"view": {"name": "late_count", "key": "all", "add": {"n": 1}}}], "start": "beginning"}
+        """;
+
     private readonly ConcurrentDictionary<Guid, (Message Message, WriteAck Ack)> _acked = new();
     private readonly ConcurrentBag<Message> _removedAnswers = [];
     private readonly ConcurrentBag<string> _problems = [];
@@ -76,6 +80,10 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
             // cannot retire it. The silo running the seal is killed, then the replica lets go.
             var status = await SealingHeldAsync(client, cluster, replicas[Removed][1], async () =>
             {
+                // A rule put while the seal waits (following every shard, from the beginning) is taken at once, and never
+                // follows the shard being removed.
+                var late = await client.PutRuleAsync(LateRule);
+                Assert.Equal(long.MaxValue, late.StartAfter[Removed]);
                 await KillHostOfAsync(cluster, cluster.GetGrain<IShardWriterGrain>(Removed), "the shard's writer, sealing it");
                 _silos.Add(await ProcessSilo.StartAsync($"silo-{_silos.Count}", settings));
             });
