@@ -20,7 +20,19 @@ internal static class ShardRemovals
         string? state = null;
         while (true)
         {
-            var status = await UnavailableCluster.Answer(() => removal.Advance(), cancellationToken);
+            ShardRemovalStatus status;
+            try
+            {
+                status = await UnavailableCluster.Answer(() => removal.Advance(), cancellationToken);
+            }
+            catch (Pr2Exception e) when (wait && e.Code == ErrorCode.Unavailable && sinceChange.Elapsed <= stallTimeout)
+            {
+                // A run that outlasted the call's bound (a seal waiting for a replica), or a silo lost under it: the removal
+                // goes on by itself; ask again.
+                await Task.Delay(PollEvery, cancellationToken);
+                continue;
+            }
+
             progress?.Report(status);
             if (status.Removal.State != state)
             {

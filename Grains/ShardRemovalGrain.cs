@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Orleans.Concurrency;
 using PR2.Grains.Agents;
 using PR2.Grains.Rules;
 using PR2.Grains.Storage;
@@ -12,15 +13,25 @@ namespace PR2.Grains;
 /// its rules, the object directory) has folded each replica's journal up to its sealed head and each replica's outbox is
 /// delivered or settled, with no parked entry waiting to be retried.
 /// </summary>
+[Reentrant] // single-flight below: a wake-up or a caller arriving while a run is going joins that run
 public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog, RuleSet rules, TopologyFollower topology, ILogger<ShardRemovalGrain> logger)
     : Grain, IShardRemovalGrain
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(2);
 
+    // The run in progress: every silo's supervisor wakes this grain each round, and a seal waiting for a replica can take
+    // most of a call's bound, so calls would otherwise queue behind one another (and callers time out behind them).
+    private Task<ShardRemovalStatus>? _running;
+
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
     public async Task Wake()
     {
+        if (_running is { IsCompleted: false })
+        {
+            return;
+        }
+
         try
         {
             await Advance();
@@ -31,7 +42,9 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
         }
     }
 
-    public async Task<ShardRemovalStatus> Advance()
+    public Task<ShardRemovalStatus> Advance() => _running is { IsCompleted: false } running ? running : _running = AdvanceOnceAsync();
+
+    private async Task<ShardRemovalStatus> AdvanceOnceAsync()
     {
         var directory = GrainFactory.GetGrain<IDirectoryGrain>(0);
         var removal = await DirectoryGrain.RemovalOfAsync(GrainFactory, ShardCode)
@@ -79,9 +92,14 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
                     [.. rules.NotLoaded.Select(r => $"rule {r.Key}, which this silo cannot load ({r.Value}): fix or delete it")]);
             }
 
-            var waiting = await UndrainedAsync(removal.SealedHeads!);
+            var (waiting, unreadable) = await UndrainedAsync(removal.SealedHeads!);
             if (waiting.Count > 0)
             {
+                if (unreadable)
+                {
+                    DeactivateOnIdle(); // perhaps only this silo cannot reach that server: the next wake-up may land elsewhere
+                }
+
                 return new ShardRemovalStatus(ShardCode, removal, waiting);
             }
 
@@ -170,9 +188,11 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
 
     // What the sealed journal still waits for, per replica: agents behind its head, rule messages not delivered, parked
     // entries marked for retry. Sends from the shard's rules to itself are refused as removed, which settles them.
-    private async Task<List<string>> UndrainedAsync(IReadOnlyDictionary<int, long> heads)
+    // Unreadable: some of it could not be read from here.
+    private async Task<(List<string> Waiting, bool Unreadable)> UndrainedAsync(IReadOnlyDictionary<int, long> heads)
     {
         var waiting = new List<string>();
+        var unreadable = false;
         var set = shards.Get(ShardCode);
         foreach (var (replica, head) in heads.OrderBy(h => h.Key))
         {
@@ -182,6 +202,7 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
                     "select position from pr2_agent_mark where agent = $1 and shard = $2", AgentMarks.Name(agent, ShardCode, replica), ShardCode);
                 if (mark is null)
                 {
+                    unreadable = true;
                     waiting.Add($"{agent.Name} on replica {replica}: its mark could not be read");
                 }
                 else if (mark < head)
@@ -191,6 +212,7 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
             }
 
             var undelivered = await ReadAsync(set.Replicas[replica], "select count(*) from pr2_outbox where delivered_at is null and failure is null");
+            unreadable |= undelivered is null;
             if (undelivered is not 0)
             {
                 waiting.Add(undelivered is null
@@ -199,6 +221,7 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
             }
 
             var parked = await ReadAsync(set.Replicas[replica], "select count(*) from pr2_dead_letter where shard = $1 and retry", ShardCode);
+            unreadable |= parked is null;
             if (parked is not 0)
             {
                 waiting.Add(parked is null
@@ -207,7 +230,7 @@ public sealed class ShardRemovalGrain(ShardRegistry shards, AgentCatalog catalog
             }
         }
 
-        return waiting;
+        return (waiting, unreadable);
     }
 
     // A count or a position; 0 when there is no row; null when the database did not answer.

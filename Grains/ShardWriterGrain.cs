@@ -619,6 +619,8 @@ public sealed class ShardWriterGrain(
 
         if (unreached.Count > 0)
         {
+            // Perhaps only this silo cannot reach it (cut off from its server): the next try may be placed on another.
+            DeactivateOnIdle();
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
                 $"shard {ShardCode} is being sealed for its removal: replica {string.Join(", ", unreached)} does not answer, and the seal waits for it (it may hold acknowledged entries no other has); bring it back and run again");
         }
@@ -662,6 +664,7 @@ public sealed class ShardWriterGrain(
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ReplicaNotReadyException)
         {
+            DeactivateOnIdle(); // as above: another silo may reach them all
             throw new Pr2Exception(ErrorCode.ShardUnavailable,
                 $"shard {ShardCode} is being sealed for its removal: its retired replicas could not be made equal ({DatabaseFailure.Describe(e)}); run again");
         }

@@ -49,10 +49,12 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
     public async Task A_shard_removed_under_writes_to_every_shard_with_a_silo_killed_in_each_state_keeps_every_answer_true()
     {
         var (settings, replicas) = Topology();
+        // silo-1 reaches server B through a proxy the test cuts during the removal (the other silos still reach B).
+        await using var proxyB = new TcpProxy(servers.B.Server.Port);
         try
         {
             _silos.Add(await ProcessSilo.StartAsync("silo-0", settings));
-            _silos.Add(await ProcessSilo.StartAsync("silo-1", settings));
+            _silos.Add(await ProcessSilo.StartAsync("silo-1", Through(settings, servers.B.Server.Port, proxyB.Port)));
             using var host = await ProcessSilo.StartClientAsync(settings["Pr2:Silo:Membership"]!);
             var cluster = host.Services.GetRequiredService<IClusterClient>();
             var client = new Pr2Client(cluster);
@@ -76,6 +78,11 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
             await Eventually.TrueAsync(async () => await HeadAsync(replicas[Removed][0]) - await MarkAsync(replicas[Removed][0], "rule-from-removed") >= 10,
                 TimeSpan.FromSeconds(60), "the paused rule behind shard 3's journal");
 
+            // From here until the release, silo-1 (unless killed first) cannot reach server B: replica 1 of shards 1 and 3
+            // and replica 0 of shard 2, while the other silos can.
+            proxyB.BlackHole();
+            output.WriteLine($"nemesis: cut silo-1 off server B at {DateTime.UtcNow:HH:mm:ss.fff}, after {_acked.Count} acks");
+
             // Sealing: replica 1 takes no commit (its journal locked, a commit there waiting with the head's row), so the seal
             // cannot retire it. The silo running the seal is killed, then the replica lets go.
             var status = await SealingHeldAsync(client, cluster, replicas[Removed][1], async () =>
@@ -91,8 +98,8 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
 
             // Draining: held by the paused rule until its removal grain's silo is killed; then the rule resumes.
             var removal = cluster.GetGrain<IShardRemovalGrain>(Removed);
-            await Eventually.TrueAsync(async () => (status = await removal.Advance()) is { Removal.State: ShardRemoval.Draining } s
-                    && s.WaitingFor.Any(w => w.Contains("rule-from-removed", StringComparison.Ordinal)),
+            await Eventually.TrueAsync(async () => await AdvanceAsync(removal) is { Removal.State: ShardRemoval.Draining } s
+                    && (status = s).WaitingFor.Any(w => w.Contains("rule-from-removed", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(120), "the removal sealed and draining, waiting for the paused rule");
             output.WriteLine($"draining: {string.Join("; ", status.WaitingFor)}");
             await KillHostOfAsync(cluster, removal, "the removal grain, draining");
@@ -105,6 +112,8 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
                 TimeSpan.FromSeconds(120), "the removal drained");
             Assert.True(drained == ShardRemoval.Releasing, "the removal went past releasing before a silo could be killed in it");
             await KillHostOfAsync(cluster, removal, "the removal grain, releasing");
+            proxyB.Heal();
+            output.WriteLine($"nemesis: silo-1 reaches server B again at {DateTime.UtcNow:HH:mm:ss.fff}");
             _silos.Add(await ProcessSilo.StartAsync($"silo-{_silos.Count}", settings));
             var followed = new RecordedReports<ShardRemovalStatus>();
             status = await Retrying.CallAsync(() => client.RemoveShardAsync(Removed, progress: followed, stallTimeout: TimeSpan.FromSeconds(120)));
@@ -161,15 +170,12 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
         ShardRemovalStatus status = null!;
         await Eventually.TrueAsync(async () =>
         {
-            try
-            {
-                status = await cluster.GetGrain<IShardRemovalGrain>(Removed).Advance();
-            }
-            catch (Exception e) when (e is TimeoutException or Orleans.Runtime.OrleansException)
+            if (await AdvanceAsync(cluster.GetGrain<IShardRemovalGrain>(Removed)) is not { } now)
             {
                 return false;
             }
 
+            status = now;
             // Either replica 1 could not be retired (a commit there holds its head) or not copied to: the seal waits.
             return status.Removal.State == ShardRemoval.Sealing && status.WaitingFor.Any(w => w.Contains("replica 1", StringComparison.Ordinal) || w.Contains("could not be made equal", StringComparison.Ordinal));
         }, TimeSpan.FromSeconds(120), "the seal waiting for replica 1");
@@ -369,6 +375,19 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
         Assert.True(copied.Count > 10 && refusedCopies.Count > 0, "the rule sending to the removed shard had messages both taken and refused");
     }
 
+    // Where the removal stands, or null when the call did not come back (a seal waiting for a replica can outlast it).
+    private static async Task<ShardRemovalStatus?> AdvanceAsync(IShardRemovalGrain removal)
+    {
+        try
+        {
+            return await removal.Advance();
+        }
+        catch (Exception e) when (e is TimeoutException or Orleans.Runtime.OrleansException)
+        {
+            return null;
+        }
+    }
+
     private static async Task<ShardEntry> ShardAsync(Pr2Client client) => (await client.GetShardsAsync()).Single(s => s.Shard == Removed);
 
     private static Task<long> HeadAsync(NpgsqlDataSource database) => Sql.ScalarAsync(database, "select position from pr2_writer_head");
@@ -394,6 +413,13 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
 
         return keys;
     }
+
+    // The settings with every connection to the server on port `port` made through `proxy` instead.
+    private static Dictionary<string, string?> Through(Dictionary<string, string?> settings, int port, int proxy) =>
+        settings.ToDictionary(p => p.Key, p => p.Key.Contains(":Replicas:", StringComparison.Ordinal)
+            && new NpgsqlConnectionStringBuilder(p.Value) is { } connection && connection.Port == port
+                ? new NpgsqlConnectionStringBuilder(p.Value) { Port = proxy }.ConnectionString
+                : p.Value);
 
     // Shard 0 on server A; shard 1 on [A, B], shard 2 on [B, A], shard 3 (to be removed, Quorum) on [A, B]; membership in a
     // database of its own on A.
