@@ -85,7 +85,7 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
 
             // Sealing: replica 1 takes no commit (its journal locked, a commit there waiting with the head's row), so the seal
             // cannot retire it. The silo running the seal is killed, then the replica lets go.
-            var status = await SealingHeldAsync(client, cluster, replicas[Removed][1], async () =>
+            var status = await SealingHeldAsync(cluster, replicas[Removed][1], async () =>
             {
                 // A rule put while the seal waits (following every shard, from the beginning) is taken at once, and never
                 // follows the shard being removed.
@@ -157,7 +157,7 @@ public sealed class ShardRemovalUnderLoadTests(TwoPostgresServers servers, ITest
 
     // Holds replica 1 of the removed shard (its journal locked), starts the removal, waits until the seal says it waits
     // for that replica, runs duringHold, and lets the replica go.
-    private async Task<ShardRemovalStatus> SealingHeldAsync(Pr2Client client, IClusterClient cluster, NpgsqlDataSource replica, Func<Task> duringHold)
+    private async Task<ShardRemovalStatus> SealingHeldAsync(IClusterClient cluster, NpgsqlDataSource replica, Func<Task> duringHold)
     {
         await using var connection = await replica.OpenConnectionAsync();
         await using var holding = await connection.BeginTransactionAsync();
