@@ -29,6 +29,11 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
     private Task? _draining;
     private bool _wanted;
 
+    // Drains in a row that failed to reach a database. Perhaps only this silo cannot reach that server (cut off from it):
+    // after a few the activation goes, so that the next wake-up may place it on a silo that can.
+    private int _unreachable;
+    private const int UnreachableBeforeMoving = 3;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_agent, _shard, _replica) = AgentCatalog.ParseKey(this.GetPrimaryKeyString());
@@ -56,6 +61,12 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
             await topology.RefreshShardAsync(_shard);
         }
     }
+
+    private static bool IsUnreachable(Exception e) => e switch
+    {
+        Npgsql.NpgsqlException { IsTransient: true } or TimeoutException or IOException or System.Net.Sockets.SocketException => true,
+        _ => e.InnerException is { } inner && IsUnreachable(inner),
+    };
 
     // Whether this silo knows the replica this agent follows (a replica added at runtime reaches silos in turn).
     private bool Follows() => shards.Contains(_shard) && _replica < shards.Get(_shard).Replicas.Count && !shards.Get(_shard).IsRemoved(_replica);
@@ -117,11 +128,17 @@ public sealed class AgentGrain(AgentCatalog catalog, ShardRegistry shards, Topol
                     await Task.Delay(Pacing);
                 }
             }
+
+            _unreachable = 0;
         }
         catch (Exception e)
         {
             // The timer wakes us again; the mark did not move, so nothing is lost or doubled.
             Log.AgentFailed(logger, e, _agent, _shard);
+            if (IsUnreachable(e) && ++_unreachable >= UnreachableBeforeMoving)
+            {
+                DeactivateOnIdle();
+            }
         }
         finally
         {
