@@ -1617,7 +1617,8 @@ public sealed class ShardWriterGrain(
                 }
 
                 antiEntropy?.Wake();
-            }, set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries, term);
+            }, set.RequiredCopies > 1 ? gate.EnsureAsync : null, options.Value.ProjectRecordsInline, recentEntries, term,
+                options.Value.OverlapCommits);
             _gate = set.RequiredCopies > 1 ? gate : null;
             _lastPrimary = primary;
             Set.Promote(primary);

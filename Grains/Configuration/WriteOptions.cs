@@ -26,6 +26,13 @@ public sealed class WriteOptions
     /// </summary>
     public bool ProjectRecordsInline { get; set; }
 
+    /// <summary>
+    /// Whether a shard's writer sends the next group commit's inserts while one is in flight (default false): they run
+    /// while the first one commits, and the second then moves the head and commits, in order. Applies to shards whose
+    /// ack policy waits for no other replica and without <see cref="ProjectRecordsInline"/>; others commit one at a time.
+    /// </summary>
+    public bool OverlapCommits { get; set; }
+
     /// <summary>Database command timeout for the write path, in seconds: fail fast rather than hang.</summary>
     public int CommandTimeoutSeconds { get; set; } = 5;
 

@@ -101,12 +101,12 @@ public sealed class JournalWriter : IAsyncDisposable
     private volatile bool _closed;
     private volatile bool _broken;
 
-    // Guarded by _sending: whether the owner abandoned this writer (nothing more is sent), the MessageIds of the batch
-    // in flight, and those of batches whose commit failed on the connection (the writer then broke: few): what may still
-    // commit, or have committed, on this database.
+    // Guarded by _sending: whether the owner abandoned this writer (nothing more is sent), the commits in flight (one, or
+    // two with overlapped commits), and the MessageIds of batches whose commit failed on the connection (the writer then
+    // broke: few): what may still commit, or have committed, on this database.
     private readonly Lock _sending = new();
     private volatile bool _abandoned;
-    private Guid[] _inFlight = [];
+    private readonly List<CommitAttempt> _attempts = [];
     private readonly List<Guid> _unknownOutcome = [];
 
     // Guarded by _sending: the latest MessageIds whose batch committed here (or may have) but failed all the same while
@@ -121,17 +121,27 @@ public sealed class JournalWriter : IAsyncDisposable
     // that fails before COMMIT was sent says nothing was written (the server never commits without it).
     private static readonly TimeSpan ConfirmAfterIdle = TimeSpan.FromMilliseconds(200);
 
-    // Loop-owned: when the last commit ended (Stopwatch ticks; 0 before the first), whether the commit now being
-    // made has sent what may commit it (after that, a connection failure leaves the outcome unknown), and whether it did
-    // commit (a failure after that, in the ack policy's gate, is never the entries' data being refused).
+    // Loop-owned: when the last commit ended (Stopwatch ticks; 0 before the first), and the queue's pending wait (a
+    // single-reader channel takes one waiter at a time, and the loop waits on it beside a commit in flight).
     private long _lastCommitEnded;
-    private bool _commitSent;
-    private bool _commitDone;
+    private Task<bool>? _waitingForQueue;
+
+    // Whether a commit from memory may be sent while the one before it is in flight (see StartFromMemory).
+    private readonly bool _overlap;
+
+    // How long a commit behind another waits, its inserts uncommitted, before it gives way (rolls back, planned again).
+    private static readonly TimeSpan GiveWayAfter = TimeSpan.FromSeconds(1);
+
+    // Commits sent behind another that committed, and those that rolled back because the one ahead did not (tests).
+    private int _overlapped;
+    private int _undone;
 
     private JournalWriter(int shard, long epoch, (long Position, long Clock, long OriginPosition) head, Guid replicaId, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
-        Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords, RecentEntries? recent)
+        Action<long, bool> committed, Func<Task>? beforeAck, bool projectRecords, RecentEntries? recent, bool overlapCommits)
     {
         _projectRecords = projectRecords;
+        // The ack policy's gate and the records projection want one commit at a time (see StartFromMemory).
+        _overlap = overlapCommits && beforeAck is null && !projectRecords;
         _recent = recent;
         (_versionsAt, _clockAt, _originAt) = head;
         _committed = committed;
@@ -182,9 +192,11 @@ public sealed class JournalWriter : IAsyncDisposable
     /// </summary>
     /// <paramref name="term"/>, when given, is the epoch the caller already fenced this replica with (see
     /// <see cref="FenceAsync"/>): the writer opens at it, or fails with <c>WriterFenced</c> when a newer writer came since.
+    /// <paramref name="overlapCommits"/> lets the next batch's inserts run while a commit is in flight (see
+    /// <c>Pr2:Write:OverlapCommits</c>; without an ack policy gate and records projection only).
     public static async Task<JournalWriter> OpenAsync(int shard, NpgsqlDataSource source, int maxBatchSize, ILogger logger,
         Action<long, bool>? committed = null, Func<Task>? beforeAck = null, bool projectRecords = false, RecentEntries? recent = null,
-        long? term = null, CancellationToken cancellationToken = default)
+        long? term = null, bool overlapCommits = false, CancellationToken cancellationToken = default)
     {
         await using var command = source.CreateCommand(term is null
             ? """
@@ -215,7 +227,7 @@ public sealed class JournalWriter : IAsyncDisposable
         Pr2Metrics.WriterTakeovers.Add(1, new KeyValuePair<string, object?>("shard", shard));
         recent?.Forget(source);
         return new JournalWriter(shard, epoch, (position, clock, originPosition), replicaId, source, maxBatchSize, logger, committed ?? ((_, _) => { }), beforeAck,
-            projectRecords, recent);
+            projectRecords, recent, overlapCommits);
     }
 
     /// <summary>Queues one append; the task completes after its group commit.</summary>
@@ -258,7 +270,7 @@ public sealed class JournalWriter : IAsyncDisposable
             _queue.Writer.TryComplete();
             // Its replica may be lost and restored, its positions then holding other entries: the agents read it again.
             _recent?.Forget(_source);
-            return [.. _inFlight, .. _unknownOutcome];
+            return [.. _attempts.SelectMany(a => a.MessageIds), .. _unknownOutcome];
         }
     }
 
@@ -270,6 +282,12 @@ public sealed class JournalWriter : IAsyncDisposable
             return _failedAfterCommitIds.Contains(messageId);
         }
     }
+
+    /// <summary>Commits that were sent behind one in flight and committed (overlapped commits).</summary>
+    internal int OverlappedCommits => Volatile.Read(ref _overlapped);
+
+    /// <summary>Commits sent behind one in flight that rolled back, nothing written, because that one did not commit.</summary>
+    internal int OverlapsUndone => Volatile.Read(ref _undone);
 
     /// <summary>True once its owner gave it up (<see cref="Abandon"/>).</summary>
     public bool IsAbandoned => _abandoned;
@@ -287,80 +305,413 @@ public sealed class JournalWriter : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var batch = new List<PendingWrite>(_maxBatchSize);
-        while (await _queue.Reader.WaitToReadAsync())
+        // Appends taken from the queue and not yet committed (gathered beside a commit in flight, or given back by an
+        // overlapped commit that wrote nothing): they go before anything still queued.
+        var carried = new List<PendingWrite>();
+        OverlappedCommit? ahead = null;
+        while (true)
         {
-            // Up to the batch size in entries; an atomic batch larger than that goes whole, alone or with what came before.
-            var size = 0;
-            while (size < _maxBatchSize && _queue.Reader.TryRead(out var next))
+            if (ahead is null)
             {
-                batch.Add(next);
-                size += next.Requests.Count;
-            }
+                if (carried.Count > 0 && (_fenced is not null || _broken || _abandoned))
+                {
+                    var reason = _fenced ?? NotSent();
+                    carried.ForEach(p => p.Fail(reason));
+                    carried.Clear();
+                }
 
-            if (!TryStartSending(batch))
-            {
-                batch.Clear();
+                if (carried.Count == 0 && !await QueueReadable())
+                {
+                    break;
+                }
+
+                var batch = Take(carried);
+                ahead = _overlap ? StartFromMemory(batch) : null;
+                if (ahead is null)
+                {
+                    await CommitSeriallyAsync(batch);
+                }
+
                 continue;
             }
 
-            try
+            // A commit is in flight: gather the next batch beside it, and send it overlapped once enough came.
+            if (!await GatherBesideAsync(ahead, carried))
             {
-                await CommitAsync(batch);
-            }
-            catch (Exception e) when (batch.Count > 1 && !_commitDone && IsEntryDataError(e))
-            {
-                // PostgreSQL refused the data of some entry (the door's checks should make this impossible): commit the
-                // appends one at a time, so that only the one it refuses fails and the others of the batch go on.
-                Log.GroupCommitSplit(_logger, e, Shard, batch.Count);
-                foreach (var pending in batch)
-                {
-                    if (!IsBroken && !IsFenced && TryStartSending([pending]))
-                    {
-                        await CommitOrFailAsync([pending]);
-                    }
-                    else
-                    {
-                        // Broken, fenced or abandoned on the way: the rest goes to the next writer like anything queued.
-                        pending.Fail(_fenced ?? NotSent());
-                    }
-                }
-            }
-            catch (Exception e)
-            {
-                Fail(batch, e);
+                await FinishAsync(ahead, null, carried);
+                ahead = null;
+                continue;
             }
 
-            lock (_sending)
-            {
-                _inFlight = [];
-            }
-
-            batch.Clear();
+            ahead = await OverlapAsync(ahead, Take(carried), carried);
         }
     }
 
-    // Marks the batch as in flight, unless the writer was abandoned: then it fails, never sent.
-    private bool TryStartSending(List<PendingWrite> batch)
+    // The carried appends, then the queued ones, up to the batch size in entries; an atomic batch larger than that goes
+    // whole, alone or with what came before.
+    private List<PendingWrite> Take(List<PendingWrite> carried)
+    {
+        var batch = new List<PendingWrite>(Math.Min(_maxBatchSize, 1024));
+        var size = 0;
+        var fromCarried = 0;
+        while (size < _maxBatchSize && fromCarried < carried.Count)
+        {
+            batch.Add(carried[fromCarried]);
+            size += carried[fromCarried++].Requests.Count;
+        }
+
+        carried.RemoveRange(0, fromCarried);
+        while (size < _maxBatchSize && _queue.Reader.TryRead(out var next))
+        {
+            batch.Add(next);
+            size += next.Requests.Count;
+        }
+
+        return batch;
+    }
+
+    private Task<bool> QueueReadable()
+    {
+        if (_waitingForQueue is null || _waitingForQueue.IsCompleted)
+        {
+            _waitingForQueue = _queue.Reader.WaitToReadAsync().AsTask();
+        }
+
+        return _waitingForQueue;
+    }
+
+    // One commit at a time: the way every commit went before overlapped commits, and still the way of any commit that
+    // is not planned from memory.
+    private async Task CommitSeriallyAsync(List<PendingWrite> batch)
+    {
+        var attempt = new CommitAttempt(batch);
+        if (!TryStartSending(attempt))
+        {
+            return;
+        }
+
+        try
+        {
+            await CommitAsync(attempt);
+        }
+        catch (Exception e)
+        {
+            await FailOrSplitAsync(attempt, e);
+        }
+        finally
+        {
+            Untrack(attempt);
+        }
+    }
+
+    private async Task FailOrSplitAsync(CommitAttempt attempt, Exception e)
+    {
+        var batch = attempt.Batch;
+        if (!(batch.Count > 1 && !attempt.Done && IsEntryDataError(e)))
+        {
+            Fail(attempt, e);
+            return;
+        }
+
+        // PostgreSQL refused the data of some entry (the door's checks should make this impossible): commit the
+        // appends one at a time, so that only the one it refuses fails and the others of the batch go on.
+        Log.GroupCommitSplit(_logger, e, Shard, batch.Count);
+        Untrack(attempt);
+        foreach (var pending in batch)
+        {
+            if (!IsBroken && !IsFenced)
+            {
+                await CommitSeriallyAsync([pending]);
+            }
+            else
+            {
+                // Broken, fenced or abandoned on the way: the rest goes to the next writer like anything queued.
+                pending.Fail(_fenced ?? NotSent());
+            }
+        }
+    }
+
+    // Overlapped commits (Pr2:Write:OverlapCommits). A batch planned from memory is sent in one round trip, as it is
+    // serially, but not awaited: the loop gathers the next batch meanwhile, plans it on top of the first one's plan (its
+    // head, clock and versions, not yet committed) and sends its inserts in an open transaction (CommitBehindAsync).
+    // Those run while the first one commits; only once it did does the second move the head from where the first left
+    // it and COMMIT, so commits land and are acknowledged in order, and the head (whose row lock would make the
+    // second wait for the whole of the first) is the one step they do not overlap. If the first does not commit, the
+    // second rolls back before anything else is written, and its appends are planned again: a failed commit fails only
+    // its own appends, and leaves no gap. Two commits at most are in flight.
+    // Null when the batch is not for this way (it then commits serially).
+    private OverlappedCommit? StartFromMemory(List<PendingWrite> batch)
+    {
+        if (System.Diagnostics.Stopwatch.GetElapsedTime(_lastCommitEnded) > ConfirmAfterIdle || PlanFromMemory(batch, null) is not { } quick)
+        {
+            return null;
+        }
+
+        var attempt = new CommitAttempt(batch);
+        if (!TryStartSending(attempt))
+        {
+            return null; // failed, never sent
+        }
+
+        var commit = new OverlappedCommit(attempt, quick.Plan, (_versionsAt, _clockAt, _originAt));
+        commit.Committed = SendFromMemoryAsync(commit, quick.Assumed);
+        return commit;
+    }
+
+    private async Task<bool> SendFromMemoryAsync(OverlappedCommit commit, Dictionary<string, long> assumed)
+    {
+        Pr2Metrics.CommitBatchSize.Record(commit.Attempt.MessageIds.Length, new KeyValuePair<string, object?>("shard", Shard));
+        await using var connection = await _source.OpenConnectionAsync();
+        return await TryCommitFromMemoryAsync(connection, commit.Attempt, commit.From, commit.Plan, assumed, confirmFirst: false);
+    }
+
+    // Takes queued appends into carried until they make half as many entries as the commit in flight (so that commits do
+    // not shrink to an append each), or until that commit ends (false: nothing to overlap, commit them after it).
+    private async Task<bool> GatherBesideAsync(OverlappedCommit ahead, List<PendingWrite> carried)
+    {
+        var wanted = Math.Clamp(ahead.Attempt.MessageIds.Length / 2, 1, _maxBatchSize);
+        var size = carried.Sum(p => p.Requests.Count);
+        while (true)
+        {
+            while (size < _maxBatchSize && _queue.Reader.TryRead(out var next))
+            {
+                carried.Add(next);
+                size += next.Requests.Count;
+            }
+
+            if (size >= wanted)
+            {
+                return true;
+            }
+
+            var readable = QueueReadable();
+            await Task.WhenAny(readable, ahead.Committed);
+            if (ahead.Committed.IsCompleted || (readable.IsCompleted && !readable.Result))
+            {
+                return false;
+            }
+        }
+    }
+
+    // Sends batch behind the commit in flight, finishes that one, and returns the one now in flight (null if none).
+    private async Task<OverlappedCommit?> OverlapAsync(OverlappedCommit ahead, List<PendingWrite> batch, List<PendingWrite> carried)
+    {
+        // A MessageId of the commit ahead (a retry while the first attempt is in flight) waits for its answer.
+        var aheadIds = ahead.Attempt.MessageIds.ToHashSet();
+        if (batch.Any(p => p.Requests.Any(r => aheadIds.Contains(r.Message.MessageId))) || PlanFromMemory(batch, ahead.Plan) is not { } quick)
+        {
+            carried.InsertRange(0, batch);
+            await FinishAsync(ahead, null, carried);
+            return null;
+        }
+
+        var attempt = new CommitAttempt(batch);
+        if (!TryStartSending(attempt))
+        {
+            await FinishAsync(ahead, null, carried);
+            return null;
+        }
+
+        var behind = new OverlappedCommit(attempt, quick.Plan, (ahead.Plan.Position, ahead.Plan.Clock, ahead.Plan.OriginPosition));
+        behind.Committed = CommitBehindAsync(behind, quick.Assumed);
+        return await FinishAsync(ahead, behind, carried) ? behind : null;
+    }
+
+    // The inserts in an open transaction; once the commit ahead committed, the head's move from where it left it, and
+    // COMMIT, in one round trip. False (rolled back, nothing written) when the commit ahead did not commit, the writer
+    // was abandoned meanwhile, or the head or an actor was not where the plan assumed.
+    private async Task<bool> CommitBehindAsync(OverlappedCommit commit, Dictionary<string, long> assumed)
+    {
+        var attempt = commit.Attempt;
+        var plan = commit.Plan;
+        Pr2Metrics.CommitBatchSize.Record(attempt.MessageIds.Length, new KeyValuePair<string, object?>("shard", Shard));
+        await using var connection = await _source.OpenConnectionAsync();
+        // A transaction left open by a silo that died unseen would hold these positions from anti-entropy and the next
+        // writer until TCP noticed (hours): the server ends it after a bound well past the wait for the commit ahead.
+        await using (var inserts = new NpgsqlBatch(connection) { BatchCommands = { new("begin"), new("set local idle_in_transaction_session_timeout = '15s'") } })
+        {
+            if (assumed.Count > 0)
+            {
+                inserts.BatchCommands.Add(ExpectVersionsCommand(assumed));
+            }
+
+            inserts.BatchCommands.Add(InsertCommand(plan));
+            try
+            {
+                await inserts.ExecuteNonQueryAsync();
+            }
+            catch (PostgresException e) when (e.SqlState is NotAtAssumedVersion or PostgresErrorCodes.UniqueViolation || GivesWay(e))
+            {
+                await RollbackAsync(connection);
+                return false;
+            }
+        }
+
+        var go = await commit.Go.Task;
+        lock (_sending)
+        {
+            go = go && !_abandoned;
+            attempt.Sent = go;
+        }
+
+        if (!go)
+        {
+            await RollbackAsync(connection);
+            return false;
+        }
+
+        await using var finish = new NpgsqlBatch(connection) { BatchCommands = { MoveHeadCommand(commit.From, plan), new("commit") } };
+        try
+        {
+            await finish.ExecuteNonQueryAsync();
+            Interlocked.Increment(ref _overlapped);
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState is HeadMoved || GivesWay(e))
+        {
+            attempt.Sent = false; // refused before COMMIT ran
+            await RollbackAsync(connection);
+            return false;
+        }
+    }
+
+    // Taking its positions before the head's lock, a commit behind can close a cycle with anti-entropy or a newer writer
+    // (the head first, then the positions), which PostgreSQL breaks by failing one side: it is planned again.
+    private static bool GivesWay(PostgresException e) =>
+        e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.LockNotAvailable;
+
+    private static async Task RollbackAsync(NpgsqlConnection connection)
+    {
+        await using var rollback = new NpgsqlCommand("rollback", connection);
+        await rollback.ExecuteNonQueryAsync();
+    }
+
+    // Takes the outcome of an overlapped commit, in commit order: acknowledges it, or redoes it the checked way (nothing
+    // was written: the head or an actor was not where it was planned), or fails it. The commit behind it (if any) is let
+    // go on only if this one committed (true: it is still in flight); if not, it has rolled back before this one is
+    // redone (its uncommitted inserts hold the positions a redo takes), and its appends are given back, to be planned
+    // again before anything queued after them (false).
+    private async Task<bool> FinishAsync(OverlappedCommit commit, OverlappedCommit? behind, List<PendingWrite> carried)
+    {
+        var attempt = commit.Attempt;
+        var shardTag = new KeyValuePair<string, object?>("shard", Shard);
+        var committed = false;
+        try
+        {
+            Exception? failure = null;
+            try
+            {
+                if (behind is not null && await Task.WhenAny(commit.Committed, Task.Delay(GiveWayAfter)) != commit.Committed)
+                {
+                    // Slow: it may be waiting for the head's row lock held by anti-entropy, itself waiting for the positions
+                    // the one behind holds uncommitted. The one behind gives way (rolls back) and is planned again.
+                    behind.Go.TrySetResult(false);
+                }
+
+                committed = await commit.Committed;
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+
+            Pr2Metrics.CommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(commit.Started).TotalSeconds, shardTag);
+            behind?.Go.TrySetResult(committed);
+            if (!committed && behind is not null)
+            {
+                try
+                {
+                    await behind.Committed;
+                }
+                catch (Exception)
+                {
+                    // Its own finish answers it; here it only had to end.
+                }
+            }
+
+            if (committed)
+            {
+                attempt.Done = true;
+                await AcknowledgeAsync(attempt, commit.Plan, null);
+            }
+            else if (failure is not null)
+            {
+                await FailOrSplitAsync(attempt, failure);
+            }
+            else if (_abandoned)
+            {
+                attempt.Batch.ForEach(p => p.Fail(NotSent()));
+            }
+            else
+            {
+                await using var connection = await _source.OpenConnectionAsync();
+                if (await CommitCheckedAsync(connection, attempt) is { } outcome)
+                {
+                    attempt.Done = true;
+                    await AcknowledgeAsync(attempt, outcome.Plan, outcome.Projected);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            await FailOrSplitAsync(attempt, e);
+        }
+        finally
+        {
+            behind?.Go.TrySetResult(false); // whatever went wrong above, it must not wait for good
+            Untrack(attempt);
+            _lastCommitEnded = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+
+        if (committed || behind is null)
+        {
+            return true;
+        }
+
+        // The one behind rolled back (it was told to): answered after this one, its appends given back after this one's.
+        Untrack(behind.Attempt);
+        Interlocked.Increment(ref _undone);
+        if (behind.Committed.IsFaulted)
+        {
+            await FailOrSplitAsync(behind.Attempt, behind.Committed.Exception!.InnerException!);
+        }
+        else
+        {
+            carried.InsertRange(0, behind.Attempt.Batch);
+        }
+
+        return false;
+    }
+
+    // Marks the attempt as in flight, unless the writer was abandoned: then its batch fails, never sent.
+    private bool TryStartSending(CommitAttempt attempt)
     {
         lock (_sending)
         {
             if (!_abandoned)
             {
-                _inFlight = [.. MessageIds(batch)];
+                _attempts.Add(attempt);
                 return true;
             }
         }
 
         var notSent = NotSent();
-        batch.ForEach(p => p.Fail(notSent));
+        attempt.Batch.ForEach(p => p.Fail(notSent));
         return false;
     }
 
-    // Under _sending.
-    private void RememberFailedAfterCommit(List<PendingWrite> batch)
+    private void Untrack(CommitAttempt attempt)
     {
-        foreach (var messageId in MessageIds(batch))
+        lock (_sending)
+        {
+            _attempts.Remove(attempt);
+        }
+    }
+
+    // Under _sending.
+    private void RememberFailedAfterCommit(CommitAttempt attempt)
+    {
+        foreach (var messageId in attempt.MessageIds)
         {
             if (_failedAfterCommitIds.Add(messageId))
             {
@@ -379,24 +730,13 @@ public sealed class JournalWriter : IAsyncDisposable
 
     private static IEnumerable<Guid> MessageIds(List<PendingWrite> batch) => batch.SelectMany(p => p.Requests).Select(r => r.Message.MessageId);
 
-    private async Task CommitOrFailAsync(List<PendingWrite> batch)
-    {
-        try
-        {
-            await CommitAsync(batch);
-        }
-        catch (Exception e)
-        {
-            Fail(batch, e);
-        }
-    }
-
     // Whatever went wrong, the loop must live on: fail this batch (nothing was acknowledged) and serve the next one.
     // The next transaction re-reads the head, so nothing is skipped.
-    private void Fail(List<PendingWrite> batch, Exception e)
+    private void Fail(CommitAttempt attempt, Exception e)
     {
+        var batch = attempt.Batch;
         Log.GroupCommitFailed(_logger, e, Shard, batch.Count);
-        if (batch.Count == 1 && !_commitDone && IsEntryDataError(e))
+        if (batch.Count == 1 && !attempt.Done && IsEntryDataError(e))
         {
             // Alone in its transaction, so this entry is what PostgreSQL refuses, and will refuse again: final.
             batch[0].Fail(new Pr2Exception(ErrorCode.BadBody,
@@ -404,23 +744,24 @@ public sealed class JournalWriter : IAsyncDisposable
             return;
         }
 
-        // Before COMMIT was sent, the server rolls the transaction back whatever became of the connection.
-        var maybeCommitted = _commitSent;
+        // Before COMMIT was sent, the server rolls the transaction back whatever became of the connection; after it, an
+        // error the server reported (not the connection's loss) rolled it back too, unless it committed first.
+        var connectionFailed = IsConnectionFailure(e);
+        var maybeCommitted = attempt.Sent && (attempt.Done || connectionFailed || e is not PostgresException);
         var reason = new Pr2Exception(ErrorCode.ShardUnavailable, maybeCommitted
             ? $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); the outcome is unknown, retry with the same MessageId"
             : $"shard {Shard} journal could not be written ({DatabaseFailure.Describe(e)}); nothing was written, retry with the same MessageId");
         // Recorded before the appends fail, so that an owner giving this writer up on their answer finds them.
-        var connectionFailed = IsConnectionFailure(e);
         lock (_sending)
         {
-            _inFlight = [];
+            _attempts.Remove(attempt);
             if (maybeCommitted && connectionFailed)
             {
-                _unknownOutcome.AddRange(MessageIds(batch));
+                _unknownOutcome.AddRange(attempt.MessageIds);
             }
             else if (maybeCommitted)
             {
-                RememberFailedAfterCommit(batch);
+                RememberFailedAfterCommit(attempt);
             }
         }
 
@@ -442,22 +783,21 @@ public sealed class JournalWriter : IAsyncDisposable
         batch.ForEach(p => p.Fail(reason));
     }
 
-    private async Task CommitAsync(List<PendingWrite> batch)
+    private async Task CommitAsync(CommitAttempt attempt)
     {
+        var batch = attempt.Batch;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var shardTag = new KeyValuePair<string, object?>("shard", Shard);
-        Pr2Metrics.CommitBatchSize.Record(batch.Sum(p => p.Requests.Count), shardTag);
+        Pr2Metrics.CommitBatchSize.Record(attempt.MessageIds.Length, shardTag);
         using var timed = new CommitTimer(started, shardTag);
         // One commit serves many calls: its span (and the SQL under it) joins the first call's trace and links the others.
         using var span = Pr2Metrics.Traces.StartActivity("pr2.commit", System.Diagnostics.ActivityKind.Internal, batch[0].Trace,
             [new("pr2.shard", Shard), new("pr2.batch_size", batch.Count)],
             batch.Count > 1 ? [.. batch.Skip(1).Where(p => p.Trace != default).Select(p => new System.Diagnostics.ActivityLink(p.Trace))] : null);
-        _commitSent = false;
-        _commitDone = false;
         var confirmFirst = System.Diagnostics.Stopwatch.GetElapsedTime(_lastCommitEnded) > ConfirmAfterIdle;
         try
         {
-            await CommitOnConnectionAsync(batch, confirmFirst);
+            await CommitOnConnectionAsync(attempt, confirmFirst);
         }
         finally
         {
@@ -465,21 +805,26 @@ public sealed class JournalWriter : IAsyncDisposable
         }
     }
 
-    private async Task CommitOnConnectionAsync(List<PendingWrite> batch, bool confirmFirst)
+    private async Task CommitOnConnectionAsync(CommitAttempt attempt, bool confirmFirst)
     {
         await using var connection = await _source.OpenConnectionAsync();
-        var outcome = PlanFromMemory(batch) is { } quick && await TryCommitFromMemoryAsync(connection, quick.Plan, quick.Assumed, confirmFirst)
+        var outcome = PlanFromMemory(attempt.Batch, null) is { } quick
+            && await TryCommitFromMemoryAsync(connection, attempt, (_versionsAt, _clockAt, _originAt), quick.Plan, quick.Assumed, confirmFirst)
             ? (quick.Plan, null)
-            : await CommitCheckedAsync(connection, batch);
+            : await CommitCheckedAsync(connection, attempt);
         if (outcome is not { } committed)
         {
             return; // fenced
         }
 
-        _commitDone = true;
+        attempt.Done = true;
+        await AcknowledgeAsync(attempt, committed.Plan, committed.Projected);
+    }
 
-        var (plan, projected) = committed;
-
+    // After a commit: the ack policy's gate, what the writer remembers, the agents woken, and the appends answered.
+    private async Task AcknowledgeAsync(CommitAttempt attempt, CommitPlan plan, Dictionary<string, RecordState>? projected)
+    {
+        var batch = attempt.Batch;
         if (_beforeAck is not null)
         {
             try
@@ -492,7 +837,7 @@ public sealed class JournalWriter : IAsyncDisposable
                 // up on their answer (its database broke meanwhile) knows a retry elsewhere may find them written.
                 lock (_sending)
                 {
-                    RememberFailedAfterCommit(batch);
+                    RememberFailedAfterCommit(attempt);
                 }
 
                 batch.ForEach(p => p.Fail(refused));
@@ -534,7 +879,9 @@ public sealed class JournalWriter : IAsyncDisposable
     // taken to be where its grain says (the version proposed - 1); those go into Assumed, checked in the commit. An
     // atomic batch needs each actor's status too: remembered, or a first insert taken to find no record (version 0,
     // checked the same way); a batch with any other actor takes the checked way.
-    private (CommitPlan Plan, Dictionary<string, long> Assumed)? PlanFromMemory(List<PendingWrite> batch)
+    // With after, the plan of a commit still in flight, the batch is planned on top of it: its head, versions and statuses
+    // first, then what the writer remembers.
+    private (CommitPlan Plan, Dictionary<string, long> Assumed)? PlanFromMemory(List<PendingWrite> batch, CommitPlan? after)
     {
         if (_projectRecords)
         {
@@ -555,7 +902,7 @@ public sealed class JournalWriter : IAsyncDisposable
                 var actorId = message.Receiver.ActorId;
                 if (!latest.ContainsKey(actorId))
                 {
-                    if (_versions.TryGetValue(actorId, out var version))
+                    if (after is not null && after.LatestVersions.TryGetValue(actorId, out var version) || _versions.TryGetValue(actorId, out version))
                     {
                         latest[actorId] = version;
                     }
@@ -573,7 +920,7 @@ public sealed class JournalWriter : IAsyncDisposable
                         return null;
                     }
 
-                    if (_statuses.TryGetValue(actorId, out var status))
+                    if (after is not null && after.Statuses.TryGetValue(actorId, out var status) || _statuses.TryGetValue(actorId, out status))
                     {
                         statuses[actorId] = status;
                     }
@@ -586,7 +933,8 @@ public sealed class JournalWriter : IAsyncDisposable
             }
         }
 
-        var plan = new CommitPlan(Shard, _replicaId, _versionsAt, _clockAt, _originAt, [], latest, statuses, CommitPlan.WallClock(TimeProvider.System));
+        var (position, clock, origin) = after is null ? (_versionsAt, _clockAt, _originAt) : (after.Position, after.Clock, after.OriginPosition);
+        var plan = new CommitPlan(Shard, _replicaId, position, clock, origin, [], latest, statuses, CommitPlan.WallClock(TimeProvider.System));
         foreach (var pending in batch)
         {
             plan.Add(pending);
@@ -598,43 +946,24 @@ public sealed class JournalWriter : IAsyncDisposable
     // One round trip: the head moved on from where this writer left it, the assumed versions checked, and the entries
     // inserted, as one implicit transaction (two round trips, COMMIT apart, when confirmFirst). False (nothing written)
     // when the head is no longer there, an actor is not where it was assumed, or a MessageId is taken.
-    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitPlan plan, Dictionary<string, long> assumed, bool confirmFirst)
+    private async Task<bool> TryCommitFromMemoryAsync(NpgsqlConnection connection, CommitAttempt attempt, (long, long, long) from, CommitPlan plan,
+        Dictionary<string, long> assumed, bool confirmFirst)
     {
         await using var transaction = confirmFirst ? await connection.BeginTransactionAsync() : null;
-        await using var write = new NpgsqlBatch(connection, transaction)
-        {
-            BatchCommands =
-            {
-                new("select pr2_move_writer_head($1, $2, $3, $4, $5, $6, $7)")
-                {
-                    Parameters =
-                    {
-                        new() { Value = Epoch }, new() { Value = _versionsAt }, new() { Value = _clockAt }, new() { Value = _originAt },
-                        new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = plan.OriginPosition },
-                    },
-                },
-            },
-        };
+        await using var write = new NpgsqlBatch(connection, transaction) { BatchCommands = { MoveHeadCommand(from, plan) } };
         if (assumed.Count > 0)
         {
-            write.BatchCommands.Add(new("select pr2_expect_latest_versions($1, $2)")
-            {
-                Parameters =
-                {
-                    JournalStore.Array(assumed.Keys.ToArray(), NpgsqlDbType.Text),
-                    JournalStore.Array(assumed.Values.ToArray(), NpgsqlDbType.Bigint),
-                },
-            });
+            write.BatchCommands.Add(ExpectVersionsCommand(assumed));
         }
 
         write.BatchCommands.Add(InsertCommand(plan));
         try
         {
-            _commitSent = transaction is null;
+            attempt.Sent = transaction is null;
             await write.ExecuteNonQueryAsync();
             if (transaction is not null)
             {
-                _commitSent = true;
+                attempt.Sent = true;
                 await transaction.CommitAsync();
             }
 
@@ -642,14 +971,38 @@ public sealed class JournalWriter : IAsyncDisposable
         }
         catch (PostgresException e) when (e.SqlState is HeadMoved or NotAtAssumedVersion or PostgresErrorCodes.UniqueViolation)
         {
-            _commitSent = false; // the implicit transaction failed whole
+            attempt.Sent = false; // the implicit transaction failed whole
             return false;
         }
     }
 
+    // The head moved from where the writer (or the commit ahead) left it to where the plan leaves it; refused (PR2HM)
+    // unless it is still there, under its row lock.
+    private NpgsqlBatchCommand MoveHeadCommand((long Position, long Clock, long OriginPosition) from, CommitPlan plan) =>
+        new("select pr2_move_writer_head($1, $2, $3, $4, $5, $6, $7)")
+        {
+            Parameters =
+            {
+                new() { Value = Epoch }, new() { Value = from.Position }, new() { Value = from.Clock }, new() { Value = from.OriginPosition },
+                new() { Value = plan.Position }, new() { Value = plan.Clock }, new() { Value = plan.OriginPosition },
+            },
+        };
+
+    // The versions a plan assumed for actors the writer had not written; refused (PR2SV) unless each is the latest.
+    private static NpgsqlBatchCommand ExpectVersionsCommand(Dictionary<string, long> assumed) =>
+        new("select pr2_expect_latest_versions($1, $2)")
+        {
+            Parameters =
+            {
+                JournalStore.Array(assumed.Keys.ToArray(), NpgsqlDbType.Text),
+                JournalStore.Array(assumed.Values.ToArray(), NpgsqlDbType.Bigint),
+            },
+        };
+
     // The checked way: lock the head, look up MessageIds and versions, insert. Null when this writer was fenced.
-    private async Task<(CommitPlan Plan, Dictionary<string, RecordState>? Projected)?> CommitCheckedAsync(NpgsqlConnection connection, List<PendingWrite> batch)
+    private async Task<(CommitPlan Plan, Dictionary<string, RecordState>? Projected)?> CommitCheckedAsync(NpgsqlConnection connection, CommitAttempt attempt)
     {
+        var batch = attempt.Batch;
         await using var transaction = await connection.BeginTransactionAsync();
         var (epoch, replica, head, known, latestVersions, statuses, records) = await LockHeadAndCheckAsync(connection, transaction, batch);
         if (epoch != Epoch || replica != _replicaId)
@@ -674,7 +1027,7 @@ public sealed class JournalWriter : IAsyncDisposable
             await InsertAndAdvanceAsync(connection, transaction, plan, head.Position, projected);
         }
 
-        _commitSent = true;
+        attempt.Sent = true;
         await transaction.CommitAsync();
         return (plan, projected);
     }

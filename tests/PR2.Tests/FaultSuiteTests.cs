@@ -885,6 +885,8 @@ public sealed class FaultSuiteTests(TwoPostgresServers servers, PostgresFixture 
         replicas[2] = [.. replicas[2], added.Database(2)];
 
         settings["Pr2:Topology:Shards:3:AckPolicy"] = "Quorum";
+        // Shards 1 and 2 (ack policy Primary) overlap their commits under every fault; shard 3 (Quorum) commits serially.
+        settings["Pr2:Write:OverlapCommits"] = "true";
         settings["Pr2:Silo:Membership"] = membershipServer.Server.ConnectionString($"fault_membership_{Guid.NewGuid():N}"[..30]);
         settings[KeptLedger.ConnectionKey] = settings["Pr2:Silo:Membership"];
         return (settings, replicas);

@@ -24,6 +24,8 @@ public sealed class SharedClusterFixture : IAsyncLifetime
         {
             Topology = _postgres.CreateTopology("shared", 0, 1, 2, 3);
             Topology.Settings["Pr2:Write:MaxBodyBytes"] = "4096";
+            // Off by default; the shared cluster's tests run the write path with it on (the other clusters, off).
+            Topology.Settings["Pr2:Write:OverlapCommits"] = "true";
             Cluster = await TestClusters.StartAsync(Topology.Settings);
             Client = new Pr2Client(Cluster.Client);
         }
