@@ -11,6 +11,7 @@ internal sealed record BenchSettings(
     TimeSpan OpenLoopDuration,
     TimeSpan Soak,
     bool SoakInserts,
+    bool OverlapAb,
     IReadOnlyList<string> Paths,
     string OutputPath,
     int Repeats,
@@ -29,6 +30,9 @@ internal sealed record BenchSettings(
           --rate <n>           offered load for the open-loop latency run (default 5000/s)
           --soak <seconds>     also run the open-loop load this long and report silo memory growth
           --soak-inserts       the soak inserts a new actor with every message instead of modifying 1,000
+          --overlap-ab         a second silo, on databases of its own, with Pr2:Write:OverlapCommits on (the first one
+                               with it off) runs the pr2 and pr2-batch rows after the first: rows pr2-overlap and
+                               pr2-batch-overlap, and the summary gives their ratios to the rows without
           --paths raw,marten,pr2,anti-entropy,delivery,move,backup,rebuild  which paths to run (default all; --short leaves out
                                delivery, the journal stream against the polling feed); pr2-batch runs only PR2's batch
                                rows; move runs the open-loop load on a two-replica shard with and without moves of its
@@ -57,6 +61,7 @@ internal sealed record BenchSettings(
             TimeSpan.FromSeconds(isShort ? 3 : 30),
             TimeSpan.Zero,
             false,
+            false,
             isShort ? ["raw", "marten", "pr2", "anti-entropy", "move", "backup", "rebuild"] : ["raw", "marten", "pr2", "anti-entropy", "delivery", "move", "backup", "rebuild"],
             Path.Combine("bench", "results", "latest.json"),
             isShort ? 1 : 3,
@@ -74,6 +79,7 @@ internal sealed record BenchSettings(
                 "--rate" => settings with { OfferedRate = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--soak" => settings with { Soak = TimeSpan.FromSeconds(double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture)) },
                 "--soak-inserts" => settings with { SoakInserts = true },
+                "--overlap-ab" => settings with { OverlapAb = true },
                 "--paths" => settings with { Paths = Next().Split(',') },
                 "--postgres" => settings with { PostgresConnectionString = Next() },
                 "--out" => settings with { OutputPath = Next() },

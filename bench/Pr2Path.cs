@@ -13,7 +13,8 @@ namespace PR2.Bench;
 /// call awaited for its acknowledgement, and the same with every message inserting a new actor (pr2-insert); then an open-loop run at a fixed offered rate for ack latency
 /// and projection lag (ack until the records agent's mark covers the entry).
 /// </summary>
-internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlDataSource> shards) : IAsyncDisposable
+/// <paramref name="suffix"/> names its rows apart when a second silo runs the same rows with another setting (--overlap-ab).
+internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlDataSource> shards, string suffix = "") : IAsyncDisposable
 {
     private IHost? _client;
 
@@ -38,7 +39,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
             foreach (var writers in writerCounts)
             {
                 var run = Guid.NewGuid().ToString("N")[..6];
-                await runner.MeasureAsync("pr2", shardCount, writers, 1, async (w, n) =>
+                await runner.MeasureAsync("pr2" + suffix, shardCount, writers, 1, async (w, n) =>
                     await Client.SendAsync(1 + (w % shardCount), $"bench/{run}-{w}", n == 0 ? MessageKind.Insert : MessageKind.Modify, Payload.Json(w, n)));
             }
         }
@@ -81,7 +82,7 @@ internal sealed class Pr2Path(SiloProcess silo, IReadOnlyDictionary<int, NpgsqlD
         foreach (var batchers in batcherCounts)
         {
             var run = Guid.NewGuid().ToString("N")[..6];
-            await runner.MeasureAsync("pr2-batch", 1, batchers, size, async (w, n) =>
+            await runner.MeasureAsync("pr2-batch" + suffix, 1, batchers, size, async (w, n) =>
             {
                 var messages = new Message[size];
                 for (var i = 0; i < size; i++)

@@ -47,14 +47,25 @@ foreach (var name in new[] { "bench_raw", "bench_marten" })
 Console.WriteLine($"PR2 benchmark ({(settings.Short ? "short" : "full")}): writers {string.Join(", ", settings.Writers)}, {settings.Duration.TotalSeconds:0} s per row, " +
     $"{Environment.ProcessorCount} cores, socket completions {(inlineCompletions ? "inline" : "queued")}, PostgreSQL {(server is null ? "given" : $"throwaway on 127.0.0.1:{server.Port}")}");
 // The backup rows add a third replica to shard 4 at runtime (pr2 replicas add): its connection string, under a key.
+var siloSettings = new Dictionary<string, string> { ["Pr2:Projections:RebuildEntriesPerSecond"] = settings.RebuildRate.ToString(CultureInfo.InvariantCulture) };
+if (settings.OverlapAb)
+{
+    siloSettings["Pr2:Write:OverlapCommits"] = "false";
+}
+
 await using var silo = await SiloProcess.StartAsync(pr2Shards.ToDictionary(s => s.Key, s => new[] { s.Value }).Append(new(Pr2Path.MovingShard, movingShard)).ToDictionary(),
-    new Dictionary<string, string> { [BackupRows.AddedReplica] = Pooled($"pr2b_{run}_s4c") },
-    new Dictionary<string, string> { ["Pr2:Projections:RebuildEntriesPerSecond"] = settings.RebuildRate.ToString(CultureInfo.InvariantCulture) });
+    new Dictionary<string, string> { [BackupRows.AddedReplica] = Pooled($"pr2b_{run}_s4c") }, siloSettings);
+// With --overlap-ab, a second silo (a cluster of its own, on databases of its own) with overlapped commits on.
+var overlapShards = new[] { 0, 1, 2, 3 }.ToDictionary(s => s, s => Pooled($"pr2o_{run}_s{s}"));
+await using var overlapSilo = settings.OverlapAb
+    ? await SiloProcess.StartAsync(overlapShards.ToDictionary(s => s.Key, s => new[] { s.Value }), settings: new Dictionary<string, string> { ["Pr2:Write:OverlapCommits"] = "true" })
+    : null;
 var postmaster = server is null ? (int?)null : int.Parse(File.ReadLines(Path.Combine(server.DataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
 // One pool for questions about the server itself (its settings, its WAL counters).
 await using var serverStatistics = NpgsqlDataSource.Create(Database("bench_raw"));
 var meter = new ResourceMeter(silo.Pid, postmaster, serverStatistics);
 var runner = new Runner(settings, meter);
+var overlapMeter = overlapSilo is null ? null : new ResourceMeter(overlapSilo.Pid, postmaster, serverStatistics);
 var serverFacts = await ReadServerFactsAsync(serverStatistics);
 
 var shardSources = pr2Shards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value));
@@ -62,6 +73,12 @@ await using var pr2 = new Pr2Path(silo, shardSources);
 if (new[] { "pr2", "pr2-batch", "delivery", "move", "backup", "rebuild" }.Any(settings.Paths.Contains))
 {
     await pr2.ConnectAsync();
+}
+
+await using var pr2Overlap = overlapSilo is null ? null : new Pr2Path(overlapSilo, overlapShards.ToDictionary(s => s.Key, s => NpgsqlDataSource.Create(s.Value)), "-overlap");
+if (pr2Overlap is not null)
+{
+    await pr2Overlap.ConnectAsync();
 }
 
 // The paths alternate (raw, Marten, PR2, raw, ...), so a slow minute of a shared machine spreads over all of them.
@@ -83,18 +100,41 @@ for (runner.Repeat = 1; runner.Repeat <= settings.Repeats; runner.Repeat++)
         await MartenPaths.RunAsync(runner, Pooled("bench_marten"), settings.Writers, settings.Batchers);
     }
 
+    // With --overlap-ab the two silos' rows take turns going first, so that neither always follows the other's load.
+    var overlapFirst = pr2Overlap is not null && runner.Repeat % 2 == 0;
+    if (overlapFirst)
+    {
+        await RunPr2RowsAsync(pr2Overlap!, overlapMeter!, all: false);
+    }
+
+    await RunPr2RowsAsync(pr2, meter, all: true);
+    if (pr2Overlap is not null && !overlapFirst)
+    {
+        await RunPr2RowsAsync(pr2Overlap, overlapMeter!, all: false);
+    }
+}
+
+// The PR2 rows against one silo: per message and batches (all: also the call floor, open loop and insert rows).
+async Task RunPr2RowsAsync(Pr2Path path, ResourceMeter siloMeter, bool all)
+{
+    runner.Meter = siloMeter;
     if (settings.Paths.Contains("pr2"))
     {
-        await pr2.RunClosedLoopAsync(runner, settings.Writers);
-        await pr2.RunCallFloorAsync(runner, settings.Writers);
-        runner.Add(await pr2.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
-        await pr2.RunInsertRowsAsync(runner, settings.Writers);
+        await path.RunClosedLoopAsync(runner, settings.Writers);
+        if (all)
+        {
+            await path.RunCallFloorAsync(runner, settings.Writers);
+            runner.Add(await path.RunOpenLoopAsync(meter, settings.OfferedRate, settings.OpenLoopDuration));
+            await path.RunInsertRowsAsync(runner, settings.Writers);
+        }
     }
 
     if (settings.Paths.Contains("pr2") || settings.Paths.Contains("pr2-batch"))
     {
-        await pr2.RunBatchRowsAsync(runner, settings.Batchers);
+        await path.RunBatchRowsAsync(runner, settings.Batchers);
     }
+
+    runner.Meter = meter;
 }
 
 runner.Repeat = settings.Repeats;

@@ -32,6 +32,10 @@ internal static class Report
             var batch = Rate("raw-batch");
             var marten = Rate("marten");
             Console.WriteLine($"writers {writers,3}: PR2/raw-batch {Ratio(pr2, batch)}  PR2/Marten {Ratio(pr2, marten)}  PR2(3 shards)/Marten {Ratio(pr2Three, marten)}");
+            if (Rate("pr2-overlap") is { } overlap)
+            {
+                Console.WriteLine($"             overlapped commits: PR2/Marten {Ratio(overlap, marten)}, on/off {Ratio(overlap, pr2)}; 3 shards on/off {Ratio(Rate("pr2-overlap", 3), pr2Three)}");
+            }
         }
 
         // Batch against batch: 100 messages per atomic batch, 100 rows per transaction, 100 events per Marten session.
@@ -40,6 +44,10 @@ internal static class Report
             double? Rate(string path) => Median(rows, path, 1, batchers);
             var pr2Batch = Rate("pr2-batch");
             Console.WriteLine($"batchers {batchers,3}: pr2-batch/raw-batch {Ratio(pr2Batch, Rate("raw-batch"))}  pr2-batch/marten-batch {Ratio(pr2Batch, Rate("marten-batch"))}");
+            if (Rate("pr2-batch-overlap") is { } overlap)
+            {
+                Console.WriteLine($"             overlapped commits: pr2-batch/raw-batch {Ratio(overlap, Rate("raw-batch"))}, on/off {Ratio(overlap, pr2Batch)}");
+            }
         }
     }
 

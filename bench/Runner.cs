@@ -3,6 +3,9 @@ namespace PR2.Bench;
 /// <summary>Measures one row: a closed-loop run with CPU and memory read before and after.</summary>
 internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
 {
+    // What the rows measure CPU and memory with: the silo they run against (--overlap-ab has two).
+    public ResourceMeter Meter { get; set; } = meter;
+
     public List<ResultRow> Rows { get; } = [];
 
     /// <summary>Which repeat of the run this is (1: the first); every row measured is tagged with it.</summary>
@@ -24,16 +27,16 @@ internal sealed class Runner(BenchSettings settings, ResourceMeter meter)
     public async Task<ResultRow> MeasureAsync(string path, int shards, int writers, int messagesPerSend, Func<int, long, Task> send)
     {
         Console.Write($"  {path,-13} shards={shards} writers={writers,-4} ");
-        var before = meter.CpuSeconds();
-        var walBefore = await meter.WalBytesAsync();
-        var peak = meter.SiloMemoryMiB();
+        var before = Meter.CpuSeconds();
+        var walBefore = await Meter.WalBytesAsync();
+        var peak = Meter.SiloMemoryMiB();
         var (sends, elapsed, latencies, errors) = await ClosedLoop.RunAsync(writers, settings.Warmup, settings.Duration, send, count =>
         {
-            peak = Math.Max(peak, meter.SiloMemoryMiB());
+            peak = Math.Max(peak, Meter.SiloMemoryMiB());
             Console.Write('.');
         });
-        var after = meter.CpuSeconds();
-        var walAfter = await meter.WalBytesAsync();
+        var after = Meter.CpuSeconds();
+        var walAfter = await Meter.WalBytesAsync();
         var (_, p50, p95, p99) = latencies.Summarize();
         var messages = sends * messagesPerSend;
         // CPU and WAL include the warm-up and wind-down, so they are divided by all messages sent, measured or not.
