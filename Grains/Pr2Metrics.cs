@@ -26,6 +26,9 @@ public static class Pr2Metrics
 
     public static readonly Histogram<double> CommitDuration = Meter.CreateHistogram<double>("pr2.commit.duration", "s", "Time of one group commit (open to commit), by shard");
 
+    public static readonly Counter<long> OverlappedCommits = Meter.CreateCounter<long>("pr2.commit.overlapped", "{commit}",
+        "Group commits sent behind one in flight (Pr2:Write:OverlapCommits), by shard and outcome: committed, or undone (rolled back and planned again because the one ahead did not commit)");
+
     public static readonly Counter<long> WriterTakeovers = Meter.CreateCounter<long>("pr2.writer.takeovers", "{takeover}", "Journal writers opened (a first open, or a fail-over to another writer or replica), by shard");
 
     public static readonly Counter<long> AntiEntropyCopied = Meter.CreateCounter<long>("pr2.antientropy.copied", "{entry}", "Journal entries anti-entropy copied to a replica that lacked them, by shard");

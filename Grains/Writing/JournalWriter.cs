@@ -565,6 +565,7 @@ public sealed class JournalWriter : IAsyncDisposable
         {
             await finish.ExecuteNonQueryAsync();
             Interlocked.Increment(ref _overlapped);
+            Pr2Metrics.OverlappedCommits.Add(1, new KeyValuePair<string, object?>("shard", Shard), new KeyValuePair<string, object?>("outcome", "committed"));
             return true;
         }
         catch (PostgresException e) when (e.SqlState is HeadMoved || GivesWay(e))
@@ -671,6 +672,7 @@ public sealed class JournalWriter : IAsyncDisposable
         // The one behind rolled back (it was told to): answered after this one, its appends given back after this one's.
         Untrack(behind.Attempt);
         Interlocked.Increment(ref _undone);
+        Pr2Metrics.OverlappedCommits.Add(1, new KeyValuePair<string, object?>("shard", Shard), new KeyValuePair<string, object?>("outcome", "undone"));
         if (behind.Committed.IsFaulted)
         {
             await FailOrSplitAsync(behind.Attempt, behind.Committed.Exception!.InnerException!);
