@@ -28,6 +28,11 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
     private readonly Dictionary<int, Task<int>> _draining = [];
     private readonly HashSet<int> _wanted = [];
 
+    // Per replica, passes in a row that could not read its outbox. Perhaps only this silo cannot reach that server (cut
+    // off from it): after a few the activation goes, so that the next wake-up may place it on a silo that can.
+    private readonly Dictionary<int, int> _unreachable = [];
+    private const int UnreachableBeforeMoving = 3;
+
     private int ShardCode => (int)this.GetPrimaryKeyLong();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -87,7 +92,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
             {
                 var set = shards.Get(ShardCode);
                 await FollowPrimaryAsync(set);
-                total += await DrainReplicaAsync(set.Replicas[replica], replica == set.PrimaryIndex ? TimeSpan.Zero : standbyDelay);
+                total += await DrainReplicaAsync(set.Replicas[replica], replica, replica == set.PrimaryIndex ? TimeSpan.Zero : standbyDelay);
             }
         }
         finally
@@ -111,7 +116,7 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
     }
 
     // One replica's outbox; a replica that cannot be reached is tried again on the next wake-up, the others go on.
-    private async Task<int> DrainReplicaAsync(NpgsqlDataSource source, TimeSpan minimumAge)
+    private async Task<int> DrainReplicaAsync(NpgsqlDataSource source, int replica, TimeSpan minimumAge)
     {
         var total = 0;
         var waiting = new HashSet<int>();
@@ -121,10 +126,16 @@ public sealed class OutboxRelayGrain(ShardRegistry shards, TopologyFollower topo
             {
                 total += settled;
             }
+
+            _unreachable.Remove(replica);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
             Log.RelayFailed(logger, e, ShardCode);
+            if ((_unreachable[replica] = _unreachable.GetValueOrDefault(replica) + 1) >= UnreachableBeforeMoving)
+            {
+                DeactivateOnIdle();
+            }
         }
 
         return total;
